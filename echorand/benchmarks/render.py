@@ -22,9 +22,13 @@ def print_report(report: Report, *, as_json: bool = False, console: Console | No
         print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
         return
     console = console or Console()
-    table = Table(title=report.title, caption=f"{report.machine['cpu']}, {report.machine['cores']} cores")
+    table = Table(
+        title=report.title, caption=f"{report.machine['cpu']}, {report.machine['cores']} cores"
+    )
     for col in ("operation", "time", "per item", "baseline", "baseline time", "ratio", "target"):
-        table.add_column(col, justify="left" if col in ("operation", "baseline", "target") else "right")
+        table.add_column(
+            col, justify="left" if col in ("operation", "baseline", "target") else "right"
+        )
     for row in report.rows:
         ratio = row.ratio
         target = row.target or ""
