@@ -32,7 +32,7 @@ class StakeTable:
     and contiguous (`array('Q')`, `array('q')`, numpy `uint64`/`int64`; negative
     values refused), a bytes-like object of packed native-endian u64
     (`array('Q', ...).tobytes()`), or any iterable of ints (a list). The total
-    must stay below 2**63. 16 bytes per account.
+    must stay below 2**63. 8 bytes per account (the tree alone).
     """
 
     def __init__(self, balances: Buffer | Iterable[SupportsIndex]) -> None: ...
@@ -60,7 +60,7 @@ class StakeTable:
     def extend(self, balances: Buffer | Iterable[SupportsIndex]) -> None:
         """Add accounts (anything the constructor takes); all or nothing."""
     def balance(self, account_id: SupportsIndex) -> int:
-        """The balance of an account (ValueError when unknown)."""
+        """The balance of an account (ValueError when unknown); O(1) on average."""
     @property
     def total(self) -> int:
         """W: the sum of all balances."""

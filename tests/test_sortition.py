@@ -451,13 +451,14 @@ def test_balance_of_an_unknown_account_is_refused() -> None:
         table.balance(-1)
 
 
-def test_a_table_uses_sixteen_bytes_per_account() -> None:
+def test_a_table_uses_eight_bytes_per_account() -> None:
     n = 100_000
+    fixed = StakeTable([]).nbytes
     table = StakeTable(np.ones(n, dtype=np.uint64))
-    assert 16 * n <= table.nbytes <= 16 * n + 256
+    assert table.nbytes == fixed + 8 * n
     assert table.copy().nbytes == table.nbytes
     table.append(1)
-    assert table.nbytes <= 16 * n * 1.125 + 16 * 1024 + 256
+    assert 8 * (n + 1) < table.nbytes - fixed <= 8 * (n + n // 8)
 
 
 def test_repr_and_len() -> None:

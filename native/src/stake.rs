@@ -240,7 +240,7 @@ fn read_changes(mapping: &Bound<'_, PyAny>, len: usize) -> PyResult<Vec<(usize, 
 ///
 /// `StakeTable(balances)` takes a sequence of ints or a buffer of u64 (see
 /// the module docs). Build O(n); update O(log n) per account; a seat O(log n).
-/// 16 bytes per account.
+/// 8 bytes per account: the tree alone (a balance is read back from it).
 #[pyclass(module = "echorand._native", name = "StakeTable")]
 pub struct StakeTable {
     stakes: Stakes,

@@ -1,8 +1,10 @@
 //! The stake table's core: a Fenwick (binary indexed) tree of `u64` balances.
 //!
 //! Node `i` (0-based) holds the sum of `balance[i & (i + 1) ..= i]`. With the
-//! total below 2^63, every node fits a `u64`. 16 bytes per account: the
-//! balance and the tree node. Pure Rust, no Python: the glue is in `stake.rs`.
+//! total below 2^63, every node fits a `u64`. The tree is all we keep: 8 bytes
+//! per account. A balance is its node minus the node's children, which are
+//! one on average (`trailing_ones(i)` of them), so reading it costs O(1) on
+//! average and O(log n) at worst. Pure Rust, no Python: the glue is in `stake.rs`.
 
 use crate::chain::{Link, VrfChain, HASH_SIZE};
 
@@ -43,10 +45,9 @@ impl std::fmt::Display for StakeError {
     }
 }
 
-/// Balances by account id and their Fenwick tree.
+/// The Fenwick tree of the balances by account id, and their total.
 #[derive(Clone, Debug, Default)]
 pub struct Stakes {
-    balances: Vec<u64>,
     tree: Vec<u64>,
     total: u64,
 }
@@ -75,11 +76,11 @@ fn check_sum(start: u64, balances: &[u64]) -> Result<u64, (usize, u128)> {
 }
 
 impl Stakes {
-    /// The table of `balances` (index = account id), built in O(n).
+    /// The table of `balances` (index = account id), built in place in O(n).
     pub fn new(balances: Vec<u64>) -> Result<Self, StakeError> {
         let total = check_sum(0, &balances)
             .map_err(|(account, total)| StakeError::TotalOverflow { account, total })?;
-        let mut tree = balances.clone();
+        let mut tree = balances;
         let n = tree.len();
         for i in 0..n {
             let parent = i | (i + 1);
@@ -88,15 +89,11 @@ impl Stakes {
                 tree[parent] += tree[i];
             }
         }
-        Ok(Self {
-            balances,
-            tree,
-            total,
-        })
+        Ok(Self { tree, total })
     }
 
     pub fn len(&self) -> usize {
-        self.balances.len()
+        self.tree.len()
     }
 
     /// W: the sum of all balances (< 2^63).
@@ -104,14 +101,30 @@ impl Stakes {
         self.total
     }
 
+    /// The sum of the children of node `i`: the nodes covering `[i & (i + 1), i)`.
+    /// Reads only nodes below `i`. Wrapping, so that it stays exact (mod 2^64)
+    /// while an update passes through totals above 2^64.
+    #[inline]
+    fn children_sum(&self, i: usize) -> u64 {
+        let lo = i & (i + 1);
+        let mut sum = 0u64;
+        let mut c = i;
+        while c > lo {
+            let child = c - 1;
+            sum = sum.wrapping_add(self.tree[child]);
+            c = child & (child + 1);
+        }
+        sum
+    }
+
     pub fn balance(&self, account: usize) -> Option<u64> {
-        self.balances.get(account).copied()
+        let node = *self.tree.get(account)?;
+        Some(node.wrapping_sub(self.children_sum(account)))
     }
 
     /// Bytes of heap and struct this table holds.
     pub fn nbytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + (self.balances.capacity() + self.tree.capacity()) * std::mem::size_of::<u64>()
+        std::mem::size_of::<Self>() + self.tree.capacity() * std::mem::size_of::<u64>()
     }
 
     /// A copy with no spare capacity.
@@ -148,22 +161,11 @@ impl Stakes {
                 account: self.len() + i,
                 total,
             })?;
-        reserve_gently(&mut self.balances, balances.len());
         reserve_gently(&mut self.tree, balances.len());
         for &b in balances {
-            // Node i covers [lo, i]: its own balance plus its children, the
-            // nodes that cover [lo, i - 1], which all exist already.
-            let i = self.tree.len();
-            let lo = i & (i + 1);
-            let mut node = b;
-            let mut c = i;
-            while c > lo {
-                let child = c - 1;
-                node += self.tree[child];
-                c = child & (child + 1);
-            }
+            // Node i is its own balance plus its children, which exist already.
+            let node = b + self.children_sum(self.tree.len());
             self.tree.push(node);
-            self.balances.push(b);
         }
         self.total = total;
         Ok(())
@@ -180,10 +182,9 @@ impl Stakes {
         let mut total = u128::from(self.total);
         let mut undo = Vec::with_capacity(changes.len());
         for &(account, value) in changes {
-            let Some(slot) = self.balances.get_mut(account) else {
+            let Some(old) = self.balance(account) else {
                 continue; // checked above
             };
-            let old = std::mem::replace(slot, value);
             undo.push((account, old));
             total = total - u128::from(old) + u128::from(value);
             self.tree_add(account, value.wrapping_sub(old));
@@ -192,8 +193,7 @@ impl Stakes {
             // Wrapping arithmetic is a group: undoing every step in reverse
             // restores each node exactly, whatever it went through meanwhile.
             for &(account, old) in undo.iter().rev() {
-                if let Some(slot) = self.balances.get_mut(account) {
-                    let now = std::mem::replace(slot, old);
+                if let Some(now) = self.balance(account) {
                     self.tree_add(account, old.wrapping_sub(now));
                 }
             }
@@ -207,6 +207,7 @@ impl Stakes {
     /// The smallest account `j` with `balance[0] + ... + balance[j] > x`, for `x < W`,
     /// by descending the tree in O(log n).
     #[inline]
+    #[cfg(test)]
     pub fn seat_of(&self, x: u64) -> usize {
         let n = self.tree.len();
         if n == 0 {
@@ -230,6 +231,43 @@ impl Stakes {
         pos
     }
 
+    /// Replaces each `x < W` in `xs` by its seat, `seat_of(x)`.
+    ///
+    /// The descents run in lockstep, `LANES` at a time, level by level: the
+    /// loads of one level are independent, so their cache misses overlap
+    /// instead of queueing one descent behind the other.
+    pub fn seats_of(&self, xs: &mut [u64]) {
+        const LANES: usize = 16;
+        let n = self.tree.len();
+        if n == 0 {
+            xs.fill(0);
+            return;
+        }
+        let top = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        for chunk in xs.chunks_mut(LANES) {
+            let mut pos = [0usize; LANES];
+            let mut rem = [0u64; LANES];
+            rem[..chunk.len()].copy_from_slice(chunk);
+            let mut step = top;
+            while step > 0 {
+                for (p, r) in pos.iter_mut().zip(rem.iter_mut()).take(chunk.len()) {
+                    let next = *p + step;
+                    if next <= n {
+                        let node = self.tree[next - 1];
+                        if node <= *r {
+                            *p = next;
+                            *r -= node;
+                        }
+                    }
+                }
+                step >>= 1;
+            }
+            for (x, p) in chunk.iter_mut().zip(pos) {
+                *x = p as u64;
+            }
+        }
+    }
+
     /// The seats `0 .. out.len()` of step `step` of round `round` (PROTOCOL §3).
     pub fn committee_into(
         &self,
@@ -242,9 +280,10 @@ impl Stakes {
         if w == 0 {
             return Err(StakeError::ZeroTotal);
         }
-        for (seat, link) in out.iter_mut().zip(VrfChain::new(seed, round, step)) {
-            *seat = self.seat_of(reduce(&link, w)) as u64;
+        for (x, link) in out.iter_mut().zip(VrfChain::new(seed, round, step)) {
+            *x = reduce(&link, w);
         }
+        self.seats_of(out);
         Ok(())
     }
 }
@@ -302,10 +341,13 @@ mod tests {
     fn check_tree(t: &Stakes, balances: &[u64]) {
         let mut sum = 0;
         assert_eq!(t.prefix_sum(0), 0);
+        assert_eq!(t.len(), balances.len());
         for (k, &b) in balances.iter().enumerate() {
             sum += b;
             assert_eq!(t.prefix_sum(k + 1), sum, "prefix {k}");
+            assert_eq!(t.balance(k), Some(b), "balance {k}");
         }
+        assert_eq!(t.balance(balances.len()), None);
         assert_eq!(t.total(), sum);
     }
 
@@ -340,8 +382,12 @@ mod tests {
     fn seats_match_a_linear_scan() {
         let balances = random_balances(777, 5);
         let t = Stakes::new(balances.clone()).unwrap();
-        for x in (0..t.total()).step_by(7) {
+        let xs: Vec<u64> = (0..t.total()).step_by(7).collect();
+        let mut seats = xs.clone();
+        t.seats_of(&mut seats);
+        for (&x, &seat) in xs.iter().zip(&seats) {
             assert_eq!(t.seat_of(x), model_seat(&balances, x), "x = {x}");
+            assert_eq!(seat as usize, model_seat(&balances, x), "x = {x}");
         }
     }
 
@@ -372,7 +418,7 @@ mod tests {
             Err(StakeError::UnknownAccount { account: 3, len: 3 })
         );
         check_tree(&t, &[half, 5, half - 6]);
-        assert_eq!(t.balance(1), before.balance(1));
+        check_tree(&before, &[half, 5, half - 6]);
         assert!(t.extend(&[1]).is_err());
         assert_eq!(t.len(), 3);
         t.update(&[(0, 0), (1, half + 5)]).unwrap();
