@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod chain;
 mod codec;
 mod ed25519;
+mod leader;
 mod stake;
 
 #[pymodule]
@@ -17,5 +18,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stake::register(m)?;
     ed25519::register(m)?;
     codec::register(m)?;
+    leader::register(m)?;
     Ok(())
 }

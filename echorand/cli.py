@@ -1,0 +1,98 @@
+"""The `echorand` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from echorand import __version__
+
+BenchOptions = Callable[[argparse.ArgumentParser], None]
+
+
+def _verify_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 1024], help="batch sizes")
+
+
+def _sortition_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accounts", type=int, default=1_000_000, help="accounts in the ledger")
+    p.add_argument("--seats", type=int, default=1000, help="committee seats to draw")
+    p.add_argument("--updates", type=int, default=10_000, help="balance updates to apply")
+
+
+def _chain_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", type=int, default=100_000, help="hashes in the chain")
+
+
+def _codec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transactions", type=int, default=10_000, help="transactions in the block")
+    p.add_argument("--votes", type=int, default=10_000, help="bba_signature votes")
+
+
+BENCHES: dict[str, tuple[str, BenchOptions]] = {
+    "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
+    "sortition": ("the stake table: build, committee, updates", _sortition_options),
+    "chain": ("the VRF(r, s) SHA-256 hash chain against a hashlib loop", _chain_options),
+    "codec": ("decoding and encoding blocks and votes", _codec_options),
+}
+
+BENCH_OPTION_NAMES = {
+    "verify": {"batch": "batch_sizes"},
+}
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="measure the native hot path against baselines")
+    names = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for name, (help_text, add_options) in BENCHES.items():
+        p = names.add_parser(name, help=help_text, description=help_text)
+        add_options(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from echorand.benchmarks.render import print_report
+
+    module = importlib.import_module(f"echorand.benchmarks.{args.bench}")
+    skip = {"command", "bench", "json", "func"}
+    rename = BENCH_OPTION_NAMES.get(args.bench, {})
+    options = {rename.get(k, k): v for k, v in vars(args).items() if k not in skip}
+    report = module.run(**options)
+    print_report(report, as_json=args.json)
+    return 0
+
+
+def _add_sim(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("sim", help="deterministic simulations of the protocol")
+    kinds = sim.add_subparsers(dest="sim", required=True, metavar="SIM")
+    from echorand.sim.command import add_consensus_arguments, run_consensus
+
+    p = kinds.add_parser(
+        "consensus",
+        help="N nodes running the real consensus core under a simulated clock and network",
+    )
+    add_consensus_arguments(p)
+    p.set_defaults(func=run_consensus)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="echorand", description="A node for the EchoRand consensus protocol."
+    )
+    parser.add_argument("--version", action="version", version=f"echorand {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_bench(sub)
+    _add_sim(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
