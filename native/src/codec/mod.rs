@@ -1,0 +1,339 @@
+//! The wire codec (docs/protocol.md §6): every message, transaction, block and
+//! certificate as an immutable Python value, with one canonical encoding and a
+//! strict decoder whose errors name the field.
+//!
+//! Decoding runs in two phases: the bytes are parsed into plain Rust values
+//! (with the GIL released for large inputs), then the Python objects are made.
+//! The transactions of a block or batch stay in one buffer; their Python
+//! objects are made on first access.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+/// The methods every message class shares, around the class's own `$body`.
+macro_rules! message_methods {
+    ($ty:ident; $($body:tt)*) => {
+        #[pymethods]
+        impl $ty {
+            $($body)*
+
+            /// Decodes one message of this type (type byte included).
+            #[classmethod]
+            fn from_bytes<'py>(
+                cls: &Bound<'py, pyo3::types::PyType>,
+                data: &Bound<'py, PyAny>,
+            ) -> PyResult<Py<PyAny>> {
+                $crate::codec::decode_expecting(cls.py(), data, <$ty as $crate::codec::Wire>::CODE)
+            }
+
+            /// The message on the wire: its type byte and body (as `encode(msg)`).
+            fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+                PyBytes::new(py, &$crate::codec::Wire::to_bytes(self))
+            }
+
+            fn __reduce__<'py>(
+                slf: &Bound<'py, Self>,
+            ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+                let from_bytes = slf.get_type().getattr("from_bytes")?;
+                let data = $crate::codec::Wire::to_bytes(slf.get());
+                Ok((from_bytes, (PyBytes::new(slf.py(), &data),)))
+            }
+
+            fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+                slf
+            }
+
+            fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+                slf
+            }
+        }
+    };
+}
+
+mod args;
+mod block;
+mod cert;
+mod consensus;
+mod network;
+mod tx;
+pub mod wire;
+
+pub use block::Block;
+pub use cert::Certificate;
+pub use consensus::{BbaSignature, GcBlock, GcProposal, GcSignature};
+pub use network::{Hello, SyncRequest, SyncResponse, TxBatch};
+pub use tx::Transaction;
+
+use wire::{code, DecodeErr, DecodeResult, Reader, MAX_FRAME};
+
+pyo3::create_exception!(
+    echorand.messages,
+    DecodeError,
+    PyValueError,
+    "Input that is not the one canonical encoding of a message; the text names the field."
+);
+
+/// Inputs at least this large are parsed with the GIL released.
+const DETACH_BYTES: usize = 1 << 16;
+
+/// A message type: its code and its encoding (type byte included).
+pub trait Wire {
+    const CODE: u8;
+    fn write(&self, out: &mut Vec<u8>);
+    fn encoded_len(&self) -> usize;
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write(&mut out);
+        out
+    }
+}
+
+/// A message parsed into Rust values, before its Python objects are made.
+pub enum Parsed {
+    GcBlock(consensus::GcBlockParts),
+    GcSignature(GcSignature),
+    GcProposal(GcProposal),
+    BbaSignature(BbaSignature),
+    TxBatch(TxBatch),
+    Hello(Hello),
+    SyncRequest(SyncRequest),
+    SyncResponse(network::SyncResponseParts),
+}
+
+impl Parsed {
+    fn code(&self) -> u8 {
+        match self {
+            Parsed::GcBlock(_) => code::GC_BLOCK,
+            Parsed::GcSignature(_) => code::GC_SIGNATURE,
+            Parsed::GcProposal(_) => code::GC_PROPOSAL,
+            Parsed::BbaSignature(_) => code::BBA_SIGNATURE,
+            Parsed::TxBatch(_) => code::TX_BATCH,
+            Parsed::Hello(_) => code::HELLO,
+            Parsed::SyncRequest(_) => code::SYNC_REQUEST,
+            Parsed::SyncResponse(_) => code::SYNC_RESPONSE,
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Parsed::GcBlock(parts) => Py::new(py, parts.into_message(py)?)?.into_any(),
+            Parsed::GcSignature(m) => Py::new(py, m)?.into_any(),
+            Parsed::GcProposal(m) => Py::new(py, m)?.into_any(),
+            Parsed::BbaSignature(m) => Py::new(py, m)?.into_any(),
+            Parsed::TxBatch(m) => Py::new(py, m)?.into_any(),
+            Parsed::Hello(m) => Py::new(py, m)?.into_any(),
+            Parsed::SyncRequest(m) => Py::new(py, m)?.into_any(),
+            Parsed::SyncResponse(parts) => Py::new(py, parts.into_message(py)?)?.into_any(),
+        })
+    }
+}
+
+/// Parses one message (type byte and body) that must fill `data` exactly.
+pub fn parse_message(data: &[u8]) -> DecodeResult<Parsed> {
+    if data.len() > MAX_FRAME {
+        return Err(DecodeErr::new(format!(
+            "frame: {} bytes over limit {MAX_FRAME}",
+            data.len()
+        )));
+    }
+    let mut r = Reader::new(data);
+    let parsed = match r.u8("type")? {
+        code::GC_BLOCK => Parsed::GcBlock(consensus::GcBlockParts::parse(&mut r)?),
+        code::GC_SIGNATURE => Parsed::GcSignature(GcSignature::parse(&mut r)?),
+        code::GC_PROPOSAL => Parsed::GcProposal(GcProposal::parse(&mut r)?),
+        code::BBA_SIGNATURE => Parsed::BbaSignature(BbaSignature::parse(&mut r)?),
+        code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(&mut r)?),
+        code::HELLO => Parsed::Hello(Hello::parse(&mut r)?),
+        code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(&mut r)?),
+        code::SYNC_RESPONSE => Parsed::SyncResponse(network::SyncResponseParts::parse(&mut r)?),
+        other => {
+            return Err(DecodeErr::new(format!(
+                "type: unknown message type 0x{other:02x}"
+            )));
+        }
+    };
+    r.finish()?;
+    Ok(parsed)
+}
+
+fn decode_error(err: &DecodeErr) -> PyErr {
+    DecodeError::new_err(err.text())
+}
+
+fn parse_detached(py: Python<'_>, data: &[u8]) -> DecodeResult<Parsed> {
+    if data.len() >= DETACH_BYTES {
+        py.detach(|| parse_message(data))
+    } else {
+        parse_message(data)
+    }
+}
+
+/// `decode` for one class's `from_bytes`: the type byte must be `expected`.
+pub fn decode_expecting(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    expected: u8,
+) -> PyResult<Py<PyAny>> {
+    let data = args::bytes_like(data, "data")?;
+    match data.first() {
+        Some(&t) if t != expected => {
+            return Err(DecodeError::new_err(format!(
+                "type: expected message type 0x{expected:02x}, got 0x{t:02x}"
+            )))
+        }
+        _ => {}
+    }
+    let parsed = parse_detached(py, &data).map_err(|e| decode_error(&e))?;
+    debug_assert_eq!(parsed.code(), expected);
+    parsed.into_py(py)
+}
+
+/// The encoding of any message object (type byte included).
+fn message_bytes(msg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    macro_rules! try_types {
+        ($($ty:ty),*) => {
+            $(if let Ok(m) = msg.cast::<$ty>() {
+                return Ok(m.get().to_bytes());
+            })*
+        };
+    }
+    try_types!(
+        BbaSignature,
+        GcProposal,
+        GcSignature,
+        GcBlock,
+        TxBatch,
+        Hello,
+        SyncRequest,
+        SyncResponse
+    );
+    let name = msg
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(PyTypeError::new_err(format!(
+        "encode: not a message: {name}"
+    )))
+}
+
+/// The message on the wire: its type byte and body.
+#[pyfunction]
+fn encode<'py>(py: Python<'py>, msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &message_bytes(msg)?))
+}
+
+/// `[encode(m) for m in messages]` in one call.
+#[pyfunction]
+fn encode_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for msg in messages.try_iter()? {
+        out.append(PyBytes::new(py, &message_bytes(&msg?)?))?;
+    }
+    Ok(out)
+}
+
+/// Decodes one message (any bytes-like object; `bytes` is read in place).
+#[pyfunction]
+fn decode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let data = args::bytes_like(data, "data")?;
+    let parsed = parse_detached(py, &data).map_err(|e| decode_error(&e))?;
+    parsed.into_py(py)
+}
+
+/// Decodes many frames in one call: each item is the message or the `DecodeError` for it.
+#[pyfunction]
+fn decode_many<'py>(py: Python<'py>, frames: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    let objects = frames.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+    let inputs = objects
+        .iter()
+        .enumerate()
+        .map(|(i, obj)| args::bytes_like(obj, &format!("frames[{i}]")))
+        .collect::<PyResult<Vec<Cow<'_, [u8]>>>>()?;
+    let total: usize = inputs.iter().map(|d| d.len()).sum();
+    let parse_all = || inputs.iter().map(|d| parse_message(d)).collect::<Vec<_>>();
+    let parsed = if total >= DETACH_BYTES {
+        py.detach(parse_all)
+    } else {
+        parse_all()
+    };
+    let out = PyList::empty(py);
+    for result in parsed {
+        match result {
+            Ok(p) => out.append(p.into_py(py)?)?,
+            Err(e) => out.append(decode_error(&e).into_value(py))?,
+        }
+    }
+    Ok(out)
+}
+
+fn frame_length(header: [u8; 4], max_frame: usize) -> PyResult<usize> {
+    let n = u32::from_be_bytes(header) as usize;
+    if n == 0 {
+        return Err(DecodeError::new_err("frame.length: 0"));
+    }
+    if n > max_frame {
+        return Err(DecodeError::new_err(format!(
+            "frame.length: {n} over limit {max_frame}"
+        )));
+    }
+    Ok(n)
+}
+
+/// Splits a stream of `u32be length || message` frames: the complete frames,
+/// and how many bytes of `buffer` they used (the rest is an incomplete frame).
+#[pyfunction]
+#[pyo3(signature = (buffer, max_frame = MAX_FRAME))]
+fn split_frames<'py>(
+    py: Python<'py>,
+    buffer: &Bound<'py, PyAny>,
+    max_frame: usize,
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    if max_frame == 0 {
+        return Err(PyValueError::new_err("max_frame: must be at least 1"));
+    }
+    // `bytes` is read in place; any other buffer (a bytearray, a memoryview)
+    // is copied once, since it may change while we read it.
+    let data = args::bytes_like(buffer, "buffer")?;
+    let frames = PyList::empty(py);
+    let mut pos = 0;
+    while let Some(header) = data.get(pos..).and_then(|rest| rest.first_chunk::<4>()) {
+        let n = frame_length(*header, max_frame)?;
+        let Some(body) = data.get(pos + 4..pos + 4 + n) else {
+            break;
+        };
+        frames.append(PyBytes::new(py, body))?;
+        pos += 4 + n;
+    }
+    Ok((frames, pos))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("DecodeError", py.get_type::<DecodeError>())?;
+    m.add_class::<Transaction>()?;
+    m.add_class::<Block>()?;
+    m.add_class::<Certificate>()?;
+    m.add_class::<GcBlock>()?;
+    m.add_class::<GcSignature>()?;
+    m.add_class::<GcProposal>()?;
+    m.add_class::<BbaSignature>()?;
+    m.add_class::<TxBatch>()?;
+    m.add_class::<Hello>()?;
+    m.add_class::<SyncRequest>()?;
+    m.add_class::<SyncResponse>()?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_many, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_many, m)?)?;
+    m.add_function(wrap_pyfunction!(split_frames, m)?)?;
+    m.add("MAX_FRAME", MAX_FRAME)?;
+    m.add("MAX_BLOCK_TXS", wire::MAX_BLOCK_TXS)?;
+    m.add("MAX_CERT_VOTES", wire::MAX_CERT_VOTES)?;
+    m.add("MAX_BATCH_TXS", wire::MAX_BATCH_TXS)?;
+    m.add("MAX_SYNC_BLOCKS", wire::MAX_SYNC_BLOCKS)?;
+    Ok(())
+}
