@@ -12,12 +12,13 @@ use std::hash::{Hash, Hasher};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
+use sha2::{Digest, Sha256};
 
 use super::args::{self, hex_repr, opt_hex_repr, opt_int_repr};
 use super::tx::TxList;
 use super::wire::{
-    sha256, signed_payload, tag, DecodeErr, DecodeResult, Put, Reader, HASH_SIZE, MAX_BLOCK_TXS,
-    SIG_SIZE,
+    new_bytes, sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE,
+    MAX_BLOCK_TXS, SIG_SIZE,
 };
 use super::DecodeError;
 
@@ -58,10 +59,10 @@ impl Hash for Block {
 }
 
 fn payload_hash(txs: &TxList) -> [u8; HASH_SIZE] {
-    let mut payload = Vec::with_capacity(4 + txs.raw().len());
-    payload.put_u32(txs.len() as u32);
-    txs.write(&mut payload);
-    sha256(&payload)
+    let mut hasher = Sha256::new();
+    hasher.update((txs.len() as u32).to_be_bytes());
+    hasher.update(txs.raw());
+    hasher.finalize().into()
 }
 
 impl Block {
@@ -120,19 +121,13 @@ impl Block {
         }
     }
 
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub fn write<P: Put>(&self, out: &mut P) {
         out.put(&self.header());
         if let Some(p) = &self.proposed {
             out.put(&p.signature);
             out.put_u32(p.txs.len() as u32);
             p.txs.write(out);
         }
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write(&mut out);
-        out
     }
 
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
@@ -180,8 +175,9 @@ impl Block {
         })
     }
 
-    pub fn decode(data: &[u8]) -> DecodeResult<Self> {
-        let mut r = Reader::new(data);
+    /// Decodes a whole frame holding one block; its transactions stay in the frame.
+    pub fn decode(frame: &Frame) -> DecodeResult<Self> {
+        let mut r = Reader::framed(frame);
         let block = Self::parse(&mut r)?;
         r.finish()?;
         Ok(block)
@@ -296,13 +292,12 @@ impl Block {
 
     /// Decodes one block (proposed or empty).
     #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let data = args::bytes_like(data, "data")?;
-        let py = _cls.py();
-        if data.len() > 1 << 16 {
-            py.detach(|| Self::decode(&data))
+    fn from_bytes(cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let frame = super::frame_of(data, "data")?;
+        if frame.len() >= super::DETACH_BYTES {
+            cls.py().detach(|| Self::decode(&frame))
         } else {
-            Self::decode(&data)
+            Self::decode(&frame)
         }
         .map_err(|e| DecodeError::new_err(e.text()))
     }
@@ -389,8 +384,8 @@ impl Block {
         Ok(PyBytes::new(py, &out))
     }
 
-    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.to_bytes())
+    fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        new_bytes(py, self.encoded_len(), |w| self.write(w))
     }
 
     fn __repr__(&self) -> String {
@@ -401,7 +396,9 @@ impl Block {
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let from_bytes = slf.get_type().getattr("from_bytes")?;
-        Ok((from_bytes, (PyBytes::new(slf.py(), &slf.get().to_bytes()),)))
+        let block = slf.get();
+        let data = new_bytes(slf.py(), block.encoded_len(), |w| block.write(w))?;
+        Ok((from_bytes, (data,)))
     }
 
     fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

@@ -13,8 +13,8 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use super::args::{self, hex_repr};
 use super::wire::{
-    check_empty_for_b1, check_flag, check_value, signed_payload, tag, DecodeErr, DecodeResult, Put,
-    Reader, HASH_SIZE, MAX_CERT_VOTES, SIG_SIZE, VOTE_SIZE,
+    check_empty_for_b1, check_flag, check_value, new_bytes, signed_payload, tag, DecodeErr,
+    DecodeResult, Put, Reader, HASH_SIZE, MAX_CERT_VOTES, SIG_SIZE, VOTE_SIZE,
 };
 use super::DecodeError;
 
@@ -97,7 +97,7 @@ impl Certificate {
         8 + 4 + 1 + HASH_SIZE + 8 + 4 + self.votes.len() * VOTE_SIZE
     }
 
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub fn write<P: Put>(&self, out: &mut P) {
         out.put_u64(self.round);
         out.put_u32(self.step);
         out.put_u8(self.b);
@@ -108,12 +108,6 @@ impl Certificate {
             out.put_u64(v.signer);
             out.put(&v.signature);
         }
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write(&mut out);
-        out
     }
 
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
@@ -292,8 +286,8 @@ impl Certificate {
         )
     }
 
-    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.to_bytes())
+    fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        new_bytes(py, self.encoded_len(), |w| self.write(w))
     }
 
     fn __repr__(&self) -> String {
@@ -316,7 +310,9 @@ impl Certificate {
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let from_bytes = slf.get_type().getattr("from_bytes")?;
-        Ok((from_bytes, (PyBytes::new(slf.py(), &slf.get().to_bytes()),)))
+        let cert = slf.get();
+        let data = new_bytes(slf.py(), cert.encoded_len(), |w| cert.write(w))?;
+        Ok((from_bytes, (data,)))
     }
 
     fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

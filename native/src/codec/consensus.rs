@@ -27,21 +27,19 @@ use super::Wire;
 
 const HEAD_SIZE: usize = 1 + 8 + 4 + 8;
 
-fn put_head(out: &mut Vec<u8>, code: u8, round: u64, step: u32, sender: u64) {
+fn put_head<P: Put>(out: &mut P, code: u8, round: u64, step: u32, sender: u64) {
     out.put_u8(code);
     out.put_u64(round);
     out.put_u32(step);
     out.put_u64(sender);
 }
 
-/// `tag || 0x00 || encoding-without-signature`, for the messages whose signed
-/// body is exactly their encoding before the signature.
-fn sign_prefix(tag: &[u8], encoding: &[u8]) -> Vec<u8> {
-    let body = encoding
-        .get(..encoding.len().saturating_sub(SIG_SIZE))
-        .unwrap_or_default();
-    let mut out = signed_payload(tag, body.len());
-    out.put(body);
+/// `tag || 0x00 || (the encoding before the signature)`: what the sender of
+/// `gc_signature`, `gc_proposal` and `bba_signature` signs.
+fn sign_prefix<W: Wire>(tag: &[u8], msg: &W) -> Vec<u8> {
+    let mut out = signed_payload(tag, msg.encoded_len());
+    msg.write(&mut out);
+    out.truncate(out.len().saturating_sub(SIG_SIZE));
     out
 }
 
@@ -143,7 +141,7 @@ impl Wire for GcBlock {
         HEAD_SIZE + self.block.get().encoded_len() + SIG_SIZE
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         put_head(out, Self::CODE, self.round, self.step, self.sender);
         self.block.get().write(out);
         out.put(&self.signature);
@@ -268,7 +266,7 @@ impl Wire for GcSignature {
         HEAD_SIZE + SIG_SIZE + 2 * HASH_SIZE + SIG_SIZE
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         put_head(out, Self::CODE, self.round, self.step, self.sender);
         out.put(&self.rand);
         out.put(&self.block_hash);
@@ -362,7 +360,7 @@ message_methods! {
 
     /// `"echorand/msg" || 0x00 || (the encoding before the signature)`.
     fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::MSG, &self.to_bytes()))
+        PyBytes::new(py, &sign_prefix(tag::MSG, self))
     }
 
     fn __repr__(&self) -> String {
@@ -420,7 +418,7 @@ impl Wire for GcProposal {
         HEAD_SIZE + HASH_SIZE + 8 + SIG_SIZE
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         put_head(out, Self::CODE, self.round, self.step, self.sender);
         out.put(&self.block_hash);
         out.put_u64(self.leader);
@@ -512,7 +510,7 @@ message_methods! {
 
     /// `"echorand/gc_proposal" || 0x00 || (the encoding before the signature)`.
     fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, &self.to_bytes()))
+        PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, self))
     }
 
     fn __repr__(&self) -> String {
@@ -586,7 +584,7 @@ impl Wire for BbaSignature {
         HEAD_SIZE + 1 + HASH_SIZE + 8 + 2 * SIG_SIZE
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         put_head(out, Self::CODE, self.round, self.step, self.sender);
         out.put_u8(self.b);
         out.put(&self.block_hash);
@@ -702,7 +700,7 @@ message_methods! {
 
     /// `"echorand/bba" || 0x00 || (the encoding before the signature)`.
     fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::BBA, &self.to_bytes()))
+        PyBytes::new(py, &sign_prefix(tag::BBA, self))
     }
 
     /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)`,

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 
 /// The methods every message class shares, around the class's own `$body`.
@@ -30,16 +31,15 @@ macro_rules! message_methods {
             }
 
             /// The message on the wire: its type byte and body (as `encode(msg)`).
-            fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-                PyBytes::new(py, &$crate::codec::Wire::to_bytes(self))
+            fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+                $crate::codec::Wire::py_bytes(self, py)
             }
 
             fn __reduce__<'py>(
                 slf: &Bound<'py, Self>,
             ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
                 let from_bytes = slf.get_type().getattr("from_bytes")?;
-                let data = $crate::codec::Wire::to_bytes(slf.get());
-                Ok((from_bytes, (PyBytes::new(slf.py(), &data),)))
+                Ok((from_bytes, ($crate::codec::Wire::py_bytes(slf.get(), slf.py())?,)))
             }
 
             fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -67,7 +67,7 @@ pub use consensus::{BbaSignature, GcBlock, GcProposal, GcSignature};
 pub use network::{Hello, SyncRequest, SyncResponse, TxBatch};
 pub use tx::Transaction;
 
-use wire::{code, DecodeErr, DecodeResult, Reader, MAX_FRAME};
+use wire::{code, DecodeErr, DecodeResult, Frame, FrameData, Put, Reader, MAX_FRAME};
 
 pyo3::create_exception!(
     echorand.messages,
@@ -77,17 +77,15 @@ pyo3::create_exception!(
 );
 
 /// Inputs at least this large are parsed with the GIL released.
-const DETACH_BYTES: usize = 1 << 16;
+pub(crate) const DETACH_BYTES: usize = 1 << 16;
 
 /// A message type: its code and its encoding (type byte included).
 pub trait Wire {
     const CODE: u8;
-    fn write(&self, out: &mut Vec<u8>);
+    fn write<P: Put>(&self, out: &mut P);
     fn encoded_len(&self) -> usize;
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write(&mut out);
-        out
+    fn py_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        wire::new_bytes(py, self.encoded_len(), |w| self.write(w))
     }
 }
 
@@ -131,24 +129,24 @@ impl Parsed {
     }
 }
 
-/// Parses one message (type byte and body) that must fill `data` exactly.
-pub fn parse_message(data: &[u8]) -> DecodeResult<Parsed> {
-    if data.len() > MAX_FRAME {
+/// Parses one message (type byte and body) that must fill the reader's input exactly.
+pub fn parse_message(mut r: Reader<'_>) -> DecodeResult<Parsed> {
+    if r.remaining() > MAX_FRAME {
         return Err(DecodeErr::new(format!(
             "frame: {} bytes over limit {MAX_FRAME}",
-            data.len()
+            r.remaining()
         )));
     }
-    let mut r = Reader::new(data);
+    let r = &mut r;
     let parsed = match r.u8("type")? {
-        code::GC_BLOCK => Parsed::GcBlock(consensus::GcBlockParts::parse(&mut r)?),
-        code::GC_SIGNATURE => Parsed::GcSignature(GcSignature::parse(&mut r)?),
-        code::GC_PROPOSAL => Parsed::GcProposal(GcProposal::parse(&mut r)?),
-        code::BBA_SIGNATURE => Parsed::BbaSignature(BbaSignature::parse(&mut r)?),
-        code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(&mut r)?),
-        code::HELLO => Parsed::Hello(Hello::parse(&mut r)?),
-        code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(&mut r)?),
-        code::SYNC_RESPONSE => Parsed::SyncResponse(network::SyncResponseParts::parse(&mut r)?),
+        code::GC_BLOCK => Parsed::GcBlock(consensus::GcBlockParts::parse(r)?),
+        code::GC_SIGNATURE => Parsed::GcSignature(GcSignature::parse(r)?),
+        code::GC_PROPOSAL => Parsed::GcProposal(GcProposal::parse(r)?),
+        code::BBA_SIGNATURE => Parsed::BbaSignature(BbaSignature::parse(r)?),
+        code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(r)?),
+        code::HELLO => Parsed::Hello(Hello::parse(r)?),
+        code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(r)?),
+        code::SYNC_RESPONSE => Parsed::SyncResponse(network::SyncResponseParts::parse(r)?),
         other => {
             return Err(DecodeErr::new(format!(
                 "type: unknown message type 0x{other:02x}"
@@ -163,12 +161,66 @@ fn decode_error(err: &DecodeErr) -> PyErr {
     DecodeError::new_err(err.text())
 }
 
-fn parse_detached(py: Python<'_>, data: &[u8]) -> DecodeResult<Parsed> {
-    if data.len() >= DETACH_BYTES {
-        py.detach(|| parse_message(data))
-    } else {
-        parse_message(data)
+/// One input to decode: read in place, or kept as a `Frame` when the message
+/// holds transactions (a block's or a batch's stay in the frame, uncopied).
+enum Source<'a> {
+    Plain(Cow<'a, [u8]>),
+    Framed(Frame),
+}
+
+fn holds_transactions(data: &[u8]) -> bool {
+    matches!(data.first(), Some(&(code::GC_BLOCK | code::TX_BATCH)))
+}
+
+impl<'a> Source<'a> {
+    fn of(obj: &'a Bound<'_, PyAny>, field: impl FnOnce() -> String) -> PyResult<Self> {
+        if let Ok(bytes) = obj.cast::<PyBytes>() {
+            if holds_transactions(bytes.as_bytes()) {
+                let backed = PyBackedBytes::from(bytes.clone());
+                return Ok(Source::Framed(Frame::new(FrameData::Python(backed))));
+            }
+            return Ok(Source::Plain(Cow::Borrowed(bytes.as_bytes())));
+        }
+        let copy = args::bytes_like(obj, &field())?.into_owned();
+        if holds_transactions(&copy) {
+            return Ok(Source::Framed(Frame::new(FrameData::Rust(copy.into()))));
+        }
+        Ok(Source::Plain(Cow::Owned(copy)))
     }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Plain(data) => data,
+            Source::Framed(frame) => frame,
+        }
+    }
+
+    fn parse(&self) -> DecodeResult<Parsed> {
+        match self {
+            Source::Plain(data) => parse_message(Reader::new(data)),
+            Source::Framed(frame) => parse_message(Reader::framed(frame)),
+        }
+    }
+
+    /// Parses with the GIL released when the input is large.
+    fn parse_detached(&self, py: Python<'_>) -> DecodeResult<Parsed> {
+        if self.bytes().len() >= DETACH_BYTES {
+            py.detach(|| self.parse())
+        } else {
+            self.parse()
+        }
+    }
+}
+
+/// The bytes of `obj` as a frame: a `bytes` is held without copying, any other buffer copied.
+pub(crate) fn frame_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Frame> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return Ok(Frame::new(FrameData::Python(PyBackedBytes::from(
+            bytes.clone(),
+        ))));
+    }
+    let copy = args::bytes_like(obj, field)?.into_owned();
+    Ok(Frame::new(FrameData::Rust(copy.into())))
 }
 
 /// `decode` for one class's `from_bytes`: the type byte must be `expected`.
@@ -177,8 +229,8 @@ pub fn decode_expecting(
     data: &Bound<'_, PyAny>,
     expected: u8,
 ) -> PyResult<Py<PyAny>> {
-    let data = args::bytes_like(data, "data")?;
-    match data.first() {
+    let source = Source::of(data, || "data".to_owned())?;
+    match source.bytes().first() {
         Some(&t) if t != expected => {
             return Err(DecodeError::new_err(format!(
                 "type: expected message type 0x{expected:02x}, got 0x{t:02x}"
@@ -186,17 +238,18 @@ pub fn decode_expecting(
         }
         _ => {}
     }
-    let parsed = parse_detached(py, &data).map_err(|e| decode_error(&e))?;
+    let parsed = source.parse_detached(py).map_err(|e| decode_error(&e))?;
     debug_assert_eq!(parsed.code(), expected);
     parsed.into_py(py)
 }
 
 /// The encoding of any message object (type byte included).
-fn message_bytes(msg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+fn message_bytes<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let py = msg.py();
     macro_rules! try_types {
         ($($ty:ty),*) => {
             $(if let Ok(m) = msg.cast::<$ty>() {
-                return Ok(m.get().to_bytes());
+                return m.get().py_bytes(py);
             })*
         };
     }
@@ -222,8 +275,8 @@ fn message_bytes(msg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 /// The message on the wire: its type byte and body.
 #[pyfunction]
-fn encode<'py>(py: Python<'py>, msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    Ok(PyBytes::new(py, &message_bytes(msg)?))
+fn encode<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    message_bytes(msg)
 }
 
 /// `[encode(m) for m in messages]` in one call.
@@ -231,7 +284,7 @@ fn encode<'py>(py: Python<'py>, msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 fn encode_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for msg in messages.try_iter()? {
-        out.append(PyBytes::new(py, &message_bytes(&msg?)?))?;
+        out.append(message_bytes(&msg?)?)?;
     }
     Ok(out)
 }
@@ -239,32 +292,41 @@ fn encode_many<'py>(py: Python<'py>, messages: &Bound<'py, PyAny>) -> PyResult<B
 /// Decodes one message (any bytes-like object; `bytes` is read in place).
 #[pyfunction]
 fn decode(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let data = args::bytes_like(data, "data")?;
-    let parsed = parse_detached(py, &data).map_err(|e| decode_error(&e))?;
+    let source = Source::of(data, || "data".to_owned())?;
+    let parsed = source.parse_detached(py).map_err(|e| decode_error(&e))?;
     parsed.into_py(py)
 }
 
+/// Frames parsed per release of the GIL in `decode_many`.
+const DECODE_CHUNK: usize = 512;
+
 /// Decodes many frames in one call: each item is the message or the `DecodeError` for it.
+///
+/// Frames are parsed in chunks with the GIL released (when a chunk is large),
+/// then each chunk's Python objects are made.
 #[pyfunction]
 fn decode_many<'py>(py: Python<'py>, frames: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let objects = frames.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-    let inputs = objects
-        .iter()
-        .enumerate()
-        .map(|(i, obj)| args::bytes_like(obj, &format!("frames[{i}]")))
-        .collect::<PyResult<Vec<Cow<'_, [u8]>>>>()?;
-    let total: usize = inputs.iter().map(|d| d.len()).sum();
-    let parse_all = || inputs.iter().map(|d| parse_message(d)).collect::<Vec<_>>();
-    let parsed = if total >= DETACH_BYTES {
-        py.detach(parse_all)
-    } else {
-        parse_all()
-    };
     let out = PyList::empty(py);
-    for result in parsed {
-        match result {
-            Ok(p) => out.append(p.into_py(py)?)?,
-            Err(e) => out.append(decode_error(&e).into_value(py))?,
+    let mut parsed = Vec::with_capacity(DECODE_CHUNK.min(objects.len()));
+    for (c, chunk) in objects.chunks(DECODE_CHUNK).enumerate() {
+        let sources = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, obj)| Source::of(obj, || format!("frames[{}]", c * DECODE_CHUNK + i)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let total: usize = sources.iter().map(|s| s.bytes().len()).sum();
+        let parse_all = |parsed: &mut Vec<_>| parsed.extend(sources.iter().map(Source::parse));
+        if total >= DETACH_BYTES {
+            py.detach(|| parse_all(&mut parsed));
+        } else {
+            parse_all(&mut parsed);
+        }
+        for result in parsed.drain(..) {
+            match result {
+                Ok(p) => out.append(p.into_py(py)?)?,
+                Err(e) => out.append(decode_error(&e).into_value(py))?,
+            }
         }
     }
     Ok(out)

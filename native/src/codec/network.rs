@@ -52,7 +52,7 @@ impl Wire for TxBatch {
         1 + 4 + self.txs.len() * TX_SIZE
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         out.put_u8(Self::CODE);
         out.put_u32(self.txs.len() as u32);
         self.txs.write(out);
@@ -126,7 +126,7 @@ impl Wire for Hello {
         1 + 4 + HASH_SIZE + KEY_SIZE + 8 + 2
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         out.put_u8(Self::CODE);
         out.put_u32(self.version);
         out.put(&self.genesis_hash);
@@ -236,7 +236,7 @@ impl Wire for SyncRequest {
         1 + 8 + 4
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         out.put_u8(Self::CODE);
         out.put_u64(self.from_round);
         out.put_u32(self.count);
@@ -350,7 +350,7 @@ impl Wire for SyncResponse {
         1 + 4 + items
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write<P: Put>(&self, out: &mut P) {
         out.put_u8(Self::CODE);
         out.put_u32(self.blocks.len() as u32);
         for (b, c) in &self.blocks {

@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use super::args::{self, hex_repr};
 use super::wire::{
-    sha256, tag, DecodeErr, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, SIG_SIZE,
+    sha256, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE, KEY_SIZE, SIG_SIZE,
     TX_SIGNED_SIZE, TX_SIZE,
 };
 use super::DecodeError;
@@ -251,46 +251,70 @@ impl Transaction {
     }
 }
 
+/// Where a list's encoded transactions live: in a buffer of its own, or in
+/// the frame they were decoded from (referenced, not copied).
+enum TxBytes {
+    Owned(Box<[u8]>),
+    Shared {
+        frame: Frame,
+        start: usize,
+        end: usize,
+    },
+}
+
 /// Transactions stored as one buffer of 153-byte encodings (each already
 /// checked); the Python `Transaction` objects are made on first access.
 pub struct TxList {
-    raw: Box<[u8]>,
+    bytes: TxBytes,
     objects: PyOnceLock<Py<PyTuple>>,
 }
 
 impl PartialEq for TxList {
     fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw
+        self.raw() == other.raw()
     }
 }
 
 impl TxList {
     pub fn empty() -> Self {
         TxList {
-            raw: Box::default(),
+            bytes: TxBytes::Owned(Box::default()),
             objects: PyOnceLock::new(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.raw.len() / TX_SIZE
+        self.raw().len() / TX_SIZE
     }
 
     /// The concatenated encodings.
     pub fn raw(&self) -> &[u8] {
-        &self.raw
+        match &self.bytes {
+            TxBytes::Owned(b) => b,
+            TxBytes::Shared { frame, start, end } => frame.get(*start..*end).unwrap_or_default(),
+        }
     }
 
     /// Reads `count` transactions; errors name the index within `path` (e.g. `block.transactions`).
+    /// When the reader shares its frame, the list references it instead of copying.
     pub fn parse(r: &mut Reader<'_>, count: usize, path: &str) -> DecodeResult<Self> {
+        let start = r.pos();
         let bytes = r.take(count.saturating_mul(TX_SIZE), path)?;
         for (i, chunk) in bytes.chunks_exact(TX_SIZE).enumerate() {
             if let Some(raw) = chunk.first_chunk::<TX_SIZE>() {
                 check_raw(raw).map_err(|e| DecodeErr::new(e).within(format!("{path}[{i}]")))?;
             }
         }
+        let bytes = match r.frame() {
+            Some(frame) => TxBytes::Shared {
+                frame: frame.clone(),
+                start,
+                end: r.pos(),
+            },
+            None => TxBytes::Owned(bytes.into()),
+        };
         Ok(TxList {
-            raw: bytes.into(),
+            bytes,
             objects: PyOnceLock::new(),
         })
     }
@@ -322,7 +346,7 @@ impl TxList {
         let cache = PyOnceLock::new();
         let _ = cache.set(py, PyTuple::new(py, objects)?.unbind());
         Ok(TxList {
-            raw: raw.into(),
+            bytes: TxBytes::Owned(raw.into()),
             objects: cache,
         })
     }
@@ -331,7 +355,7 @@ impl TxList {
     pub fn tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let tuple = self.objects.get_or_try_init(py, || {
             let items = self
-                .raw
+                .raw()
                 .chunks_exact(TX_SIZE)
                 .filter_map(|chunk| chunk.first_chunk::<TX_SIZE>())
                 .map(|raw| Py::new(py, Transaction::trusted(*raw)))
@@ -341,7 +365,7 @@ impl TxList {
         Ok(tuple.bind(py).clone())
     }
 
-    pub fn write(&self, out: &mut Vec<u8>) {
-        out.put(&self.raw);
+    pub fn write<P: Put>(&self, out: &mut P) {
+        out.put(self.raw());
     }
 }

@@ -2,6 +2,13 @@
 //! sizes, limits, type codes, signing tags, a bounds-checked reader whose
 //! errors name the field, and big-endian writers.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyBytes;
 use sha2::{Digest, Sha256};
 
 pub const HASH_SIZE: usize = 32;
@@ -92,16 +99,61 @@ impl From<String> for DecodeErr {
 
 pub type DecodeResult<T> = Result<T, DecodeErr>;
 
+/// An input kept alive by the values decoded from it, so that large parts (the
+/// transactions of a block) are referenced rather than copied: a Python `bytes`
+/// held without copying, or a copy of any other buffer.
+pub enum FrameData {
+    Python(PyBackedBytes),
+    Rust(Box<[u8]>),
+}
+
+impl Deref for FrameData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FrameData::Python(b) => b,
+            FrameData::Rust(b) => b,
+        }
+    }
+}
+
+pub type Frame = Arc<FrameData>;
+
 /// A cursor over input bytes; every read names the field it is for, so a short
 /// input is reported as `truncated: block.prev_hash needs 32 bytes, 5 left`.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    frame: Option<&'a Frame>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            frame: None,
+        }
+    }
+
+    /// A reader over `frame` whose values may keep references into it.
+    pub fn framed(frame: &'a Frame) -> Self {
+        Reader {
+            buf: frame,
+            pos: 0,
+            frame: Some(frame),
+        }
+    }
+
+    /// The frame being read, when values may reference it (positions are the same).
+    pub fn frame(&self) -> Option<&'a Frame> {
+        self.frame
+    }
+
+    /// Stops or restarts sharing the frame (a value may prefer its own copy).
+    pub fn set_frame(&mut self, frame: Option<&'a Frame>) {
+        self.frame = frame;
     }
 
     pub fn pos(&self) -> usize {
@@ -235,6 +287,48 @@ impl Put for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
+}
+
+/// Writes into a fixed buffer (a new Python `bytes`); notes any overflow instead of panicking.
+pub struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+    overflow: bool,
+}
+
+impl Put for SliceWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        match self.buf.get_mut(self.pos..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.pos = end;
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+/// A new `bytes` of exactly `len` bytes filled by `write`, without an intermediate buffer.
+pub fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    write: impl FnOnce(&mut SliceWriter<'_>),
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, len, |buf| {
+        let mut w = SliceWriter {
+            buf,
+            pos: 0,
+            overflow: false,
+        };
+        write(&mut w);
+        if w.overflow || w.pos != len {
+            return Err(PyRuntimeError::new_err(format!(
+                "codec bug: encoding is not the expected {len} bytes"
+            )));
+        }
+        Ok(())
+    })
 }
 
 /// `tag || 0x00`, the start of every signed payload, with room for `body_len` more bytes.
