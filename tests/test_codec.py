@@ -7,6 +7,7 @@ import hashlib
 import pickle
 import re
 import struct
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -839,3 +840,25 @@ def test_split_frames_rejects_bad_lengths() -> None:
 def test_decode_error_is_a_value_error() -> None:
     assert issubclass(DecodeError, ValueError)
     assert DecodeError.__module__ == "echorand.messages"
+
+
+def test_a_decoded_block_references_its_input_instead_of_copying_it() -> None:
+    data = sample_messages()[0].encode()  # gc_block
+    before = sys.getrefcount(data)
+    msg = decode(data)
+    assert sys.getrefcount(data) == before + 1  # held by the block's transactions
+    del msg
+    assert sys.getrefcount(data) == before
+    block_data = sample_block(3).encode()
+    block = Block.from_bytes(block_data)
+    assert sys.getrefcount(block_data) == before + 1
+    assert Block.from_bytes(bytearray(block_data)) == block
+    assert Block.from_bytes(memoryview(block_data)) == block
+
+
+def test_a_sync_response_does_not_hold_its_input() -> None:
+    data = sample_messages()[7].encode()
+    before = sys.getrefcount(data)
+    msg = decode(data)
+    assert sys.getrefcount(data) == before
+    assert msg.blocks[0][0].tx_count == 2

@@ -5,7 +5,10 @@
 //! Decoding runs in two phases: the bytes are parsed into plain Rust values
 //! (with the GIL released for large inputs), then the Python objects are made.
 //! The transactions of a block or batch stay in one buffer; their Python
-//! objects are made on first access.
+//! objects are made on first access. A decoded `gc_block` or `tx_batch`
+//! references its input (`bytes` are held, not copied) for that buffer, so the
+//! input lives as long as the decoded value; a `sync_response` copies each
+//! block's transactions, so that one kept block does not hold the whole frame.
 
 use std::borrow::Cow;
 
