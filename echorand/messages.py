@@ -1,0 +1,109 @@
+"""The wire format: every message, transaction, block and certificate (docs/protocol.md §6).
+
+All classes are immutable values implemented in Rust (`echorand._native`): a keyword
+constructor that checks every field (a `ValueError` naming the field), read-only
+attributes, `==`, `hash`, a `repr`, pickling, and structural pattern matching. Each has
+exactly one encoding; `decode` rejects anything else with a `DecodeError` naming the field
+(short input, trailing bytes, counts over their limit, unknown types and kinds, flags
+other than 0/1, a zero block hash with a non-zero leader, unsorted certificate signers, a
+payload that does not match its hash).
+
+The whitepaper's messages, in its words:
+
+- `GcBlock` (`gc_block`, 0x01) -- "sent in step 1 by producers to propose a newly created
+  block ... for addition to the distributed ledger": `{r, id_1, B_r, sig(B_r)}`. The
+  sender's signature covers the block through its hash (`block.hash`).
+- `GcSignature` (`gc_signature`, 0x02) -- "sent during step 1": the producer's seed
+  signature `rand = sig(Q_{r-1})` and its block hash, `{r, id_1, sig(Q_{r-1}), H(B_r)}`,
+  with the previous block hash.
+- `GcProposal` (`gc_proposal`, 0x03) -- "Selection of a Leader and a Block", sent in steps 2
+  and 3: a verifier's value `v = {block_hash, leader}` (the empty value is a zero hash and
+  leader 0).
+- `BbaSignature` (`bba_signature`, 0x04) -- "BBA Consensus Result", sent in step 4 and every
+  later step: `{r, s, id, b, v, sig(b, v)}`; `cert_sig` is the vote that goes into the
+  certificate `CERT_r`, signed over `(r, b, v)` (the empty value when `b = 1`).
+- `Certificate` -- `CERT_r`, "a B_r block certificate formed out of a set of bba_signature
+  messages": the `cert_sig` votes of the deciding step, signers strictly ascending.
+- `Block` -- `B_r`, "a block created in round r": a producer's proposed block with its seed
+  signature `seed_sig` and payload `PAY_r`, or `Block.empty(r, prev_hash)`, the empty block.
+- `Transaction` -- one entry of `PAY_r`: a transfer (kind 0) or a delegation (kind 1).
+
+Network messages, outside the whitepaper: `TxBatch` (0x10, transaction gossip), `Hello`
+(0x20, the handshake), `SyncRequest` (0x21) and `SyncResponse` (0x22, certified blocks for a
+node that is behind).
+
+On a stream, each message travels as `u32be length || message`; `split_frames` cuts a
+buffer into frames and rejects a length of 0 or over `MAX_FRAME` (the peer is dropped).
+"""
+
+from __future__ import annotations
+
+from echorand._native import (
+    MAX_BATCH_TXS,
+    MAX_BLOCK_TXS,
+    MAX_CERT_VOTES,
+    MAX_FRAME,
+    MAX_SYNC_BLOCKS,
+    BbaSignature,
+    Block,
+    Certificate,
+    DecodeError,
+    GcBlock,
+    GcProposal,
+    GcSignature,
+    Hello,
+    SyncRequest,
+    SyncResponse,
+    Transaction,
+    TxBatch,
+    decode,
+    decode_many,
+    encode,
+    encode_many,
+    split_frames,
+)
+
+ConsensusMessage = GcBlock | GcSignature | GcProposal | BbaSignature
+"""The messages of a round's steps, each signed by its sender."""
+
+NetworkMessage = TxBatch | Hello | SyncRequest | SyncResponse
+"""The messages between peers outside consensus."""
+
+Message = ConsensusMessage | NetworkMessage
+"""Anything `decode` returns: one message of the wire format."""
+
+
+def frame(msg: Message) -> bytes:
+    """`u32be length || message`: one frame for a stream."""
+    data = encode(msg)
+    return len(data).to_bytes(4, "big") + data
+
+
+__all__ = [
+    "MAX_BATCH_TXS",
+    "MAX_BLOCK_TXS",
+    "MAX_CERT_VOTES",
+    "MAX_FRAME",
+    "MAX_SYNC_BLOCKS",
+    "BbaSignature",
+    "Block",
+    "Certificate",
+    "ConsensusMessage",
+    "DecodeError",
+    "GcBlock",
+    "GcProposal",
+    "GcSignature",
+    "Hello",
+    "Message",
+    "NetworkMessage",
+    "SyncRequest",
+    "SyncResponse",
+    "Transaction",
+    "TxBatch",
+    "decode",
+    "decode_many",
+    "encode",
+    "encode_many",
+    "frame",
+    "split_frames",
+]

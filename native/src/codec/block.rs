@@ -1,0 +1,411 @@
+//! Blocks: a producer's proposed block, or the empty block of a round.
+//!
+//! ```text
+//! header_body = 0x00 || round u64 || prev_hash 32 || producer u64 || seed_sig 64 || payload_hash 32
+//! payload     = tx_count u32 || transaction * tx_count
+//! block       = header_body || signature 64 || payload
+//! empty_block = 0x01 || round u64 || prev_hash 32
+//! ```
+
+use std::hash::{Hash, Hasher};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple, PyType};
+use sha2::{Digest, Sha256};
+
+use super::args::{self, hex_repr, opt_hex_repr, opt_int_repr};
+use super::tx::TxList;
+use super::wire::{
+    new_bytes, sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE,
+    MAX_BLOCK_TXS, SIG_SIZE,
+};
+use super::DecodeError;
+
+const PROPOSED: u8 = 0x00;
+const EMPTY: u8 = 0x01;
+const PROPOSED_HEADER_SIZE: usize = 1 + 8 + HASH_SIZE + 8 + SIG_SIZE + HASH_SIZE;
+const EMPTY_SIZE: usize = 1 + 8 + HASH_SIZE;
+
+/// What only a proposed block has: its producer, seed and signed payload.
+#[derive(PartialEq)]
+struct Proposed {
+    producer: u64,
+    seed_sig: [u8; SIG_SIZE],
+    payload_hash: [u8; HASH_SIZE],
+    signature: [u8; SIG_SIZE],
+    txs: TxList,
+}
+
+/// A block `B[r]`: proposed by a producer (with its seed signature and
+/// transactions), or the empty block of round `r`.
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq)]
+pub struct Block {
+    round: u64,
+    prev_hash: [u8; HASH_SIZE],
+    proposed: Option<Box<Proposed>>,
+    hash: [u8; HASH_SIZE],
+}
+
+impl Hash for Block {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The header hash commits to everything but the producer's signature.
+        self.hash.hash(state);
+        if let Some(p) = &self.proposed {
+            p.signature.hash(state);
+        }
+    }
+}
+
+fn payload_hash(txs: &TxList) -> [u8; HASH_SIZE] {
+    let mut hasher = Sha256::new();
+    hasher.update((txs.len() as u32).to_be_bytes());
+    hasher.update(txs.raw());
+    hasher.finalize().into()
+}
+
+impl Block {
+    fn empty_block(round: u64, prev_hash: [u8; HASH_SIZE]) -> Self {
+        let mut block = Block {
+            round,
+            prev_hash,
+            proposed: None,
+            hash: [0; HASH_SIZE],
+        };
+        block.hash = sha256(&block.header());
+        block
+    }
+
+    fn proposed_block(round: u64, prev_hash: [u8; HASH_SIZE], p: Proposed) -> Self {
+        let mut block = Block {
+            round,
+            prev_hash,
+            proposed: Some(Box::new(p)),
+            hash: [0; HASH_SIZE],
+        };
+        block.hash = sha256(&block.header());
+        block
+    }
+
+    /// `header_body` of a proposed block; the whole encoding of the empty block.
+    fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROPOSED_HEADER_SIZE);
+        out.put_u8(if self.proposed.is_some() {
+            PROPOSED
+        } else {
+            EMPTY
+        });
+        out.put_u64(self.round);
+        out.put(&self.prev_hash);
+        if let Some(p) = &self.proposed {
+            out.put_u64(p.producer);
+            out.put(&p.seed_sig);
+            out.put(&p.payload_hash);
+        }
+        out
+    }
+
+    pub fn block_hash(&self) -> &[u8; HASH_SIZE] {
+        &self.hash
+    }
+
+    pub fn is_empty_block(&self) -> bool {
+        self.proposed.is_none()
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        match &self.proposed {
+            None => EMPTY_SIZE,
+            Some(p) => PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + p.txs.raw().len(),
+        }
+    }
+
+    pub fn write<P: Put>(&self, out: &mut P) {
+        out.put(&self.header());
+        if let Some(p) = &self.proposed {
+            out.put(&p.signature);
+            out.put_u32(p.txs.len() as u32);
+            p.txs.write(out);
+        }
+    }
+
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        let start = r.pos();
+        let kind = r.u8("block.kind")?;
+        if kind != PROPOSED && kind != EMPTY {
+            return Err(DecodeErr::new(format!(
+                "block.kind: non-canonical value {kind} (0 = proposed, 1 = empty)"
+            )));
+        }
+        let round = r.u64("block.round")?;
+        let prev_hash = r.array("block.prev_hash")?;
+        if kind == EMPTY {
+            let hash = sha256(r.since(start));
+            return Ok(Block {
+                round,
+                prev_hash,
+                proposed: None,
+                hash,
+            });
+        }
+        let producer = r.u64("block.producer")?;
+        let seed_sig = r.array("block.seed_sig")?;
+        let payload_hash = r.array("block.payload_hash")?;
+        let hash = sha256(r.since(start));
+        let signature = r.array("block.signature")?;
+        let payload_start = r.pos();
+        let count = r.count("block.tx_count", MAX_BLOCK_TXS)?;
+        let txs = TxList::parse(r, count, "block.transactions")?;
+        if sha256(r.since(payload_start)) != payload_hash {
+            return Err(DecodeErr::new("block.payload_hash: does not match payload"));
+        }
+        let proposed = Proposed {
+            producer,
+            seed_sig,
+            payload_hash,
+            signature,
+            txs,
+        };
+        Ok(Block {
+            round,
+            prev_hash,
+            proposed: Some(Box::new(proposed)),
+            hash,
+        })
+    }
+
+    /// Decodes a whole frame holding one block; its transactions stay in the frame.
+    pub fn decode(frame: &Frame) -> DecodeResult<Self> {
+        let mut r = Reader::framed(frame);
+        let block = Self::parse(&mut r)?;
+        r.finish()?;
+        Ok(block)
+    }
+
+    pub(crate) fn repr(&self) -> String {
+        let p = self.proposed.as_deref();
+        let txs = match p.map_or(0, |p| p.txs.len()) {
+            0 => "()".to_owned(),
+            1 => "<1 transaction>".to_owned(),
+            n => format!("<{n} transactions>"),
+        };
+        format!(
+            "Block(round={}, prev_hash={}, producer={}, seed_sig={}, transactions={txs}, signature={})",
+            self.round,
+            hex_repr(&self.prev_hash),
+            opt_int_repr(p.map(|p| p.producer)),
+            opt_hex_repr(p.map(|p| &p.seed_sig[..])),
+            opt_hex_repr(p.map(|p| &p.signature[..])),
+        )
+    }
+}
+
+fn missing(field: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "block.{field}: required in a proposed block (None only in the empty block)"
+    ))
+}
+
+#[pymethods]
+impl Block {
+    #[classattr]
+    fn __match_args__() -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ) {
+        (
+            "round",
+            "prev_hash",
+            "producer",
+            "seed_sig",
+            "transactions",
+            "signature",
+        )
+    }
+
+    /// A proposed block; with producer, seed_sig and signature all None and no
+    /// transactions, the empty block (as `Block.empty`).
+    #[new]
+    #[pyo3(signature = (round, prev_hash, producer=None, seed_sig=None, transactions=None, signature=None))]
+    fn py_new(
+        round: &Bound<'_, PyAny>,
+        prev_hash: &Bound<'_, PyAny>,
+        producer: Option<&Bound<'_, PyAny>>,
+        seed_sig: Option<&Bound<'_, PyAny>>,
+        transactions: Option<&Bound<'_, PyAny>>,
+        signature: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let round = args::u64_arg(round, "block.round")?;
+        let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
+        let txs = match transactions {
+            Some(items) => Some(TxList::from_py(items, "block.transactions", MAX_BLOCK_TXS)?),
+            None => None,
+        };
+        if producer.is_none() && seed_sig.is_none() && signature.is_none() {
+            if txs.as_ref().is_some_and(|t| t.len() > 0) {
+                return Err(PyValueError::new_err(
+                    "block.transactions: the empty block has none (a proposed block needs producer, seed_sig and signature)",
+                ));
+            }
+            return Ok(Self::empty_block(round, prev_hash));
+        }
+        let producer = args::u64_arg(
+            producer.ok_or_else(|| missing("producer"))?,
+            "block.producer",
+        )?;
+        let seed_sig = args::fixed::<SIG_SIZE>(
+            seed_sig.ok_or_else(|| missing("seed_sig"))?,
+            "block.seed_sig",
+        )?;
+        let signature = args::fixed::<SIG_SIZE>(
+            signature.ok_or_else(|| missing("signature"))?,
+            "block.signature",
+        )?;
+        let txs = txs.unwrap_or_else(TxList::empty);
+        let payload_hash = payload_hash(&txs);
+        let p = Proposed {
+            producer,
+            seed_sig,
+            payload_hash,
+            signature,
+            txs,
+        };
+        Ok(Self::proposed_block(round, prev_hash, p))
+    }
+
+    /// The empty block of round `round`: no producer, no signature, no payload.
+    #[classmethod]
+    fn empty(
+        _cls: &Bound<'_, PyType>,
+        round: &Bound<'_, PyAny>,
+        prev_hash: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let round = args::u64_arg(round, "block.round")?;
+        let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
+        Ok(Self::empty_block(round, prev_hash))
+    }
+
+    /// Decodes one block (proposed or empty).
+    #[classmethod]
+    fn from_bytes(cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let frame = super::frame_of(data, "data")?;
+        if frame.len() >= super::DETACH_BYTES {
+            cls.py().detach(|| Self::decode(&frame))
+        } else {
+            Self::decode(&frame)
+        }
+        .map_err(|e| DecodeError::new_err(e.text()))
+    }
+
+    #[getter]
+    fn round(&self) -> u64 {
+        self.round
+    }
+
+    #[getter]
+    fn prev_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.prev_hash)
+    }
+
+    #[getter]
+    fn producer(&self) -> Option<u64> {
+        self.proposed.as_ref().map(|p| p.producer)
+    }
+
+    #[getter]
+    fn seed_sig<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.proposed
+            .as_ref()
+            .map(|p| PyBytes::new(py, &p.seed_sig))
+    }
+
+    /// The transactions, as a tuple of `Transaction` (made on first access).
+    #[getter]
+    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        match &self.proposed {
+            Some(p) => p.txs.tuple(py),
+            None => Ok(PyTuple::empty(py)),
+        }
+    }
+
+    /// The number of transactions, without making their objects.
+    #[getter]
+    fn tx_count(&self) -> usize {
+        self.proposed.as_ref().map_or(0, |p| p.txs.len())
+    }
+
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.proposed
+            .as_ref()
+            .map(|p| PyBytes::new(py, &p.signature))
+    }
+
+    /// True for the empty block of the round.
+    #[getter]
+    fn is_empty(&self) -> bool {
+        self.proposed.is_none()
+    }
+
+    /// `H(header_body)` (for the empty block, `H(empty_block)`).
+    #[getter]
+    fn hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.hash)
+    }
+
+    /// `H(payload)`, None for the empty block.
+    #[getter]
+    fn payload_hash<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.proposed
+            .as_ref()
+            .map(|p| PyBytes::new(py, &p.payload_hash))
+    }
+
+    /// The bytes `hash` is over: `header_body` of a proposed block, the whole empty block.
+    #[getter]
+    fn header_body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.header())
+    }
+
+    /// `"echorand/block" || 0x00 || header_body`: what the producer signs.
+    fn signing_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        if self.proposed.is_none() {
+            return Err(PyValueError::new_err(
+                "block.signature: the empty block is not signed",
+            ));
+        }
+        let mut out = signed_payload(tag::BLOCK, PROPOSED_HEADER_SIZE);
+        out.put(&self.header());
+        Ok(PyBytes::new(py, &out))
+    }
+
+    fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        new_bytes(py, self.encoded_len(), |w| self.write(w))
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr()
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let from_bytes = slf.get_type().getattr("from_bytes")?;
+        let block = slf.get();
+        let data = new_bytes(slf.py(), block.encoded_len(), |w| block.write(w))?;
+        Ok((from_bytes, (data,)))
+    }
+
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
+    }
+}
