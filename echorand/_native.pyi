@@ -36,18 +36,14 @@ class StakeTable:
     """
 
     def __init__(self, balances: Buffer | Iterable[SupportsIndex]) -> None: ...
-    def committee(
-        self, seed: bytes | bytearray, round: int, step: int, size: int
-    ) -> list[int]:
+    def committee(self, seed: bytes | bytearray, round: int, step: int, size: int) -> list[int]:
         """The account id of each seat 0 .. size-1 of `step` of `round`.
 
         seat i = the smallest j with balance[0] + ... + balance[j] > int_be(VRF_i) mod W.
         `seed` is Q[round-1]; round >= 1, step >= 1, size <= MAX_SEATS.
         ValueError "stake table total is zero" when W == 0.
         """
-    def weights(
-        self, seed: bytes | bytearray, round: int, step: int, size: int
-    ) -> dict[int, int]:
+    def weights(self, seed: bytes | bytearray, round: int, step: int, size: int) -> dict[int, int]:
         """Seats per account in the same committee, in order of first seat."""
     def update(self, mapping: Mapping[SupportsIndex, SupportsIndex]) -> None:
         """Set `{account_id: new_balance}` in place, O(log n) each; all or nothing.
