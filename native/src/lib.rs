@@ -11,6 +11,7 @@ mod codec;
 mod ed25519;
 mod leader;
 mod stake;
+mod state;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -19,5 +20,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ed25519::register(m)?;
     codec::register(m)?;
     leader::register(m)?;
+    state::register(m)?;
     Ok(())
 }
