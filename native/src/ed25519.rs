@@ -411,3 +411,33 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_valid_account_key, m)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_at_most_chunk_long_and_feed_every_worker() {
+        assert_eq!(chunk_len(0, 2), 1);
+        assert_eq!(chunk_len(1, 2), 1);
+        assert_eq!(chunk_len(63, 2), 63); // too short to share
+        assert_eq!(chunk_len(64, 2), 32);
+        assert_eq!(chunk_len(64, 1), 64);
+        assert_eq!(chunk_len(256, 1), 256);
+        assert_eq!(chunk_len(257, 1), 129);
+        assert_eq!(chunk_len(600, 2), 200);
+        assert_eq!(chunk_len(1024, 2), 256);
+        assert_eq!(chunk_len(1024, 16), 64);
+        for n in 1..3000 {
+            for workers in [1, 2, 3, 8, 64] {
+                let len = chunk_len(n, workers);
+                assert!((1..=CHUNK).contains(&len), "n={n} workers={workers}");
+                let chunks = n.div_ceil(len);
+                assert!(
+                    chunks == 1 || len >= MIN_CHUNK.min(n),
+                    "n={n} workers={workers}"
+                );
+            }
+        }
+    }
+}
