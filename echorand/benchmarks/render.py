@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +23,7 @@ def print_report(report: Report, *, as_json: bool = False, console: Console | No
     if as_json:
         print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
         return
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     table = Table(
         title=report.title, caption=f"{report.machine['cpu']}, {report.machine['cores']} cores"
     )
