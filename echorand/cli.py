@@ -27,7 +27,7 @@ def _chain_options(p: argparse.ArgumentParser) -> None:
 
 
 def _codec_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transactions", type=int, default=10_000, help="transactions in the block")
+    p.add_argument("--txs", type=int, default=10_000, help="transactions in the block")
     p.add_argument("--votes", type=int, default=10_000, help="bba_signature votes")
 
 
@@ -65,19 +65,6 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sim(sub: argparse._SubParsersAction) -> None:
-    sim = sub.add_parser("sim", help="deterministic simulations of the protocol")
-    kinds = sim.add_subparsers(dest="sim", required=True, metavar="SIM")
-    from echorand.sim.command import add_consensus_arguments, run_consensus
-
-    p = kinds.add_parser(
-        "consensus",
-        help="N nodes running the real consensus core under a simulated clock and network",
-    )
-    add_consensus_arguments(p)
-    p.set_defaults(func=run_consensus)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="echorand", description="A node for the EchoRand consensus protocol."
@@ -85,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"echorand {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_bench(sub)
-    _add_sim(sub)
     return parser
 
 

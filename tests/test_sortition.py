@@ -72,9 +72,7 @@ def with_stake(balances: list[int]) -> list[int]:
 
 small = st.lists(st.integers(0, 10), max_size=60)
 sparse = st.lists(st.sampled_from([0, 0, 0, 0, 1, 7]), max_size=60)
-whales = st.tuples(small, st.integers(10**12, 10**18), small).map(
-    lambda t: [*t[0], t[1], *t[2]]
-)
+whales = st.tuples(small, st.integers(10**12, 10**18), small).map(lambda t: [*t[0], t[1], *t[2]])
 huge = st.lists(st.integers(0, LIMIT - 1), min_size=1, max_size=30).map(fit_total)
 near_limit = st.lists(st.integers(1, 2**40), min_size=1, max_size=30).map(
     lambda b: [*b[:-1], LIMIT - 1 - sum(b[:-1])]
@@ -89,8 +87,12 @@ steps = st.integers(1, 2**32 - 1)
 # --- the hash chain ----------------------------------------------------------
 
 
-@given(seed=seeds, round=st.integers(0, 2**64 - 1), step=st.integers(0, 2**32 - 1),
-       count=st.integers(0, 40))
+@given(
+    seed=seeds,
+    round=st.integers(0, 2**64 - 1),
+    step=st.integers(0, 2**32 - 1),
+    count=st.integers(0, 40),
+)
 def test_vrf_chain_is_the_hashlib_chain(seed: bytes, round: int, step: int, count: int) -> None:
     assert vrf_chain(seed, round, step, count) == b"".join(model_chain(seed, round, step, count))
 
@@ -166,9 +168,7 @@ def test_a_big_random_ledger_matches_the_model() -> None:
     table = StakeTable(balances)
     seed = hashlib.sha256(b"big ledger").digest()
     for step in (1, 2, 17):
-        assert table.committee(seed, 9, step, 3000) == model_committee(
-            as_list, seed, 9, step, 3000
-        )
+        assert table.committee(seed, 9, step, 3000) == model_committee(as_list, seed, 9, step, 3000)
 
 
 def test_a_known_committee() -> None:
@@ -182,7 +182,22 @@ def test_a_known_committee() -> None:
     vrf0 = hashlib.sha256(seed + (3).to_bytes(8, "big") + (2).to_bytes(4, "big")).digest()
     assert int.from_bytes(vrf0, "big") % 455 == 383
     assert StakeTable(balances).committee(seed, 3, 2, 16) == [
-        7, 2, 3, 3, 5, 5, 3, 2, 3, 7, 3, 3, 3, 3, 7, 3,
+        7,
+        2,
+        3,
+        3,
+        5,
+        5,
+        3,
+        2,
+        3,
+        7,
+        3,
+        3,
+        3,
+        3,
+        7,
+        3,
     ]
 
 
@@ -233,9 +248,7 @@ def ledger_and_updates(draw: st.DrawFn) -> tuple[list[int], list[dict[int, int]]
     balances = draw(st.one_of(small, sparse, whales).map(with_stake))
     n = len(balances)
     value = st.one_of(st.integers(0, 10), st.just(0), st.integers(0, 10**15))
-    batches = draw(
-        st.lists(st.dictionaries(st.integers(0, n - 1), value, max_size=8), max_size=6)
-    )
+    batches = draw(st.lists(st.dictionaries(st.integers(0, n - 1), value, max_size=8), max_size=6))
     return balances, batches
 
 
@@ -327,9 +340,7 @@ def test_an_update_with_an_unknown_account_changes_nothing() -> None:
         ({"1": 5}, TypeError, "account id must be an int, got str"),
     ],
 )
-def test_a_bad_update_is_refused_and_changes_nothing(
-    change: dict, error: type, match: str
-) -> None:
+def test_a_bad_update_is_refused_and_changes_nothing(change: dict, error: type, match: str) -> None:
     table = StakeTable([1, 2, 3])
     with pytest.raises(error, match=match):
         table.update({0: 50, **change})

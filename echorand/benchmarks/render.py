@@ -39,7 +39,7 @@ def print_report(report: Report, *, as_json: bool = False, console: Console | No
         table.add_row(
             row.name,
             _fmt_time(row.seconds) if row.seconds > 0 else "",
-            _fmt_time(row.per_item_ns / 1e9) if row.items > 1 else "",
+            _fmt_time(row.per_item_ns / 1e9) if row.items > 1 and row.seconds > 0 else "",
             row.baseline or "",
             _fmt_time(row.baseline_seconds) if row.baseline_seconds is not None else "",
             f"{ratio:.2f}x" if ratio is not None else "",

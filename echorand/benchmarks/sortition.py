@@ -57,9 +57,11 @@ def _python_update(balances: list[int], changes: dict[int, int]) -> list[int]:
 
 def _python_bytes(balances: list[int], prefix: list[int]) -> int:
     """Memory of the two lists and their int objects (small cached ints counted too)."""
-    return sum(sys.getsizeof(x) for x in (balances, prefix)) + sum(
-        map(sys.getsizeof, balances)
-    ) + sum(map(sys.getsizeof, prefix))
+    return (
+        sum(sys.getsizeof(x) for x in (balances, prefix))
+        + sum(map(sys.getsizeof, balances))
+        + sum(map(sys.getsizeof, prefix))
+    )
 
 
 def _rows_build(report: Report, ledger, as_list: list[int], repeat: int) -> None:

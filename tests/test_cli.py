@@ -1,0 +1,31 @@
+"""The `echorand` command line: parsing, and each command end to end on small inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from echorand.cli import build_parser, main
+
+
+def test_bench_chain_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "chain", "--count", "2000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["title"].startswith("chain")
+    [row] = out["rows"]
+    assert row["items"] == 2000 and row["ratio"] > 0
+
+
+def test_bench_sortition_table(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "sortition", "--accounts", "5000", "--seats", "50", "--updates", "100"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "committee, 50 seats" in out and "bytes/account" in out
+
+
+def test_unknown_bench_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["bench", "nope"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
