@@ -417,3 +417,69 @@ def verify_batch(
 
 def is_valid_account_key(public_key: Buffer) -> bool:
     """False for a non-canonical encoding, a non-point or a small-order point."""
+
+# --- leader (native/src/leader.rs) -------------------------------------------
+
+LEADER_MAX_VALIDATORS: int
+"""256: the most validators `leader_order` and `LeaderStudy` handle (ids fit a byte)."""
+
+def leader_order(
+    n_validators: int, locked_ids: Iterable[int], height: int, seed: bytes | None = None
+) -> list[int]:
+    """The proposer order of `height` (PROTOCOL §7), as `echorand.leader.round_robin_order`.
+
+    F = (N - 1) // 3; the ids 0 .. N-1 not in `locked_ids` (at most F), ascending,
+    permuted by the T-th lexicographic permutation, T = int_be(H(u32be(height)))
+    mod (N - F)! computed exactly; with `seed` (Q[r-1], 32 bytes; `height` is the
+    round r, a u64) T = int_be(H(Q[r-1] || u64be(r))) mod (N - F)!.
+    """
+
+@final
+class LeaderStudy:
+    """The experiment of the round-robin study (seed 002), resumable.
+
+    Validators 0 .. N-1, the first `byzantine` (F) Byzantine; each author is
+    locked for the next F heights; the others are permuted with (N - F)!. The
+    author is the first of the order, or with `slow_honest=K` the first Byzantine
+    validator at a position <= K, else the first of the order. With `seed` (Q[0]),
+    step i is round r = i + 1 with T = int_be(H(Q[r-1] || u64be(r))) and
+    Q[r] = H(Q[r-1] || u64be(r)). 1 <= N <= 256, 0 <= F < N.
+    """
+
+    def __init__(
+        self,
+        n_validators: int,
+        byzantine: int,
+        *,
+        slow_honest: int | None = None,
+        seed: bytes | None = None,
+    ) -> None: ...
+    def run(self, blocks: int) -> bytes:
+        """Run `blocks` more heights (the GIL released); their authors, one byte each.
+
+        Unseeded heights stay below 2**32 (ValueError otherwise).
+        """
+    @property
+    def height(self) -> int:
+        """Heights run so far."""
+    @property
+    def n_validators(self) -> int: ...
+    @property
+    def byzantine(self) -> int: ...
+    @property
+    def slow_honest(self) -> int | None: ...
+    @property
+    def seed(self) -> bytes | None:
+        """Q of the next step (seeded), else None."""
+    @property
+    def counts(self) -> list[list[int]]:
+        """counts[v][p]: heights where validator v stood at position p < N - F."""
+    @property
+    def author_counts(self) -> list[int]:
+        """Blocks authored by each validator."""
+    @property
+    def wait_histogram(self) -> dict[int, int]:
+        """{wait: heights}: blocks from a height to the next block with an honest author."""
+    @property
+    def dropped_tail(self) -> int:
+        """Heights with no later honest block yet (not in the histogram)."""

@@ -1,0 +1,1 @@
+"""Studies behind `echorand sim ...`: the experiments of the seed documents, run natively."""
