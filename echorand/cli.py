@@ -31,11 +31,18 @@ def _codec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--votes", type=int, default=10_000, help="bba_signature votes")
 
 
+def _leader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--validators", type=int, default=16, help="validators N")
+    p.add_argument("--blocks", type=int, default=10_000_000, help="blocks in the native run")
+    p.add_argument("--baseline-blocks", type=int, default=20_000, help="blocks in the Python run")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
     "chain": ("the VRF(r, s) SHA-256 hash chain against a hashlib loop", _chain_options),
     "codec": ("decoding and encoding blocks and votes", _codec_options),
+    "leader": ("the leader-order study loop against the Python model", _leader_options),
 }
 
 BENCH_OPTION_NAMES = {
@@ -65,6 +72,20 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sim(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("sim", help="simulations and studies of the protocol")
+    kinds = sim.add_subparsers(dest="sim", required=True, metavar="SIM")
+    from echorand.studies.leader import add_leader_arguments, run_leader
+
+    p = kinds.add_parser(
+        "leader",
+        help="the permissioned round-robin leader order experiment (PROTOCOL §7)",
+        description="The leader-order experiment of the round-robin study, run natively.",
+    )
+    add_leader_arguments(p)
+    p.set_defaults(func=run_leader)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="echorand", description="A node for the EchoRand consensus protocol."
@@ -72,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"echorand {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_bench(sub)
+    _add_sim(sub)
     return parser
 
 

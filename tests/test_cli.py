@@ -29,3 +29,10 @@ def test_unknown_bench_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["bench", "nope"])
     assert exc.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_sim_leader_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "leader", "--blocks", "5000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["first_authors"] == [0, 1, 2, 3, 4, 6, 14, 10, 5, 1]
+    assert out["max_wait"] <= 6
