@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from echorand.sim.clock import Clock
 
-FULL_MESH_UP_TO = 8
+FULL_MESH_UP_TO = 16
 """Up to this many nodes every node is linked to every other; above, a sparse graph."""
 
-DEGREE = 4
+DEGREE = 8
 """Links per node in the sparse graph (a ring plus random chords)."""
 
 
