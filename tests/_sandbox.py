@@ -38,7 +38,7 @@ PARAMS = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300)
 LOCAL = 0
 """The account the node under test holds."""
 
-N_ACCOUNTS = 10
+N_ACCOUNTS = 16
 
 
 def key(account: int) -> Keypair:
