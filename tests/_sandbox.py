@@ -101,7 +101,7 @@ class Sandbox:
         assert self.node.round is not None
         return self.node.round.ctx
 
-    # --- driving the node ------------------------------------------------------------------
+    # --- driving the node -----
 
     def _collect(self, actions: list[Action]) -> None:
         for action in actions:
@@ -145,7 +145,7 @@ class Sandbox:
         assert self.node.round is not None
         assert (self.node.current_round, self.node.round.step) == (round, step)
 
-    # --- messages of other accounts ---------------------------------------------------------------
+    # --- messages of other accounts -----
 
     def remote(self, step: int) -> dict[int, int]:
         """Seats of the accounts other than the node's in A_step."""
@@ -167,14 +167,12 @@ class Sandbox:
 
     def block(self, producer: int, transactions: tuple = ()) -> Block:
         ctx = self.ctx
-        return sign_block(
-            key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions
-        )
+        return sign_block(key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions)
 
-    def gc_block(self, block: Block):  # noqa: ANN201
+    def gc_block(self, block: Block):
         return sign_gc_block(key(block.producer), block.producer, block)
 
-    def gc_signature(self, block: Block):  # noqa: ANN201
+    def gc_signature(self, block: Block):
         return sign_gc_signature(key(block.producer), block.producer, block)
 
     def proposals(self, step: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
@@ -183,7 +181,7 @@ class Sandbox:
     def votes(self, step: int, b: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
         return [sign_vote(key(a), self.ctx.round, step, a, b, value) for a in signers]
 
-    # --- what the node should send ------------------------------------------------------------------
+    # --- what the node should send -----
 
     def my_proposals(self, step: int, value: Value) -> list[Send]:
         return [

@@ -22,7 +22,9 @@ def votes(*entries: tuple[int, int, tuple[bytes, int]]) -> StepVotes:
     return sv
 
 
-def step(s: int, previous: StepVotes, timed_out: bool = False, coin_bit: int = 0, past_mu: bool = False):  # noqa: ANN201
+def step(
+    s: int, previous: StepVotes, timed_out: bool = False, coin_bit: int = 0, past_mu: bool = False
+):
     return run_step(s, previous, T_H, V, coin_bit, past_mu, timed_out)
 
 
@@ -105,7 +107,13 @@ def test_a_signer_counts_once_per_step() -> None:
 def test_only_steps_before_a_fixed_coin_decide() -> None:
     zero = votes((T_H + 1, 0, V))
     one = votes((T_H + 1, 1, EMPTY_VALUE))
-    assert [deciding_vote(s, zero, T_H) for s in (3, 4, 5, 6, 7)] == [None, Vote(0, V), None, None, Vote(0, V)]
+    assert [deciding_vote(s, zero, T_H) for s in (3, 4, 5, 6, 7)] == [
+        None,
+        Vote(0, V),
+        None,
+        None,
+        Vote(0, V),
+    ]
     assert [deciding_vote(s, one, T_H) for s in (4, 5, 6, 7, 8)] == [
         None,
         Vote(1, EMPTY_VALUE),

@@ -82,7 +82,7 @@ def test_certificate_of_another_round_is_refused() -> None:
 def test_votes_of_a_step_that_decides_nothing_are_refused() -> None:
     sb, block, cert = decided()
     # the same signatures claimed for step 5, where b = 0 votes decide nothing
-    with pytest.raises(CertificateError, match="decide nothing|not in A_5|not above"):
+    with pytest.raises(CertificateError, match="decide nothing"):
         check(sb, with_votes(cert, list(cert.votes), step=5), block)
 
 
@@ -90,7 +90,7 @@ def test_certificate_for_another_block_is_refused() -> None:
     sb, block, cert = decided()
     with pytest.raises(CertificateError, match="block"):
         check(sb, cert, Block.empty(1, block.prev_hash))
-    sb1, empty, cert1 = decided(1)
+    sb1, _, cert1 = decided(1)
     with pytest.raises(CertificateError, match="empty block"):
         check(sb1, cert1, block)
 

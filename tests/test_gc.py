@@ -18,7 +18,7 @@ def sb() -> Sandbox:
     return Sandbox()
 
 
-def leader_block(sb: Sandbox):  # noqa: ANN201
+def leader_block(sb: Sandbox):
     """The best remote producer's block, delivered with its gc_signature; its validation asked."""
     sb.take()
     producer = sb.best_remote_producer()
@@ -95,7 +95,7 @@ def test_step2_proposes_empty_when_the_leaders_payload_is_invalid(sb: Sandbox) -
     assert sb.take() == sb.my_proposals(2, EMPTY_VALUE)
 
 
-def to_step3(sb: Sandbox):  # noqa: ANN201
+def to_step3(sb: Sandbox):
     block = leader_block(sb)
     sb.validated(block.hash)
     sb.add_time(2 * LAM)
@@ -128,7 +128,7 @@ def test_step3_weight_equal_to_t_h_does_not_pass(sb: Sandbox) -> None:
     assert sorted(t.at_ms for t in sb.timers)[-1] == 3 * LAM + BIG + 2 * LAM
 
 
-def to_step4(sb: Sandbox):  # noqa: ANN201
+def to_step4(sb: Sandbox):
     block = to_step3(sb)
     value = (block.hash, block.producer)
     sb.recv(*sb.proposals(2, value, sb.signers(2, T_H + 1 - sb.my_weight(2))))

@@ -10,7 +10,7 @@ from echorand.sim.byzantine import BEHAVIOURS
 SMALL = {"nodes": 7, "accounts": 3, "n_c": 60, "n_g": 10}
 
 
-def assert_safe(result) -> None:  # noqa: ANN001
+def assert_safe(result) -> None:
     assert result.forks == []
     assert result.bad_certificates == []
     assert result.certificates_checked >= result.committed
@@ -19,7 +19,9 @@ def assert_safe(result) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("behaviour", [b for b in BEHAVIOURS if b != "honest"])
 @pytest.mark.parametrize("seed", range(1, 7))
 def test_no_fork_with_30_percent_byzantine_stake(behaviour: str, seed: int) -> None:
-    result = run(SimConfig(nodes=10, accounts=3, rounds=3, seed=seed, byzantine=0.3, behaviour=behaviour))
+    result = run(
+        SimConfig(nodes=10, accounts=3, rounds=3, seed=seed, byzantine=0.3, behaviour=behaviour)
+    )
     assert 0.2 <= result.byzantine_stake <= 0.3
     assert_safe(result)
 
@@ -27,7 +29,9 @@ def test_no_fork_with_30_percent_byzantine_stake(behaviour: str, seed: int) -> N
 @pytest.mark.parametrize("seed", range(1, 4))
 def test_no_fork_with_loss_and_byzantine_votes(seed: int) -> None:
     result = run(
-        SimConfig(**SMALL, rounds=3, seed=seed, byzantine=0.25, behaviour="equivocate-vote", loss=0.1)
+        SimConfig(
+            **SMALL, rounds=3, seed=seed, byzantine=0.25, behaviour="equivocate-vote", loss=0.1
+        )
     )
     assert_safe(result)
 
@@ -77,5 +81,7 @@ def test_one_seed_reproduces_a_run_exactly() -> None:
     config = SimConfig(**SMALL, rounds=3, seed=9, byzantine=0.2, behaviour="random-vote", loss=0.05)
     first, second = run(config), run(config)
     assert first.summary() == second.summary()
-    assert [[b.hash for b, _ in c] for c in first.chains] == [[b.hash for b, _ in c] for c in second.chains]
+    assert [[b.hash for b, _ in c] for c in first.chains] == [
+        [b.hash for b, _ in c] for c in second.chains
+    ]
     assert run(SimConfig(**SMALL, rounds=3, seed=10)).summary() != first.summary()

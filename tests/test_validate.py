@@ -58,7 +58,9 @@ def test_non_member_is_dropped(sb: Sandbox) -> None:
 def test_bad_signature_is_dropped(sb: Sandbox) -> None:
     a = member(sb, 2)
     good = sign_proposal(key(a), 1, 2, a, EMPTY_VALUE)
-    forged = GcProposal(1, 2, a, good.block_hash, good.leader, key(a + 1).sign(good.signing_bytes()))
+    forged = GcProposal(
+        1, 2, a, good.block_hash, good.leader, key(a + 1).sign(good.signing_bytes())
+    )
     assert_dropped(sb, forged, "bad signature")
     # the genuine message still counts afterwards
     sb.recv(good)
@@ -150,7 +152,9 @@ def test_messages_of_the_next_round_wait_for_it(sb: Sandbox) -> None:
 
 
 def test_first_gc_block_is_relayed_later_ones_only_if_better(sb: Sandbox) -> None:
-    producers = sorted((sb.ctx.priority(a), a) for a in range(1, 16) if sb.ctx.priority(a) is not None)
+    producers = sorted(
+        (sb.ctx.priority(a), a) for a in range(1, 16) if sb.ctx.priority(a) is not None
+    )
     if len(producers) < 2:
         pytest.skip("needs two remote producers")
     (_, best), (_, second) = producers[0], producers[1]
