@@ -1,7 +1,7 @@
 # Type stubs for echorand._native, one section per native module.
 
-from collections.abc import Iterable, Sequence
-from typing import ClassVar, Self
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Self, SupportsIndex, final
 
 from typing_extensions import Buffer
 
@@ -355,3 +355,71 @@ def is_valid_account_key(public_key: Buffer) -> bool:
     """False for a non-canonical encoding, a non-point or a small-order point."""
 
 # --- end ed25519 ----------------------------------------------------------------
+
+# --- chain (native/src/chain.rs) ---------------------------------------------
+
+HASH_SIZE: int
+"""32: bytes in a seed and in every link of the chain."""
+MAX_LINKS: int
+"""The most links one `vrf_chain` call returns (2**22)."""
+
+def vrf_chain(seed: bytes | bytearray, round: int, step: int, count: int) -> bytes:
+    """VRF_0(r, s) .. VRF_{count-1}(r, s) of PROTOCOL §3, concatenated (count * 32 bytes).
+
+    VRF_0 = H(seed || u64be(round) || u32be(step)), VRF_i = H(VRF_{i-1}).
+    `seed` is 32 bytes; round is a u64, step a u32, 0 <= count <= MAX_LINKS.
+    """
+
+# --- stake (native/src/stake.rs) ---------------------------------------------
+
+MAX_SEATS: int
+"""The most seats one committee call draws (2**22)."""
+
+@final
+class StakeTable:
+    """Balances by account id (dense, from 0) and their Fenwick tree (PROTOCOL §3).
+
+    `balances` is either a buffer of native-endian 8-byte integers, one-dimensional
+    and contiguous (`array('Q')`, `array('q')`, numpy `uint64`/`int64`; negative
+    values refused), a bytes-like object of packed native-endian u64
+    (`array('Q', ...).tobytes()`), or any iterable of ints (a list). The total
+    must stay below 2**63. 8 bytes per account (the tree alone).
+    """
+
+    def __init__(self, balances: Buffer | Iterable[SupportsIndex]) -> None: ...
+    def committee(
+        self, seed: bytes | bytearray, round: int, step: int, size: int
+    ) -> list[int]:
+        """The account id of each seat 0 .. size-1 of `step` of `round`.
+
+        seat i = the smallest j with balance[0] + ... + balance[j] > int_be(VRF_i) mod W.
+        `seed` is Q[round-1]; round >= 1, step >= 1, size <= MAX_SEATS.
+        ValueError "stake table total is zero" when W == 0.
+        """
+    def weights(
+        self, seed: bytes | bytearray, round: int, step: int, size: int
+    ) -> dict[int, int]:
+        """Seats per account in the same committee, in order of first seat."""
+    def update(self, mapping: Mapping[SupportsIndex, SupportsIndex]) -> None:
+        """Set `{account_id: new_balance}` in place, O(log n) each; all or nothing.
+
+        ValueError (naming the account) for an unknown account, a balance that is
+        negative or over u64, or a new total >= 2**63; nothing is changed then.
+        """
+    def append(self, balance: SupportsIndex) -> int:
+        """Add one account; return its id."""
+    def extend(self, balances: Buffer | Iterable[SupportsIndex]) -> None:
+        """Add accounts (anything the constructor takes); all or nothing."""
+    def balance(self, account_id: SupportsIndex) -> int:
+        """The balance of an account (ValueError when unknown); O(1) on average."""
+    @property
+    def total(self) -> int:
+        """W: the sum of all balances."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes of memory the table holds."""
+    def copy(self) -> StakeTable:
+        """An independent snapshot."""
+    def __copy__(self) -> StakeTable: ...
+    def __deepcopy__(self, memo: Any) -> StakeTable: ...
+    def __len__(self) -> int: ...

@@ -1,9 +1,13 @@
-"""BBA (steps 5..): each rule on hand-built votes, then on a node with a fake clock."""
+"""BBA (steps 5..): each rule on hand-built votes, then on a node with a fake clock; the coin."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from _sandbox import EMPTY_VALUE, PARAMS, Sandbox
+from hypothesis import given
+from hypothesis import strategies as st
 
 from echorand.bba import StepKind, StepVotes, Vote, coin, deciding_vote, run_step, step_kind
 from echorand.events import Commit, Relay
@@ -88,13 +92,6 @@ def test_after_mu_the_flipped_step_defaults_to_the_empty_block() -> None:
     assert step_kind(s) is StepKind.COIN_FLIPPED
     outcome = step(s, votes((6, 0, V)), timed_out=True, coin_bit=0, past_mu=True)
     assert outcome is not None and outcome.vote.b == 1
-
-
-def test_coin_is_the_last_bit_of_a_hash_of_seed_round_step() -> None:
-    seed = bytes(range(32))
-    bits = {coin(seed, 1, s) for s in range(5, 40)}
-    assert bits == {0, 1}
-    assert coin(seed, 1, 7) == coin(seed, 1, 7)
 
 
 def test_a_signer_counts_once_per_step() -> None:
@@ -194,3 +191,35 @@ def test_bba_steps_run_on_their_timers_with_the_default_bits() -> None:
     c = coin(sb.ctx.seed, 1, 7)
     assert sb.take() == sb.my_votes(7, c, EMPTY_VALUE)  # the coin
     sb.assert_state(1, 8)
+
+
+# --- the coin (PROTOCOL §5) ---------------------------------------------------------------
+
+
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    round=st.integers(1, 2**64 - 1),
+    step=st.integers(5, 2**32 - 1),
+)
+def test_coin_is_the_last_bit_of_the_hash(seed: bytes, round: int, step: int) -> None:
+    digest = hashlib.sha256(
+        seed + round.to_bytes(8, "big") + step.to_bytes(4, "big") + b"coin"
+    ).digest()
+    assert coin(seed, round, step) == digest[31] & 1
+
+
+def test_coin_takes_both_values_across_steps() -> None:
+    seed = hashlib.sha256(b"coin seed").digest()
+    flips = [coin(seed, 3, s) for s in range(7, 7 + 3 * 40, 3)]
+    assert set(flips) == {0, 1}
+
+
+def test_coin_of_known_inputs() -> None:
+    """Pinned: the last digest bytes for steps 5..11 are 17 55 eb 37 d5 0d fc."""
+    assert [coin(bytes(32), 1, s) for s in range(5, 12)] == [1, 1, 1, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("length", [0, 31, 33, 64])
+def test_coin_refuses_a_seed_of_the_wrong_length(length: int) -> None:
+    with pytest.raises(ValueError, match=f"seed must be 32 bytes, got {length}"):
+        coin(bytes(length), 1, 7)
