@@ -56,10 +56,7 @@ class RoundContext:
         weights = self._committees.get(step)
         if weights is None:
             size = self.params.n_g if step == 1 else self.params.n_c
-            seats = self.table.committee(self.seed, self.round, step, size)
-            weights = {}
-            for account in seats:
-                weights[account] = weights.get(account, 0) + 1
+            weights = self.table.weights(self.seed, self.round, step, size)
             self._committees[step] = weights
         return weights
 
