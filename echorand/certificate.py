@@ -1,0 +1,116 @@
+"""CERT_r: building and checking certificates, and the fork choice rule.
+
+A certificate is the `cert_sig` votes of one BBA step whose signers' weight
+in `A_step` is > t_h, for a value that step's votes decide (docs/protocol.md
+§7): `b = 0` with `v` from a step `s` with `s ≡ 1 (mod 3)` (4, 7, 10, ...: the
+next step is "coin fixed to 0"), `b = 1` with the empty value from a step
+with `s ≡ 2 (mod 3)` (5, 8, 11, ...: the next step is "coin fixed to 1").
+Votes of other steps decide nothing, so they certify nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from echorand.bba import StepVotes, Vote
+from echorand.messages import Block, Certificate
+from echorand.round import RoundContext
+from echorand.tally import EMPTY_VALUE
+from echorand.validate import PublicKeys, Verifier
+
+
+class CertificateError(ValueError):
+    """A certificate that does not prove its block; the message says why."""
+
+
+def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> Certificate:
+    """CERT_r from the votes of the deciding step."""
+    block_hash, leader = vote.certified_value
+    return Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote))
+
+
+def decides(step: int, b: int) -> bool:
+    """Whether votes for bit `b` in `step` can make a decision."""
+    if b == 0:
+        return step >= 4 and (step - 4) % 3 == 0
+    return step >= 5 and (step - 5) % 3 == 0
+
+
+def certified_block_matches(cert: Certificate, block: Block, ctx: RoundContext) -> None:
+    """Check that `block` is the block `cert` decides, in the round of `ctx`."""
+    if block.round != ctx.round or cert.round != ctx.round:
+        raise CertificateError(
+            f"round: certificate {cert.round}, block {block.round}, expected {ctx.round}"
+        )
+    if block.prev_hash != ctx.prev_hash:
+        raise CertificateError("block: previous hash is not H(B_{r-1})")
+    if cert.b == 1 or cert.value == EMPTY_VALUE:
+        if not block.is_empty:
+            raise CertificateError("block: the certificate decides the empty block")
+    elif block.is_empty or block.hash != cert.block_hash or block.producer != cert.leader:
+        raise CertificateError("block: not the block whose value the certificate decides")
+
+
+def check_certificate(
+    cert: Certificate,
+    block: Block,
+    ctx: RoundContext,
+    public_key: PublicKeys,
+    verifier: Verifier,
+) -> None:
+    """Raise `CertificateError` unless `cert` proves `block` in the round of `ctx`.
+
+    Checked against the sortition of that round: the signers are distinct
+    (the codec keeps them strictly ascending), each holds seats in
+    `A_step`, their weight is > t_h, the step is one whose votes decide,
+    and every signature verifies (one batch).
+    """
+    certified_block_matches(cert, block, ctx)
+    if not decides(cert.step, cert.b):
+        raise CertificateError(f"step: votes b={cert.b} of step {cert.step} decide nothing")
+    signers = cert.signers
+    if len(set(signers)) != len(signers):
+        raise CertificateError("votes: repeated signer")
+    weights = ctx.weights(cert.step)
+    weight = 0
+    keys: list[bytes] = []
+    for signer in signers:
+        seats = weights.get(signer, 0)
+        pk = public_key(signer)
+        if seats == 0 or pk is None:
+            raise CertificateError(f"votes: signer {signer} is not in A_{cert.step}")
+        weight += seats
+        keys.append(pk)
+    if weight <= ctx.params.t_h:
+        raise CertificateError(f"votes: weight {weight} is not above t_h = {ctx.params.t_h}")
+    payload = cert.vote_signing_bytes()
+    answers = verifier.verify_batch(keys, [payload] * len(keys), [sig for _, sig in cert.votes])
+    if not all(answers):
+        bad = [signer for signer, ok in zip(signers, answers, strict=True) if not ok]
+        raise CertificateError(f"votes: bad signature from {bad}")
+
+
+# --- fork choice ------------------------------------------------------------------
+
+
+def chain_key(chain: Sequence[Block]) -> tuple[int, int, bytes]:
+    """What fork choice compares (larger is preferred).
+
+    1. more non-empty blocks; 2. then the later last non-empty block (the
+    shorter run of empty blocks at the tip); 3. then the smaller hash of that
+    block.
+    """
+    non_empty = [i for i, block in enumerate(chain) if not block.is_empty]
+    if not non_empty:
+        return (0, -len(chain), b"")
+    last = non_empty[-1]
+    inverted = bytes(255 - x for x in chain[last].hash)
+    return (len(non_empty), last - len(chain), inverted)
+
+
+def choose_chain(chains: Sequence[Sequence[Block]]) -> int:
+    """The index of the chain fork choice follows (the first one on a complete tie)."""
+    if not chains:
+        raise ValueError("no chains to choose from")
+    keys = [chain_key(chain) for chain in chains]
+    return max(range(len(chains)), key=lambda i: (keys[i], -i))

@@ -1,0 +1,296 @@
+"""The consensus core of a node: one round after another, sans-IO.
+
+`Consensus` takes events (`echorand.events`) and returns actions. It keeps
+the chain tip (r, Q[r-1], H(B_{r-1})), runs the current `Round`, verifies
+incoming messages in batches, applies the gossip rule, turns a decision
+into `Commit(block, CERT_r)`, and catches up from certified blocks when it
+falls behind. Everything it needs from the outside comes through two small
+interfaces: `Ledger` (the stake table of a round, account keys) and
+`Verifier` (batched signature verification).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from echorand.certificate import CertificateError, build_certificate, check_certificate
+from echorand.events import (
+    Action,
+    BlockReceived,
+    BlockValidated,
+    CertifiedBlocksReceived,
+    Commit,
+    Event,
+    FetchBlock,
+    MessagesReceived,
+    Relay,
+    Send,
+    Sync,
+    TimerFired,
+)
+from echorand.messages import (
+    BbaSignature,
+    Block,
+    Certificate,
+    ConsensusMessage,
+    GcBlock,
+    GcProposal,
+    GcSignature,
+)
+from echorand.params import Params
+from echorand.round import PayloadSource, Round, RoundContext, Signer
+from echorand.seeds import next_seed
+from echorand.sortition import StakeTable
+from echorand.tally import EMPTY_VALUE
+from echorand.validate import Verifier, should_relay, verify_messages
+
+MAX_BUFFERED = 20_000
+"""Messages of the next round kept until this node gets there."""
+
+
+class Ledger(Protocol):
+    """What the core reads from the ledger (the caller's storage)."""
+
+    def stake_table(self, round: int) -> StakeTable:
+        """The stake table of `round`: balances after block max(0, round - 2)."""
+        ...
+
+    def public_key(self, account: int) -> bytes | None:
+        """An account's public key, None if there is no such account."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The last block of the chain: its round, Q[round] and H(B_round) (round 0: genesis)."""
+
+    round: int
+    seed: bytes
+    block_hash: bytes
+
+
+def _no_payload(round: int) -> tuple[()]:
+    return ()
+
+
+class Consensus:
+    """The core: feed it `handle(event)`, carry out the actions it returns."""
+
+    def __init__(
+        self,
+        params: Params,
+        keys: Mapping[int, Signer],
+        ledger: Ledger,
+        verifier: Verifier,
+        tip: Tip,
+        payload: PayloadSource = _no_payload,
+    ) -> None:
+        self.params = params
+        self.keys = keys
+        self.ledger = ledger
+        self.verifier = verifier
+        self.payload = payload
+        self.tip = tip
+        self.stats: Counter[str] = Counter()
+        """Messages dropped (by reason) or accepted; certificates refused."""
+        self.round: Round | None = None
+        self._seen: set[bytes] = set()
+        self._best: dict[type, int] = {}
+        self._buffer: list[ConsensusMessage] = []
+        self._buffered: set[bytes] = set()
+        self._fetching: bytes | None = None
+        self._pending_cert: Certificate | None = None
+        self._last_sync_ms: int | None = None
+
+    @property
+    def current_round(self) -> int:
+        return self.tip.round + 1
+
+    # --- events ---------------------------------------------------------------
+
+    def start(self, now_ms: int) -> list[Action]:
+        """Begin round tip.round + 1."""
+        out: list[Action] = []
+        self._begin_round(now_ms, out)
+        self._settle(now_ms, out)
+        return out
+
+    def handle(self, event: Event) -> list[Action]:
+        out: list[Action] = []
+        if self.round is None:
+            raise RuntimeError("call start() before handle()")
+        match event:
+            case MessagesReceived(now_ms, messages):
+                self._receive(messages, now_ms, out)
+            case TimerFired(now_ms, round, step, kind) if round == self.current_round:
+                self.round.on_timer(step, kind, now_ms)
+                if self._buffer:
+                    self._sync(now_ms, out)
+            case BlockValidated(now_ms, block_hash, ok):
+                self.round.on_block_validated(block_hash, ok, now_ms)
+            case BlockReceived(now_ms, block):
+                self._block_received(block, now_ms, out)
+            case CertifiedBlocksReceived(now_ms, blocks):
+                self._certified_blocks(blocks, now_ms, out)
+            case _:
+                pass
+        self._settle(event.now_ms, out)
+        return out
+
+    # --- messages ---------------------------------------------------------------
+
+    def _receive(
+        self, messages: tuple[ConsensusMessage, ...], now_ms: int, out: list[Action]
+    ) -> None:
+        r = self.current_round
+        current: list[ConsensusMessage] = []
+        for msg in messages:
+            key = msg.encode()
+            if key in self._seen:
+                self.stats["duplicate"] += 1
+            elif msg.round == r:
+                self._seen.add(key)
+                current.append(msg)
+            elif msg.round == r + 1:
+                self._hold(msg, key)
+            elif msg.round > r + 1:
+                self.stats["future round"] += 1
+                self._sync(now_ms, out)
+            else:
+                self.stats["old round"] += 1
+        if current:
+            self._apply(current, now_ms, out)
+
+    def _apply(self, messages: list[ConsensusMessage], now_ms: int, out: list[Action]) -> None:
+        rnd = self.round
+        assert rnd is not None
+        max_step = rnd.step + self.params.mu
+        verdicts = verify_messages(
+            messages, rnd.ctx, self.ledger.public_key, self.verifier, max_step
+        )
+        for verdict in verdicts:
+            msg = verdict.message
+            if verdict.reason is not None:
+                self.stats[verdict.reason] += 1
+                continue
+            counted = self._count(rnd, msg, now_ms)
+            self.stats["accepted" if counted else "repeat or conflict"] += 1
+            priority = (
+                rnd.ctx.priority(msg.sender) if isinstance(msg, GcBlock | GcSignature) else None
+            )
+            best = self._best.get(type(msg))
+            if should_relay(msg, counted=counted, priority=priority, best_before=best):
+                out.append(Relay(msg))
+            if counted and priority is not None and (best is None or priority < best):
+                self._best[type(msg)] = priority
+
+    @staticmethod
+    def _count(rnd: Round, msg: ConsensusMessage, now_ms: int) -> bool:
+        if isinstance(msg, GcBlock):
+            return rnd.on_gc_block(msg, now_ms)
+        if isinstance(msg, GcSignature):
+            return rnd.on_gc_signature(msg, now_ms)
+        if isinstance(msg, GcProposal):
+            return rnd.on_gc_proposal(msg, now_ms)
+        assert isinstance(msg, BbaSignature)
+        return rnd.on_bba_signature(msg, now_ms)
+
+    def _hold(self, msg: ConsensusMessage, key: bytes) -> None:
+        if key in self._buffered:
+            self.stats["duplicate"] += 1
+        elif len(self._buffer) >= MAX_BUFFERED:
+            self.stats["buffer full"] += 1
+        else:
+            self._buffered.add(key)
+            self._buffer.append(msg)
+
+    # --- decisions and commits ------------------------------------------------------
+
+    def _settle(self, now_ms: int, out: list[Action]) -> None:
+        """Collect the round's actions; commit once it has decided and holds the block."""
+        while self.round is not None:
+            rnd = self.round
+            for action in rnd.drain():
+                if isinstance(action, Send):
+                    self._seen.add(action.message.encode())
+                out.append(action)
+            if rnd.decision is None or self._fetching is not None:
+                return
+            step, vote = rnd.decision
+            cert = build_certificate(rnd.ctx.round, step, vote, rnd.votes[step])
+            if vote.b == 1 or vote.value == EMPTY_VALUE:
+                block = Block.empty(rnd.ctx.round, rnd.ctx.prev_hash)
+            else:
+                block = rnd.gc.block(vote.value[0])
+                if block is None:
+                    self._fetching = vote.value[0]
+                    self._pending_cert = cert
+                    out.append(FetchBlock(rnd.ctx.round, vote.value[0]))
+                    return
+            self._commit(block, cert, now_ms, out)
+
+    def _block_received(self, block: Block, now_ms: int, out: list[Action]) -> None:
+        if self._fetching is None or block.hash != self._fetching:
+            self.stats["unexpected block"] += 1
+            return
+        cert = self._pending_cert
+        assert cert is not None
+        if block.round != cert.round or block.producer != cert.leader:
+            self.stats["unexpected block"] += 1
+            return
+        self._fetching = None
+        self._commit(block, cert, now_ms, out)
+
+    def _certified_blocks(
+        self, blocks: tuple[tuple[Block, Certificate], ...], now_ms: int, out: list[Action]
+    ) -> None:
+        for block, cert in blocks:
+            if block.round < self.current_round:
+                continue
+            if block.round > self.current_round or self.round is None:
+                return
+            try:
+                check_certificate(
+                    cert, block, self.round.ctx, self.ledger.public_key, self.verifier
+                )
+            except CertificateError:
+                self.stats["bad certificate"] += 1
+                return
+            self._fetching = None
+            self._commit(block, cert, now_ms, out)
+
+    def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
+        out.append(Commit(block, cert))
+        r = block.round
+        seed = next_seed(self.tip.seed, r, None if block.is_empty else block.seed_sig)
+        self.tip = Tip(r, seed, block.hash)
+        self._begin_round(now_ms, out)
+
+    def _begin_round(self, now_ms: int, out: list[Action]) -> None:
+        r = self.current_round
+        ctx = RoundContext(
+            self.params, r, self.tip.seed, self.tip.block_hash, self.ledger.stake_table(r)
+        )
+        self.round = Round(ctx, self.keys, now_ms, self.payload)
+        self._seen = set()
+        self._best = {}
+        self._fetching = None
+        self.round.start()
+        held, self._buffer, self._buffered = self._buffer, [], set()
+        for action in self.round.drain():
+            if isinstance(action, Send):
+                self._seen.add(action.message.encode())
+            out.append(action)
+        if held:
+            self._receive(tuple(held), now_ms, out)
+
+    def _sync(self, now_ms: int, out: list[Action]) -> None:
+        """Ask for certified blocks from the current round on, at most once per 2λ + Λ."""
+        interval = 2 * self.params.lam_ms + self.params.big_lam_ms
+        if self._last_sync_ms is not None and now_ms - self._last_sync_ms < interval:
+            return
+        self._last_sync_ms = now_ms
+        out.append(Sync(self.current_round))

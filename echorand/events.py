@@ -1,0 +1,132 @@
+"""What goes into the consensus core (events) and what comes out (actions).
+
+The core is sans-IO: it never reads a clock, a socket, a disk or a random
+source. Its caller feeds it events, each stamped with the caller's time
+`now_ms`, and carries out the actions it returns, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from echorand.messages import Block, Certificate, ConsensusMessage
+
+
+class TimerKind(Enum):
+    """Which deadline of a step a timer is (whitepaper: "schedule the timer after ...")."""
+
+    LEADER = "leader"
+    """Step 2 at 2λ: choose the leader among the producers heard so far."""
+    DEADLINE = "deadline"
+    """The end of a step: act on what has arrived (step 2: λ+Λ, step 3: 3λ+Λ, later: +2λ)."""
+
+
+# --- events (in) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesReceived:
+    """Consensus messages from peers, decoded, in arrival order (verified here, in one batch)."""
+
+    now_ms: int
+    messages: tuple[ConsensusMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer set by `SetTimer` has expired."""
+
+    now_ms: int
+    round: int
+    step: int
+    kind: TimerKind
+
+
+@dataclass(frozen=True, slots=True)
+class BlockValidated:
+    """The answer to `ValidateBlock`: whether the block's payload PAY_r is valid."""
+
+    now_ms: int
+    block_hash: bytes
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReceived:
+    """The answer to `FetchBlock`: a block (the core checks its hash)."""
+
+    now_ms: int
+    block: Block
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedBlocksReceived:
+    """The answer to `Sync`: consecutive blocks with their certificates (the core checks them)."""
+
+    now_ms: int
+    blocks: tuple[tuple[Block, Certificate], ...]
+
+
+Event = MessagesReceived | TimerFired | BlockValidated | BlockReceived | CertifiedBlocksReceived
+
+
+# --- actions (out) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Broadcast a message this node made (signed by one of its accounts)."""
+
+    message: ConsensusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Forward a message received from a peer (the gossip rule of `echorand.validate`)."""
+
+    message: ConsensusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Deliver `TimerFired(at_ms, round, step, kind)` when the clock reaches `at_ms`."""
+
+    at_ms: int
+    round: int
+    step: int
+    kind: TimerKind
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateBlock:
+    """Check the payload of a proposed block against the ledger; answer `BlockValidated`."""
+
+    block: Block
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBlock:
+    """The round decided a block this node does not hold: get it; answer `BlockReceived`."""
+
+    round: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """This node is behind: get certified blocks from `from_round` on; answer
+    `CertifiedBlocksReceived`."""
+
+    from_round: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Append `block` to the chain; `certificate` proves the decision (CERT_r)."""
+
+    block: Block
+    certificate: Certificate
+
+
+Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit

@@ -1,0 +1,284 @@
+"""One round as a state machine: step 1 (producers), graded consensus, BBA.
+
+The round is fed messages that `echorand.validate` has already checked,
+timer expiries and block-validation answers; it queues actions (`drain()`).
+It acts for each local account that holds seats in a step, once per
+account (the whitepaper's VRFN), signing with that account's key.
+
+Timers, from the round's start `T0` (when CERT_{r-1} was determined):
+step 2 chooses the leader at `T0 + 2λ` and gives up on its block at
+`T0 + λ + Λ`; step 3 ends at `T0 + 3λ + Λ`; step `s >= 4` ends `2λ` after
+step `s - 1` ended. A step ends earlier as soon as a threshold is reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step
+from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
+from echorand.gc import GradedConsensus
+from echorand.messages import BbaSignature, GcBlock, GcProposal, GcSignature, Transaction
+from echorand.params import Params
+from echorand.signing import (
+    Signer,
+    sign_block,
+    sign_gc_block,
+    sign_gc_signature,
+    sign_proposal,
+    sign_vote,
+)
+from echorand.sortition import StakeTable
+from echorand.tally import EMPTY_VALUE, Value
+
+PayloadSource = Callable[[int], Sequence[Transaction]]
+"""PAY_r: the transactions a producer puts in its block of round r (from its mempool)."""
+
+
+class RoundContext:
+    """What a round is computed from: r, Q[r-1], H(B_{r-1}) and the stake table of round r."""
+
+    __slots__ = ("_committees", "_priorities", "params", "prev_hash", "round", "seed", "table")
+
+    def __init__(
+        self, params: Params, round: int, seed: bytes, prev_hash: bytes, table: StakeTable
+    ) -> None:
+        self.params = params
+        self.round = round
+        self.seed = seed
+        self.prev_hash = prev_hash
+        self.table = table
+        self._committees: dict[int, dict[int, int]] = {}
+        self._priorities: dict[int, int] | None = None
+
+    def weights(self, step: int) -> dict[int, int]:
+        """Seats per account in A_step (A_1: the producers, in priority order)."""
+        weights = self._committees.get(step)
+        if weights is None:
+            size = self.params.n_g if step == 1 else self.params.n_c
+            weights = self.table.weights(self.seed, self.round, step, size)
+            self._committees[step] = weights
+        return weights
+
+    def weight(self, step: int, account: int) -> int:
+        return self.weights(step).get(account, 0)
+
+    def priority(self, account: int) -> int | None:
+        """The lowest seat index `account` holds in A_1 (lower is better), None if none."""
+        if self._priorities is None:
+            seats = self.table.committee(self.seed, self.round, 1, self.params.n_g)
+            self._priorities = {}
+            for index, producer in enumerate(seats):
+                self._priorities.setdefault(producer, index)
+        return self._priorities.get(account)
+
+
+class Round:
+    """The state of round r at one node."""
+
+    def __init__(
+        self,
+        ctx: RoundContext,
+        keys: Mapping[int, Signer],
+        start_ms: int,
+        payload: PayloadSource,
+    ) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self.start_ms = start_ms
+        self.payload = payload
+        self.gc = GradedConsensus(ctx.params.t_h)
+        self.votes: dict[int, StepVotes] = {}
+        self.step = 2
+        """The step this node works on now (it has acted in every step before it)."""
+        self.own_value: Value = EMPTY_VALUE
+        self.decision: tuple[int, Vote] | None = None
+        """(the step whose votes decided, the decided vote), once decided."""
+        self._leader_time = False
+        self._expired: set[int] = set()
+        self._requested: set[bytes] = set()
+        self._out: list[Action] = []
+
+    # --- interface ---------------------------------------------------------
+
+    def drain(self) -> list[Action]:
+        """The actions queued since the last call."""
+        out, self._out = self._out, []
+        return out
+
+    def start(self) -> None:
+        """Step 1 (block generation) and the timers of steps 2 and 3."""
+        p, r, t0 = self.ctx.params, self.ctx.round, self.start_ms
+        self._produce()
+        self._out.append(SetTimer(t0 + 2 * p.lam_ms, r, 2, TimerKind.LEADER))
+        self._out.append(SetTimer(t0 + p.lam_ms + p.big_lam_ms, r, 2, TimerKind.DEADLINE))
+        self._out.append(SetTimer(t0 + 3 * p.lam_ms + p.big_lam_ms, r, 3, TimerKind.DEADLINE))
+
+    def on_timer(self, step: int, kind: TimerKind, now_ms: int) -> None:
+        if kind is TimerKind.LEADER:
+            if not self._leader_time:
+                self._leader_time = True
+                self.gc.choose_leader()
+        else:
+            self._expired.add(step)
+        self._advance(now_ms)
+
+    def on_block_validated(self, block_hash: bytes, ok: bool, now_ms: int) -> None:
+        self.gc.set_valid(block_hash, ok)
+        self._advance(now_ms)
+
+    def on_gc_signature(self, msg: GcSignature, now_ms: int) -> bool:
+        """A producer's seed signature and block hash; False if it conflicts with an earlier one."""
+        priority = self.ctx.priority(msg.sender)
+        assert priority is not None, "validated: the sender is in A_1"
+        if not self.gc.add_proposal(msg.sender, priority, msg.block_hash):
+            return False
+        self._advance(now_ms)
+        return True
+
+    def on_gc_block(self, msg: GcBlock, now_ms: int) -> bool:
+        """A producer's block; asks the ledger to check its payload if it could lead."""
+        priority = self.ctx.priority(msg.sender)
+        assert priority is not None, "validated: the sender is in A_1"
+        if not self.gc.add_block(msg.sender, priority, msg.block):
+            return False
+        self._advance(now_ms)
+        return True
+
+    def on_gc_proposal(self, msg: GcProposal, now_ms: int) -> bool:
+        """A step-2 or step-3 vote; False if the signer already voted or the value conflicts."""
+        if self.gc.conflicts(msg.value):
+            return False
+        tally = self.gc.step2 if msg.step == 2 else self.gc.step3
+        weight = self.ctx.weight(msg.step, msg.sender)
+        if not tally.add(msg.sender, weight, msg.value):
+            return False
+        self._advance(now_ms)
+        return True
+
+    def on_bba_signature(self, msg: BbaSignature, now_ms: int) -> bool:
+        """A vote of step 4 or later; False if the signer already voted in that step."""
+        vote = Vote(msg.b, msg.value)
+        weight = self.ctx.weight(msg.step, msg.sender)
+        if not self._count_bba(msg.step, msg.sender, weight, vote, msg.cert_sig):
+            return False
+        self._advance(now_ms)
+        return True
+
+    def step_votes(self, step: int) -> StepVotes:
+        votes = self.votes.get(step)
+        if votes is None:
+            votes = self.votes[step] = StepVotes()
+        return votes
+
+    # --- step 1 ------------------------------------------------------------
+
+    def _produce(self) -> None:
+        """Step 1: the best local producer (N_1[0]) sends gc_block and gc_signature."""
+        ctx = self.ctx
+        mine = [(p, a) for a in self.keys if (p := ctx.priority(a)) is not None]
+        if not mine:
+            return
+        priority, producer = min(mine)
+        key = self.keys[producer]
+        r = ctx.round
+        block = sign_block(key, r, ctx.prev_hash, producer, ctx.seed, self.payload(r))
+        self.gc.add_block(producer, priority, block)
+        self.gc.set_valid(block.hash, True)
+        self._out.append(Send(sign_gc_block(key, producer, block)))
+        self._out.append(Send(sign_gc_signature(key, producer, block)))
+
+    # --- steps 2.. -----------------------------------------------------------
+
+    def _advance(self, now_ms: int) -> None:
+        """Complete steps for as long as their conditions hold."""
+        self._request_validation()
+        while self.decision is None and self._try_step(now_ms):
+            pass
+
+    def _try_step(self, now_ms: int) -> bool:
+        s = self.step
+        timed_out = s in self._expired
+        if s == 2:
+            if not (self._leader_time or timed_out):
+                return False
+            value = self.gc.step2_value(timed_out)
+            if value is None:
+                return False
+            self._propose(2, value)
+        elif s == 3:
+            value = self.gc.step3_value(timed_out)
+            if value is None:
+                return False
+            self._propose(3, value)
+        elif s == 4:
+            graded = self.gc.step4_value(timed_out)
+            if graded is None:
+                return False
+            self.own_value = graded.value
+            self._vote(4, Vote(graded.b, graded.value))
+        else:
+            p, ctx = self.ctx.params, self.ctx
+            outcome = run_step(
+                s,
+                self.step_votes(s - 1),
+                p.t_h,
+                self.own_value,
+                coin(ctx.seed, ctx.round, s),
+                past_mu=s > p.mu,
+                timed_out=timed_out,
+            )
+            if outcome is None:
+                return False
+            if outcome.decided:
+                self.decision = (s - 1, outcome.vote)
+                return False
+            if outcome.vote.b == 0:
+                self.own_value = outcome.vote.value
+            self._vote(s, outcome.vote)
+        self.step = s + 1
+        if self.step >= 4:
+            at = now_ms + 2 * self.ctx.params.lam_ms
+            self._out.append(SetTimer(at, self.ctx.round, self.step, TimerKind.DEADLINE))
+        return True
+
+    def _propose(self, step: int, value: Value) -> None:
+        """gc_proposal {r, s, id, v} for each local account in A_s (counted here too)."""
+        tally = self.gc.step2 if step == 2 else self.gc.step3
+        for account, weight in self._local_seats(step):
+            msg = sign_proposal(self.keys[account], self.ctx.round, step, account, value)
+            tally.add(account, weight, value)
+            self._out.append(Send(msg))
+
+    def _vote(self, step: int, vote: Vote) -> None:
+        """bba_signature {r, s, id, b, v, sig(b, v)} for each local account in A_s."""
+        for account, weight in self._local_seats(step):
+            key = self.keys[account]
+            msg = sign_vote(key, self.ctx.round, step, account, vote.b, vote.value)
+            self._count_bba(step, account, weight, vote, msg.cert_sig)
+            self._out.append(Send(msg))
+
+    def _local_seats(self, step: int) -> list[tuple[int, int]]:
+        weights = self.ctx.weights(step)
+        return [(a, weights[a]) for a in sorted(self.keys) if a in weights]
+
+    def _count_bba(self, step: int, signer: int, weight: int, vote: Vote, cert_sig: bytes) -> bool:
+        votes = self.step_votes(step)
+        if not votes.add(signer, weight, vote, cert_sig):
+            return False
+        if self.decision is None:
+            decided = deciding_vote(step, votes, self.ctx.params.t_h)
+            if decided is not None:
+                self.decision = (step, decided)
+        return True
+
+    def _request_validation(self) -> None:
+        """Ask the ledger about PAY_r of the block that can lead: the leader's, or the best."""
+        gc = self.gc
+        candidate = gc.proposals.get(gc.leader) if gc.leader is not None else gc.best()
+        if candidate is None or candidate.block is None or candidate.valid is not None:
+            return
+        if candidate.block_hash in self._requested:
+            return
+        self._requested.add(candidate.block_hash)
+        self._out.append(ValidateBlock(candidate.block))

@@ -1,0 +1,73 @@
+"""Making the signed messages of a round (docs/protocol.md §6).
+
+Each function builds the message, signs the exact bytes its signature is
+over (`signing_bytes()`, tag included) with the account's key, and returns
+the signed message. Ed25519 signing is deterministic: no randomness here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from echorand.messages import BbaSignature, Block, GcBlock, GcProposal, GcSignature, Transaction
+from echorand.params import SIGNATURE_SIZE
+from echorand.seeds import seed_signing_bytes
+from echorand.tally import Value
+
+NO_SIGNATURE = bytes(SIGNATURE_SIZE)
+"""Placeholder while the bytes to sign are computed (never sent)."""
+
+
+class Signer(Protocol):
+    """An account's key (`echorand.crypto.Keypair`)."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, payload: bytes) -> bytes: ...
+
+
+def sign_block(
+    key: Signer,
+    round: int,
+    prev_hash: bytes,
+    producer: int,
+    prev_seed: bytes,
+    transactions: Sequence[Transaction],
+) -> Block:
+    """B_r by `producer`, with its seed signature S = sig(Q[r-1]) and block signature."""
+    seed_sig = key.sign(seed_signing_bytes(prev_seed, round))
+    fields = (round, prev_hash, producer, seed_sig, tuple(transactions))
+    draft = Block(*fields, NO_SIGNATURE)
+    return Block(*fields, key.sign(draft.signing_bytes()))
+
+
+def sign_gc_block(key: Signer, sender: int, block: Block) -> GcBlock:
+    draft = GcBlock(block.round, 1, sender, block, NO_SIGNATURE)
+    return GcBlock(block.round, 1, sender, block, key.sign(draft.signing_bytes()))
+
+
+def sign_gc_signature(key: Signer, sender: int, block: Block) -> GcSignature:
+    """gc_signature {r, id, sig(Q[r-1]), H(B_r), H(B_{r-1})} for a producer's block."""
+    assert block.seed_sig is not None
+    fields = (block.round, 1, sender, block.seed_sig, block.hash, block.prev_hash)
+    draft = GcSignature(*fields, NO_SIGNATURE)
+    return GcSignature(*fields, key.sign(draft.signing_bytes()))
+
+
+def sign_proposal(key: Signer, round: int, step: int, sender: int, value: Value) -> GcProposal:
+    """gc_proposal {r, s, id, v} (steps 2 and 3)."""
+    fields = (round, step, sender, value[0], value[1])
+    draft = GcProposal(*fields, NO_SIGNATURE)
+    return GcProposal(*fields, key.sign(draft.signing_bytes()))
+
+
+def sign_vote(
+    key: Signer, round: int, step: int, sender: int, b: int, value: Value
+) -> BbaSignature:
+    """bba_signature {r, s, id, b, v, sig(r, b, v)}; cert_sig signs the empty value when b = 1."""
+    draft = BbaSignature(round, step, sender, b, value[0], value[1], NO_SIGNATURE, NO_SIGNATURE)
+    fields = (round, step, sender, b, value[0], value[1], key.sign(draft.cert_signing_bytes()))
+    draft = BbaSignature(*fields, NO_SIGNATURE)
+    return BbaSignature(*fields, key.sign(draft.signing_bytes()))

@@ -1,0 +1,204 @@
+"""`echorand sim consensus`: run the simulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from echorand.sim.byzantine import BEHAVIOURS
+from echorand.sim.simulation import SimConfig, SimResult, run
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _partition(text: str) -> tuple[float, int, int]:
+    """FRACTION:START_MS:END_MS, or START_MS:END_MS for two halves."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 2:
+            fraction, start, end = 0.5, int(parts[0]), int(parts[1])
+        elif len(parts) == 3:
+            fraction, start, end = float(parts[0]), int(parts[1]), int(parts[2])
+        else:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected [FRACTION:]START_MS:END_MS, got {text!r}"
+        ) from None
+    if not 0 < fraction < 1 or not 0 <= start < end:
+        raise argparse.ArgumentTypeError(f"need 0 < FRACTION < 1 and START < END, got {text!r}")
+    return fraction, start, end
+
+
+def _crash(text: str) -> tuple[int, int, int | None]:
+    """NODE:AT_MS[:RESTART_MS]."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        restart = int(parts[2]) if len(parts) == 3 else None
+        return int(parts[0]), int(parts[1]), restart
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NODE:AT_MS[:RESTART_MS], got {text!r}"
+        ) from None
+
+
+def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `echorand sim consensus`."""
+    d = SimConfig()
+    add = parser.add_argument
+    add("--nodes", type=_positive, default=d.nodes, help="nodes (default %(default)s)")
+    add(
+        "--accounts",
+        type=_positive,
+        default=d.accounts,
+        help="accounts per node (default %(default)s)",
+    )
+    add("--rounds", type=_positive, default=d.rounds, help="rounds to commit (default %(default)s)")
+    add(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="the run's seed: same seed, same run (default %(default)s)",
+    )
+    add(
+        "--byzantine",
+        type=_fraction,
+        default=d.byzantine,
+        help="fraction of stake held by Byzantine nodes",
+    )
+    add("--behaviour", choices=BEHAVIOURS[1:], default=d.behaviour, help="what Byzantine nodes do")
+    add("--participation", type=_fraction, default=d.participation, help="fraction of stake online")
+    add(
+        "--latency-ms",
+        type=_positive,
+        default=d.latency_ms,
+        help="mean link latency (default %(default)s)",
+    )
+    add("--loss", type=_fraction, default=d.loss, help="probability that a message is lost")
+    add(
+        "--partition",
+        type=_partition,
+        default=None,
+        help="[FRACTION:]START_MS:END_MS: cut the network in two",
+    )
+    add(
+        "--crash",
+        type=_crash,
+        action="append",
+        default=[],
+        help="NODE:AT_MS[:RESTART_MS] (repeatable)",
+    )
+    add(
+        "--no-producers",
+        action="store_true",
+        help="no producer is online: every round should end empty",
+    )
+    add(
+        "--n-c",
+        type=_positive,
+        default=d.n_c,
+        help="N_c, verifier seats per step (default %(default)s)",
+    )
+    add("--n-g", type=_positive, default=d.n_g, help="N_g, producer seats (default %(default)s)")
+    add("--k", type=_positive, default=d.k, help="BBA loops, mu = 4 + 3k (default %(default)s)")
+    add("--lambda-ms", type=_positive, default=d.lam_ms, help="λ (default %(default)s)")
+    add("--big-lambda-ms", type=_positive, default=d.big_lam_ms, help="Λ (default %(default)s)")
+    add("--max-time-ms", type=_positive, default=None, help="stop after this much simulated time")
+    add("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        nodes=args.nodes,
+        accounts=args.accounts,
+        rounds=args.rounds,
+        seed=args.seed,
+        byzantine=args.byzantine,
+        behaviour=args.behaviour,
+        participation=args.participation,
+        latency_ms=args.latency_ms,
+        loss=args.loss,
+        partition=args.partition,
+        crashes=tuple(args.crash),
+        mute_producers=args.no_producers,
+        n_c=args.n_c,
+        n_g=args.n_g,
+        k=args.k,
+        lam_ms=args.lambda_ms,
+        big_lam_ms=args.big_lambda_ms,
+        max_time_ms=args.max_time_ms,
+    )
+
+
+def run_consensus(args: argparse.Namespace) -> int:
+    """Run one simulation; 0 when no fork and every certificate verified, else 1."""
+    try:
+        config = config_from(args)
+        config.params()
+    except ValueError as e:
+        print(f"echorand sim consensus: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        result = run(config)
+        print(json.dumps(result.summary(), sort_keys=False))
+    else:
+        result = _run_with_progress(config)
+        _print_table(result)
+    return 0 if not result.forks and not result.bad_certificates else 1
+
+
+def _run_with_progress(config: SimConfig) -> SimResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("rounds", total=config.rounds)
+        result = run(config, lambda done: progress.update(task, completed=min(done, config.rounds)))
+    return result
+
+
+def _print_table(result: SimResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary()
+    table = Table(title="echorand sim consensus", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    latency = s["latency_ms"]
+    assert isinstance(latency, dict)
+    rows = [
+        ("nodes / accounts", f"{s['nodes']} / {s['accounts']}"),
+        ("seed", str(s["seed"])),
+        ("byzantine stake", f"{s['byzantine_stake']:.1%} ({s['behaviour']})"),
+        ("online stake", f"{s['online_stake']:.1%}"),
+        ("rounds committed", f"{s['committed']} of {s['rounds']}"),
+        ("empty blocks", str(s["empty_blocks"])),
+        ("forks", str(s["forks"] or "none")),
+        ("round time p50 / p99", f"{latency['p50']} ms / {latency['p99']} ms"),
+        ("messages (lost)", f"{s['messages']} ({s['lost']})"),
+        ("simulated time", f"{s['sim_time_ms']} ms"),
+        (
+            "certificates checked",
+            f"{s['certificates_checked']}, {len(result.bad_certificates)} bad",
+        ),
+        ("dropped", ", ".join(f"{k}: {v}" for k, v in result.dropped.items()) or "none"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)

@@ -1,0 +1,160 @@
+"""A simulated node: the real consensus core, driven by the simulated clock and network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from echorand.consensus import Consensus, Ledger, Tip
+from echorand.events import (
+    Action,
+    BlockValidated,
+    Commit,
+    Event,
+    FetchBlock,
+    MessagesReceived,
+    Relay,
+    Send,
+    SetTimer,
+    Sync,
+    TimerFired,
+    ValidateBlock,
+)
+from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock
+from echorand.params import Params
+from echorand.seeds import next_seed
+from echorand.signing import Signer
+from echorand.sim.byzantine import Behaviour
+from echorand.tally import Value
+from echorand.validate import Verifier
+
+if TYPE_CHECKING:
+    from echorand.sim.simulation import Simulation
+
+
+class SimNode:
+    """One node: its accounts' keys, its chain, and a core that is rebuilt on restart."""
+
+    def __init__(
+        self,
+        index: int,
+        sim: Simulation,
+        keys: Mapping[int, Signer],
+        behaviour: Behaviour,
+        honest: bool,
+    ) -> None:
+        self.index = index
+        self.sim = sim
+        self.keys = keys
+        self.behaviour = behaviour
+        self.honest = honest
+        self.chain: list[tuple[Block, Certificate]] = []
+        self.commit_ms: list[int] = []
+        self.round_ms: list[int] = []
+        """Simulated time each round took at this node (start of round to commit)."""
+        self.blocks: dict[bytes, Block] = {}
+        self.core: Consensus | None = None
+        self._epoch = 0
+        self._round_start = 0
+        self._inbox: list[ConsensusMessage] = []
+        self.mute_producer = False
+
+    # --- life cycle -----------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self.core is not None
+
+    def boot(self, params: Params, ledger: Ledger, verifier: Verifier, genesis: Tip) -> None:
+        """Start (or restart) from the chain this node has stored."""
+        tip = genesis
+        for block, _ in self.chain:
+            seed = next_seed(tip.seed, block.round, None if block.is_empty else block.seed_sig)
+            tip = Tip(block.round, seed, block.hash)
+        self.core = Consensus(params, self.keys, ledger, verifier, tip)
+        self._epoch += 1
+        self._round_start = self.sim.clock.now_ms
+        self.sim.network.online[self.index] = True
+        self._execute(self.core.start(self.sim.clock.now_ms))
+
+    def crash(self) -> None:
+        self.core = None
+        self._epoch += 1
+        self._inbox = []
+        self.sim.network.online[self.index] = False
+
+    # --- input ------------------------------------------------------------------------
+
+    def receive(self, msg: ConsensusMessage) -> None:
+        """A message arrives; all that arrive at the same instant form one batch."""
+        if self.core is None:
+            return
+        if isinstance(msg, GcBlock):
+            self.blocks.setdefault(msg.block.hash, msg.block)
+        if not self._inbox:
+            epoch = self._epoch
+            self.sim.clock.at(self.sim.clock.now_ms, lambda: self._flush(epoch))
+        self._inbox.append(msg)
+
+    def deliver(self, event: Event) -> None:
+        if self.core is not None:
+            self._execute(self.core.handle(event))
+
+    def _flush(self, epoch: int) -> None:
+        if epoch != self._epoch or not self._inbox:
+            return
+        batch, self._inbox = tuple(self._inbox), []
+        self.deliver(MessagesReceived(self.sim.clock.now_ms, batch))
+
+    def _later(self, at_ms: int, make: Callable[[], Event]) -> None:
+        epoch = self._epoch
+        self.sim.clock.at(at_ms, lambda: self.deliver(make()) if epoch == self._epoch else None)
+
+    # --- actions -----------------------------------------------------------------------
+
+    def _execute(self, actions: list[Action]) -> None:
+        now = self.sim.clock.now_ms
+        for action in actions:
+            match action:
+                case Send(msg):
+                    self._send(msg)
+                case Relay(msg) if self.behaviour.relays:
+                    self.sim.broadcast(self.index, msg, None, 0)
+                case SetTimer(at_ms, round, step, kind):
+                    self._later(
+                        at_ms, lambda a=at_ms, r=round, s=step, k=kind: TimerFired(a, r, s, k)
+                    )
+                case ValidateBlock(block):
+                    ok = self.sim.payload_valid(block)
+                    self._later(now, lambda h=block.hash, ok=ok: BlockValidated(now, h, ok))
+                case FetchBlock(round, block_hash):
+                    self.sim.fetch(self, round, block_hash)
+                case Sync(from_round):
+                    self.sim.sync(self, from_round)
+                case Commit(block, certificate):
+                    self._commit(block, certificate, now)
+                case _:
+                    pass
+
+    def _send(self, msg: ConsensusMessage) -> None:
+        if self.mute_producer and msg.step == 1:
+            return
+        if isinstance(msg, GcBlock):
+            self.blocks.setdefault(msg.block.hash, msg.block)
+        peers = self.sim.network.neighbours[self.index]
+        for targets, out, delay in self.behaviour.outgoing(msg, peers, self._known_values()):
+            self.sim.broadcast(self.index, out, targets, delay)
+
+    def _known_values(self) -> list[Value]:
+        if self.core is None or self.core.round is None:
+            return []
+        proposals = self.core.round.gc.proposals.values()
+        return sorted(p.value for p in proposals)
+
+    def _commit(self, block: Block, cert: Certificate, now: int) -> None:
+        self.chain.append((block, cert))
+        self.blocks.setdefault(block.hash, block)
+        self.commit_ms.append(now)
+        self.round_ms.append(now - self._round_start)
+        self._round_start = now
+        self.sim.on_commit(self)

@@ -1,0 +1,362 @@
+"""Building and running a simulated network, and what it measured."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from echorand.certificate import CertificateError, check_certificate
+from echorand.consensus import Tip
+from echorand.crypto import Keypair
+from echorand.events import BlockReceived, CertifiedBlocksReceived
+from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
+from echorand.params import Params
+from echorand.round import RoundContext
+from echorand.seeds import next_seed
+from echorand.sim.byzantine import make_behaviour
+from echorand.sim.clock import Clock
+from echorand.sim.network import Network, Partition
+from echorand.sim.node import SimNode
+from echorand.sortition import StakeTable
+from echorand.validate import CachingVerifier, NativeVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """A simulated run. Times are simulated milliseconds."""
+
+    nodes: int = 7
+    accounts: int = 3
+    """Accounts per node."""
+    rounds: int = 5
+    seed: int = 1
+    byzantine: float = 0.0
+    """Fraction of stake held by Byzantine nodes (whole nodes, up to this fraction)."""
+    behaviour: str = "silent"
+    participation: float = 1.0
+    """Fraction of stake online (the rest is held by nodes that never start)."""
+    latency_ms: int = 20
+    loss: float = 0.0
+    partition: tuple[float, int, int] | None = None
+    """(fraction of nodes on one side, start ms, end ms)."""
+    crashes: tuple[tuple[int, int, int | None], ...] = ()
+    """(node, crash at ms, restart at ms or None)."""
+    mute_producers: bool = False
+    """Every node drops its own step-1 messages: no producer is online."""
+    n_g: int = 10
+    n_c: int = 60
+    k: int = 4
+    lam_ms: int = 100
+    big_lam_ms: int = 300
+    max_time_ms: int | None = None
+
+    def params(self) -> Params:
+        return Params(
+            n_g=self.n_g, n_c=self.n_c, k=self.k, lam_ms=self.lam_ms, big_lam_ms=self.big_lam_ms
+        )
+
+
+@dataclass(slots=True)
+class SimResult:
+    """What a run measured (the `--json` summary is `summary()`)."""
+
+    config: SimConfig
+    committed: int
+    empty_blocks: int
+    forks: list[int]
+    latency_p50_ms: int
+    latency_p99_ms: int
+    messages: int
+    lost: int
+    sim_time_ms: int
+    byzantine_stake: float
+    online_stake: float
+    certificates_checked: int
+    bad_certificates: list[str]
+    dropped: dict[str, int]
+    chains: list[list[tuple[Block, Certificate]]] = field(repr=False)
+
+    def summary(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "nodes": c.nodes,
+            "accounts": c.nodes * c.accounts,
+            "rounds": c.rounds,
+            "seed": c.seed,
+            "behaviour": c.behaviour,
+            "byzantine_stake": round(self.byzantine_stake, 4),
+            "online_stake": round(self.online_stake, 4),
+            "committed": self.committed,
+            "empty_blocks": self.empty_blocks,
+            "forks": self.forks,
+            "latency_ms": {"p50": self.latency_p50_ms, "p99": self.latency_p99_ms},
+            "messages": self.messages,
+            "lost": self.lost,
+            "sim_time_ms": self.sim_time_ms,
+            "certificates_checked": self.certificates_checked,
+            "bad_certificates": self.bad_certificates,
+            "dropped": self.dropped,
+        }
+
+
+class StaticLedger:
+    """The simulator's ledger: no transactions are applied, so every round has the genesis
+    balances."""
+
+    def __init__(self, table: StakeTable, keys: list[bytes]) -> None:
+        self.table = table
+        self.keys = keys
+
+    def stake_table(self, round: int) -> StakeTable:
+        return self.table
+
+    def public_key(self, account: int) -> bytes | None:
+        return self.keys[account] if 0 <= account < len(self.keys) else None
+
+
+class Simulation:
+    """N nodes, one clock, one network; `run()` returns a `SimResult`."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.params = config.params()
+        self.rng = random.Random(config.seed)
+        self.clock = Clock()
+        partitions = ()
+        if config.partition is not None:
+            fraction, start, end = config.partition
+            partitions = (Partition(start, end, max(1, round(config.nodes * fraction))),)
+        self.network = Network(
+            self.clock, config.nodes, self.rng, config.latency_ms, config.loss, partitions
+        )
+        self.verifier = CachingVerifier(NativeVerifier())
+        n_accounts = config.nodes * config.accounts
+        keys = [Keypair.from_seed(_digest(b"key", config.seed, a)) for a in range(n_accounts)]
+        balances = [self.rng.randrange(1_000, 2_000) for _ in range(n_accounts)]
+        self.balances = balances
+        self.ledger = StaticLedger(StakeTable(balances), [k.public_key for k in keys])
+        self.genesis = Tip(0, _digest(b"seed", config.seed, 0), _digest(b"genesis", config.seed, 0))
+        stake = [
+            sum(balances[i * config.accounts : (i + 1) * config.accounts])
+            for i in range(config.nodes)
+        ]
+        order = list(range(config.nodes))
+        self.rng.shuffle(order)
+        total = sum(stake)
+        byzantine = _take(order, stake, config.byzantine * total)
+        rest = [i for i in order if i not in byzantine]
+        offline = _take(rest, stake, (1 - config.participation) * total)
+        self.byzantine_stake = sum(stake[i] for i in byzantine) / total
+        self.online_stake = 1 - sum(stake[i] for i in offline) / total
+        self.offline = offline
+        self.nodes: list[SimNode] = []
+        for i in range(config.nodes):
+            mine = {a: keys[a] for a in range(i * config.accounts, (i + 1) * config.accounts)}
+            name = config.behaviour if i in byzantine else "honest"
+            behaviour = make_behaviour(
+                name, mine, random.Random(config.seed * 1_000 + i), config.lam_ms
+            )
+            node = SimNode(i, self, mine, behaviour, honest=i not in byzantine)
+            node.mute_producer = config.mute_producers
+            self.nodes.append(node)
+        self._progress: Callable[[int], None] | None = None
+        self._committed = 0
+
+    # --- services the nodes use --------------------------------------------------------
+
+    def broadcast(
+        self, src: int, msg: ConsensusMessage, targets: tuple[int, ...] | None, delay: int
+    ) -> None:
+        peers = self.network.neighbours[src] if targets is None else targets
+        for dst in peers:
+            node = self.nodes[dst]
+            self.network.send(src, dst, lambda n=node: n.receive(msg), delay)
+
+    def payload_valid(self, block: Block) -> bool:
+        """The ledger check of PAY_r the simulator can make: every transaction's signature."""
+        txs = block.transactions
+        if not txs:
+            return True
+        answers = self.verifier.verify_batch(
+            [tx.sender for tx in txs],
+            [tx.signing_bytes() for tx in txs],
+            [tx.signature for tx in txs],
+        )
+        return all(answers)
+
+    def fetch(self, node: SimNode, round: int, block_hash: bytes) -> None:
+        """Ask a reachable peer for a block; retry after Λ while nobody has it."""
+        for peer in self._peers_of(node):
+            block = peer.blocks.get(block_hash)
+            if block is not None:
+                self.network.send(
+                    peer.index,
+                    node.index,
+                    lambda b=block: node.deliver(BlockReceived(self.clock.now_ms, b)),
+                )
+                return
+        core = node.core
+
+        def retry() -> None:
+            if node.core is core and core is not None and core.current_round == round:
+                self.fetch(node, round, block_hash)
+
+        self.clock.at(self.clock.now_ms + self.params.big_lam_ms, retry)
+
+    def sync(self, node: SimNode, from_round: int) -> None:
+        """Certified blocks from `from_round` on, from the reachable peer with the longest chain."""
+        peers = [p for p in self._peers_of(node) if len(p.chain) >= from_round]
+        if not peers:
+            return
+        peer = max(peers, key=lambda p: (len(p.chain), -p.index))
+        blocks = tuple(peer.chain[from_round - 1 : from_round - 1 + MAX_SYNC_BLOCKS])
+        self.network.send(
+            peer.index,
+            node.index,
+            lambda: node.deliver(CertifiedBlocksReceived(self.clock.now_ms, blocks)),
+        )
+
+    def _peers_of(self, node: SimNode) -> list[SimNode]:
+        return [
+            p
+            for p in self.nodes
+            if p is not node and p.online and self.network.connected(p.index, node.index)
+        ]
+
+    def on_commit(self, node: SimNode) -> None:
+        committed = self._honest_committed()
+        if committed > self._committed:
+            self._committed = committed
+            if self._progress is not None:
+                self._progress(committed)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def _live_honest(self) -> list[SimNode]:
+        return [n for n in self.nodes if n.honest and n.online]
+
+    def _honest_committed(self) -> int:
+        live = self._live_honest()
+        return min((len(n.chain) for n in live), default=0)
+
+    def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
+        c = self.config
+        self._progress = progress
+        for node in self.nodes:
+            if node.index not in self.offline:
+                node.boot(self.params, self.ledger, self.verifier, self.genesis)
+            else:
+                self.network.online[node.index] = False
+        for index, crash_ms, restart_ms in c.crashes:
+            node = self.nodes[index]
+            self.clock.at(crash_ms, node.crash)
+            if restart_ms is not None:
+                self.clock.at(
+                    restart_ms,
+                    lambda n=node: n.boot(self.params, self.ledger, self.verifier, self.genesis),
+                )
+        end = c.max_time_ms
+        if end is None:
+            p = self.params
+            per_round = 3 * p.lam_ms + p.big_lam_ms + 2 * p.lam_ms * (3 * p.mu)
+            end = c.rounds * per_round + max(
+                (t for _, t, r in c.crashes for t in (t, r or 0)), default=0
+            )
+            if c.partition is not None:
+                end += c.partition[2]
+        self.clock.run_until(end, lambda: self._honest_committed() >= c.rounds and self._settled())
+        return self._result()
+
+    def _settled(self) -> bool:
+        """No crash or restart is still to come."""
+        now = self.clock.now_ms
+        return all(now >= t and (r is None or now >= r) for _, t, r in self.config.crashes)
+
+    # --- results -----------------------------------------------------------------------------
+
+    def _result(self) -> SimResult:
+        honest = [n for n in self.nodes if n.honest and n.index not in self.offline]
+        chains = [n.chain for n in honest]
+        by_round: dict[int, set[bytes]] = {}
+        for chain in chains:
+            for block, _ in chain:
+                by_round.setdefault(block.round, set()).add(block.hash)
+        forks = sorted(r for r, hashes in by_round.items() if len(hashes) > 1)
+        reference = max(chains, key=len, default=[])
+        durations = sorted(ms for n in honest for ms in n.round_ms)
+        checked, bad = self._check_certificates(honest)
+        dropped: Counter[str] = Counter()
+        for node in honest:
+            if node.core is not None:
+                dropped.update({k: v for k, v in node.core.stats.items() if k != "accepted"})
+        return SimResult(
+            config=self.config,
+            committed=self._honest_committed(),
+            empty_blocks=sum(1 for block, _ in reference if block.is_empty),
+            forks=forks,
+            latency_p50_ms=_percentile(durations, 50),
+            latency_p99_ms=_percentile(durations, 99),
+            messages=self.network.transmissions,
+            lost=self.network.lost,
+            sim_time_ms=self.clock.now_ms,
+            byzantine_stake=self.byzantine_stake,
+            online_stake=self.online_stake,
+            certificates_checked=checked,
+            bad_certificates=bad,
+            dropped=dict(sorted(dropped.items())),
+            chains=chains,
+        )
+
+    def _check_certificates(self, nodes: list[SimNode]) -> tuple[int, list[str]]:
+        """Check every honest node's certificates against the sortition of their rounds."""
+        seen: set[tuple[int, bytes, bytes]] = set()
+        bad: list[str] = []
+        for node in nodes:
+            tip = self.genesis
+            for block, cert in node.chain:
+                r = block.round
+                key = (r, block.hash, cert.encode())
+                if key not in seen:
+                    seen.add(key)
+                    ctx = RoundContext(
+                        self.params, r, tip.seed, tip.block_hash, self.ledger.stake_table(r)
+                    )
+                    try:
+                        check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
+                    except CertificateError as e:
+                        bad.append(f"node {node.index} round {r}: {e}")
+                seed = next_seed(tip.seed, r, None if block.is_empty else block.seed_sig)
+                tip = Tip(r, seed, block.hash)
+        return len(seen), bad
+
+
+def run(config: SimConfig, progress: Callable[[int], None] | None = None) -> SimResult:
+    """Build and run one simulation."""
+    return Simulation(config).run(progress)
+
+
+def _digest(tag: bytes, seed: int, index: int) -> bytes:
+    return hashlib.sha256(
+        b"echorand/sim/" + tag + seed.to_bytes(8, "big") + index.to_bytes(8, "big")
+    ).digest()
+
+
+def _take(order: list[int], stake: list[int], budget: float) -> set[int]:
+    """Nodes from `order`, in order, while their total stake stays within `budget`."""
+    taken: set[int] = set()
+    total = 0
+    for i in order:
+        if total + stake[i] <= budget + 1e-9:
+            taken.add(i)
+            total += stake[i]
+    return taken
+
+
+def _percentile(values: list[int], pct: int) -> int:
+    if not values:
+        return 0
+    index = min(len(values) - 1, (len(values) * pct + 99) // 100 - 1)
+    return values[max(0, index)]

@@ -1,0 +1,66 @@
+"""Counting votes by weight of distinct signers (PROTOCOL §3, §5).
+
+A signer's weight in a step is the number of seats it holds in `A_s`. A
+signer counts once per step, with its first message; a second message from
+it in the same step (equivocation) adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
+
+from echorand.params import EMPTY_HASH
+
+Value = tuple[bytes, int]
+"""v = {block_hash, leader}, the whitepaper's value."""
+
+EMPTY_VALUE: Value = (EMPTY_HASH, 0)
+"""{∅, ∅}: the empty block, no leader."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Tally(Generic[K]):
+    """The weight behind each key in one step, counting each signer once."""
+
+    __slots__ = ("_choice", "_weight")
+
+    def __init__(self) -> None:
+        self._choice: dict[int, K] = {}
+        self._weight: dict[K, int] = {}
+
+    def add(self, signer: int, weight: int, key: K) -> bool:
+        """Count `signer` for `key`; False (and nothing counted) if it already voted."""
+        if signer in self._choice:
+            return False
+        self._choice[signer] = key
+        self._weight[key] = self._weight.get(key, 0) + weight
+        return True
+
+    def has_voted(self, signer: int) -> bool:
+        return signer in self._choice
+
+    def weight(self, key: K) -> int:
+        return self._weight.get(key, 0)
+
+    def above(self, threshold: int, exclude: K | None = None) -> K | None:
+        """The key of largest weight if that weight is > threshold, else None.
+
+        Ties between keys above the threshold (possible only below half the
+        seats) go to the smallest key, so every node picks the same one.
+        `exclude` is never returned.
+        """
+        above = [
+            (-weight, key)
+            for key, weight in self._weight.items()
+            if weight > threshold and key != exclude
+        ]
+        return min(above)[1] if above else None  # type: ignore[type-var]
+
+    def signers(self, key: K) -> Iterator[int]:
+        """The signers counted for `key`."""
+        return (signer for signer, k in self._choice.items() if k == key)
+
+    def __len__(self) -> int:
+        return len(self._choice)

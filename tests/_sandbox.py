@@ -1,0 +1,204 @@
+"""A sandbox for one consensus node: a fake clock, hand-made messages from the other accounts,
+and every action the node takes collected for the test to check (after Exonum's sandbox)."""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import combinations
+
+from echorand.consensus import Consensus, Tip
+from echorand.crypto import Keypair
+from echorand.events import (
+    Action,
+    BlockReceived,
+    BlockValidated,
+    CertifiedBlocksReceived,
+    MessagesReceived,
+    Send,
+    SetTimer,
+    TimerFired,
+)
+from echorand.messages import Block, Certificate, ConsensusMessage
+from echorand.params import Params
+from echorand.round import RoundContext
+from echorand.signing import (
+    sign_block,
+    sign_gc_block,
+    sign_gc_signature,
+    sign_proposal,
+    sign_vote,
+)
+from echorand.sortition import StakeTable
+from echorand.tally import EMPTY_VALUE, Value
+from echorand.validate import CachingVerifier, NativeVerifier
+
+PARAMS = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300)
+"""Small committees: t_h = 13 of 20 seats, mu = 10."""
+
+LOCAL = 0
+"""The account the node under test holds."""
+
+N_ACCOUNTS = 16
+
+
+def key(account: int) -> Keypair:
+    return Keypair.from_seed(hashlib.sha256(b"sandbox key %d" % account).digest())
+
+
+class Ledger:
+    def __init__(self, balances: list[int]) -> None:
+        self.table = StakeTable(balances)
+        self.keys = [key(a).public_key for a in range(len(balances))]
+
+    def stake_table(self, round: int) -> StakeTable:
+        return self.table
+
+    def public_key(self, account: int) -> bytes | None:
+        return self.keys[account] if 0 <= account < len(self.keys) else None
+
+
+def _genesis(attempt: int) -> Tip:
+    seed = hashlib.sha256(b"sandbox seed %d" % attempt).digest()
+    return Tip(0, seed, hashlib.sha256(b"sandbox genesis").digest())
+
+
+class Sandbox:
+    """One node holding account LOCAL, started at time 0 in round 1.
+
+    The genesis seed is the first (in a fixed order) for which the local
+    account holds seats in every step 1..mu+1 and is not the best producer,
+    so that every step makes the node send something and a remote producer
+    can lead.
+    """
+
+    def __init__(self, local: tuple[int, ...] = (LOCAL,)) -> None:
+        balances = [1_500 if a == LOCAL else 1_000 for a in range(N_ACCOUNTS)]
+        self.ledger = Ledger(balances)
+        self.verifier = CachingVerifier(NativeVerifier())
+        for attempt in range(1_000):
+            self.genesis = _genesis(attempt)
+            ctx = self.context(1, self.genesis)
+            if self._usable(ctx):
+                break
+        self.keys = {a: key(a) for a in local}
+        self.node = Consensus(PARAMS, self.keys, self.ledger, self.verifier, self.genesis)
+        self.now = 0
+        self.timers: list[SetTimer] = []
+        self._actions: list[Action] = []
+        self._collect(self.node.start(0))
+
+    @staticmethod
+    def _usable(ctx: RoundContext) -> bool:
+        if ctx.priority(LOCAL) in (None, 0):
+            return False
+        return all(ctx.weight(s, LOCAL) > 0 for s in range(2, PARAMS.mu + 2))
+
+    def context(self, round: int, tip: Tip) -> RoundContext:
+        return RoundContext(PARAMS, round, tip.seed, tip.block_hash, self.ledger.stake_table(round))
+
+    @property
+    def ctx(self) -> RoundContext:
+        assert self.node.round is not None
+        return self.node.round.ctx
+
+    # --- driving the node -----
+
+    def _collect(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SetTimer):
+                self.timers.append(action)
+            else:
+                self._actions.append(action)
+
+    def recv(self, *messages: ConsensusMessage) -> None:
+        self._collect(self.node.handle(MessagesReceived(self.now, tuple(messages))))
+
+    def validated(self, block_hash: bytes, ok: bool = True) -> None:
+        self._collect(self.node.handle(BlockValidated(self.now, block_hash, ok)))
+
+    def block_received(self, block: Block) -> None:
+        self._collect(self.node.handle(BlockReceived(self.now, block)))
+
+    def certified(self, *blocks: tuple[Block, Certificate]) -> None:
+        self._collect(self.node.handle(CertifiedBlocksReceived(self.now, tuple(blocks))))
+
+    def add_time(self, ms: int) -> None:
+        """Advance the clock, firing due timers in order."""
+        end = self.now + ms
+        while True:
+            due = sorted((t for t in self.timers if t.at_ms <= end), key=lambda t: t.at_ms)
+            if not due:
+                break
+            timer = due[0]
+            self.timers.remove(timer)
+            self.now = timer.at_ms
+            event = TimerFired(timer.at_ms, timer.round, timer.step, timer.kind)
+            self._collect(self.node.handle(event))
+        self.now = end
+
+    def take(self) -> list[Action]:
+        """Every action (timers aside) since the last call."""
+        out, self._actions = self._actions, []
+        return out
+
+    def assert_state(self, round: int, step: int) -> None:
+        assert self.node.round is not None
+        assert (self.node.current_round, self.node.round.step) == (round, step)
+
+    # --- messages of other accounts -----
+
+    def remote(self, step: int) -> dict[int, int]:
+        """Seats of the accounts other than the node's in A_step."""
+        return {a: w for a, w in self.ctx.weights(step).items() if a not in self.keys}
+
+    def signers(self, step: int, weight: int) -> list[int]:
+        """Remote accounts of A_step whose seats add up to exactly `weight`."""
+        remote = sorted(self.remote(step).items())
+        for size in range(1, len(remote) + 1):
+            for combo in combinations(remote, size):
+                if sum(w for _, w in combo) == weight:
+                    return [a for a, _ in combo]
+        raise AssertionError(f"no remote accounts of step {step} with weight {weight}")
+
+    def best_remote_producer(self) -> int:
+        producers = [a for a in range(N_ACCOUNTS) if a not in self.keys]
+        ranked = [(self.ctx.priority(a), a) for a in producers if self.ctx.priority(a) is not None]
+        return min(ranked)[1]  # type: ignore[type-var]
+
+    def block(self, producer: int, transactions: tuple = ()) -> Block:
+        ctx = self.ctx
+        return sign_block(key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions)
+
+    def gc_block(self, block: Block):
+        return sign_gc_block(key(block.producer), block.producer, block)
+
+    def gc_signature(self, block: Block):
+        return sign_gc_signature(key(block.producer), block.producer, block)
+
+    def proposals(self, step: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
+        return [sign_proposal(key(a), self.ctx.round, step, a, value) for a in signers]
+
+    def votes(self, step: int, b: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
+        return [sign_vote(key(a), self.ctx.round, step, a, b, value) for a in signers]
+
+    # --- what the node should send -----
+
+    def my_proposals(self, step: int, value: Value) -> list[Send]:
+        return [
+            Send(sign_proposal(self.keys[a], self.ctx.round, step, a, value))
+            for a in sorted(self.keys)
+            if self.ctx.weight(step, a)
+        ]
+
+    def my_votes(self, step: int, b: int, value: Value) -> list[Send]:
+        return [
+            Send(sign_vote(self.keys[a], self.ctx.round, step, a, b, value))
+            for a in sorted(self.keys)
+            if self.ctx.weight(step, a)
+        ]
+
+    def my_weight(self, step: int) -> int:
+        return sum(self.ctx.weight(step, a) for a in self.keys)
+
+
+__all__ = ["EMPTY_VALUE", "LOCAL", "PARAMS", "Sandbox", "key"]

@@ -1,0 +1,87 @@
+"""The simulator: safety under Byzantine behaviours, liveness, partitions, crashes, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from echorand.sim import SimConfig, run
+from echorand.sim.byzantine import BEHAVIOURS
+
+SMALL = {"nodes": 7, "accounts": 3, "n_c": 60, "n_g": 10}
+
+
+def assert_safe(result) -> None:
+    assert result.forks == []
+    assert result.bad_certificates == []
+    assert result.certificates_checked >= result.committed
+
+
+@pytest.mark.parametrize("behaviour", [b for b in BEHAVIOURS if b != "honest"])
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_no_fork_with_30_percent_byzantine_stake(behaviour: str, seed: int) -> None:
+    result = run(
+        SimConfig(nodes=10, accounts=3, rounds=3, seed=seed, byzantine=0.3, behaviour=behaviour)
+    )
+    assert 0.2 <= result.byzantine_stake <= 0.3
+    assert_safe(result)
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_no_fork_with_loss_and_byzantine_votes(seed: int) -> None:
+    result = run(
+        SimConfig(
+            **SMALL, rounds=3, seed=seed, byzantine=0.25, behaviour="equivocate-vote", loss=0.1
+        )
+    )
+    assert_safe(result)
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_all_honest_every_round_commits_a_non_empty_block(seed: int) -> None:
+    result = run(SimConfig(**SMALL, rounds=4, seed=seed))
+    assert_safe(result)
+    assert result.committed == 4
+    for chain in result.chains:
+        assert all(not block.is_empty for block, _ in chain)
+        assert all(cert.step == 4 and cert.b == 0 for _, cert in chain)
+
+
+def test_no_producer_online_ends_each_round_in_a_certified_empty_block() -> None:
+    result = run(SimConfig(**SMALL, rounds=3, seed=5, mute_producers=True))
+    assert_safe(result)
+    assert result.committed == 3
+    for chain in result.chains:
+        assert all(block.is_empty for block, _ in chain)
+        assert all(cert.b == 1 or cert.value == (bytes(32), 0) for _, cert in chain)
+
+
+def test_chain_moves_on_after_a_partition_heals() -> None:
+    # neither side holds more than t_h of the stake: nothing is decided while cut off
+    result = run(SimConfig(**SMALL, rounds=4, seed=2, partition=(0.5, 500, 6_000)))
+    assert_safe(result)
+    assert result.committed == 4
+    assert result.sim_time_ms > 6_000
+
+
+def test_crashed_node_restarts_and_catches_up() -> None:
+    result = run(SimConfig(**SMALL, rounds=6, seed=3, crashes=((1, 300, 2_500),)))
+    assert_safe(result)
+    assert result.committed >= 6  # the run goes on at least until the restart
+    restarted = result.chains[1]
+    assert len(restarted) >= 6  # it caught up (from certified blocks) and kept up
+
+
+def test_low_participation_is_slow_but_never_forks() -> None:
+    result = run(SimConfig(**SMALL, rounds=2, seed=1, participation=0.5, max_time_ms=20_000))
+    assert result.online_stake <= 0.6
+    assert_safe(result)  # whatever committed carries a certificate of weight > t_h
+
+
+def test_one_seed_reproduces_a_run_exactly() -> None:
+    config = SimConfig(**SMALL, rounds=3, seed=9, byzantine=0.2, behaviour="random-vote", loss=0.05)
+    first, second = run(config), run(config)
+    assert first.summary() == second.summary()
+    assert [[b.hash for b, _ in c] for c in first.chains] == [
+        [b.hash for b, _ in c] for c in second.chains
+    ]
+    assert run(SimConfig(**SMALL, rounds=3, seed=10)).summary() != first.summary()
