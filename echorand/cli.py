@@ -85,6 +85,31 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     add_leader_arguments(p)
     p.set_defaults(func=run_leader)
 
+    from echorand.sim.command import add_consensus_arguments, run_consensus
+
+    p = kinds.add_parser(
+        "consensus",
+        help="N nodes running the real consensus core under a simulated clock and network",
+        description="N nodes running the real consensus core, with real signatures, under a "
+        "simulated clock and network. One seed reproduces a run exactly.",
+    )
+    add_consensus_arguments(p)
+    p.set_defaults(func=run_consensus)
+
+
+def _add_devnet(sub: argparse._SubParsersAction) -> None:
+    from echorand.sim.command import add_consensus_arguments, run_consensus
+
+    p = sub.add_parser(
+        "devnet",
+        help="a local network: for now the deterministic simulator running the real core",
+        description="A local devnet. Until the node (LMDB ledger, TCP gossip) is wired in, "
+        "this runs the simulator: N nodes running the real consensus core with real "
+        "signatures under a simulated clock and network.",
+    )
+    add_consensus_arguments(p)
+    p.set_defaults(func=run_consensus)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -94,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_bench(sub)
     _add_sim(sub)
+    _add_devnet(sub)
     return parser
 
 

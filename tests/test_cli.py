@@ -36,3 +36,18 @@ def test_sim_leader_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["first_authors"] == [0, 1, 2, 3, 4, 6, 14, 10, 5, 1]
     assert out["max_wait"] <= 6
+
+
+def test_sim_consensus_json(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sim", "consensus", "--nodes", "4", "--rounds", "2", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("nodes", "rounds", "committed", "empty_blocks", "forks", "latency_ms", "messages"):
+        assert key in out
+    assert out["committed"] == 2 and out["forks"] == []
+    assert set(out["latency_ms"]) >= {"p50", "p99"}
+
+
+def test_devnet_runs_a_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devnet", "--rounds", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["committed"] == 2
