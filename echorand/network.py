@@ -10,7 +10,8 @@ the node: every drop is logged with its reason and counted in `Network.metrics()
 Backpressure: past `inbox_limit` bytes waiting for the node, every peer stops being read
 until the node has taken half of them. Each peer's send buffer is bounded: past
 `out_soft` bytes `tx_batch` gossip to it is shed; a write that would take it past
-`out_hard` drops the peer as too slow.
+`out_hard` drops the peer as too slow, and so does a buffer past `out_soft` while all of
+them together are past `out_total`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ PROTOCOL_VERSION = 1
 """`hello.version`: peers with another version are not spoken to."""
 
 MiB = 1 << 20
+HELLO_SIZE = 79
+"""Bytes in an encoded Hello: before the handshake, the only frame length accepted."""
 BATCH_OVERHEAD = 256
 """Bytes charged to the inbox per batch on top of its frames (the objects around them)."""
 
@@ -98,6 +101,8 @@ class NetConfig:
     """Per-peer send buffer past which `tx_batch` gossip to that peer is shed."""
     out_hard: int = 2 * MAX_FRAME + 8
     """Per-peer send buffer that a write may not exceed: the peer is dropped as too slow."""
+    out_total: int = 256 * MiB
+    """All send buffers together: past it, a peer whose buffer is past `out_soft` is dropped."""
     inbox_limit: int = 64 * MiB
     """Bytes waiting for the node past which no peer is read."""
     seen_capacity: int = DEFAULT_SEEN
@@ -114,6 +119,8 @@ class NetConfig:
             raise ValueError("out_hard: must hold at least one frame (max_frame + 4)")
         if not 0 < self.out_soft <= self.out_hard:
             raise ValueError("out_soft: must be in 1..out_hard")
+        if self.out_total < self.out_hard:
+            raise ValueError("out_total: must be at least out_hard")
         for name in ("hello_timeout", "connect_timeout", "backoff_min", "backoff_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive")
@@ -269,6 +276,10 @@ class Peer(asyncio.Protocol):
             buf.clear()
         elif len(data) < self._need:
             buf += data
+            return
+        if not self.ready and int.from_bytes(data[:4], "big") != HELLO_SIZE:
+            # Checked before anything is buffered: a stranger gets no more than a read.
+            self.drop("bad_hello", f"a first frame of {int.from_bytes(data[:4], 'big')} bytes")
             return
         try:
             frames, used = split_frames(data, self._max_frame)
@@ -499,9 +510,13 @@ class Network:
         high = [f for f in frames if f[0] != TX_BATCH_CODE]
         low = [f for f in frames if f[0] == TX_BATCH_CODE]
         high_data, low_data = _framed(high), _framed(low)
+        peers = [p for p in self._by_key.values() if p is not exclude]
+        squeeze = sum(p.queued for p in peers) > self.config.out_total
         written = 0
-        for peer in list(self._by_key.values()):
-            if peer is not exclude and peer.write(high_data, len(high), low_data, len(low)):
+        for peer in peers:
+            if squeeze and peer.queued > self.config.out_soft:
+                peer.drop("too_slow", "its send buffer is past out_soft and all are past out_total")
+            elif peer.write(high_data, len(high), low_data, len(low)):
                 written += 1
         return written
 
@@ -616,6 +631,7 @@ class Network:
         self._conns.discard(peer)
         if self._by_key.get(peer.key) is peer:
             del self._by_key[peer.key]
+        if peer.ready:
             if self.syncer is not None:
                 self.syncer.peer_lost(peer)
             self._notify()

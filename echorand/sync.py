@@ -185,7 +185,8 @@ class Syncer:
             await self._wake.wait()
             self._wake.clear()
             await self._catch_up()
-            if not self._caught_up and not self.behind and self._claims:
+            connected = any(p.is_open for p in self._claims)
+            if not self._caught_up and connected and not self.behind:
                 self._caught_up = True
                 tip = self.tip()
                 log.info("sync: caught up at round %d", tip)

@@ -224,7 +224,8 @@ def test_a_frame_cut_anywhere_is_reassembled() -> None:
 
 
 HOSTILE = {
-    "garbage before hello": (b"\x7f\xfe\x00GARBAGE" * 10, "bad_frame", False),
+    "garbage before hello": (b"\x7f\xfe\x00GARBAGE" * 10, "bad_hello", False),
+    "a big first frame": (raw_frame(bytes(60_000)), "bad_hello", False),
     "garbage": (b"\x7f\xfe\x00GARBAGE" * 10, "bad_frame", True),
     "huge length": (b"\xff\xff\xff\xff", "bad_frame", True),
     "length just over the limit": (((1 << 16) + 1).to_bytes(4, "big"), "bad_frame", True),
@@ -331,6 +332,37 @@ def test_a_peer_that_never_reads_is_dropped_before_our_buffer_passes_the_limit(
     with caplog.at_level(logging.WARNING, "echorand.network"):
         arun(main())
     assert any("too_slow" in r.getMessage() for r in caplog.records)
+
+
+def test_slow_peers_together_are_held_to_the_total_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    soft, hard = 1 << 16, 1 << 20
+
+    async def main() -> None:
+        cfg = config(1, max_frame=1 << 16, out_soft=soft, out_hard=hard, out_total=hard)
+        async with Network(cfg) as a:
+            socks = [await raw_peer(a, rcvbuf=4096) for _ in range(3)]
+            for i, sock in enumerate(socks):
+                await send(sock, framed(hello(10 + i)))
+            await until(lambda: len(a.peers) == 3, "three slow peers")
+            peers = a.peers
+            msg_size = len(encode(GcBlock(1, 1, 0, _block(100), bytes(64)))) + 4
+            most = 0
+            for i in range(3000):
+                a.broadcast(GcBlock(1, 1, i, _block(100), bytes(64)))
+                most = max(most, sum(p.queued for p in peers))
+                await asyncio.sleep(0)
+                if not a.peers:
+                    break
+            assert a.counters["drop_too_slow"] == 3
+            assert most <= hard + 3 * msg_size
+            for sock in socks:
+                sock.close()
+
+    with caplog.at_level(logging.WARNING, "echorand.network"):
+        arun(main())
+    assert any("past out_total" in r.getMessage() for r in caplog.records)
 
 
 def test_tx_gossip_to_a_slow_peer_is_shed_and_the_peer_kept() -> None:
@@ -541,5 +573,7 @@ def test_config_rejects_nonsense() -> None:
         NetConfig(**good, max_frame=1000, out_hard=1000)
     with pytest.raises(ValueError, match="out_soft"):
         NetConfig(**good, out_soft=0)
+    with pytest.raises(ValueError, match="out_total"):
+        NetConfig(**good, out_total=1)
     with pytest.raises(ValueError, match="hello_timeout"):
         NetConfig(**good, hello_timeout=0)
