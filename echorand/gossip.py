@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from blake3 import blake3
@@ -29,6 +30,9 @@ TX_BATCH_CODE = 0x10
 
 DEFAULT_SEEN = 1 << 17
 """Digests remembered by default (about 13 MB): several rounds of a 1000-seat committee."""
+
+
+_first_byte = itemgetter(0)
 
 
 def digest(frame: bytes) -> bytes:
@@ -65,6 +69,12 @@ class Seen:
         if len(self._new) >= self._half:
             self._old, self._new = self._new, set()
 
+    def add_many(self, keys: Iterable[bytes]) -> None:
+        """Remember digests (the newer generation may pass `capacity / 2` by one batch)."""
+        self._new.update(keys)
+        if len(self._new) >= self._half:
+            self._old, self._new = self._new, set()
+
     def add_frames(self, frames: Iterable[bytes]) -> None:
         """Remember the gossip frames among `frames` (others are never de-duplicated)."""
         for f in frames:
@@ -78,6 +88,15 @@ class Seen:
         (a frame that turns out malformed must not hide a later good copy). A frame
         repeated within `frames` is kept once.
         """
+        if not set(map(_first_byte, frames)) <= GOSSIP_CODES:
+            return self._fresh_mixed(frames)
+        # All gossip (the usual read): only the hashing is a loop in Python.
+        firsts = dict(zip([blake3(f).digest() for f in frames], frames, strict=True))
+        for d in firsts.keys() & self._new | firsts.keys() & self._old:
+            del firsts[d]
+        return list(firsts.values()), list(firsts), len(frames) - len(firsts)
+
+    def _fresh_mixed(self, frames: Sequence[bytes]) -> tuple[list[bytes], list[bytes | None], int]:
         out: list[bytes] = []
         keys: list[bytes | None] = []
         batch: set[bytes] = set()

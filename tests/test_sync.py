@@ -413,3 +413,16 @@ def test_syncer_rejects_nonsense_options() -> None:
         Syncer(net, Ledger().check_and_apply, tip=lambda: 0, batch=0)
     with pytest.raises(ValueError, match="timeout"):
         Syncer(net, Ledger().check_and_apply, tip=lambda: 0, timeout=0)
+
+
+def test_network_and_sync_run_on_the_standard_event_loop_too() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=Ledger(CHAIN[:40])) as server,
+            Client(2, batch=16) as client,
+        ):
+            client.net.connect("127.0.0.1", server.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN[:40]
+
+    asyncio.run(asyncio.wait_for(main(), 60))
