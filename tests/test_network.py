@@ -35,7 +35,7 @@ from echorand.messages import (
     encode,
     split_frames,
 )
-from echorand.network import NetConfig, Network, parse_address
+from echorand.network import Batch, NetConfig, Network, Peer, parse_address
 
 # -- handshake
 
@@ -535,6 +535,13 @@ def test_transactions_are_gossiped_in_batches_under_the_limit() -> None:
 
 
 # -- parts
+
+
+def test_relay_refuses_verdicts_of_another_length() -> None:
+    net = Network(config(1))
+    batch = Batch(Peer(net, outbound=True), [proposal(1)], [encode(proposal(1))], 1)
+    with pytest.raises(ValueError, match="2 verdicts for 1 messages"):
+        Gossip(net).relay(batch, [True, False])
 
 
 def test_seen_forgets_oldest_generation_and_stays_bounded() -> None:

@@ -250,13 +250,16 @@ async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(framed(hello(9, tip=tip)))
         buf = b""
-        while data := await reader.read(1 << 16):
-            frames, used = split_frames(buf + data)
-            buf = (buf + data)[used:]
-            for f in frames:
-                msg = decode(f)
-                if isinstance(msg, SyncRequest) and (out := await reply(msg)):
-                    writer.write(out)
+        try:
+            while data := await reader.read(1 << 16):
+                frames, used = split_frames(buf + data)
+                buf = (buf + data)[used:]
+                for f in frames:
+                    msg = decode(f)
+                    if isinstance(msg, SyncRequest) and (out := await reply(msg)):
+                        writer.write(out)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
         writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -282,6 +285,29 @@ def test_a_silent_peer_times_out_and_another_peer_is_used() -> None:
             client.net.connect("127.0.0.1", good.port)
             await until(lambda: client.caught_up, "the catch-up")
             assert client.ledger.blocks == CHAIN
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_hangs_up_on_a_request_is_not_waited_for() -> None:
+    asked: list[SyncRequest] = []
+
+    async def main() -> None:
+        async def hang_up(req: SyncRequest) -> None:
+            asked.append(req)
+            raise ConnectionAbortedError  # the fake closes the connection
+
+        fake = await fake_peer(300, hang_up)
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as good,
+            Client(3, timeout=30) as client,
+        ):
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: len(asked) >= 2, "a request after the first hang-up")
+            client.net.connect("127.0.0.1", good.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN and client.net.counters["sync_timeouts"] == 0
         fake.close()
 
     arun(main())
