@@ -113,8 +113,9 @@ class Syncer:
         """Blocks applied by sync since the start."""
         self._claims: dict[Peer, int] = {}
         self._cooldown: dict[Peer, float] = {}
-        self._pending: tuple[Peer, asyncio.Future[SyncResponse | None]] | None = None
-        self._late: set[Peer] = set()
+        self._pending: tuple[Peer, int, asyncio.Future[SyncResponse | None]] | None = None
+        self._late: dict[Peer, int] = {}
+        """Per peer, requests that timed out and may still be answered."""
         self._wake = asyncio.Event()
         self._turn = 0
         self._caught_up = False
@@ -159,21 +160,28 @@ class Syncer:
     def peer_lost(self, peer: Peer) -> None:
         self._claims.pop(peer, None)
         self._cooldown.pop(peer, None)
-        self._late.discard(peer)
+        self._late.pop(peer, None)
         if self._pending is not None and self._pending[0] is peer:
-            fut = self._pending[1]
+            fut = self._pending[2]
             if not fut.done():
                 fut.set_result(None)
 
     def response(self, peer: Peer, response: SyncResponse) -> None:
+        """A response from `peer`: the answer to our request, a late one, or unsolicited.
+
+        Responses carry no request id: one is the answer when it comes from the peer we
+        asked and starts at the round we asked for (or is empty).
+        """
         pending = self._pending
-        if peer in self._late:
-            self._late.discard(peer)  # the answer to a request that timed out: too late
+        if pending is not None and pending[0] is peer and not pending[2].done():
+            blocks = response.blocks
+            if not blocks or blocks[0][0].round == pending[1] or not self._late.get(peer):
+                pending[2].set_result(response)
+                return
+        if self._late.get(peer):
+            self._late[peer] -= 1  # the answer to a request that timed out: too late
             return
-        if pending is None or pending[0] is not peer or pending[1].done():
-            peer.drop("unsolicited_sync", "a sync_response we did not ask for")
-            return
-        pending[1].set_result(response)
+        peer.drop("unsolicited_sync", "a sync_response we did not ask for")
 
     # -- the loop
 
@@ -226,7 +234,7 @@ class Syncer:
         first = self.tip() + 1
         count = min(self.batch, self._claims[peer] - first + 1)
         fut: asyncio.Future[SyncResponse | None] = asyncio.get_running_loop().create_future()
-        self._pending = (peer, fut)
+        self._pending = (peer, first, fut)
         try:
             if not peer.send(SyncRequest(first, count)):
                 self._claims.pop(peer, None)  # gone; the network tells us soon
@@ -236,7 +244,7 @@ class Syncer:
             log.info("sync: %r did not answer for rounds %d.. in %ss", peer, first, self.timeout)
             self.net.counters["sync_timeouts"] += 1
             self._cooldown[peer] = asyncio.get_running_loop().time() + self.timeout
-            self._late.add(peer)
+            self._late[peer] = self._late.get(peer, 0) + 1
             return
         finally:
             self._pending = None

@@ -313,19 +313,43 @@ def test_a_peer_that_hangs_up_on_a_request_is_not_waited_for() -> None:
     arun(main())
 
 
-def test_a_late_answer_is_ignored_without_dropping_the_peer() -> None:
+def _range(req: SyncRequest) -> bytes:
+    return framed(SyncResponse(CHAIN[req.from_round - 1 : req.from_round - 1 + req.count]))
+
+
+def test_a_peer_that_always_answers_late_is_kept_and_its_answers_used() -> None:
     async def late(req: SyncRequest) -> bytes:
         await asyncio.sleep(0.3)
-        return framed(SyncResponse(CHAIN[req.from_round - 1 : req.from_round - 1 + req.count]))
+        return _range(req)
 
     async def main() -> None:
         fake = await fake_peer(300, late)
+        async with Client(3, batch=100, timeout=0.1) as client:
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_timeouts"] >= 1
+            assert client.net.counters["drop_unsolicited_sync"] == 0
+            assert len(client.net.peers) == 1
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_skipped_a_request_is_still_used() -> None:
+    asked: list[SyncRequest] = []
+
+    async def skip_first(req: SyncRequest) -> bytes | None:
+        asked.append(req)
+        return None if len(asked) == 1 else _range(req)
+
+    async def main() -> None:
+        fake = await fake_peer(300, skip_first)
         async with Client(3, timeout=0.1) as client:
             client.net.connect("127.0.0.1", _port(fake))
-            await until(lambda: client.net.counters["frames_in"] >= 2, "the late answer")
-            assert client.ledger.tip() == 0
-            assert len(client.net.peers) == 1
-            assert client.net.counters["drop_unsolicited_sync"] == 0
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_timeouts"] == 1 and len(asked) == 3
         fake.close()
 
     arun(main())
