@@ -1,0 +1,286 @@
+"""Sync: a node that is new or behind fetches certified blocks from its peers (docs/protocol.md §12).
+
+Server side, `answer` serves a `SyncRequest` from a `BlockSource` (the node's ledger),
+capped at MAX_SYNC_BLOCKS and at the frame limit. Client side, the `Syncer` learns each
+peer's tip from its Hello (and from the node, `note_tip`), asks the peers ahead of us for
+the next blocks in turn, hands each block and its certificate to the node's
+`check_and_apply` (which checks the certificate against the round's committee, by batch
+verification, and applies the block), drops a peer that serves a bad one, and tells the
+node when it has caught up so that it joins consensus at the tip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from echorand.messages import (
+    MAX_FRAME,
+    MAX_SYNC_BLOCKS,
+    Block,
+    Certificate,
+    SyncRequest,
+    SyncResponse,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from echorand.network import Network, Peer
+
+log = logging.getLogger(__name__)
+
+CertifiedBlock = tuple[Block, Certificate]
+
+
+class BlockSource(Protocol):
+    """The node's ledger as sync sees it: the tip and certified blocks by round."""
+
+    def tip(self) -> int:
+        """The round of the last applied block (0 before the first)."""
+        ...
+
+    def blocks_range(self, from_round: int, count: int) -> Sequence[CertifiedBlock]:
+        """Up to `count` certified blocks from `from_round` on, in round order."""
+        ...
+
+
+def answer(source: BlockSource | None, request: SyncRequest, max_frame: int = MAX_FRAME) -> bytes:
+    """The encoded `SyncResponse` to `request`: consecutive blocks from `from_round`.
+
+    At most `request.count`, MAX_SYNC_BLOCKS and what we have; halved until the response
+    fits in `max_frame`. Empty when we have nothing from `from_round` on.
+    """
+    blocks: Sequence[CertifiedBlock] = ()
+    if source is not None and request.from_round >= 1:
+        count = min(request.count, MAX_SYNC_BLOCKS, source.tip() - request.from_round + 1)
+        if count > 0:
+            blocks = source.blocks_range(request.from_round, count)[:count]
+    while True:
+        data = encode(SyncResponse(blocks))
+        if len(data) <= max_frame or not blocks:
+            return data
+        blocks = blocks[: len(blocks) // 2]
+
+
+def shape_problem(blocks: Sequence[CertifiedBlock], first: int, count: int) -> str | None:
+    """What is wrong with a response to `SyncRequest(first, count)`, before any check of
+    signatures: too many blocks, a round out of sequence, a certificate for another round."""
+    if len(blocks) > count:
+        return f"{len(blocks)} blocks for a request of {count}"
+    for i, (block, cert) in enumerate(blocks):
+        if block.round != first + i:
+            return f"block {i} is of round {block.round}, expected {first + i}"
+        if cert.round != block.round:
+            return f"certificate of round {cert.round} for the block of round {block.round}"
+    return None
+
+
+class Syncer:
+    """Fetches certified blocks from peers ahead of us until we are at the best known tip.
+
+    `check_and_apply(block, cert)` returns False (or raises) when the certificate does not
+    certify the block; the peer that sent it is dropped. `on_caught_up(tip)` is called when
+    no known peer is ahead of us any more (after the first peer's Hello, and after each
+    catch-up); `on_behind(target)` when a peer turns out to be ahead again.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        check_and_apply: Callable[[Block, Certificate], bool],
+        *,
+        tip: Callable[[], int],
+        on_caught_up: Callable[[int], None] | None = None,
+        on_behind: Callable[[int], None] | None = None,
+        batch: int = MAX_SYNC_BLOCKS,
+        timeout: float = 20.0,
+    ) -> None:
+        if not 1 <= batch <= MAX_SYNC_BLOCKS:
+            raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
+        if timeout <= 0:
+            raise ValueError(f"timeout: must be positive, got {timeout}")
+        self.net = net
+        self.check_and_apply = check_and_apply
+        self.tip = tip
+        self.on_caught_up = on_caught_up
+        self.on_behind = on_behind
+        self.batch = batch
+        self.timeout = timeout
+        self.applied = 0
+        """Blocks applied by sync since the start."""
+        self._claims: dict[Peer, int] = {}
+        self._cooldown: dict[Peer, float] = {}
+        self._pending: tuple[Peer, int, asyncio.Future[SyncResponse | None]] | None = None
+        self._late: dict[Peer, int] = {}
+        """Per peer, requests that timed out and may still be answered."""
+        self._wake = asyncio.Event()
+        self._turn = 0
+        self._caught_up = False
+        self._task: asyncio.Task[None] | None = None
+        net.attach_syncer(self)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Run the sync loop on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def target(self) -> int:
+        """The highest tip a connected peer has shown."""
+        return max((c for p, c in self._claims.items() if p.is_open), default=0)
+
+    @property
+    def behind(self) -> bool:
+        return self.target > self.tip()
+
+    # -- told by the node and the network
+
+    def note_tip(self, peer: Peer, tip: int) -> None:
+        """`peer` has shown that it has the block of round `tip` (a message of round tip+1)."""
+        if peer in self._claims and tip > self._claims[peer]:
+            self._claims[peer] = tip
+            self._kick()
+
+    def peer_ready(self, peer: Peer) -> None:
+        self._claims[peer] = peer.hello.tip_round if peer.hello is not None else 0
+        self._kick()
+
+    def peer_lost(self, peer: Peer) -> None:
+        self._claims.pop(peer, None)
+        self._cooldown.pop(peer, None)
+        self._late.pop(peer, None)
+        if self._pending is not None and self._pending[0] is peer:
+            fut = self._pending[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    def response(self, peer: Peer, response: SyncResponse) -> None:
+        """A response from `peer`: the answer to our request, a late one, or unsolicited.
+
+        Responses carry no request id: one is the answer when it comes from the peer we
+        asked and starts at the round we asked for (or is empty).
+        """
+        pending = self._pending
+        if pending is not None and pending[0] is peer and not pending[2].done():
+            blocks = response.blocks
+            if not blocks or blocks[0][0].round == pending[1] or not self._late.get(peer):
+                pending[2].set_result(response)
+                return
+        if self._late.get(peer):
+            self._late[peer] -= 1  # the answer to a request that timed out: too late
+            return
+        peer.drop("unsolicited_sync", "a sync_response we did not ask for")
+
+    # -- the loop
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._catch_up()
+            connected = any(p.is_open for p in self._claims)
+            if not self._caught_up and connected and not self.behind:
+                self._caught_up = True
+                tip = self.tip()
+                log.info("sync: caught up at round %d", tip)
+                if self.on_caught_up is not None:
+                    self.on_caught_up(tip)
+
+    async def _catch_up(self) -> None:
+        while self.behind:
+            if self._caught_up:
+                self._caught_up = False
+                log.info("sync: behind, peers are at round %d", self.target)
+                if self.on_behind is not None:
+                    self.on_behind(self.target)
+            peer, wait = self._pick()
+            if peer is not None:
+                await self._fetch(peer)
+                continue
+            # Every peer ahead of us timed out lately: wait for one to cool down.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    def _pick(self) -> tuple[Peer | None, float]:
+        """The next peer ahead of us in turn, or None and how long until one cools down."""
+        tip = self.tip()
+        now = asyncio.get_running_loop().time()
+        ahead = sorted(
+            (p for p, c in self._claims.items() if c > tip and p.is_open), key=lambda p: p.id
+        )
+        ready = [p for p in ahead if self._cooldown.get(p, 0.0) <= now]
+        if not ready:
+            return None, max(0.0, min(self._cooldown[p] for p in ahead) - now)
+        self._turn += 1
+        return ready[self._turn % len(ready)], 0.0
+
+    async def _fetch(self, peer: Peer) -> None:
+        first = self.tip() + 1
+        count = min(self.batch, self._claims[peer] - first + 1)
+        fut: asyncio.Future[SyncResponse | None] = asyncio.get_running_loop().create_future()
+        self._pending = (peer, first, fut)
+        try:
+            if not peer.send(SyncRequest(first, count)):
+                self._claims.pop(peer, None)  # gone; the network tells us soon
+                return
+            response = await asyncio.wait_for(fut, self.timeout)
+        except TimeoutError:
+            log.info("sync: %r did not answer for rounds %d.. in %ss", peer, first, self.timeout)
+            self.net.counters["sync_timeouts"] += 1
+            self._cooldown[peer] = asyncio.get_running_loop().time() + self.timeout
+            self._late[peer] = self._late.get(peer, 0) + 1
+            return
+        finally:
+            self._pending = None
+        if response is not None:
+            await self._apply(peer, response.blocks, first, count)
+
+    async def _apply(
+        self, peer: Peer, blocks: Sequence[CertifiedBlock], first: int, count: int
+    ) -> None:
+        if not blocks:
+            # It has nothing after our tip: its claim is stale.
+            self._claims[peer] = min(self._claims.get(peer, 0), first - 1)
+            return
+        problem = shape_problem(blocks, first, count)
+        if problem is not None:
+            peer.drop("bad_sync_response", problem)
+            return
+        for block, cert in blocks:
+            tip = self.tip()
+            if block.round <= tip:
+                continue  # applied meanwhile, by consensus
+            if block.round > tip + 1 or not self._check(peer, block, cert):
+                return
+            self.applied += 1
+            self.net.counters["sync_blocks"] += 1
+            if peer in self._claims:
+                self._claims[peer] = max(self._claims[peer], block.round)
+            await asyncio.sleep(0)  # let the network breathe between blocks
+
+    def _check(self, peer: Peer, block: Block, cert: Certificate) -> bool:
+        try:
+            ok = self.check_and_apply(block, cert)
+        except Exception as e:
+            log.exception("sync: checking the block of round %d from %r failed", block.round, peer)
+            peer.drop("bad_certificate", f"round {block.round}: {type(e).__name__}: {e}")
+            return False
+        if not ok:
+            peer.drop("bad_certificate", f"round {block.round}")
+        return ok

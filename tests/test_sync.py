@@ -1,0 +1,478 @@
+"""Sync over loopback: certified blocks fetched from peers, checked, applied; bad peers dropped.
+
+The chain is real: blocks signed by their producers, certificates of votes by a fixed
+validator set (PyNaCl keys). The test ledger's `check_and_apply` stands in for the
+node's: it checks the link to the tip, the certified value, a two-thirds quorum and
+every signature, so a corrupted certificate is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import pytest
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey
+from nethelp import (
+    GENESIS,
+    arun,
+    config,
+    framed,
+    hello,
+    raw_peer,
+    read_until_closed,
+    send,
+    until,
+)
+
+from echorand.messages import (
+    MAX_SYNC_BLOCKS,
+    Block,
+    Certificate,
+    SyncRequest,
+    SyncResponse,
+    Transaction,
+    decode,
+    split_frames,
+)
+from echorand.network import Network
+from echorand.sync import Syncer, answer, shape_problem
+
+VALIDATORS = [SigningKey(bytes([i + 1]) * 32) for i in range(7)]
+CertifiedBlock = tuple[Block, Certificate]
+
+
+def _certify(round: int, b: int, block_hash: bytes, leader: int) -> Certificate:
+    body = Certificate(round, 5, b, block_hash, leader, []).vote_signing_bytes()
+    votes = [(i, sk.sign(body).signature) for i, sk in enumerate(VALIDATORS) if i != 3]
+    return Certificate(round, 5, b, block_hash, leader, votes)
+
+
+def _block(round: int, prev: bytes) -> Block:
+    if round % 5 == 0:
+        return Block.empty(round, prev)
+    producer = round % len(VALIDATORS)
+    sk = VALIDATORS[producer]
+    sender = sk.verify_key.encode()
+    txs = [Transaction(0, sender, bytes(32), round, 1, n, bytes(64)) for n in range(3)]
+    seed_sig = sk.sign(round.to_bytes(8, "big") + prev).signature
+    unsigned = Block(round, prev, producer, seed_sig, txs, bytes(64))
+    signature = sk.sign(unsigned.signing_bytes()).signature
+    return Block(round, prev, producer, seed_sig, txs, signature)
+
+
+def make_chain(n: int) -> list[CertifiedBlock]:
+    chain: list[CertifiedBlock] = []
+    prev = GENESIS
+    for r in range(1, n + 1):
+        block = _block(r, prev)
+        if block.is_empty:
+            cert = _certify(r, 1, bytes(32), 0)
+        else:
+            assert block.producer is not None
+            cert = _certify(r, 0, block.hash, block.producer)
+        chain.append((block, cert))
+        prev = block.hash
+    return chain
+
+
+CHAIN = make_chain(300)
+
+
+def _verifies(key: SigningKey, body: bytes, signature: bytes) -> bool:
+    try:
+        key.verify_key.verify(body, signature)
+    except BadSignatureError:
+        return False
+    return True
+
+
+class Ledger:
+    """An in-memory chain: the BlockSource of a server, the check_and_apply of a client."""
+
+    def __init__(self, blocks: Sequence[CertifiedBlock] = ()) -> None:
+        self.blocks = list(blocks)
+
+    def tip(self) -> int:
+        return len(self.blocks)
+
+    def blocks_range(self, from_round: int, count: int) -> list[CertifiedBlock]:
+        return self.blocks[from_round - 1 : from_round - 1 + count]
+
+    def check_and_apply(self, block: Block, cert: Certificate) -> bool:
+        prev = self.blocks[-1][0].hash if self.blocks else GENESIS
+        if block.round != self.tip() + 1 or block.prev_hash != prev or cert.round != block.round:
+            return False
+        if block.is_empty:
+            value_ok = cert.b == 1 and cert.value == (bytes(32), 0)
+        else:
+            assert block.producer is not None and block.signature is not None
+            producer = VALIDATORS[block.producer]
+            value_ok = cert.b == 0 and cert.value == (block.hash, block.producer)
+            value_ok = value_ok and _verifies(producer, block.signing_bytes(), block.signature)
+        body = cert.vote_signing_bytes()
+        quorum = 3 * len(cert.votes) > 2 * len(VALIDATORS)
+        votes_ok = all(
+            s < len(VALIDATORS) and _verifies(VALIDATORS[s], body, sig) for s, sig in cert.votes
+        )
+        if not (value_ok and quorum and votes_ok):
+            return False
+        self.blocks.append((block, cert))
+        return True
+
+
+class Corrupt(Ledger):
+    """A peer that serves certificates with a forged vote from round `bad_from` on."""
+
+    def __init__(self, blocks: Sequence[CertifiedBlock], bad_from: int) -> None:
+        super().__init__(blocks)
+        self.bad_from = bad_from
+
+    def blocks_range(self, from_round: int, count: int) -> list[CertifiedBlock]:
+        out = []
+        for block, cert in super().blocks_range(from_round, count):
+            if block.round >= self.bad_from:
+                (signer, sig), *rest = cert.votes
+                forged = bytes([sig[0] ^ 1]) + sig[1:]
+                cert = Certificate(
+                    cert.round, cert.step, cert.b, cert.block_hash, cert.leader,
+                    [(signer, forged), *rest],
+                )  # fmt: skip
+            out.append((block, cert))
+        return out
+
+
+class Client:
+    """A syncing node: its ledger, network, syncer, and what the syncer told it."""
+
+    def __init__(self, i: int, blocks: Sequence[CertifiedBlock] = (), **options: float) -> None:
+        self.ledger = Ledger(blocks)
+        self.net = Network(config(i), source=self.ledger)
+        self.caught_up: list[int] = []
+        self.behind: list[int] = []
+        self.syncer = Syncer(
+            self.net,
+            self.ledger.check_and_apply,
+            tip=self.ledger.tip,
+            on_caught_up=self.caught_up.append,
+            on_behind=self.behind.append,
+            **options,  # type: ignore[arg-type]
+        )
+
+    async def __aenter__(self) -> Client:
+        await self.net.start()
+        self.syncer.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.syncer.close()
+        await self.net.close()
+
+
+def test_a_new_node_syncs_from_a_good_peer_after_dropping_a_bad_one() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as good,
+            Network(config(2), source=Corrupt(CHAIN, bad_from=150)) as bad,
+            Client(3, batch=100) as client,
+        ):
+            client.net.connect("127.0.0.1", bad.port)
+            await until(lambda: client.net.counters["drop_bad_certificate"] >= 1, "a bad cert")
+            assert client.ledger.tip() == 149  # what it applied before the forgery stays
+            assert client.caught_up == []
+            client.net.connect("127.0.0.1", good.port)
+            await until(lambda: client.caught_up, "the client to catch up")
+            assert client.caught_up == [300]
+            assert client.ledger.blocks == CHAIN
+            assert client.syncer.applied == 300 and not client.syncer.behind
+
+    arun(main())
+
+
+def test_peers_are_asked_in_turn() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as p1,
+            Network(config(2), source=Ledger(CHAIN)) as p2,
+            Client(3, batch=10) as client,
+        ):
+            for p in (p1, p2):
+                client.net.connect("127.0.0.1", p.port)
+            await until(lambda: client.caught_up, "the client to catch up")
+            assert client.ledger.blocks == CHAIN
+            served = [p.counters["sync_requests_served"] for p in (p1, p2)]
+            assert sum(served) >= 30 and min(served) >= 1
+
+    arun(main())
+
+
+def test_a_node_that_falls_behind_syncs_again() -> None:
+    async def main() -> None:
+        server_ledger = Ledger(CHAIN[:100])
+        async with (
+            Network(config(1), source=server_ledger) as server,
+            Client(2) as client,
+        ):
+            client.net.connect("127.0.0.1", server.port)
+            await until(lambda: client.caught_up, "the first catch-up")
+            assert client.caught_up == [100] and client.ledger.tip() == 100
+            server_ledger.blocks = list(CHAIN)  # the network moved on
+            client.syncer.note_tip(client.net.peers[0], 300)  # a message of round 301
+            await until(lambda: len(client.caught_up) == 2, "the second catch-up")
+            assert client.behind == [300] and client.caught_up == [100, 300]
+            assert client.ledger.blocks == CHAIN
+
+    arun(main())
+
+
+def test_a_node_at_the_tip_of_its_peers_is_caught_up_at_once() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=Ledger(CHAIN[:50])) as server,
+            Client(2, CHAIN[:50]) as client,
+        ):
+            client.net.connect("127.0.0.1", server.port)
+            await until(lambda: client.caught_up, "the catch-up report")
+            assert client.caught_up == [50] and client.syncer.applied == 0
+
+    arun(main())
+
+
+# -- hostile and broken peers
+
+Reply = Callable[[SyncRequest], Awaitable[bytes | None]]
+
+
+async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
+    """A peer made by hand: says Hello with `tip` and answers sync requests with `reply`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(framed(hello(9, tip=tip)))
+        buf = b""
+        try:
+            while data := await reader.read(1 << 16):
+                frames, used = split_frames(buf + data)
+                buf = (buf + data)[used:]
+                for f in frames:
+                    msg = decode(f)
+                    if isinstance(msg, SyncRequest) and (out := await reply(msg)):
+                        writer.write(out)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _port(server: asyncio.Server) -> int:
+    return server.sockets[0].getsockname()[1]
+
+
+def test_a_silent_peer_times_out_and_another_peer_is_used() -> None:
+    async def silent(_req: SyncRequest) -> None:
+        return None
+
+    async def main() -> None:
+        fake = await fake_peer(300, silent)
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as good,
+            Client(3, timeout=0.2) as client,
+        ):
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: client.net.counters["sync_timeouts"] >= 1, "a timeout")
+            assert client.ledger.tip() == 0 and len(client.net.peers) == 1  # kept, not dropped
+            client.net.connect("127.0.0.1", good.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_hangs_up_on_a_request_is_not_waited_for() -> None:
+    asked: list[SyncRequest] = []
+
+    async def main() -> None:
+        async def hang_up(req: SyncRequest) -> None:
+            asked.append(req)
+            raise ConnectionAbortedError  # the fake closes the connection
+
+        fake = await fake_peer(300, hang_up)
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as good,
+            Client(3, timeout=30) as client,
+        ):
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: len(asked) >= 2, "a request after the first hang-up")
+            client.net.connect("127.0.0.1", good.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN and client.net.counters["sync_timeouts"] == 0
+        fake.close()
+
+    arun(main())
+
+
+def _range(req: SyncRequest) -> bytes:
+    return framed(SyncResponse(CHAIN[req.from_round - 1 : req.from_round - 1 + req.count]))
+
+
+def test_a_peer_that_always_answers_late_is_kept_and_its_answers_used() -> None:
+    async def late(req: SyncRequest) -> bytes:
+        await asyncio.sleep(0.3)
+        return _range(req)
+
+    async def main() -> None:
+        fake = await fake_peer(300, late)
+        async with Client(3, batch=100, timeout=0.1) as client:
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_timeouts"] >= 1
+            assert client.net.counters["drop_unsolicited_sync"] == 0
+            assert len(client.net.peers) == 1
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_skipped_a_request_is_still_used() -> None:
+    asked: list[SyncRequest] = []
+
+    async def skip_first(req: SyncRequest) -> bytes | None:
+        asked.append(req)
+        return None if len(asked) == 1 else _range(req)
+
+    async def main() -> None:
+        fake = await fake_peer(300, skip_first)
+        async with Client(3, timeout=0.1) as client:
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_timeouts"] == 1 and len(asked) == 3
+        fake.close()
+
+    arun(main())
+
+
+RESPONSES: dict[str, Callable[[SyncRequest], list[CertifiedBlock]]] = {
+    "starts a round late": lambda r: CHAIN[r.from_round : r.from_round + r.count],
+    "skips a round": lambda r: [CHAIN[r.from_round - 1], CHAIN[r.from_round + 1]],
+    "more than asked": lambda r: CHAIN[r.from_round - 1 : r.from_round + r.count],
+    "certificate of another round": lambda r: [
+        (CHAIN[r.from_round - 1][0], CHAIN[r.from_round][1])
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(RESPONSES))
+def test_a_response_out_of_shape_drops_the_peer(case: str) -> None:
+    async def reply(req: SyncRequest) -> bytes:
+        return framed(SyncResponse(RESPONSES[case](req)))
+
+    async def main() -> None:
+        fake = await fake_peer(300, reply)
+        async with Client(3, batch=20) as client:
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: client.net.counters["drop_bad_sync_response"] >= 1, "the drop")
+            assert client.ledger.tip() == 0
+        fake.close()
+
+    arun(main())
+
+
+@pytest.mark.parametrize("syncing", [True, False])
+def test_an_unsolicited_response_drops_the_peer(syncing: bool) -> None:
+    async def main() -> None:
+        if syncing:
+            client = Client(3)
+            net = client.net
+            await net.start()
+        else:
+            net = Network(config(3))
+            await net.start()
+        try:
+            sock = await raw_peer(net)
+            await send(sock, framed(hello(9), SyncResponse(CHAIN[:2])))
+            await read_until_closed(sock)
+            sock.close()
+            assert net.counters["drop_unsolicited_sync"] == 1
+        finally:
+            await net.close()
+
+    arun(main())
+
+
+def test_a_peer_asking_while_it_does_not_read_is_not_served() -> None:
+    async def main() -> None:
+        cfg = config(1, max_frame=1 << 16, out_soft=1 << 16, out_hard=1 << 24)
+        async with Network(cfg, source=Ledger(CHAIN)) as server:
+            sock = await raw_peer(server, rcvbuf=4096)
+            await send(sock, framed(hello(9)) + framed(SyncRequest(1, 256)) * 400)
+            await until(
+                lambda: (
+                    server.counters["sync_requests_served"]
+                    + server.counters["sync_requests_ignored"]
+                    == 400
+                ),
+                "every request",
+            )
+            assert server.counters["sync_requests_ignored"] > 0
+            assert server.peers[0].queued <= (1 << 16) + (1 << 16) + 4
+            sock.close()
+
+    arun(main())
+
+
+# -- the server's answer
+
+
+def _served(data: bytes) -> tuple[CertifiedBlock, ...]:
+    msg = decode(data)
+    assert isinstance(msg, SyncResponse)
+    return msg.blocks
+
+
+def test_answer_is_capped_by_the_request_the_limit_and_the_tip() -> None:
+    ledger = Ledger(CHAIN)
+    assert _served(answer(ledger, SyncRequest(1, 10))) == tuple(CHAIN[:10])
+    assert len(_served(answer(ledger, SyncRequest(1, 100_000)))) == MAX_SYNC_BLOCKS
+    assert _served(answer(ledger, SyncRequest(290, 100))) == tuple(CHAIN[289:])
+    for empty in (SyncRequest(301, 5), SyncRequest(0, 5), SyncRequest(1, 0)):
+        assert _served(answer(ledger, empty)) == ()
+    assert _served(answer(None, SyncRequest(1, 5))) == ()
+
+
+def test_answer_halves_until_the_response_fits_in_a_frame() -> None:
+    data = answer(Ledger(CHAIN), SyncRequest(1, 256), max_frame=8000)
+    blocks = _served(data)
+    assert len(data) <= 8000 and 0 < len(blocks) < 256
+    assert blocks == tuple(CHAIN[: len(blocks)])
+
+
+def test_shape_problem_names_the_fault() -> None:
+    assert shape_problem(CHAIN[:3], 1, 3) is None
+    assert "4 blocks for a request of 3" in str(shape_problem(CHAIN[:4], 1, 3))
+    assert "expected 2" in str(shape_problem(CHAIN[2:4], 2, 5))
+    assert "certificate of round 1" in str(shape_problem([(CHAIN[1][0], CHAIN[0][1])], 2, 1))
+
+
+def test_syncer_rejects_nonsense_options() -> None:
+    net = Network(config(1))
+    with pytest.raises(ValueError, match="batch"):
+        Syncer(net, Ledger().check_and_apply, tip=lambda: 0, batch=0)
+    with pytest.raises(ValueError, match="timeout"):
+        Syncer(net, Ledger().check_and_apply, tip=lambda: 0, timeout=0)
+
+
+def test_network_and_sync_run_on_the_standard_event_loop_too() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=Ledger(CHAIN[:40])) as server,
+            Client(2, batch=16) as client,
+        ):
+            client.net.connect("127.0.0.1", server.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.ledger.blocks == CHAIN[:40]
+
+    asyncio.run(asyncio.wait_for(main(), 60))
