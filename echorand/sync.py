@@ -1,4 +1,4 @@
-"""Sync: a node that is new or behind fetches certified blocks from its peers (docs/protocol.md §12).
+"""Sync: a node that is new or behind fetches certified blocks (docs/protocol.md §12).
 
 Server side, `answer` serves a `SyncRequest` from a `BlockSource` (the node's ledger),
 capped at MAX_SYNC_BLOCKS and at the frame limit. Client side, the `Syncer` learns each
