@@ -1,0 +1,58 @@
+"""Ed25519 verification under pytest-benchmark: ours (ZIP 215) against PyNaCl.
+
+Run with `pytest bench/test_bench_verify.py` (bench/ is not collected by
+default). Compare each `verify_batch` group with its PyNaCl row: the same
+signatures, verified one by one.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from echorand.benchmarks.verify import Signatures, pynacl_verify_all
+from echorand.crypto import verify, verify_batch
+
+SIZES = [1, 64, 1024]
+
+
+@pytest.fixture(scope="module")
+def signatures() -> Signatures:
+    return Signatures(max(SIZES), message_size=100, seed=1)
+
+
+def test_verify_one(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one signature"
+    args = (signatures.public_keys[0], signatures.messages[0], signatures.signatures[0])
+    assert benchmark(verify, *args)
+
+
+def test_pynacl_verify_one(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one signature"
+    key = signatures.verify_keys[0]
+    benchmark(key.verify, signatures.messages[0], signatures.signatures[0])
+
+
+@pytest.mark.parametrize("threads", [1, None], ids=["1 thread", "all cores"])
+@pytest.mark.parametrize("size", SIZES[1:])
+def test_verify_batch(
+    benchmark: BenchmarkFixture, signatures: Signatures, size: int, threads: int | None
+) -> None:
+    benchmark.group = f"batch of {size}"
+    keys, msgs, sigs = (
+        signatures.public_keys[:size],
+        signatures.messages[:size],
+        signatures.signatures[:size],
+    )
+    assert benchmark(verify_batch, keys, msgs, sigs, threads=threads) == [True] * size
+
+
+@pytest.mark.parametrize("size", SIZES[1:])
+def test_pynacl_one_by_one(benchmark: BenchmarkFixture, signatures: Signatures, size: int) -> None:
+    benchmark.group = f"batch of {size}"
+    args = (
+        signatures.verify_keys[:size],
+        signatures.messages[:size],
+        signatures.signatures[:size],
+    )
+    assert benchmark(pynacl_verify_all, *args) == size

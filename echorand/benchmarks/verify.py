@@ -1,0 +1,157 @@
+"""Ed25519 verification: our ZIP 215 verifier against PyNaCl, measured in the same run.
+
+Rows: one signature (`crypto.verify` against `nacl.signing.VerifyKey.verify`),
+then batches (`crypto.verify_batch` on one thread and on all cores against
+PyNaCl verifying the same signatures one by one), then a batch with about 1%
+invalid signatures, which our verifier narrows down to give each its answer.
+The ratio is PyNaCl's time over ours.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from echorand.benchmarks import Report, Row, best_time
+from echorand.crypto import Keypair, signing_payload, verify, verify_batch
+from echorand.params import CERT_TAG
+
+TARGET_RATIO = 3.0
+TARGET_BATCH = 64
+TARGET = f">= {TARGET_RATIO:g}x PyNaCl per core at batch {TARGET_BATCH}"
+
+
+class Signatures:
+    """n signatures by n distinct keys over messages of `message_size` bytes."""
+
+    def __init__(self, n: int, message_size: int, seed: int) -> None:
+        rng = random.Random(seed)
+        keypairs = [Keypair.from_seed(rng.randbytes(32)) for _ in range(n)]
+        self.messages = [
+            signing_payload(CERT_TAG, rng.randbytes(max(0, message_size - len(CERT_TAG) - 1)))
+            for _ in range(n)
+        ]
+        self.public_keys = [k.public_key for k in keypairs]
+        self.signatures = [k.sign(m) for k, m in zip(keypairs, self.messages, strict=True)]
+        self.verify_keys = [VerifyKey(k) for k in self.public_keys]
+
+    def corrupted(self, fraction: float, seed: int) -> tuple[list[bytes], int]:
+        """The signatures with `fraction` of them (at least one) made invalid, and how many.
+
+        A corrupted signature has one bit of its S flipped: well formed, and wrong.
+        """
+        rng = random.Random(seed)
+        count = max(1, round(len(self.signatures) * fraction))
+        out = list(self.signatures)
+        for i in rng.sample(range(len(out)), count):
+            out[i] = out[i][:32] + bytes([out[i][32] ^ 0x01]) + out[i][33:]
+        return out, count
+
+
+def pynacl_verify_all(
+    keys: Sequence[VerifyKey], msgs: Sequence[bytes], sigs: Sequence[bytes]
+) -> int:
+    """PyNaCl verifying each signature alone; returns how many it accepted."""
+    accepted = 0
+    for key, msg, sig in zip(keys, msgs, sigs, strict=True):
+        try:
+            key.verify(msg, sig)
+            accepted += 1
+        except BadSignatureError:
+            pass
+    return accepted
+
+
+def _threads_label(threads: int | None) -> str:
+    if threads is None:
+        return f"all cores ({os.cpu_count() or 1})"
+    return "1 thread" if threads == 1 else f"{threads} threads"
+
+
+def _check_same_answers(ours: list[bool], pynacl_accepted: int) -> None:
+    """Both sides must do the same work: equal counts of accepted signatures."""
+    if sum(ours) != pynacl_accepted:
+        raise RuntimeError(
+            f"verify_batch accepted {sum(ours)} signatures, PyNaCl {pynacl_accepted}: "
+            "the comparison would be meaningless"
+        )
+
+
+def run(
+    batch_sizes: Sequence[int] = (64, 1024),
+    threads: Sequence[int | None] = (1, None),
+    message_size: int = 100,
+    invalid_fraction: float = 0.01,
+    repeat: int = 5,
+    min_seconds: float = 0.05,
+    seed: int = 1,
+) -> Report:
+    """Time single and batch verification against PyNaCl (see the module docstring).
+
+    The target row is the batch of `TARGET_BATCH` on one thread: a node
+    checks votes in batches of about that size, and one thread is one core.
+    `invalid_fraction` (0 to skip) sets the invalid share of the last row,
+    at the largest batch size on all cores.
+    """
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"batch_sizes must be positive, got {tuple(batch_sizes)}")
+    if not 0 <= invalid_fraction <= 1:
+        raise ValueError(f"invalid_fraction must be in [0, 1], got {invalid_fraction}")
+    timing = {"repeat": repeat, "min_seconds": min_seconds}
+    data = Signatures(max(batch_sizes), message_size, seed)
+    report = Report(title="Ed25519 verification (ZIP 215, ed25519-zebra) vs PyNaCl")
+
+    one = (data.public_keys[0], data.messages[0], data.signatures[0])
+    report.add(
+        Row(
+            name="verify, one signature",
+            seconds=best_time(partial(verify, *one), **timing),
+            baseline="PyNaCl VerifyKey.verify",
+            baseline_seconds=best_time(
+                partial(data.verify_keys[0].verify, data.messages[0], data.signatures[0]),
+                **timing,
+            ),
+        )
+    )
+
+    for n in batch_sizes:
+        batch = (data.public_keys[:n], data.messages[:n], data.signatures[:n])
+        pynacl = partial(pynacl_verify_all, data.verify_keys[:n], batch[1], batch[2])
+        baseline = best_time(pynacl, **timing)
+        for t in threads:
+            ours = partial(verify_batch, *batch, threads=t)
+            _check_same_answers(ours(), pynacl())
+            row = Row(
+                name=f"verify_batch {n}, {_threads_label(t)}",
+                seconds=best_time(ours, **timing),
+                items=n,
+                baseline=f"PyNaCl, {n} one by one",
+                baseline_seconds=baseline,
+            )
+            if n == TARGET_BATCH and t == 1 and row.ratio is not None:
+                row = replace(row, target=TARGET, target_met=row.ratio >= TARGET_RATIO)
+            report.add(row)
+
+    if invalid_fraction > 0:
+        n = max(batch_sizes)
+        sigs, bad = data.corrupted(invalid_fraction, seed)
+        ours = partial(verify_batch, data.public_keys, data.messages, sigs)
+        pynacl = partial(pynacl_verify_all, data.verify_keys, data.messages, sigs)
+        _check_same_answers(ours(), pynacl())
+        report.add(
+            Row(
+                name=f"verify_batch {n}, {_threads_label(None)}, {bad} invalid",
+                seconds=best_time(ours, **timing),
+                items=n,
+                baseline=f"PyNaCl, {n} one by one",
+                baseline_seconds=best_time(pynacl, **timing),
+                extra={"invalid": bad},
+            )
+        )
+    return report
