@@ -394,7 +394,8 @@ impl AccountState {
             (Some(from_block), Some(p)) if from_block == Some(p) => from_block,
             (Some(from_block), Some(p)) => {
                 return Err(PyValueError::new_err(format!(
-                    "producer {p} differs from the block's producer {from_block:?}"
+                    "producer {p} differs from the block's producer ({})",
+                    from_block.map_or_else(|| "none".to_owned(), |b| b.to_string())
                 )))
             }
             (None, p) => p,
@@ -561,12 +562,14 @@ impl Changes {
 
     fn __repr__(&self) -> String {
         format!(
-            "Changes(tx_count={}, changed={}, created={}, fees={}, producer={:?})",
+            "Changes(tx_count={}, changed={}, created={}, fees={}, producer={})",
             self.delta.tx_count,
             self.delta.changed.len(),
             self.delta.new_keys.len(),
             self.delta.fees,
-            self.delta.producer
+            self.delta
+                .producer
+                .map_or_else(|| "None".to_owned(), |p| p.to_string())
         )
     }
 }
