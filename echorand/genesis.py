@@ -420,9 +420,7 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--k", type=int, default=defaults.k, help="k: BBA loops (mu = 4 + 3k)")
     parser.add_argument("--lam-ms", type=int, default=defaults.lam_ms, help="lambda, in ms")
-    parser.add_argument(
-        "--big-lam-ms", type=int, default=defaults.big_lam_ms, help="Lambda, in ms"
-    )
+    parser.add_argument("--big-lam-ms", type=int, default=defaults.big_lam_ms, help="Lambda, in ms")
     parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
 
 

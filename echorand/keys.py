@@ -195,9 +195,7 @@ def write_node_keys(
     write_secret(Path(path), keys.encode(), overwrite=overwrite)
 
 
-def load_node_keys(
-    path: str | os.PathLike[str], *, public_keys: bytes | None = None
-) -> NodeKeys:
+def load_node_keys(path: str | os.PathLike[str], *, public_keys: bytes | None = None) -> NodeKeys:
     """A node's keys from its file, checked.
 
     With `public_keys` (the genesis keys, n * 32 bytes by account id), every

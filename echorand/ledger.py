@@ -176,9 +176,7 @@ class Ledger:
             stored = txn.get(b"genesis", db=meta)
             fmt = txn.get(b"format", db=meta)
             if fmt is None or _int(fmt) != LEDGER_FORMAT:
-                raise LedgerError(
-                    f"{self._path}: ledger format {fmt!r}, expected {LEDGER_FORMAT}"
-                )
+                raise LedgerError(f"{self._path}: ledger format {fmt!r}, expected {LEDGER_FORMAT}")
             if stored != self._genesis.hash:
                 raise LedgerError(
                     f"{self._path}: the ledger was made from genesis {bytes(stored or b'').hex()},"
@@ -422,6 +420,25 @@ class Ledger:
             cursor = txn.cursor(db=self._db["accounts"])
             return b"".join(cursor.iternext(keys=False, values=True))
 
+    def check_store(self) -> None:
+        """Check that the disk holds exactly the tip's state: every per-round
+        database ends at the tip, and the account records are the in-memory
+        state. `LedgerError` names what differs. O(accounts): for tools and tests.
+        """
+        tip = self._tip
+        expect = {"blocks": tip, "certs": tip, "seeds": tip, "hashes": tip, "undo": tip}
+        with self._environment().begin() as txn:
+            for name, last in expect.items():
+                cursor = txn.cursor(db=self._db[name])
+                found = _int(cursor.key()) if cursor.last() else 0
+                if found != last:
+                    raise LedgerError(f"{self._path}: {name} ends at round {found}, tip is {tip}")
+            count = _int(txn.get(b"accounts", db=self._db["meta"]))
+        if count != len(self._state):
+            raise LedgerError(f"{self._path}: meta has {count} accounts, memory {len(self._state)}")
+        if self.stored_records() != self._state.records():
+            raise LedgerError(f"{self._path}: stored accounts differ from the state in memory")
+
     # --- closing -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -459,4 +476,3 @@ def _lock(path: Path) -> int:
         os.close(fd)
         raise LedgerError(f"{path}: the ledger is open in another process") from None
     return fd
-

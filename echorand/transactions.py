@@ -95,9 +95,7 @@ def sign_transaction(
     kind: int, keypair: Keypair, recipient: bytes, amount: int, fee: int, nonce: int
 ) -> Transaction:
     """A transaction from `keypair`'s account, signed."""
-    unsigned = Transaction(
-        kind, keypair.public_key, recipient, amount, fee, nonce, _NO_SIGNATURE
-    )
+    unsigned = Transaction(kind, keypair.public_key, recipient, amount, fee, nonce, _NO_SIGNATURE)
     signature = keypair.sign(unsigned.signing_bytes())
     return Transaction(kind, keypair.public_key, recipient, amount, fee, nonce, signature)
 

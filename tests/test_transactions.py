@@ -124,9 +124,7 @@ def test_raw_buffers_with_an_unknown_kind_or_a_delegated_amount_are_refused():
 def test_pending_transactions_are_applied_first():
     state = state_of([100, 0])
     assert state.check([tx(0, 1, 50, nonce=1)], pending=[tx(0, 1, 50)]) == [None]
-    assert state.check([tx(0, 1, 51, nonce=1)], pending=[tx(0, 1, 50)]) == [
-        T.INSUFFICIENT_BALANCE
-    ]
+    assert state.check([tx(0, 1, 51, nonce=1)], pending=[tx(0, 1, 50)]) == [T.INSUFFICIENT_BALANCE]
     assert state.check([tx(0, 1, 5, nonce=0)], pending=[tx(0, 1, 50)]) == [T.NONCE_TOO_LOW]
 
 
