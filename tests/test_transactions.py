@@ -311,3 +311,24 @@ def test_apply_agrees_with_the_model(scenario):
         assert state.records() == model.records()
         assert state.total == sum(model.balances())
         assert state.balances([changes.undo]) == before
+
+
+def test_the_state_judges_account_keys_as_the_crypto_module_does():
+    """The state's own key check (no re-encoding) against `is_valid_account_key`:
+    the keys and R points of every Ed25519 vector, edge encodings, random bytes."""
+    from _ed25519_data import cctv, speccheck, wycheproof
+
+    cases = speccheck() + wycheproof() + cctv()
+    keys = {c.public_key for c in cases if len(c.public_key) == 32}
+    keys |= {c.signature[:32] for c in cases if len(c.signature) == 64}
+    for low in range(0xEB, 0x100):
+        for top in (0x7F, 0xFF):
+            keys.add(bytes([low]) + b"\xff" * 30 + bytes([top]))
+    for y in range(4):
+        for top in (0x00, 0x80):
+            keys.add(bytes([y]) + bytes(30) + bytes([top]))
+    keys |= {hashlib.sha256(b"random %d" % i).digest() for i in range(2000)}
+    ordered = sorted(keys)
+    expected = [is_valid_account_key(k) for k in ordered]
+    assert T.valid_account_keys(b"".join(ordered)) == expected
+    assert 50 < sum(expected) < len(ordered) - 50

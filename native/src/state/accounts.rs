@@ -63,12 +63,25 @@ pub fn key_at(bytes: &[u8], at: usize) -> Key {
 
 /// Whether `key` may own an account (PROTOCOL §2): a canonical encoding of a
 /// curve point that is not of small order.
+///
+/// Canonical means that re-encoding the decoded point gives `key` back. That
+/// fails in two ways only: `y >= p` (checked on the bytes), or `x = 0` with
+/// the sign bit set; `x = 0` means `y = ±1`, two points of small order,
+/// which are refused anyway. So no re-encoding (a field inversion, half the
+/// cost) is needed.
 pub fn is_valid_account_key(key: &Key) -> bool {
-    let encoded = CompressedEdwardsY(*key);
-    match encoded.decompress() {
-        Some(point) => point.compress() == encoded && !point.is_small_order(),
-        None => false,
-    }
+    y_is_canonical(key)
+        && CompressedEdwardsY(*key)
+            .decompress()
+            .is_some_and(|point| !point.is_small_order())
+}
+
+/// Whether the 255-bit `y` of an encoding (the sign bit left out) is below
+/// `p = 2^255 - 19`: `y >= p` only for low byte >= 0xed, 30 bytes 0xff and
+/// a top byte 0x7f (ignoring the sign bit).
+fn y_is_canonical(key: &Key) -> bool {
+    let (low, rest) = (key[0], &key[1..31]);
+    !(key[31] & 0x7f == 0x7f && rest.iter().all(|&b| b == 0xff) && low >= 0xed)
 }
 
 /// `is_valid_account_key` of every key, in parallel for many.
@@ -913,6 +926,59 @@ mod tests {
             let t = tx(TRANSFER, &k[0], &bad, 1, 0, 0);
             assert_eq!(state.check(&[], &t), vec![Some(Reason::BadRecipientKey)]);
         }
+    }
+
+    /// The definition: decode, re-encode, compare, and not small-order.
+    fn by_definition(key: &Key) -> bool {
+        let encoded = CompressedEdwardsY(*key);
+        encoded
+            .decompress()
+            .is_some_and(|p| p.compress() == encoded && !p.is_small_order())
+    }
+
+    #[test]
+    fn account_key_check_matches_its_definition() {
+        let mut cases: Vec<Key> = Vec::new();
+        // Every y >= p, every small-order point, y = 0, ±1, both sign bits.
+        for low in 0xedu8..=0xff {
+            let mut k = [0xffu8; 32];
+            k[0] = low;
+            k[31] = 0x7f;
+            cases.push(k);
+        }
+        for t in curve25519_dalek::constants::EIGHT_TORSION.iter() {
+            cases.push(t.compress().to_bytes());
+        }
+        for y in [0u8, 1, 2, 3] {
+            let mut k = [0u8; 32];
+            k[0] = y;
+            cases.push(k);
+        }
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        cases.push(minus_one);
+        cases.extend(keys(64));
+        let seeds = devnet_seeds(&[9; 32], 0, 4000);
+        cases.extend(seeds.chunks_exact(32).map(|c| key_at(c, 0)));
+        let signed: Vec<Key> = cases
+            .iter()
+            .map(|k| {
+                let mut k = *k;
+                k[31] ^= 0x80;
+                k
+            })
+            .collect();
+        cases.extend(signed);
+        let mut valid = 0;
+        for k in &cases {
+            assert_eq!(is_valid_account_key(k), by_definition(k), "key {}", hex(k));
+            valid += usize::from(by_definition(k));
+        }
+        assert!(
+            valid > 100 && valid < cases.len() - 100,
+            "both outcomes are covered"
+        );
     }
 
     #[test]
