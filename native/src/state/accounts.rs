@@ -511,11 +511,17 @@ impl Accounts {
     /// applying the accepted ones in order on a scratch overlay over the
     /// state after `pending` (whose own results are not reported).
     pub fn check(&self, pending: &[u8], txs: &[u8]) -> Vec<Option<Reason>> {
-        let mut overlay = Overlay::new(self, &[pending, txs]);
-        for tx in transactions(pending) {
-            let _ = overlay.step(tx);
+        let all: Vec<Tx<'_>> = transactions(pending).chain(transactions(txs)).collect();
+        let (mut overlay, known) = Overlay::new(self, &all);
+        let mut reasons = Vec::with_capacity(txs.len() / TX_SIZE);
+        let first = pending.len() / TX_SIZE;
+        for (i, (tx, k)) in all.iter().zip(known).enumerate() {
+            let result = overlay.step(*tx, k);
+            if i >= first {
+                reasons.push(result.err());
+            }
         }
-        transactions(txs).map(|tx| overlay.step(tx).err()).collect()
+        reasons
     }
 
     /// What applying the transactions of a block by `producer` changes, or
@@ -526,13 +532,13 @@ impl Accounts {
                 return Err(BlockError::UnknownProducer(p));
             }
         }
-        let mut overlay = Overlay::new(self, &[txs]);
-        let mut tx_count = 0;
-        for (index, tx) in transactions(txs).enumerate() {
+        let all: Vec<Tx<'_>> = transactions(txs).collect();
+        let (mut overlay, known) = Overlay::new(self, &all);
+        let tx_count = all.len();
+        for (index, (tx, k)) in all.iter().zip(known).enumerate() {
             overlay
-                .step(tx)
+                .step(*tx, k)
                 .map_err(|reason| BlockError::Transaction { index, reason })?;
-            tx_count += 1;
         }
         if tx_count > 0 {
             let p = producer.ok_or(BlockError::NoProducer)?;
@@ -589,6 +595,14 @@ impl Accounts {
     }
 }
 
+/// What the base state knows of a transaction's keys: their ids, looked up
+/// for the whole batch up front (in parallel for many).
+#[derive(Clone, Copy)]
+struct Known {
+    sender: Option<u64>,
+    recipient: Option<u64>,
+}
+
 /// The state as a batch of transactions leaves it, over an untouched base.
 struct Overlay<'a> {
     base: &'a Accounts,
@@ -603,40 +617,47 @@ struct Overlay<'a> {
 }
 
 impl<'a> Overlay<'a> {
-    fn new(base: &'a Accounts, buffers: &[&[u8]]) -> Self {
+    /// An empty overlay for `txs`, and what the base knows of each one's keys.
+    fn new(base: &'a Accounts, txs: &[Tx<'_>]) -> (Self, Vec<Known>) {
+        let know = |tx: &Tx<'_>| Known {
+            sender: base.id_of(&tx.sender()),
+            recipient: base.id_of(&tx.recipient()),
+        };
+        let known: Vec<Known> = if txs.len() >= PARALLEL_MIN {
+            txs.par_iter().map(know).collect()
+        } else {
+            txs.iter().map(know).collect()
+        };
         let mut unknown: Vec<Key> = Vec::new();
         let mut seen: HashMap<Key, ()> = HashMap::new();
-        for buf in buffers {
-            for tx in transactions(buf) {
-                let r = tx.recipient();
-                if tx.kind() == TRANSFER && !base.index.contains_key(&r) {
-                    if let Entry::Vacant(v) = seen.entry(r) {
-                        v.insert(());
-                        unknown.push(r);
-                    }
+        for (tx, k) in txs.iter().zip(&known) {
+            if tx.kind() == TRANSFER && k.recipient.is_none() {
+                if let Entry::Vacant(v) = seen.entry(tx.recipient()) {
+                    v.insert(());
+                    unknown.push(tx.recipient());
                 }
             }
         }
         let key_ok = unknown.iter().copied().zip(valid_keys(&unknown)).collect();
-        Overlay {
+        let overlay = Overlay {
             base,
-            changed: HashMap::new(),
+            changed: HashMap::with_capacity(2 * txs.len()),
             new_keys: Vec::new(),
             new_accounts: Vec::new(),
-            new_index: HashMap::new(),
+            new_index: HashMap::with_capacity(unknown.len()),
             key_ok,
             fees: 0,
-        }
+        };
+        (overlay, known)
     }
 
     fn base_len(&self) -> u64 {
         self.base.len() as u64
     }
 
-    fn lookup(&self, key: &Key) -> Option<u64> {
-        self.base
-            .id_of(key)
-            .or_else(|| self.new_index.get(key).copied())
+    /// The id of `key`: `in_base` when the base has it, else a created one.
+    fn lookup(&self, key: &Key, in_base: Option<u64>) -> Option<u64> {
+        in_base.or_else(|| self.new_index.get(key).copied())
     }
 
     /// The account `id` (which exists: ids come from `lookup` or are checked).
@@ -688,7 +709,7 @@ impl<'a> Overlay<'a> {
     /// The checks, in order: kind, sender, nonce, amount, recipient (not the
     /// sender; a delegate must have an account), balance, and last the key
     /// of a recipient that gets a new account.
-    fn step(&mut self, tx: Tx<'_>) -> Result<(), Reason> {
+    fn step(&mut self, tx: Tx<'_>, known: Known) -> Result<(), Reason> {
         let kind = tx.kind();
         match kind {
             TRANSFER => {}
@@ -697,7 +718,9 @@ impl<'a> Overlay<'a> {
             _ => return Err(Reason::UnknownKind),
         }
         let sender_key = tx.sender();
-        let sender = self.lookup(&sender_key).ok_or(Reason::UnknownSender)?;
+        let sender = self
+            .lookup(&sender_key, known.sender)
+            .ok_or(Reason::UnknownSender)?;
         let mut from = self.get(sender);
         match tx.nonce().cmp(&from.nonce) {
             Ordering::Less => return Err(Reason::NonceTooLow),
@@ -709,7 +732,9 @@ impl<'a> Overlay<'a> {
         let fees = self.fees.checked_add(fee).ok_or(Reason::Overflow)?;
         let recipient_key = tx.recipient();
         if kind == DELEGATION {
-            let delegate = self.lookup(&recipient_key).ok_or(Reason::UnknownDelegate)?;
+            let delegate = self
+                .lookup(&recipient_key, known.recipient)
+                .ok_or(Reason::UnknownDelegate)?;
             from.balance = from
                 .balance
                 .checked_sub(fee)
@@ -735,7 +760,7 @@ impl<'a> Overlay<'a> {
             .balance
             .checked_sub(debit)
             .ok_or(Reason::InsufficientBalance)?;
-        match self.lookup(&recipient_key) {
+        match self.lookup(&recipient_key, known.recipient) {
             Some(to_id) => {
                 let mut to = self.get(to_id);
                 to.balance = to.balance.checked_add(amount).ok_or(Reason::Overflow)?;
