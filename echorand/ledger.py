@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import lmdb
 
@@ -189,15 +189,20 @@ class Ledger:
             self._tip_hash = self._get(txn, "hashes", self._tip)
             self._tip_seed = self._get(txn, "seeds", self._tip)
             last_undo = txn.get(_u64(self._tip), db=self._db["undo"]) if self._tip else None
-        state = AccountState.from_records(records)
+        try:
+            state = AccountState.from_records(records)
+        except ValueError as e:
+            raise LedgerError(f"{self._path}: accounts: {e}") from None
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
         self._state = state
         self._table_tip = StakeTable(state.balances())
-        if last_undo is None:
+        if self._tip == 0:
             self._table_prev = self._table_tip
+        elif last_undo is None:
+            raise LedgerError(f"{self._path}: undo has no entry for round {self._tip}")
         else:
-            self._table_prev = StakeTable(state.balances([last_undo]))
+            self._table_prev = StakeTable(state.balances([bytes(last_undo)]))
 
     def _environment(self) -> lmdb.Environment:
         if self._env is None:
@@ -212,7 +217,7 @@ class Ledger:
 
     # --- writing -------------------------------------------------------------------
 
-    def _write(self, fn: Any) -> None:
+    def _write(self, fn: Callable[[lmdb.Transaction], None]) -> None:
         """Run `fn(txn)` in one write transaction; grow the map and retry when full."""
         while True:
             try:
