@@ -483,3 +483,97 @@ class LeaderStudy:
     @property
     def dropped_tail(self) -> int:
         """Heights with no later honest block yet (not in the histogram)."""
+
+# --- state (native/src/state.rs) ----------------------------------------------
+
+GENESIS_ENTRY_SIZE: int
+"""40: one genesis account, `pk 32 || balance u64be`."""
+RECORD_SIZE: int
+"""56: one stored account, `pk 32 || balance u64be || nonce u64be || delegate u64be`."""
+UNDO_ENTRY_SIZE: int
+"""32: one undo entry, `id || balance || nonce || delegate` (u64be)."""
+NO_DELEGATE: int
+"""2**64 - 1: the delegate field of an account that has not delegated."""
+REASONS: dict[str, str]
+"""The reason texts of the transaction rules, by constant name (`NONCE_TOO_LOW`: ...)."""
+
+_Transactions = Block | Buffer | Iterable[Transaction]
+
+@final
+class AccountState:
+    """Keys, balances, nonces and delegates by account id, and the key -> id index.
+
+    `AccountState(accounts, check_keys=True)`: from genesis entries (n * 40 bytes).
+    """
+
+    def __init__(self, accounts: Buffer, *, check_keys: bool = True) -> None: ...
+    @staticmethod
+    def from_records(records: Buffer) -> AccountState:
+        """From stored 56-byte records in id order (keys not re-checked)."""
+    def __len__(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def version(self) -> int:
+        """How many times changes were committed."""
+    def id_of(self, public_key: Buffer) -> int | None: ...
+    def public_key(self, id: int) -> bytes: ...
+    def account(self, id: int) -> tuple[int, int, int | None]:
+        """(balance, nonce, delegate or None); ValueError when unknown."""
+    def balance(self, id: int) -> int: ...
+    def nonce(self, id: int) -> int: ...
+    def balances(self, undos: Iterable[Buffer] | None = None) -> bytes:
+        """Balances by id, packed native-endian u64; before the blocks of `undos` (newest first)."""
+    def public_keys(self) -> bytes: ...
+    def records(self, start: int = 0, count: int | None = None) -> bytes: ...
+    def items(self, start: int = 0, count: int | None = None) -> list[tuple[bytes, bytes]]:
+        """(u64be(id), record) pairs for a key-value store."""
+    def check(
+        self, transactions: _Transactions, pending: _Transactions | None = None
+    ) -> list[str | None]:
+        """The reason each transaction is refused (None: accepted), in order, after `pending`."""
+    def prepare(self, transactions: _Transactions, producer: int | None = None) -> Changes:
+        """What a block changes, all or nothing (ValueError naming the first refused one)."""
+    def commit(self, changes: Changes) -> None: ...
+    def apply(self, transactions: _Transactions, producer: int | None = None) -> Changes: ...
+
+@final
+class Changes:
+    """What one block changes: changed accounts (old and new) and created accounts."""
+
+    @property
+    def accounts_before(self) -> int: ...
+    @property
+    def accounts_after(self) -> int: ...
+    @property
+    def tx_count(self) -> int: ...
+    @property
+    def fees(self) -> int: ...
+    @property
+    def producer(self) -> int | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def new_keys(self) -> bytes: ...
+    def new_accounts(self) -> list[tuple[bytes, int]]: ...
+    def changed(self) -> bytes:
+        """(id, balance, nonce, delegate) u64be per changed pre-existing account."""
+    def records(self) -> list[tuple[bytes, bytes]]:
+        """(u64be(id), record) of every changed and created account, ascending."""
+    @property
+    def undo(self) -> bytes: ...
+    def balance_updates(self) -> dict[int, int]: ...
+    def new_balances(self) -> bytes:
+        """Balances of the created accounts, packed native-endian u64."""
+    def __len__(self) -> int: ...
+
+def derive_public_keys(seeds: Buffer) -> bytes:
+    """The Ed25519 public key of each 32-byte seed (n * 32 bytes in, n * 32 out)."""
+
+def devnet_seeds(master: Buffer, count: int, first: int | None = None) -> bytes:
+    """H("echorand/devnet-key" || 0x00 || master || u64be(i)) for i in first .. first + count."""
+
+def valid_account_keys(public_keys: Buffer) -> list[bool]:
+    """`is_valid_account_key` of each key of an n * 32-byte buffer."""
+
+# --- end state ------------------------------------------------------------------

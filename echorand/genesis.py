@@ -1,0 +1,456 @@
+"""The genesis: the chain's name, parameters, seed Q[0] and first accounts (docs/protocol.md §13).
+
+A genesis is a directory:
+
+- `genesis.json`: format, name, the genesis hash, Q[0] (hex), the parameters,
+  and the accounts' count, total and SHA-256 digest of `accounts.bin`;
+- `accounts.bin`: `n * (public key 32 || balance u64be)`, in account id order;
+- for a devnet, `keys/node-<i>.keys`: the secret seeds of the accounts node
+  `i` runs (see `echorand.keys`).
+
+The genesis hash is `H("echorand/genesis" || 0x00 || encoding)` with
+
+    encoding = u8(1) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
+               || u32be(t_h) || u32be(k) || u32be(lam_ms) || u32be(big_lam_ms)
+               || u64be(n) || H(accounts.bin)
+
+A devnet is deterministic from a text seed S: `master = H(utf8(S))`,
+`seed_i = H("echorand/devnet-key" || 0x00 || master || u64be(i))`,
+`Q[0] = H("echorand/devnet-q0" || 0x00 || master)`, and account `i` is run by
+node `i mod nodes` (round robin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from echorand._columns import column, interleave
+from echorand._native import (
+    GENESIS_ENTRY_SIZE,
+    AccountState,
+    derive_public_keys,
+    devnet_seeds,
+    valid_account_keys,
+)
+from echorand.keys import NodeKeys, write_node_keys
+from echorand.params import HASH_SIZE, KEY_SIZE, Params
+
+__all__ = [
+    "ACCOUNTS_FILE",
+    "DEFAULT_BALANCE",
+    "GENESIS_FILE",
+    "GENESIS_FORMAT",
+    "GENESIS_TAG",
+    "Genesis",
+    "GenesisError",
+    "add_genesis_arguments",
+    "create_devnet",
+    "devnet_master",
+    "node_keys_path",
+    "run_genesis",
+]
+
+GENESIS_FORMAT = 1
+GENESIS_TAG = b"echorand/genesis"
+DEVNET_Q0_TAG = b"echorand/devnet-q0"
+GENESIS_FILE = "genesis.json"
+ACCOUNTS_FILE = "accounts.bin"
+KEYS_DIR = "keys"
+DEFAULT_BALANCE = 1_000_000_000
+"""A devnet account's balance: a million accounts hold 10^15 in all (< 2^63)."""
+SUPPLY_LIMIT = 1 << 63
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_U32_PARAMS = ("n_g", "n_c", "t_h", "k", "lam_ms", "big_lam_ms")
+
+
+class GenesisError(ValueError):
+    """A genesis that cannot be used; the text names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """A chain's genesis. `accounts` is `n * (pk 32 || balance u64be)`, compact.
+
+    Building one checks every field: a name of 1-64 characters `[A-Za-z0-9._-]`,
+    a 32-byte seed, parameters that fit a u32, at least one account, distinct
+    keys, and a total balance in (0, 2^63). Account keys are checked to be
+    valid account keys (not small-order, canonical) by `check_keys()`, which
+    the ledger calls before it creates the accounts.
+    """
+
+    name: str
+    params: Params
+    seed: bytes
+    """Q[0]."""
+    accounts: bytes = field(repr=False)
+    count: int = field(init=False)
+    total: int = field(init=False)
+    accounts_digest: bytes = field(init=False, repr=False)
+    hash: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise GenesisError(f"name: 1-64 characters of [A-Za-z0-9._-], got {self.name!r}")
+        if not isinstance(self.params, Params):
+            raise GenesisError(f"params: expected Params, got {type(self.params).__name__}")
+        for name in _U32_PARAMS:
+            value = getattr(self.params, name)
+            if value >= 2**32:
+                raise GenesisError(f"params.{name}: must fit a u32, got {value}")
+        if not isinstance(self.seed, bytes) or len(self.seed) != HASH_SIZE:
+            raise GenesisError(f"seed: must be {HASH_SIZE} bytes")
+        if not isinstance(self.accounts, bytes):
+            raise GenesisError(f"accounts: expected bytes, got {type(self.accounts).__name__}")
+        if not self.accounts or len(self.accounts) % GENESIS_ENTRY_SIZE:
+            raise GenesisError(
+                f"accounts: need a positive whole number of {GENESIS_ENTRY_SIZE}-byte entries,"
+                f" got {len(self.accounts)} bytes"
+            )
+        try:
+            state = AccountState(self.accounts, check_keys=False)
+        except ValueError as e:
+            raise GenesisError(f"accounts: {e}") from None
+        if state.total == 0:
+            raise GenesisError("accounts: the total balance is zero (sortition needs stake)")
+        object.__setattr__(self, "count", len(state))
+        object.__setattr__(self, "total", state.total)
+        object.__setattr__(self, "accounts_digest", hashlib.sha256(self.accounts).digest())
+        object.__setattr__(self, "hash", _hash(self))
+
+    def public_key(self, account: int) -> bytes:
+        at = GENESIS_ENTRY_SIZE * account
+        if not 0 <= account < self.count:
+            raise IndexError(f"account {account}: the genesis has {self.count}")
+        return self.accounts[at : at + KEY_SIZE]
+
+    def balance(self, account: int) -> int:
+        at = GENESIS_ENTRY_SIZE * account + KEY_SIZE
+        if not 0 <= account < self.count:
+            raise IndexError(f"account {account}: the genesis has {self.count}")
+        return int.from_bytes(self.accounts[at : at + 8], "big")
+
+    def public_keys(self) -> bytes:
+        """All public keys in id order, concatenated (n * 32 bytes)."""
+        return column(self.accounts, GENESIS_ENTRY_SIZE, 0, KEY_SIZE)
+
+    def check_keys(self) -> None:
+        """GenesisError naming the first account whose key may not own an account."""
+        ok = valid_account_keys(self.public_keys())
+        if not all(ok):
+            bad = ok.index(False)
+            raise GenesisError(
+                f"accounts: account {bad}: public key {self.public_key(bad).hex()}"
+                " is small-order or non-canonical"
+            )
+
+    def account_state(self, *, check_keys: bool = True) -> AccountState:
+        """A fresh account state with the genesis balances."""
+        try:
+            return AccountState(self.accounts, check_keys=check_keys)
+        except ValueError as e:
+            raise GenesisError(f"accounts: {e}") from None
+
+    def encoding(self) -> bytes:
+        """What the genesis hash is taken of (after its tag)."""
+        name = self.name.encode("ascii")
+        p = self.params
+        return b"".join(
+            [
+                GENESIS_FORMAT.to_bytes(1, "big"),
+                len(name).to_bytes(2, "big"),
+                name,
+                self.seed,
+                *(getattr(p, n).to_bytes(4, "big") for n in _U32_PARAMS),
+                self.count.to_bytes(8, "big"),
+                self.accounts_digest,
+            ]
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The contents of genesis.json."""
+        return {
+            "format": GENESIS_FORMAT,
+            "name": self.name,
+            "hash": self.hash.hex(),
+            "seed": self.seed.hex(),
+            "params": {n: getattr(self.params, n) for n in _U32_PARAMS},
+            "accounts": {
+                "count": self.count,
+                "total": self.total,
+                "sha256": self.accounts_digest.hex(),
+            },
+        }
+
+    def write(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write genesis.json and accounts.bin into directory `path` (created if missing).
+
+        genesis.json is written last: a directory with it is complete.
+        """
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / GENESIS_FILE
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target}: exists (use overwrite to replace it)")
+        _write_atomic(directory / ACCOUNTS_FILE, self.accounts)
+        _write_atomic(target, (json.dumps(self.to_json(), indent=2) + "\n").encode())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, check_keys: bool = False) -> Genesis:
+        """Read and check a genesis directory (or the path of its genesis.json).
+
+        Every field is checked, the digest of accounts.bin and the genesis hash
+        are recomputed, and with `check_keys` every account key is checked too
+        (8 µs a key on one core: the ledger does it once, when it is created).
+        """
+        directory = Path(path)
+        if directory.name == GENESIS_FILE:
+            directory = directory.parent
+        doc = _read_json(directory / GENESIS_FILE)
+        genesis = _from_json(doc, directory)
+        if check_keys:
+            genesis.check_keys()
+        return genesis
+
+
+def _hash(g: Genesis) -> bytes:
+    return hashlib.sha256(GENESIS_TAG + b"\x00" + g.encoding()).digest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as e:
+        raise GenesisError(f"{path}: cannot read: {e.strerror}") from None
+    except ValueError as e:
+        raise GenesisError(f"{path}: not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise GenesisError(f"{path}: not a JSON object")
+    return doc
+
+
+class _Fields:
+    """Typed access to a JSON object, with errors naming file and field."""
+
+    def __init__(self, doc: dict[str, object], where: str, prefix: str = "") -> None:
+        self.doc, self.where, self.prefix = doc, where, prefix
+
+    def error(self, name: str, why: str) -> GenesisError:
+        return GenesisError(f"{self.where}: {self.prefix}{name}: {why}")
+
+    def only(self, names: set[str]) -> None:
+        for name in self.doc:
+            if name not in names:
+                raise self.error(name, "unknown field")
+
+    def int(self, name: str, low: int, high: int) -> int:
+        value = self.doc.get(name)
+        if type(value) is not int:
+            raise self.error(name, f"missing or not an integer (got {value!r})")
+        if not low <= value <= high:
+            raise self.error(name, f"must be in [{low}, {high}], got {value}")
+        return value
+
+    def str(self, name: str) -> str:
+        value = self.doc.get(name)
+        if not isinstance(value, str):
+            raise self.error(name, f"missing or not a string (got {value!r})")
+        return value
+
+    def hex(self, name: str, size: int) -> bytes:
+        text = self.str(name)
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise self.error(name, "not hex") from None
+        if len(raw) != size:
+            raise self.error(name, f"must be {size} bytes of hex, got {len(raw)}")
+        return raw
+
+    def object(self, name: str) -> _Fields:
+        value = self.doc.get(name)
+        if not isinstance(value, dict):
+            raise self.error(name, "missing or not an object")
+        return _Fields(value, self.where, f"{self.prefix}{name}.")
+
+
+def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
+    where = str(directory / GENESIS_FILE)
+    top = _Fields(doc, where)
+    top.only({"format", "name", "hash", "seed", "params", "accounts"})
+    top.int("format", GENESIS_FORMAT, GENESIS_FORMAT)
+    name = top.str("name")
+    seed = top.hex("seed", HASH_SIZE)
+    expected_hash = top.hex("hash", HASH_SIZE)
+    p = top.object("params")
+    p.only(set(_U32_PARAMS))
+    values = {n: p.int(n, 0, 2**32 - 1) for n in _U32_PARAMS}
+    try:
+        params = Params(**values)
+    except ValueError as e:
+        raise GenesisError(f"{where}: params: {e}") from None
+    a = top.object("accounts")
+    a.only({"count", "total", "sha256"})
+    count = a.int("count", 1, 2**63)
+    total = a.int("total", 1, SUPPLY_LIMIT - 1)
+    digest = a.hex("sha256", HASH_SIZE)
+    accounts = _read_accounts(directory / ACCOUNTS_FILE, count, digest)
+    try:
+        genesis = Genesis(name=name, params=params, seed=seed, accounts=accounts)
+    except GenesisError as e:
+        raise GenesisError(f"{where}: {e}") from None
+    if genesis.total != total:
+        raise a.error("total", f"{total} does not match {ACCOUNTS_FILE} ({genesis.total})")
+    if genesis.hash != expected_hash:
+        raise top.error("hash", f"does not match the genesis (computed {genesis.hash.hex()})")
+    return genesis
+
+
+def _read_accounts(path: Path, count: int, digest: bytes) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise GenesisError(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) != count * GENESIS_ENTRY_SIZE:
+        raise GenesisError(
+            f"{path}: {len(data)} bytes, but accounts.count {count} needs "
+            f"{count * GENESIS_ENTRY_SIZE}"
+        )
+    if hashlib.sha256(data).digest() != digest:
+        raise GenesisError(f"{path}: its SHA-256 does not match accounts.sha256 of genesis.json")
+    return data
+
+
+# --- devnets ------------------------------------------------------------------------
+
+
+def devnet_master(seed: str) -> bytes:
+    """The devnet master secret of a text seed: H(utf8(seed))."""
+    return hashlib.sha256(seed.encode("utf-8")).digest()
+
+
+def node_keys_path(path: str | os.PathLike[str], node: int) -> Path:
+    """Where node `node` of a devnet finds its keys."""
+    return Path(path) / KEYS_DIR / f"node-{node}.keys"
+
+
+def create_devnet(
+    path: str | os.PathLike[str],
+    *,
+    accounts: int,
+    nodes: int,
+    seed: str,
+    balance: int = DEFAULT_BALANCE,
+    params: Params | None = None,
+    name: str = "devnet",
+    overwrite: bool = False,
+) -> Genesis:
+    """Write a devnet genesis and its node key files into directory `path`.
+
+    `accounts` accounts of `balance` each, keys derived from `seed`; account i
+    is run by node `i mod nodes`. Deterministic: the same arguments give the
+    same genesis hash.
+    """
+    if accounts < 1 or nodes < 1:
+        raise ValueError(f"need at least one account and one node, got {accounts} and {nodes}")
+    if nodes > accounts:
+        raise ValueError(f"{nodes} nodes need at least as many accounts, got {accounts}")
+    if balance < 1 or accounts * balance >= SUPPLY_LIMIT:
+        raise ValueError(f"accounts * balance must be in [1, 2**63), got {accounts} * {balance}")
+    directory = Path(path)
+    if (directory / GENESIS_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{directory / GENESIS_FILE}: exists (use overwrite to replace it)")
+    master = devnet_master(seed)
+    seeds = devnet_seeds(master, accounts)
+    entries = bytearray(GENESIS_ENTRY_SIZE * accounts)
+    balances = balance.to_bytes(8, "big") * accounts
+    interleave(
+        entries,
+        GENESIS_ENTRY_SIZE,
+        [(0, KEY_SIZE, derive_public_keys(seeds)), (KEY_SIZE, 8, balances)],
+    )
+    q0 = hashlib.sha256(DEVNET_Q0_TAG + b"\x00" + master).digest()
+    genesis = Genesis(name=name, params=params or Params(), seed=q0, accounts=bytes(entries))
+    genesis.write(directory, overwrite=overwrite)
+    (directory / KEYS_DIR).mkdir(exist_ok=True)
+    for node in range(nodes):
+        ids = range(node, accounts, nodes)
+        mine = bytearray(KEY_SIZE * len(ids))
+        for j in range(KEY_SIZE):
+            mine[j::KEY_SIZE] = seeds[KEY_SIZE * node + j :: KEY_SIZE * nodes]
+        keys = NodeKeys(genesis.hash, node, nodes, tuple(ids), bytes(mine))
+        write_node_keys(node_keys_path(directory, node), keys, overwrite=overwrite)
+    return genesis
+
+
+# --- echorand genesis ----------------------------------------------------------------
+
+
+def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `echorand genesis`."""
+    defaults = Params()
+    parser.add_argument("--accounts", type=int, required=True, help="accounts to create")
+    parser.add_argument("--nodes", type=int, required=True, help="devnet nodes to make keys for")
+    parser.add_argument("--out", required=True, help="the genesis directory to write")
+    parser.add_argument("--seed", required=True, help="text that all keys and Q[0] derive from")
+    parser.add_argument(
+        "--balance", type=int, default=DEFAULT_BALANCE, help="each account's balance"
+    )
+    parser.add_argument("--name", default="devnet", help="the chain's name")
+    parser.add_argument("--n-g", type=int, default=defaults.n_g, help="N_g: producer seats")
+    parser.add_argument("--n-c", type=int, default=defaults.n_c, help="N_c: verifier seats")
+    parser.add_argument(
+        "--t-h", type=int, default=None, help="t_h: pass threshold (default 0.69 * N_c)"
+    )
+    parser.add_argument("--k", type=int, default=defaults.k, help="k: BBA loops (mu = 4 + 3k)")
+    parser.add_argument("--lam-ms", type=int, default=defaults.lam_ms, help="lambda, in ms")
+    parser.add_argument("--big-lam-ms", type=int, default=defaults.big_lam_ms, help="Lambda, in ms")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
+
+
+def run_genesis(args: argparse.Namespace) -> int:
+    """`echorand genesis`: write a devnet genesis; print its hash and size."""
+    start = time.perf_counter()
+    try:
+        params = Params(
+            n_g=args.n_g,
+            n_c=args.n_c,
+            t_h=-1 if args.t_h is None else args.t_h,
+            k=args.k,
+            lam_ms=args.lam_ms,
+            big_lam_ms=args.big_lam_ms,
+        )
+        genesis = create_devnet(
+            args.out,
+            accounts=args.accounts,
+            nodes=args.nodes,
+            seed=args.seed,
+            balance=args.balance,
+            params=params,
+            name=args.name,
+            overwrite=args.force,
+        )
+    except (ValueError, OSError) as e:
+        print(f"echorand genesis: {e}")
+        return 1
+    elapsed = time.perf_counter() - start
+    print(f"genesis {genesis.hash.hex()}")
+    print(f"  {genesis.count:,} accounts, total {genesis.total:,}, {args.nodes} node key files")
+    print(f"  written to {args.out} in {elapsed:.2f} s")
+    return 0

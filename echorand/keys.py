@@ -1,0 +1,263 @@
+"""Key files: one key pair (`echorand keys`), and the account keys a devnet node runs.
+
+A key pair file is JSON, readable by its owner only (mode 0600):
+
+    {"format": 1, "type": "ed25519", "public_key": "<hex>", "seed": "<hex>"}
+
+A node's key file (`keys/node-<i>.keys` of a devnet) is binary:
+
+    magic "ERKEYS01" || genesis_hash 32 || node u32be || nodes u32be || count u64be
+    || (account_id u64be || seed 32) * count          (ids strictly ascending)
+
+Errors (`KeyFileError`, a `ValueError`) name the file and the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from echorand._columns import column, interleave
+from echorand._native import derive_public_keys
+from echorand.crypto import SEED_SIZE, Keypair
+from echorand.params import HASH_SIZE, KEY_SIZE
+
+__all__ = [
+    "KEYPAIR_FORMAT",
+    "NODE_KEYS_MAGIC",
+    "KeyFileError",
+    "NodeKeys",
+    "add_keys_arguments",
+    "load_keypair",
+    "load_node_keys",
+    "run_keys",
+    "write_keypair",
+    "write_node_keys",
+]
+
+KEYPAIR_FORMAT = 1
+NODE_KEYS_MAGIC = b"ERKEYS01"
+_NODE_HEADER = len(NODE_KEYS_MAGIC) + HASH_SIZE + 4 + 4 + 8
+_NODE_ENTRY = 8 + SEED_SIZE
+
+
+class KeyFileError(ValueError):
+    """A key file that cannot be used; the text names the file and the field."""
+
+
+def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Write `data` to a new file readable by its owner only (atomically when overwriting)."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists (refusing to overwrite a key file)")
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_keypair(
+    path: str | os.PathLike[str], keypair: Keypair, *, overwrite: bool = False
+) -> None:
+    """Save a key pair as a JSON key file (mode 0600)."""
+    doc = {
+        "format": KEYPAIR_FORMAT,
+        "type": "ed25519",
+        "public_key": keypair.public_key.hex(),
+        "seed": keypair.seed.hex(),
+    }
+    write_secret(Path(path), (json.dumps(doc, indent=2) + "\n").encode(), overwrite=overwrite)
+
+
+def _hex_field(doc: dict[str, object], name: str, size: int, where: str) -> bytes:
+    value = doc.get(name)
+    if not isinstance(value, str):
+        raise KeyFileError(f"{where}: {name}: missing or not a string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise KeyFileError(f"{where}: {name}: not hex") from None
+    if len(raw) != size:
+        raise KeyFileError(f"{where}: {name}: must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def load_keypair(path: str | os.PathLike[str]) -> Keypair:
+    """The key pair of a JSON key file, checked (the public key must match the seed)."""
+    where = str(path)
+    try:
+        doc = json.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise KeyFileError(f"{where}: cannot read: {e.strerror}") from None
+    except ValueError as e:
+        raise KeyFileError(f"{where}: not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise KeyFileError(f"{where}: not a JSON object")
+    if doc.get("format") != KEYPAIR_FORMAT:
+        raise KeyFileError(f"{where}: format: expected {KEYPAIR_FORMAT}, got {doc.get('format')!r}")
+    if doc.get("type") != "ed25519":
+        raise KeyFileError(f"{where}: type: expected 'ed25519', got {doc.get('type')!r}")
+    unknown = set(doc) - {"format", "type", "public_key", "seed"}
+    if unknown:
+        raise KeyFileError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    seed = _hex_field(doc, "seed", SEED_SIZE, where)
+    public_key = _hex_field(doc, "public_key", KEY_SIZE, where)
+    keypair = Keypair.from_seed(seed)
+    if keypair.public_key != public_key:
+        raise KeyFileError(f"{where}: public_key: does not belong to the seed")
+    return keypair
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeys:
+    """The accounts one devnet node runs: their ids and secret seeds."""
+
+    genesis_hash: bytes
+    node: int
+    nodes: int
+    ids: tuple[int, ...]
+    seeds: bytes = field(repr=False)
+    """count * 32 bytes, the seed of `ids[i]` at `32 * i`."""
+
+    def __post_init__(self) -> None:
+        if len(self.genesis_hash) != HASH_SIZE:
+            raise ValueError(f"genesis_hash must be {HASH_SIZE} bytes")
+        if not 0 <= self.node < self.nodes < 2**32:
+            raise ValueError(f"node must be in [0, nodes): node={self.node}, nodes={self.nodes}")
+        if len(self.seeds) != SEED_SIZE * len(self.ids):
+            raise ValueError(f"seeds must be {SEED_SIZE} bytes per id")
+        if any(b <= a for a, b in zip(self.ids, self.ids[1:], strict=False)):
+            raise ValueError("ids must be strictly ascending")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def public_keys(self) -> bytes:
+        """The public key of each account, concatenated (derived natively)."""
+        return derive_public_keys(self.seeds)
+
+    def keypair(self, index: int) -> Keypair:
+        """The key pair of `ids[index]`."""
+        return Keypair.from_seed(self.seeds[SEED_SIZE * index : SEED_SIZE * (index + 1)])
+
+    def keypairs(self) -> Iterator[tuple[int, Keypair]]:
+        """(account id, key pair) of every account, in id order."""
+        for i, account in enumerate(self.ids):
+            yield account, self.keypair(i)
+
+    def encode(self) -> bytes:
+        """The file's bytes (see the module docs)."""
+        entries = bytearray(_NODE_ENTRY * len(self.ids))
+        ids = _u64be(self.ids)
+        interleave(entries, _NODE_ENTRY, [(0, 8, ids), (8, SEED_SIZE, self.seeds)])
+        header = (
+            NODE_KEYS_MAGIC
+            + self.genesis_hash
+            + self.node.to_bytes(4, "big")
+            + self.nodes.to_bytes(4, "big")
+            + len(self.ids).to_bytes(8, "big")
+        )
+        return header + bytes(entries)
+
+
+def _u64be(values: tuple[int, ...] | range) -> bytes:
+    """Packed u64be, without a Python loop."""
+    arr = array("Q", values)
+    if sys.byteorder == "little":
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _from_u64be(data: bytes) -> tuple[int, ...]:
+    arr = array("Q")
+    arr.frombytes(data)
+    if sys.byteorder == "little":
+        arr.byteswap()
+    return tuple(arr)
+
+
+def write_node_keys(
+    path: str | os.PathLike[str], keys: NodeKeys, *, overwrite: bool = False
+) -> None:
+    """Save a node's keys (mode 0600)."""
+    write_secret(Path(path), keys.encode(), overwrite=overwrite)
+
+
+def load_node_keys(path: str | os.PathLike[str], *, public_keys: bytes | None = None) -> NodeKeys:
+    """A node's keys from its file, checked.
+
+    With `public_keys` (the genesis keys, n * 32 bytes by account id), every
+    account must exist and its derived public key must match.
+    """
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"{where}: cannot read: {e.strerror}") from None
+    if len(data) < _NODE_HEADER or not data.startswith(NODE_KEYS_MAGIC):
+        raise KeyFileError(f"{where}: not a node key file (magic {NODE_KEYS_MAGIC.decode()})")
+    at = len(NODE_KEYS_MAGIC)
+    genesis_hash = data[at : at + HASH_SIZE]
+    at += HASH_SIZE
+    node = int.from_bytes(data[at : at + 4], "big")
+    nodes = int.from_bytes(data[at + 4 : at + 8], "big")
+    count = int.from_bytes(data[at + 8 : at + 16], "big")
+    body = memoryview(data)[_NODE_HEADER:]
+    if len(body) != count * _NODE_ENTRY:
+        raise KeyFileError(
+            f"{where}: count: {count} entries need {count * _NODE_ENTRY} bytes, got {len(body)}"
+        )
+    ids_be = column(body, _NODE_ENTRY, 0, 8)
+    ids = _from_u64be(ids_be)
+    seeds = column(body, _NODE_ENTRY, 8, SEED_SIZE)
+    try:
+        keys = NodeKeys(genesis_hash, node, nodes, ids, seeds)
+    except ValueError as e:
+        raise KeyFileError(f"{where}: {e}") from None
+    if public_keys is not None:
+        _check_against(keys, public_keys, where)
+    return keys
+
+
+def _check_against(keys: NodeKeys, public_keys: bytes, where: str) -> None:
+    n = len(public_keys) // KEY_SIZE
+    derived = keys.public_keys()
+    for i, account in enumerate(keys.ids):
+        if account >= n:
+            raise KeyFileError(f"{where}: account {account}: not in the genesis ({n} accounts)")
+        expected = public_keys[KEY_SIZE * account : KEY_SIZE * (account + 1)]
+        if derived[KEY_SIZE * i : KEY_SIZE * (i + 1)] != expected:
+            raise KeyFileError(f"{where}: account {account}: the seed does not give its public key")
+
+
+# --- echorand keys ----------------------------------------------------------------
+
+
+def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `echorand keys`."""
+    parser.add_argument("--out", required=True, help="the key file to write (JSON, mode 0600)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    """`echorand keys --out FILE`: make a key pair, save it, print its public key."""
+    keypair = Keypair.generate()
+    try:
+        write_keypair(args.out, keypair, overwrite=args.force)
+    except (FileExistsError, OSError) as e:
+        print(f"echorand keys: {e}")
+        return 1
+    print(keypair.public_key.hex())
+    return 0

@@ -1,0 +1,483 @@
+"""The ledger: certified blocks and the accounts they make, on LMDB (docs/protocol.md §13).
+
+One directory holds one LMDB environment with these named databases (keys
+`u64be`):
+
+| db         | key          | value                                                      |
+|------------|--------------|------------------------------------------------------------|
+| `meta`     | name         | `format`, `genesis` (hash), `tip` (round), `accounts` (n)  |
+| `blocks`   | round >= 1   | the block's encoding                                       |
+| `certs`    | round >= 1   | its certificate's encoding                                 |
+| `seeds`    | round >= 0   | Q[r] (Q[0] from the genesis)                               |
+| `hashes`   | round >= 0   | the block hash (round 0: the genesis hash)                 |
+| `accounts` | account id   | `pk 32 || balance u64be || nonce u64be || delegate u64be`  |
+| `undo`     | round >= 1   | the old records of the accounts block r changed            |
+
+A block and everything it changes (block, certificate, seed, hash, accounts,
+undo record, tip) commit in one write transaction: after a crash the ledger
+is at its last committed block, with nothing lost or half-applied. The
+in-memory state (`AccountState`, the two newest stake tables) changes only
+after the commit succeeded.
+
+The stake table of round r is the balances after block max(0, r - 2)
+(PROTOCOL §3). The tables after the tip and after the block before it are
+kept in memory (rounds tip + 2 and tip + 1); older ones are rebuilt from the
+undo records, which are kept for the last `undo_rounds` blocks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import lmdb
+
+from echorand._native import AccountState, Block, Certificate, Changes
+from echorand.genesis import Genesis
+from echorand.messages import MAX_SYNC_BLOCKS
+from echorand.params import EMPTY_HASH, KEY_SIZE
+from echorand.seeds import next_seed
+from echorand.sortition import StakeTable, stake_round
+
+__all__ = [
+    "DEFAULT_MAP_SIZE",
+    "DEFAULT_UNDO_ROUNDS",
+    "LEDGER_FORMAT",
+    "Account",
+    "Ledger",
+    "LedgerError",
+]
+
+LEDGER_FORMAT = 1
+DEFAULT_MAP_SIZE = 1 << 36
+"""64 GiB of address space; the file grows as it fills (and the map doubles when full)."""
+DEFAULT_UNDO_ROUNDS = 64
+"""Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
+
+_DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
+_PUT_CHUNK = 100_000
+
+
+class LedgerError(Exception):
+    """A block that does not extend the ledger, or a store that does not match its genesis."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account as the ledger holds it."""
+
+    id: int
+    public_key: bytes
+    balance: int
+    nonce: int
+    """Transactions the account has sent: the nonce of its next one."""
+    delegate: int | None
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _int(b: bytes) -> int:
+    return int.from_bytes(b, "big")
+
+
+class Ledger:
+    """Certified blocks, seeds and accounts of one chain, in one LMDB directory.
+
+    `Ledger.open(path, genesis)` (or `Ledger(path, genesis)`); one process at a
+    time (a lock file refuses a second). Not thread-safe: one thread applies
+    blocks.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        genesis: Genesis,
+        *,
+        durable: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+        undo_rounds: int = DEFAULT_UNDO_ROUNDS,
+    ) -> None:
+        """Open the ledger at `path`, creating it from `genesis` when it is new.
+
+        A ledger made from another genesis is refused (`LedgerError`).
+        `durable=False` skips the fsync at each commit: a process crash loses
+        nothing, a power cut may lose the last blocks (never half of one).
+        """
+        if undo_rounds < 1:
+            raise ValueError(f"undo_rounds must be at least 1, got {undo_rounds}")
+        self._path = Path(path)
+        self._path.mkdir(parents=True, exist_ok=True)
+        self._genesis = genesis
+        self._undo_rounds = undo_rounds
+        self._env: lmdb.Environment | None = None
+        self._lock: int | None = _lock(self._path)
+        try:
+            self._env = lmdb.open(
+                str(self._path),
+                map_size=map_size,
+                max_dbs=len(_DBS),
+                subdir=True,
+                sync=durable,
+                metasync=durable,
+            )
+            self._db = {name.decode(): self._env.open_db(name) for name in _DBS}
+            with self._environment().begin() as txn:
+                fresh = txn.get(b"genesis", db=self._db["meta"]) is None
+            if fresh:
+                self._initialise()
+            self._load()
+        except BaseException:
+            self._close_files()
+            raise
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        genesis: Genesis,
+        *,
+        durable: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+        undo_rounds: int = DEFAULT_UNDO_ROUNDS,
+    ) -> Ledger:
+        """`Ledger(path, genesis, ...)`."""
+        return cls(path, genesis, durable=durable, map_size=map_size, undo_rounds=undo_rounds)
+
+    # --- opening -------------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        """Write the genesis state: accounts, Q[0], the genesis hash as round 0's."""
+        g = self._genesis
+        state = g.account_state(check_keys=True)
+        meta = self._db["meta"]
+
+        def write(txn: lmdb.Transaction) -> None:
+            cursor = txn.cursor(db=self._db["accounts"])
+            for start in range(0, len(state), _PUT_CHUNK):
+                cursor.putmulti(state.items(start, _PUT_CHUNK), append=True)
+            txn.put(_u64(0), g.seed, db=self._db["seeds"])
+            txn.put(_u64(0), g.hash, db=self._db["hashes"])
+            txn.put(b"format", LEDGER_FORMAT.to_bytes(4, "big"), db=meta)
+            txn.put(b"tip", _u64(0), db=meta)
+            txn.put(b"accounts", _u64(len(state)), db=meta)
+            txn.put(b"genesis", g.hash, db=meta)
+
+        self._write(write)
+
+    def _load(self) -> None:
+        meta = self._db["meta"]
+        with self._environment().begin() as txn:
+            stored = txn.get(b"genesis", db=meta)
+            fmt = txn.get(b"format", db=meta)
+            if fmt is None or _int(fmt) != LEDGER_FORMAT:
+                raise LedgerError(f"{self._path}: ledger format {fmt!r}, expected {LEDGER_FORMAT}")
+            if stored != self._genesis.hash:
+                raise LedgerError(
+                    f"{self._path}: the ledger was made from genesis {bytes(stored or b'').hex()},"
+                    f" not {self._genesis.hash.hex()}"
+                )
+            self._tip = _int(txn.get(b"tip", db=meta))
+            count = _int(txn.get(b"accounts", db=meta))
+            cursor = txn.cursor(db=self._db["accounts"])
+            records = b"".join(cursor.iternext(keys=False, values=True))
+            self._tip_hash = self._get(txn, "hashes", self._tip)
+            self._tip_seed = self._get(txn, "seeds", self._tip)
+            last_undo = txn.get(_u64(self._tip), db=self._db["undo"]) if self._tip else None
+        try:
+            state = AccountState.from_records(records)
+        except ValueError as e:
+            raise LedgerError(f"{self._path}: accounts: {e}") from None
+        if len(state) != count:
+            raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
+        self._state = state
+        self._table_tip = StakeTable(state.balances())
+        if self._tip == 0:
+            self._table_prev = self._table_tip
+        elif last_undo is None:
+            raise LedgerError(f"{self._path}: undo has no entry for round {self._tip}")
+        else:
+            self._table_prev = StakeTable(state.balances([bytes(last_undo)]))
+
+    def _environment(self) -> lmdb.Environment:
+        if self._env is None:
+            raise LedgerError(f"{self._path}: the ledger is closed")
+        return self._env
+
+    def _get(self, txn: lmdb.Transaction, db: str, round: int) -> bytes:
+        value = txn.get(_u64(round), db=self._db[db])
+        if value is None:
+            raise LedgerError(f"{self._path}: {db} has no entry for round {round}")
+        return bytes(value)
+
+    # --- writing -------------------------------------------------------------------
+
+    def _write(self, fn: Callable[[lmdb.Transaction], None]) -> None:
+        """Run `fn(txn)` in one write transaction; grow the map and retry when full."""
+        while True:
+            try:
+                with self._environment().begin(write=True) as txn:
+                    fn(txn)
+                return
+            except lmdb.MapFullError:
+                env = self._environment()
+                env.set_mapsize(env.info()["map_size"] * 2)
+
+    def apply(self, block: Block, certificate: Certificate) -> Changes:
+        """Append the certified block of round tip + 1 and its changes, in one commit.
+
+        Checks that the block extends the tip (round, prev_hash), that the
+        certificate is for this round and this block, and the block's
+        transactions against the state (all or nothing). The certificate's
+        votes are not verified here: that needs the committee, which is the
+        caller's (consensus or sync) job. `LedgerError` says what is wrong;
+        nothing changes then.
+        """
+        r = self._tip + 1
+        self._check_extends(block, certificate, r)
+        try:
+            changes = self._state.prepare(block)
+        except ValueError as e:
+            raise LedgerError(f"block {r}: {e}") from None
+        seed = next_seed(self._tip_seed, r, block.seed_sig)
+        key = _u64(r)
+        db = self._db
+        records = changes.records()
+        old_undo = r - self._undo_rounds
+
+        def write(txn: lmdb.Transaction) -> None:
+            txn.put(key, block.encode(), db=db["blocks"], append=True)
+            txn.put(key, certificate.encode(), db=db["certs"], append=True)
+            txn.put(key, seed, db=db["seeds"], append=True)
+            txn.put(key, block.hash, db=db["hashes"], append=True)
+            txn.put(key, changes.undo, db=db["undo"], append=True)
+            if old_undo >= 1:
+                txn.delete(_u64(old_undo), db=db["undo"])
+            if records:
+                txn.cursor(db=db["accounts"]).putmulti(records)
+            txn.put(b"tip", key, db=db["meta"])
+            txn.put(b"accounts", _u64(changes.accounts_after), db=db["meta"])
+
+        self._write(write)
+        # Committed: now the memory follows.
+        self._state.commit(changes)
+        table = self._table_tip.copy()
+        table.update(changes.balance_updates())
+        table.extend(changes.new_balances())
+        self._table_prev, self._table_tip = self._table_tip, table
+        self._tip, self._tip_hash, self._tip_seed = r, block.hash, seed
+        return changes
+
+    def _check_extends(self, block: Block, certificate: Certificate, r: int) -> None:
+        if not isinstance(block, Block):
+            raise TypeError(f"block must be a Block, not {type(block).__name__}")
+        if not isinstance(certificate, Certificate):
+            raise TypeError(f"certificate must be a Certificate, not {type(certificate).__name__}")
+        if block.round != r:
+            raise LedgerError(f"block of round {block.round}: the ledger's next round is {r}")
+        if block.prev_hash != self._tip_hash:
+            raise LedgerError(
+                f"block {r}: prev_hash {block.prev_hash.hex()} is not the hash of block"
+                f" {r - 1} ({self._tip_hash.hex()})"
+            )
+        if certificate.round != r:
+            raise LedgerError(f"block {r}: the certificate is for round {certificate.round}")
+        if block.is_empty:
+            if certificate.block_hash != EMPTY_HASH:
+                raise LedgerError(
+                    f"block {r}: the certificate is for a proposed block, not the empty block"
+                )
+        elif certificate.b != 0 or certificate.value != (block.hash, block.producer):
+            raise LedgerError(
+                f"block {r}: the certificate is for value ({certificate.block_hash.hex()},"
+                f" {certificate.leader}) with b={certificate.b}, not this block"
+                f" ({block.hash.hex()}, {block.producer})"
+            )
+
+    # --- reading -------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def genesis(self) -> Genesis:
+        return self._genesis
+
+    @property
+    def tip(self) -> int:
+        """The round of the last committed block (0: the genesis only)."""
+        return self._tip
+
+    @property
+    def tip_hash(self) -> bytes:
+        """The hash of the last block: the `prev_hash` of the next one."""
+        return self._tip_hash
+
+    @property
+    def tip_seed(self) -> bytes:
+        """Q[tip]: the seed of the next round's sortition."""
+        return self._tip_seed
+
+    @property
+    def state(self) -> AccountState:
+        """The accounts after the tip (read it; only the ledger changes it)."""
+        return self._state
+
+    def _read(self, db: str, round: int) -> bytes | None:
+        if not 0 <= round <= self._tip:
+            return None
+        with self._environment().begin() as txn:
+            value = txn.get(_u64(round), db=self._db[db])
+        return None if value is None else bytes(value)
+
+    def hash(self, round: int) -> bytes | None:
+        """The hash of block `round` (round 0: the genesis hash), None past the tip."""
+        return self._read("hashes", round)
+
+    def seed(self, round: int) -> bytes | None:
+        """Q[round], None past the tip."""
+        return self._read("seeds", round)
+
+    def block(self, round: int) -> Block | None:
+        raw = self._read("blocks", round) if round >= 1 else None
+        return None if raw is None else Block.from_bytes(raw)
+
+    def certificate(self, round: int) -> Certificate | None:
+        raw = self._read("certs", round) if round >= 1 else None
+        return None if raw is None else Certificate.from_bytes(raw)
+
+    def encoded_blocks(self, from_round: int, count: int) -> list[tuple[bytes, bytes]]:
+        """(block, certificate) encodings of rounds `from_round ..`, at most `count`
+        and at most MAX_SYNC_BLOCKS, stopping at the tip: one sync response."""
+        start = max(1, from_round)
+        stop = min(self._tip + 1, from_round + min(count, MAX_SYNC_BLOCKS))
+        if start >= stop:
+            return []
+        out = []
+        with self._environment().begin() as txn:
+            blocks = txn.cursor(db=self._db["blocks"])
+            certs = txn.cursor(db=self._db["certs"])
+            blocks.set_key(_u64(start))
+            certs.set_key(_u64(start))
+            for _ in range(start, stop):
+                out.append((bytes(blocks.value()), bytes(certs.value())))
+                blocks.next()
+                certs.next()
+        return out
+
+    def blocks_range(self, from_round: int, count: int) -> list[tuple[Block, Certificate]]:
+        """Certified blocks of rounds `from_round ..` (see `encoded_blocks`), decoded."""
+        return [
+            (Block.from_bytes(b), Certificate.from_bytes(c))
+            for b, c in self.encoded_blocks(from_round, count)
+        ]
+
+    def account(self, id: int) -> Account | None:
+        """The account with this id after the tip, or None."""
+        if not 0 <= id < len(self._state):
+            return None
+        balance, nonce, delegate = self._state.account(id)
+        return Account(id, self._state.public_key(id), balance, nonce, delegate)
+
+    def account_by_key(self, public_key: bytes) -> Account | None:
+        if len(public_key) != KEY_SIZE:
+            raise ValueError(f"public_key must be {KEY_SIZE} bytes, got {len(public_key)}")
+        id = self._state.id_of(public_key)
+        return None if id is None else self.account(id)
+
+    def stake_table(self, round: int) -> StakeTable:
+        """The stake table of `round`: the balances after block max(0, round - 2).
+
+        Rounds up to tip + 2. The two newest tables are kept (shared: do not
+        modify them); an older one is rebuilt from the undo records, which
+        reach back `undo_rounds` blocks (`LedgerError` beyond).
+        """
+        after = stake_round(round)
+        if after > self._tip:
+            raise LedgerError(
+                f"round {round} needs the balances after block {after}; the tip is {self._tip}"
+            )
+        if after == self._tip:
+            return self._table_tip
+        if after == self._tip - 1:
+            return self._table_prev
+        undos = []
+        with self._environment().begin() as txn:
+            for r in range(self._tip, after, -1):
+                undo = txn.get(_u64(r), db=self._db["undo"])
+                if undo is None:
+                    raise LedgerError(
+                        f"round {round}: the undo record of block {r} is gone (kept for"
+                        f" {self._undo_rounds} blocks)"
+                    )
+                undos.append(bytes(undo))
+        return StakeTable(self._state.balances(undos))
+
+    def stored_records(self) -> bytes:
+        """Every stored account record in id order, read from disk (for checks)."""
+        with self._environment().begin() as txn:
+            cursor = txn.cursor(db=self._db["accounts"])
+            return b"".join(cursor.iternext(keys=False, values=True))
+
+    def check_store(self) -> None:
+        """Check that the disk holds exactly the tip's state: every per-round
+        database ends at the tip, and the account records are the in-memory
+        state. `LedgerError` names what differs. O(accounts): for tools and tests.
+        """
+        tip = self._tip
+        expect = {"blocks": tip, "certs": tip, "seeds": tip, "hashes": tip, "undo": tip}
+        with self._environment().begin() as txn:
+            for name, last in expect.items():
+                cursor = txn.cursor(db=self._db[name])
+                found = _int(cursor.key()) if cursor.last() else 0
+                if found != last:
+                    raise LedgerError(f"{self._path}: {name} ends at round {found}, tip is {tip}")
+            count = _int(txn.get(b"accounts", db=self._db["meta"]))
+        if count != len(self._state):
+            raise LedgerError(f"{self._path}: meta has {count} accounts, memory {len(self._state)}")
+        if self.stored_records() != self._state.records():
+            raise LedgerError(f"{self._path}: stored accounts differ from the state in memory")
+
+    # --- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._close_files()
+
+    def _close_files(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self._path)!r}, tip={self._tip}, accounts={len(self._state)})"
+
+
+def _lock(path: Path) -> int:
+    """An exclusive lock on `path/ledger.lock`, held while the ledger is open."""
+    fd = os.open(path / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LedgerError(f"{path}: the ledger is open in another process") from None
+    return fd

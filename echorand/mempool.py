@@ -1,0 +1,254 @@
+"""The mempool: transactions waiting for a block, in fee order (docs/protocol.md §13).
+
+A batch is admitted in a few native calls, whatever its size: one
+`verify_batch` for the signatures, one `AccountState.check` for the state
+rules (against the ledger's state plus the queued transactions of the same
+senders). Each transaction gets its reason, or None when it is queued.
+
+- Per sender, queued transactions form a chain of consecutive nonces from
+  the account's next nonce: a transaction that would leave a gap is refused
+  ("nonce too high"), so every chain can go into a block as it is.
+- `select` fills a block in fee order (higher fee first, then earlier
+  arrival), taking each sender's transactions in nonce order.
+- Limits: a count, bytes (every transaction is 153 bytes, so this is a count
+  too), and a chain length per sender. When the pool is full, the
+  lowest-fee transaction at the end of a chain (the latest arrival among
+  equal fees) is evicted for a new one that pays strictly more; otherwise
+  the new one is refused ("mempool full: fee too low").
+- `recheck` after each block drops what the block included or made invalid.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from echorand._native import AccountState, Transaction
+from echorand.transactions import BAD_SIGNATURE, NONCE_TOO_HIGH, TX_SIZE, verify_signatures
+
+__all__ = [
+    "ALREADY_QUEUED",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_COUNT",
+    "DEFAULT_MAX_PER_SENDER",
+    "FEE_TOO_LOW",
+    "MEMPOOL_FULL",
+    "SENDER_LIMIT",
+    "Mempool",
+]
+
+ALREADY_QUEUED = "already in the mempool"
+FEE_TOO_LOW = "fee below the mempool minimum"
+MEMPOOL_FULL = "mempool full: fee too low"
+SENDER_LIMIT = "too many queued transactions from this sender"
+
+DEFAULT_MAX_COUNT = 100_000
+DEFAULT_MAX_BYTES = 32 << 20
+DEFAULT_MAX_PER_SENDER = 256
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    tx: Transaction
+    id: bytes
+    sender: bytes
+    nonce: int
+    fee: int
+    seq: int
+    """Arrival order: lower is earlier."""
+
+
+class Mempool:
+    """Transactions waiting for a block, checked against `state` (the ledger's, kept current)."""
+
+    def __init__(
+        self,
+        state: AccountState,
+        *,
+        max_count: int = DEFAULT_MAX_COUNT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_per_sender: int = DEFAULT_MAX_PER_SENDER,
+        min_fee: int = 0,
+    ) -> None:
+        if min(max_count, max_bytes // TX_SIZE, max_per_sender) < 1:
+            raise ValueError("the mempool limits must leave room for one transaction")
+        self._state = state
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.max_per_sender = max_per_sender
+        self.min_fee = min_fee
+        self._capacity = min(max_count, max_bytes // TX_SIZE)
+        self._by_id: dict[bytes, _Entry] = {}
+        self._chains: dict[bytes, list[_Entry]] = {}
+        self._tails: list[tuple[int, int, _Entry]] = []
+        """Heap of chain ends by (fee, -seq): the eviction candidates (lazily cleaned)."""
+        self._seq = 0
+        self.evicted = 0
+        """Transactions evicted for better-paying ones so far."""
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._by_id
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the queued transactions' encodings."""
+        return len(self._by_id) * TX_SIZE
+
+    def get(self, tx_id: bytes) -> Transaction | None:
+        entry = self._by_id.get(tx_id)
+        return None if entry is None else entry.tx
+
+    def pending(self, sender: bytes) -> list[Transaction]:
+        """The queued transactions of `sender`, in nonce order."""
+        return [e.tx for e in self._chains.get(sender, ())]
+
+    # --- admission -----------------------------------------------------------------
+
+    def add(self, transactions: Sequence[Transaction]) -> list[str | None]:
+        """Admit a batch; the reason each transaction was refused, None when queued."""
+        reasons: list[str | None] = [None] * len(transactions)
+        ids = [tx.id for tx in transactions]
+        fresh = self._fresh(transactions, ids, reasons)
+        valid = verify_signatures([transactions[i] for i in fresh])
+        signed = []
+        for i, ok in zip(fresh, valid, strict=True):
+            if ok:
+                signed.append(i)
+            else:
+                reasons[i] = BAD_SIGNATURE
+        batch = [transactions[i] for i in signed]
+        senders = {tx.sender for tx in batch}
+        queued = [e.tx for s in senders for e in self._chains.get(s, ())]
+        checked = self._state.check(batch, queued)
+        for i, reason in zip(signed, checked, strict=True):
+            reasons[i] = reason if reason is not None else self._admit(transactions[i], ids[i])
+        return reasons
+
+    def _fresh(
+        self, transactions: Sequence[Transaction], ids: list[bytes], reasons: list[str | None]
+    ) -> list[int]:
+        """Indices of the transactions not queued, not repeated, paying the minimum fee."""
+        seen: set[bytes] = set()
+        fresh = []
+        for i, (tx, tx_id) in enumerate(zip(transactions, ids, strict=True)):
+            if tx_id in self._by_id or tx_id in seen:
+                reasons[i] = ALREADY_QUEUED
+            elif tx.fee < self.min_fee:
+                reasons[i] = FEE_TOO_LOW
+            else:
+                seen.add(tx_id)
+                fresh.append(i)
+        return fresh
+
+    def _admit(self, tx: Transaction, tx_id: bytes) -> str | None:
+        """Queue a transaction that passed the rules, within the limits."""
+        sender = tx.sender
+        chain = self._chains.get(sender)
+        if tx.nonce != self._next_nonce(sender, chain):
+            # An earlier transaction of this sender in the batch was not queued.
+            return NONCE_TOO_HIGH
+        if chain is not None and len(chain) >= self.max_per_sender:
+            return SENDER_LIMIT
+        if len(self._by_id) >= self._capacity:
+            victim = self._lowest_tail(exclude=sender)
+            if victim is None or victim.fee >= tx.fee:
+                return MEMPOOL_FULL
+            self._remove_tail(victim)
+            self.evicted += 1
+        entry = _Entry(tx, tx_id, sender, tx.nonce, tx.fee, self._seq)
+        self._seq += 1
+        self._by_id[tx_id] = entry
+        self._chains.setdefault(sender, []).append(entry)
+        self._push_tail(entry)
+        return None
+
+    def _next_nonce(self, sender: bytes, chain: list[_Entry] | None) -> int:
+        if chain:
+            return chain[-1].nonce + 1
+        account = self._state.id_of(sender)
+        return -1 if account is None else self._state.nonce(account)
+
+    # --- eviction ------------------------------------------------------------------
+
+    def _push_tail(self, entry: _Entry) -> None:
+        heapq.heappush(self._tails, (entry.fee, -entry.seq, entry))
+        if len(self._tails) > 2 * len(self._by_id) + 64:
+            self._rebuild_tails()
+
+    def _is_tail(self, entry: _Entry) -> bool:
+        chain = self._chains.get(entry.sender)
+        return bool(chain) and chain[-1] is entry and entry.id in self._by_id
+
+    def _lowest_tail(self, *, exclude: bytes) -> _Entry | None:
+        """The cheapest chain end not of `exclude` (left in the heap)."""
+        skipped = []
+        found = None
+        while self._tails:
+            item = self._tails[0]
+            entry = item[2]
+            if not self._is_tail(entry):
+                heapq.heappop(self._tails)
+            elif entry.sender == exclude:
+                skipped.append(heapq.heappop(self._tails))
+            else:
+                found = entry
+                break
+        for item in skipped:
+            heapq.heappush(self._tails, item)
+        return found
+
+    def _remove_tail(self, entry: _Entry) -> None:
+        chain = self._chains[entry.sender]
+        chain.pop()
+        del self._by_id[entry.id]
+        if chain:
+            self._push_tail(chain[-1])
+        else:
+            del self._chains[entry.sender]
+
+    def _rebuild_tails(self) -> None:
+        self._tails = [(c[-1].fee, -c[-1].seq, c[-1]) for c in self._chains.values()]
+        heapq.heapify(self._tails)
+
+    # --- blocks --------------------------------------------------------------------
+
+    def select(self, max_count: int, max_bytes: int | None = None) -> list[Transaction]:
+        """Transactions for a block: fee order across senders, nonce order within each.
+
+        At most `max_count` transactions and `max_bytes` bytes of encodings.
+        The pool is unchanged (`recheck` after the block is applied).
+        """
+        limit = max_count if max_bytes is None else min(max_count, max_bytes // TX_SIZE)
+        heads = [(-c[0].fee, c[0].seq, 0, c) for c in self._chains.values()]
+        heapq.heapify(heads)
+        out: list[Transaction] = []
+        while heads and len(out) < limit:
+            _, _, i, chain = heapq.heappop(heads)
+            out.append(chain[i].tx)
+            if i + 1 < len(chain):
+                nxt = chain[i + 1]
+                heapq.heappush(heads, (-nxt.fee, nxt.seq, i + 1, chain))
+        return out
+
+    def recheck(self) -> int:
+        """Drop what the state no longer accepts (after a block); return how many.
+
+        One native check of every queued transaction, sender by sender in
+        nonce order: included ones fail ("nonce too low"), and so does
+        anything a block made invalid, with the rest of its sender's chain.
+        """
+        entries = [e for chain in self._chains.values() for e in chain]
+        reasons = self._state.check([e.tx for e in entries])
+        kept = [e for e, r in zip(entries, reasons, strict=True) if r is None]
+        dropped = len(entries) - len(kept)
+        if dropped:
+            self._by_id = {e.id: e for e in kept}
+            self._chains = {}
+            for e in kept:
+                self._chains.setdefault(e.sender, []).append(e)
+            self._rebuild_tails()
+        return dropped

@@ -1,0 +1,46 @@
+"""Building signed blocks and certificates for ledger tests, with real keys.
+
+The ledger checks that a certificate names its block, not the votes (that
+needs the committee): the votes here are real signatures by devnet keys
+over the certificate's vote body all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from echorand.crypto import Keypair
+from echorand.messages import Block, Certificate, Transaction
+from echorand.params import EMPTY_HASH, SIGNATURE_SIZE
+from echorand.seeds import seed_signing_bytes
+
+CERT_STEP = 5
+_ZERO_SIG = bytes(SIGNATURE_SIZE)
+
+
+def proposed_block(
+    round: int,
+    prev_hash: bytes,
+    prev_seed: bytes,
+    producer: int,
+    keypair: Keypair,
+    transactions: Sequence[Transaction] = (),
+) -> Block:
+    """A block of `round` by `producer`, with its seed signature, signed."""
+    seed_sig = keypair.sign(seed_signing_bytes(prev_seed, round))
+    unsigned = Block(round, prev_hash, producer, seed_sig, transactions, _ZERO_SIG)
+    return Block(
+        round, prev_hash, producer, seed_sig, transactions, keypair.sign(unsigned.signing_bytes())
+    )
+
+
+def certificate(block: Block, signers: Sequence[tuple[int, Keypair]]) -> Certificate:
+    """A certificate for `block` (b = 0 for a proposed block, b = 1 for the empty one)."""
+    if block.is_empty:
+        b, value = 1, (EMPTY_HASH, 0)
+    else:
+        b, value = 0, (block.hash, block.producer)
+    unsigned = Certificate(block.round, CERT_STEP, b, value[0], value[1], [])
+    body = unsigned.vote_signing_bytes()
+    votes = [(i, kp.sign(body)) for i, kp in sorted(signers, key=lambda s: s[0])]
+    return Certificate(block.round, CERT_STEP, b, value[0], value[1], votes)

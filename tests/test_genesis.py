@@ -1,0 +1,246 @@
+"""Genesis files, devnet keys, key files, and the `keys`/`genesis` commands."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from echorand.crypto import Keypair
+from echorand.genesis import (
+    ACCOUNTS_FILE,
+    GENESIS_FILE,
+    Genesis,
+    GenesisError,
+    add_genesis_arguments,
+    create_devnet,
+    devnet_master,
+    node_keys_path,
+    run_genesis,
+)
+from echorand.keys import (
+    KeyFileError,
+    add_keys_arguments,
+    load_keypair,
+    load_node_keys,
+    run_keys,
+    write_keypair,
+)
+from echorand.params import Params
+
+
+@pytest.fixture
+def devnet(tmp_path: Path) -> tuple[Path, Genesis]:
+    path = tmp_path / "net"
+    return path, create_devnet(path, accounts=10, nodes=3, seed="test", balance=500)
+
+
+def edit_json(path: Path, change) -> None:
+    doc = json.loads((path / GENESIS_FILE).read_text())
+    change(doc)
+    (path / GENESIS_FILE).write_text(json.dumps(doc))
+
+
+# --- the genesis ---------------------------------------------------------------------
+
+
+def test_a_genesis_round_trips_through_its_files(devnet):
+    path, genesis = devnet
+    loaded = Genesis.load(path, check_keys=True)
+    assert loaded == genesis
+    assert loaded.hash == genesis.hash
+    assert Genesis.load(path / GENESIS_FILE) == genesis
+    assert (genesis.count, genesis.total) == (10, 5000)
+    assert genesis.balance(9) == 500
+
+
+def test_the_genesis_hash_is_the_tagged_hash_of_its_encoding(devnet):
+    _, g = devnet
+    accounts_digest = hashlib.sha256(
+        (b"").join(g.public_key(i) + g.balance(i).to_bytes(8, "big") for i in range(g.count))
+    ).digest()
+    encoding = (
+        b"\x01"
+        + len(g.name).to_bytes(2, "big")
+        + g.name.encode()
+        + g.seed
+        + b"".join(
+            v.to_bytes(4, "big")
+            for v in (g.params.n_g, g.params.n_c, g.params.t_h, g.params.k, 200, 1000)
+        )
+        + g.count.to_bytes(8, "big")
+        + accounts_digest
+    )
+    assert g.hash == hashlib.sha256(b"echorand/genesis\x00" + encoding).digest()
+
+
+def test_every_field_changes_the_hash(devnet):
+    _, g = devnet
+    variants = [
+        Genesis(name="other", params=g.params, seed=g.seed, accounts=g.accounts),
+        Genesis(name=g.name, params=Params(n_c=999), seed=g.seed, accounts=g.accounts),
+        Genesis(name=g.name, params=g.params, seed=bytes(32), accounts=g.accounts),
+        Genesis(name=g.name, params=g.params, seed=g.seed, accounts=g.accounts[:-1] + b"\x01"),
+    ]
+    assert len({g.hash, *(v.hash for v in variants)}) == 5
+
+
+def test_a_devnet_is_deterministic(tmp_path):
+    a = create_devnet(tmp_path / "a", accounts=7, nodes=2, seed="same")
+    b = create_devnet(tmp_path / "b", accounts=7, nodes=2, seed="same")
+    c = create_devnet(tmp_path / "c", accounts=7, nodes=2, seed="different")
+    assert a.hash == b.hash != c.hash
+    assert a.seed == hashlib.sha256(b"echorand/devnet-q0\x00" + devnet_master("same")).digest()
+
+
+def test_devnet_keys_are_the_documented_derivation(devnet):
+    _, genesis = devnet
+    master = devnet_master("test")
+    for i in (0, 4, 9):
+        seed = hashlib.sha256(b"echorand/devnet-key\x00" + master + i.to_bytes(8, "big")).digest()
+        assert Keypair.from_seed(seed).public_key == genesis.public_key(i)
+
+
+def test_each_node_runs_its_round_robin_share(devnet):
+    path, genesis = devnet
+    seen = []
+    for node in range(3):
+        keys = load_node_keys(node_keys_path(path, node), public_keys=genesis.public_keys())
+        assert (keys.node, keys.nodes, keys.genesis_hash) == (node, 3, genesis.hash)
+        assert keys.ids == tuple(range(node, 10, 3))
+        for account, kp in keys.keypairs():
+            assert kp.public_key == genesis.public_key(account)
+        seen += keys.ids
+        mode = stat.S_IMODE(os.stat(node_keys_path(path, node)).st_mode)
+        assert mode == 0o600
+    assert sorted(seen) == list(range(10))
+
+
+def test_a_genesis_is_not_overwritten_by_accident(devnet):
+    path, _ = devnet
+    with pytest.raises(FileExistsError, match="exists"):
+        create_devnet(path, accounts=2, nodes=1, seed="x")
+    create_devnet(path, accounts=2, nodes=1, seed="x", overwrite=True)
+    assert Genesis.load(path).count == 2
+
+
+# --- validation errors name the file and the field -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format=2), r"genesis.json: format: must be in \[1, 1\]"),
+        (lambda d: d.update(name="bad name!"), r"genesis.json: name: 1-64 characters"),
+        (lambda d: d.update(seed="zz"), r"genesis.json: seed: not hex"),
+        (lambda d: d.update(seed="00"), r"genesis.json: seed: must be 32 bytes"),
+        (lambda d: d.update(extra=1), r"genesis.json: extra: unknown field"),
+        (lambda d: d["params"].update(n_c="1000"), r"genesis.json: params.n_c: missing or not"),
+        (lambda d: d["params"].update(t_h=5000), r"genesis.json: params: t_h must be in"),
+        (lambda d: d["params"].pop("k"), r"genesis.json: params.k: missing"),
+        (lambda d: d["accounts"].update(count=11), r"accounts.bin: 400 bytes, but"),
+        (lambda d: d["accounts"].update(total=1), r"accounts.total: 1 does not match"),
+        (lambda d: d["accounts"].update(sha256="00" * 32), r"accounts.bin: its SHA-256"),
+        (lambda d: d.update(hash="00" * 32), r"genesis.json: hash: does not match"),
+    ],
+)
+def test_a_bad_genesis_json_is_refused_with_the_field(devnet, change, message):
+    path, _ = devnet
+    edit_json(path, change)
+    with pytest.raises(GenesisError, match=message):
+        Genesis.load(path)
+
+
+def test_bad_accounts_are_refused(devnet):
+    path, genesis = devnet
+    small_order = bytes([1]) + bytes(31)
+    accounts = small_order + genesis.accounts[32:]
+    (path / ACCOUNTS_FILE).write_bytes(accounts)
+    digest = hashlib.sha256(accounts).hexdigest()
+
+    def fix(d):
+        d["accounts"]["sha256"] = digest
+        d["hash"] = Genesis(genesis.name, genesis.params, genesis.seed, accounts).hash.hex()
+
+    edit_json(path, fix)
+    Genesis.load(path)  # keys are checked on demand (the ledger does it)
+    with pytest.raises(GenesisError, match=r"account 0: public key 01000000.* small-order"):
+        Genesis.load(path, check_keys=True)
+    with pytest.raises(GenesisError, match="repeats account 0"):
+        Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:40] * 2)
+    with pytest.raises(GenesisError, match="total balance is zero"):
+        Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:32] + bytes(8))
+    with pytest.raises(GenesisError, match=r"missing.genesis\.json: cannot read"):
+        Genesis.load(path / "missing")
+
+
+# --- key files -------------------------------------------------------------------------
+
+
+def test_a_keypair_file_round_trips_and_is_private(tmp_path):
+    kp = Keypair.generate()
+    write_keypair(tmp_path / "k.json", kp)
+    assert load_keypair(tmp_path / "k.json").public_key == kp.public_key
+    assert stat.S_IMODE(os.stat(tmp_path / "k.json").st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        write_keypair(tmp_path / "k.json", kp)
+
+
+def test_a_keypair_file_whose_key_does_not_match_is_refused(tmp_path):
+    kp = Keypair.generate()
+    write_keypair(tmp_path / "k.json", kp)
+    doc = json.loads((tmp_path / "k.json").read_text())
+    doc["public_key"] = Keypair.generate().public_key.hex()
+    (tmp_path / "k.json").write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match=r"k\.json: public_key: does not belong to the seed"):
+        load_keypair(tmp_path / "k.json")
+
+
+def test_node_keys_that_do_not_match_the_genesis_are_refused(tmp_path, devnet):
+    path, _ = devnet
+    other = create_devnet(tmp_path / "other", accounts=10, nodes=3, seed="other")
+    with pytest.raises(KeyFileError, match="account 1: the seed does not give its public key"):
+        load_node_keys(node_keys_path(path, 1), public_keys=other.public_keys())
+    data = node_keys_path(path, 0).read_bytes()
+    node_keys_path(path, 0).write_bytes(data[:-1])
+    with pytest.raises(KeyFileError, match="count: 4 entries need 160 bytes, got 159"):
+        load_node_keys(node_keys_path(path, 0))
+    node_keys_path(path, 0).write_bytes(b"nope" + data)
+    with pytest.raises(KeyFileError, match="not a node key file"):
+        load_node_keys(node_keys_path(path, 0))
+
+
+# --- the commands --------------------------------------------------------------------
+
+
+def parse(add, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add(parser)
+    return parser.parse_args(argv)
+
+
+def test_echorand_keys_writes_a_key_file_and_prints_its_public_key(tmp_path, capsys):
+    args = parse(add_keys_arguments, ["--out", str(tmp_path / "node.key")])
+    assert run_keys(args) == 0
+    printed = capsys.readouterr().out.strip()
+    assert load_keypair(tmp_path / "node.key").public_key.hex() == printed
+    assert run_keys(args) == 1
+    assert "exists" in capsys.readouterr().out
+
+
+def test_echorand_genesis_writes_a_devnet(tmp_path, capsys):
+    out = tmp_path / "g"
+    argv = ["--accounts", "12", "--nodes", "4", "--out", str(out), "--seed", "s", "--n-c", "50"]
+    assert run_genesis(parse(add_genesis_arguments, argv)) == 0
+    genesis = Genesis.load(out, check_keys=True)
+    assert genesis.params == Params(n_c=50)
+    assert genesis.hash.hex() in capsys.readouterr().out
+    assert all(node_keys_path(out, i).exists() for i in range(4))
+    bad = ["--accounts", "2", "--nodes", "4", "--out", str(tmp_path / "h"), "--seed", "s"]
+    assert run_genesis(parse(add_genesis_arguments, bad)) == 1
+    assert "4 nodes need at least as many accounts" in capsys.readouterr().out
