@@ -37,12 +37,26 @@ def _leader_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-blocks", type=int, default=20_000, help="blocks in the Python run")
 
 
+def _ledger_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accounts", type=int, default=100_000, help="accounts in the devnet")
+    p.add_argument("--transactions", type=int, default=10_000, help="transactions in the block")
+    p.add_argument("--keys", type=int, default=10_000, help="public keys to derive")
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--votes", type=int, default=20_000, help="bba_signature frames to send")
+    p.add_argument("--blocks", type=int, default=10, help="gc_block frames to send")
+    p.add_argument("--block-txs", type=int, default=10_000, help="transactions per block")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
     "chain": ("the VRF(r, s) SHA-256 hash chain against a hashlib loop", _chain_options),
     "codec": ("decoding and encoding blocks and votes", _codec_options),
     "leader": ("the leader-order study loop against the Python model", _leader_options),
+    "ledger": ("checking and applying transactions, deriving keys", _ledger_options),
+    "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
 }
 
 BENCH_OPTION_NAMES = {
@@ -111,6 +125,18 @@ def _add_devnet(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_consensus)
 
 
+def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
+    from echorand.genesis import add_genesis_arguments, run_genesis
+    from echorand.keys import add_keys_arguments, run_keys
+
+    p = sub.add_parser("keys", help="make a key pair file and print its public key")
+    add_keys_arguments(p)
+    p.set_defaults(func=run_keys)
+    p = sub.add_parser("genesis", help="write a genesis (accounts, balances, Q0, parameters)")
+    add_genesis_arguments(p)
+    p.set_defaults(func=run_genesis)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="echorand", description="A node for the EchoRand consensus protocol."
@@ -120,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_sim(sub)
     _add_devnet(sub)
+    _add_ledger_tools(sub)
     return parser
 
 
