@@ -92,6 +92,13 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
     add("--behaviour", choices=BEHAVIOURS[1:], default=d.behaviour, help="what Byzantine nodes do")
     add("--participation", type=_fraction, default=d.participation, help="fraction of stake online")
     add(
+        "--offline",
+        choices=("nodes", "accounts"),
+        default=d.offline,
+        help="what --participation takes offline: whole nodes, or accounts (every node stays "
+        "up and acts for its online accounts) (default %(default)s)",
+    )
+    add(
         "--latency-ms",
         type=_positive,
         default=d.latency_ms,
@@ -154,6 +161,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         byzantine=args.byzantine,
         behaviour=args.behaviour,
         participation=args.participation,
+        offline=args.offline,
         latency_ms=args.latency_ms,
         loss=args.loss,
         partition=args.partition,
@@ -211,7 +219,7 @@ def _print_table(result: SimResult) -> None:
         ("nodes / accounts", f"{s['nodes']} / {s['accounts']}"),
         ("seed", str(s["seed"])),
         ("byzantine stake", f"{s['byzantine_stake']:.1%} ({s['behaviour']})"),
-        ("online stake", f"{s['online_stake']:.1%}"),
+        ("online stake", f"{s['online_stake']:.1%} (offline: {s['offline']})"),
         ("proposers", str(s["proposers"])),
         ("rounds committed", f"{s['committed']} of {s['rounds']}"),
         ("empty blocks", str(s["empty_blocks"])),

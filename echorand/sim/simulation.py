@@ -35,7 +35,12 @@ class SimConfig:
     """Fraction of stake held by Byzantine nodes (whole nodes, up to this fraction)."""
     behaviour: str = "silent"
     participation: float = 1.0
-    """Fraction of stake online (the rest is held by nodes that never start)."""
+    """Fraction of stake online (the rest is held by nodes that never start, or by accounts
+    that never act: see `offline`)."""
+    offline: str = "nodes"
+    """What `participation` takes offline: whole `nodes` (in a seeded order, while their stake
+    fits), or honest nodes' `accounts` (in a seeded order, while their stake fits; every node
+    stays up and relays, and acts only for its online accounts)."""
     latency_ms: int = 20
     loss: float = 0.0
     partition: tuple[float, int, int] | None = None
@@ -90,6 +95,8 @@ class SimResult:
     bad_certificates: list[str]
     dropped: dict[str, int]
     chains: list[list[tuple[Block, Certificate]]] = field(repr=False)
+    commit_ms: list[list[int]] = field(repr=False, default_factory=list)
+    """When each honest node (in the order of `chains`) committed each block."""
 
     def summary(self) -> dict[str, object]:
         c = self.config
@@ -102,6 +109,7 @@ class SimResult:
             "proposers": c.proposers,
             "byzantine_stake": round(self.byzantine_stake, 4),
             "online_stake": round(self.online_stake, 4),
+            "offline": c.offline,
             "committed": self.committed,
             "empty_blocks": self.empty_blocks,
             "forks": self.forks,
@@ -161,16 +169,32 @@ class Simulation:
         total = sum(stake)
         byzantine = _take(order, stake, config.byzantine * total)
         rest = [i for i in order if i not in byzantine]
-        offline = _take(rest, stake, (1 - config.participation) * total)
+        budget = (1 - config.participation) * total
+        offline: set[int] = set()
+        offline_accounts: set[int] = set()
+        if config.offline == "nodes":
+            offline = _take(rest, stake, budget)
+            offline_stake = sum(stake[i] for i in offline)
+        elif config.offline == "accounts":
+            honest_accounts = sorted(
+                (a for i in rest for a in range(i * config.accounts, (i + 1) * config.accounts)),
+                key=lambda a: _digest(b"offline", config.seed, a),
+            )
+            offline_accounts = _take(honest_accounts, balances, budget)
+            offline_stake = sum(balances[a] for a in offline_accounts)
+        else:
+            raise ValueError(f"offline must be 'nodes' or 'accounts', got {config.offline!r}")
         self.byzantine_stake = sum(stake[i] for i in byzantine) / total
         self.byzantine_accounts = frozenset(
             a for i in byzantine for a in range(i * config.accounts, (i + 1) * config.accounts)
         )
-        self.online_stake = 1 - sum(stake[i] for i in offline) / total
+        self.online_stake = 1 - offline_stake / total
         self.offline = offline
+        self.offline_accounts = frozenset(offline_accounts)
         self.nodes: list[SimNode] = []
         for i in range(config.nodes):
-            mine = {a: keys[a] for a in range(i * config.accounts, (i + 1) * config.accounts)}
+            accounts = range(i * config.accounts, (i + 1) * config.accounts)
+            mine = {a: keys[a] for a in accounts if a not in self.offline_accounts}
             name = config.behaviour if i in byzantine else "honest"
             behaviour = make_behaviour(
                 name, mine, random.Random(config.seed * 1_000 + i), config.lam_ms
@@ -335,6 +359,7 @@ class Simulation:
             bad_certificates=bad,
             dropped=dict(sorted(dropped.items())),
             chains=chains,
+            commit_ms=[list(n.commit_ms) for n in honest],
         )
 
     def _check_certificates(self, nodes: list[SimNode]) -> tuple[int, list[str]]:
