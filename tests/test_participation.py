@@ -119,8 +119,10 @@ def test_step_pass_probability_is_the_binomial_tail() -> None:
         assert step_pass_probability(float(p), 30, 20) == pytest.approx(float(exact(p, 30, 20)))
     assert step_pass_probability(1.0, 100, 69) == 1.0
     assert step_pass_probability(0.0, 100, 69) == 0.0
-    # below 0.69 the tail shrinks as committees grow
+    # below 0.69 the tail shrinks as committees grow, above it the tail grows
     assert step_pass_probability(0.65, 1000, 690) < step_pass_probability(0.65, 100, 69) < 0.5
+    big = step_pass_probability(0.7, 10_000, 6_900)  # no overflow: normal approximation 0.985
+    assert step_pass_probability(0.7, 100, 69) < big == pytest.approx(0.985, abs=0.002)
 
 
 def test_whitepaper_figures_are_the_four_it_lists() -> None:

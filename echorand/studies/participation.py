@@ -39,7 +39,14 @@ from typing import Any
 import orjson
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from echorand.params import Params
@@ -214,9 +221,17 @@ def step_pass_probability(online: float, n_c: int, t_h: int) -> float:
     """P(the online seats of one committee weigh > t_h): seats are N_c independent draws by
     stake, so the online weight is Binomial(N_c, online)."""
     online = min(max(online, 0.0), 1.0)
-    return math.fsum(
-        math.comb(n_c, k) * online**k * (1 - online) ** (n_c - k) for k in range(t_h + 1, n_c + 1)
-    )
+    if online in (0.0, 1.0):
+        return online
+    log_p, log_q = math.log(online), math.log1p(-online)
+    top = math.lgamma(n_c + 1)
+
+    def term(k: int) -> float:
+        return math.exp(
+            top - math.lgamma(k + 1) - math.lgamma(n_c - k + 1) + k * log_p + (n_c - k) * log_q
+        )
+
+    return min(1.0, math.fsum(term(k) for k in range(t_h + 1, n_c + 1)))
 
 
 def _percentile(values: Sequence[int], pct: float) -> int | None:
@@ -267,6 +282,12 @@ class PointResult:
         return self.elapsed_s / self.committed if self.committed else None
 
     @property
+    def non_empty_block_time_s(self) -> float | None:
+        """Simulated seconds per committed non-empty block (None: none)."""
+        non_empty = self.committed - self.empty
+        return self.elapsed_s / non_empty if non_empty else None
+
+    @property
     def block_time_over_s(self) -> float | None:
         """With no block committed, every run's first round outlasted the cap."""
         return None if self.committed else min(r.elapsed_ms for r in self.runs) / 1_000
@@ -311,6 +332,7 @@ class PointResult:
             "empty_fraction": self.empty_fraction,
             "block_time_s": self.block_time_s,
             "block_time_over_s": self.block_time_over_s,
+            "non_empty_block_time_s": self.non_empty_block_time_s,
             "online_stake": round(self.online_stake, 4),
             "blocks": self.committed,
             "empty_blocks": self.empty,
@@ -441,8 +463,11 @@ def _run_parallel(
 ) -> None:
     import multiprocessing
 
-    # Spawned workers: no fork of a process whose progress display runs a thread.
-    context = multiprocessing.get_context("spawn")
+    # Forked workers (where fork exists) need no `if __name__ == "__main__"` guard in the
+    # caller's script. Every worker is forked at the first submit, before the pool's own
+    # thread starts and before any progress display does (`_LazyProgress`).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     # Longest first: the low-participation runs go on to the cap.
     ordered = sorted(tasks, key=lambda t: (t[2], t[0]))
     with ExitStack() as stack:
@@ -625,13 +650,30 @@ def _run_with_progress(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("rounds", total=None)
-        return run_sweep(
-            config,
-            jobs=jobs,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+    progress = _LazyProgress(Progress(*columns, console=console, transient=True))
+    try:
+        return run_sweep(config, jobs=jobs, on_progress=progress.update)
+    finally:
+        progress.stop()
+
+
+class _LazyProgress:
+    """A progress bar whose display (a thread) starts at the first update, once the worker
+    processes exist."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("rounds", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
 
 
 def _pct(value: float | None) -> str:
@@ -658,50 +700,62 @@ def whitepaper_text(point: PointResult) -> str:
     return f"{paper.empty_fraction:.0%}{plus}, {paper.block_time_s:g}{plus} s"
 
 
+def _table(title: str | None, columns: Sequence[str]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in columns:
+        table.add_column(name, justify="right")
+    return table
+
+
 def print_result(result: SweepResult, console: Console | None = None) -> None:
-    """One table per variant, the whitepaper's figures beside ours."""
+    """Per variant: the blocks beside the whitepaper's figures, then how the rounds ended."""
     c = result.config
     params = c.params()
+    console = console or Console()
     for variant, points in result.variants.items():
         title = (
             f"participation ({variant}): N_c={c.n_c}, t_h={params.t_h}, λ={c.lam_ms / 1000:g} s, "
             f"Λ={c.big_lam_ms / 1000:g} s, {c.nodes * c.accounts} accounts on {c.nodes} nodes, "
             f"{c.seeds} x {c.rounds} rounds, cap {c.max_time_s:g} s a run"
         )
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        for name in (
-            "online",
-            "blocks",
-            "empty",
-            "s/\nblock",
-            "round s\np50/p90",
-            "stalled",
-            "step 4\n/ >μ",
-            "P(pass)",
-            "white-\npaper",
-        ):
-            table.add_column(name, justify="right")
+        blocks = _table(
+            title,
+            ("online", "blocks", "empty", "s/block", "s/non-empty", "stalled", "whitepaper"),
+        )
+        rounds = _table(
+            None, ("online", "round s p50", "p90", "by step 4", "after μ", "P(step passes)")
+        )
         for p in points:
-            table.add_row(
+            blocks.add_row(
                 f"{p.online_stake:.1%}",
                 str(p.committed),
                 _pct(p.empty_fraction),
                 block_time_text(p),
-                f"{_secs(p.round_time_s(50))}/{_secs(p.round_time_s(90))}",
+                _secs(p.non_empty_block_time_s) if p.committed else block_time_text(p),
                 f"{p.stalled_runs}/{len(p.runs)}",
-                f"{_pct(p.fast_path)}/{_pct(p.decided_past_mu)}",
-                f"{p.step_pass:.3f}",
                 whitepaper_text(p),
             )
-        table.caption = (
-            "s/block: simulated seconds per committed block; stalled: runs that reached the "
-            "cap; step 4/>μ: rounds decided by step-4 votes / after μ; P(pass): a step's "
-            "online seats > t_h.\n"
+            rounds.add_row(
+                f"{p.online_stake:.1%}",
+                _secs(p.round_time_s(50)),
+                _secs(p.round_time_s(90)),
+                _pct(p.fast_path),
+                _pct(p.decided_past_mu),
+                f"{p.step_pass:.3f}",
+            )
+        blocks.caption = (
+            "s/block: simulated seconds per committed block; s/non-empty: per non-empty one; "
+            "stalled: runs stopped at the cap"
+        )
+        rounds.caption = (
+            f"rounds that ended: their length, and the share decided by step-4 votes and after "
+            f"μ = {params.mu}; P(step passes): a committee's online seats > t_h.\n"
             f"{result.seconds:.0f} s on {result.jobs} worker(s); "
             f"forks: {sum(p.forks for p in points)}, "
             f"bad certificates: {sum(p.bad_certificates for p in points)}"
         )
-        (console or Console()).print(table)
+        console.print(blocks)
+        console.print(rounds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,7 @@ def save_plot(result: SweepResult, path: Path) -> Path:
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
     left.legend(fontsize=8, loc="upper left")
-    right.legend(fontsize=8, loc="upper left")
+    right.legend(fontsize=8, loc="center left")
     fig.suptitle(
         f"Participation: N_c={c.n_c}, t_h={params.t_h}, λ={c.lam_ms / 1000:g} s, "
         f"Λ={c.big_lam_ms / 1000:g} s, {c.nodes * c.accounts} accounts, "
