@@ -49,6 +49,8 @@ def certified_block_matches(cert: Certificate, block: Block, ctx: RoundContext) 
             raise CertificateError("block: the certificate decides the empty block")
     elif block.is_empty or block.hash != cert.block_hash or block.producer != cert.leader:
         raise CertificateError("block: not the block whose value the certificate decides")
+    elif ctx.priority(block.producer) is None:
+        raise CertificateError(f"block: producer {block.producer} is not in A_1 of the round")
 
 
 def check_certificate(
@@ -60,7 +62,8 @@ def check_certificate(
 ) -> None:
     """Raise `CertificateError` unless `cert` proves `block` in the round of `ctx`.
 
-    Checked against the sortition of that round: the signers are distinct
+    Checked against the sortition of that round: a non-empty block's producer
+    is in A_1 (under the proposer policy of the genesis), the signers are distinct
     (the codec keeps them strictly ascending), each holds seats in
     `A_step`, their weight is > t_h, the step is one whose votes decide,
     and every signature verifies (one batch).

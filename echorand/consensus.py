@@ -41,6 +41,7 @@ from echorand.messages import (
     GcSignature,
 )
 from echorand.params import Params
+from echorand.proposers import next_authors, policy_for
 from echorand.round import PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
@@ -65,11 +66,26 @@ class Ledger(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Tip:
-    """The last block of the chain: its round, Q[round] and H(B_round) (round 0: genesis)."""
+    """The last block of the chain: its round, Q[round] and H(B_round) (round 0: genesis),
+    and the producers of the last non-empty blocks, most recent last (as many as the
+    proposer policy locks: F under round-robin, none under sortition)."""
 
     round: int
     seed: bytes
     block_hash: bytes
+    authors: tuple[int, ...] = ()
+
+    def after(self, block: Block, params: Params) -> Tip:
+        """The tip once `block` (of round self.round + 1) is appended."""
+        r = block.round
+        producer = None if block.is_empty else block.producer
+        seed = next_seed(self.seed, r, None if block.is_empty else block.seed_sig)
+        depth = policy_for(params).lock_depth
+        return Tip(r, seed, block.hash, next_authors(self.authors, producer, depth))
+
+    def context(self, params: Params, table: StakeTable) -> RoundContext:
+        """The context of the next round, r = self.round + 1, on this tip."""
+        return RoundContext(params, self.round + 1, self.seed, self.block_hash, table, self.authors)
 
 
 def _no_payload(round: int) -> tuple[()]:
@@ -264,16 +280,11 @@ class Consensus:
 
     def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
         out.append(Commit(block, cert))
-        r = block.round
-        seed = next_seed(self.tip.seed, r, None if block.is_empty else block.seed_sig)
-        self.tip = Tip(r, seed, block.hash)
+        self.tip = self.tip.after(block, self.params)
         self._begin_round(now_ms, out)
 
     def _begin_round(self, now_ms: int, out: list[Action]) -> None:
-        r = self.current_round
-        ctx = RoundContext(
-            self.params, r, self.tip.seed, self.tip.block_hash, self.ledger.stake_table(r)
-        )
+        ctx = self.tip.context(self.params, self.ledger.stake_table(self.current_round))
         self.round = Round(ctx, self.keys, now_ms, self.payload)
         self._seen = set()
         self._best = {}

@@ -21,6 +21,10 @@ KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 EMPTY_HASH = bytes(HASH_SIZE)
 
+PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
+"""Who produces in step 1 (`echorand.proposers`): A_1 by stake, or the permissioned order of
+PROTOCOL §7 over a fixed validator set (plain, or seeded by Q[r-1])."""
+
 
 def _default_threshold(n_c: int) -> int:
     return (n_c * 69) // 100
@@ -42,6 +46,10 @@ class Params:
     """λ: the time to spread a small message across the network."""
     big_lam_ms: int = 1000
     """Λ: the time to spread a 1 MB message across the network."""
+    proposer_policy: str = "sortition"
+    """Who produces in step 1: one of PROPOSER_POLICIES (`echorand.proposers`)."""
+    validators: int = 0
+    """N: under a round-robin policy, the validators are accounts 0 .. N-1 (0 under sortition)."""
 
     def __post_init__(self) -> None:
         if self.t_h < 0:
@@ -54,6 +62,25 @@ class Params:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if self.lam_ms <= 0 or self.big_lam_ms <= 0:
             raise ValueError("lam_ms and big_lam_ms must be positive")
+        self._check_proposers()
+
+    def _check_proposers(self) -> None:
+        if self.proposer_policy not in PROPOSER_POLICIES:
+            raise ValueError(
+                f"proposer_policy must be one of {', '.join(PROPOSER_POLICIES)}, "
+                f"got {self.proposer_policy!r}"
+            )
+        if self.proposer_policy == "sortition":
+            if self.validators != 0:
+                raise ValueError(
+                    f"validators is for the round-robin policies; under sortition it must be 0, "
+                    f"got {self.validators}"
+                )
+        elif self.validators < 1:
+            raise ValueError(
+                f"proposer_policy {self.proposer_policy!r} needs validators >= 1, "
+                f"got {self.validators}"
+            )
 
     @property
     def mu(self) -> int:

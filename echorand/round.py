@@ -20,6 +20,7 @@ from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
 from echorand.messages import BbaSignature, GcBlock, GcProposal, GcSignature, Transaction
 from echorand.params import Params
+from echorand.proposers import policy_for
 from echorand.signing import (
     Signer,
     sign_block,
@@ -29,6 +30,7 @@ from echorand.signing import (
     sign_vote,
 )
 from echorand.sortition import StakeTable
+from echorand.sortition import weights as sortition_weights
 from echorand.tally import EMPTY_VALUE, Value
 
 PayloadSource = Callable[[int], Sequence[Transaction]]
@@ -36,39 +38,70 @@ PayloadSource = Callable[[int], Sequence[Transaction]]
 
 
 class RoundContext:
-    """What a round is computed from: r, Q[r-1], H(B_{r-1}) and the stake table of round r."""
+    """What a round is computed from: r, Q[r-1], H(B_{r-1}), the stake table of round r, and
+    the authors of the last non-empty blocks (which the round-robin proposer policies lock)."""
 
-    __slots__ = ("_committees", "_priorities", "params", "prev_hash", "round", "seed", "table")
+    __slots__ = (
+        "_committees",
+        "_priorities",
+        "_seats",
+        "authors",
+        "params",
+        "policy",
+        "prev_hash",
+        "round",
+        "seed",
+        "table",
+    )
 
     def __init__(
-        self, params: Params, round: int, seed: bytes, prev_hash: bytes, table: StakeTable
+        self,
+        params: Params,
+        round: int,
+        seed: bytes,
+        prev_hash: bytes,
+        table: StakeTable,
+        authors: Sequence[int] = (),
     ) -> None:
         self.params = params
         self.round = round
         self.seed = seed
         self.prev_hash = prev_hash
         self.table = table
+        self.authors = tuple(authors)
+        self.policy = policy_for(params)
         self._committees: dict[int, dict[int, int]] = {}
         self._priorities: dict[int, int] | None = None
+        self._seats: list[int] | None = None
 
     def weights(self, step: int) -> dict[int, int]:
         """Seats per account in A_step (A_1: the producers, in priority order)."""
         weights = self._committees.get(step)
         if weights is None:
-            size = self.params.n_g if step == 1 else self.params.n_c
-            weights = self.table.weights(self.seed, self.round, step, size)
+            if step == 1:
+                weights = sortition_weights(self.producer_seats())
+            else:
+                weights = self.table.weights(self.seed, self.round, step, self.params.n_c)
             self._committees[step] = weights
         return weights
 
     def weight(self, step: int, account: int) -> int:
         return self.weights(step).get(account, 0)
 
+    def producer_seats(self) -> list[int]:
+        """A_1: the account of each producer seat, best first (the proposer policy's)."""
+        if self._seats is None:
+            p = self.params
+            self._seats = self.policy.producer_seats(
+                self.table, self.seed, self.round, p.n_g, self.authors
+            )
+        return self._seats
+
     def priority(self, account: int) -> int | None:
         """The lowest seat index `account` holds in A_1 (lower is better), None if none."""
         if self._priorities is None:
-            seats = self.table.committee(self.seed, self.round, 1, self.params.n_g)
             self._priorities = {}
-            for index, producer in enumerate(seats):
+            for index, producer in enumerate(self.producer_seats()):
                 self._priorities.setdefault(producer, index)
         return self._priorities.get(account)
 

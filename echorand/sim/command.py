@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from echorand.params import PROPOSER_POLICIES
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.simulation import SimConfig, SimResult, run
 
@@ -21,6 +22,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
 
@@ -84,6 +92,13 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
     add("--behaviour", choices=BEHAVIOURS[1:], default=d.behaviour, help="what Byzantine nodes do")
     add("--participation", type=_fraction, default=d.participation, help="fraction of stake online")
     add(
+        "--offline",
+        choices=("nodes", "accounts"),
+        default=d.offline,
+        help="what --participation takes offline: whole nodes, or accounts (every node stays "
+        "up and acts for its online accounts) (default %(default)s)",
+    )
+    add(
         "--latency-ms",
         type=_positive,
         default=d.latency_ms,
@@ -109,6 +124,21 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
         help="no producer is online: every round should end empty",
     )
     add(
+        "--slow-honest-ms",
+        type=_non_negative,
+        default=d.slow_honest_producers_ms,
+        metavar="MS",
+        help="in rounds where a Byzantine account holds a producer seat, honest producers "
+        "send their step-1 messages MS late (default %(default)s)",
+    )
+    add(
+        "--proposers",
+        choices=PROPOSER_POLICIES,
+        default=d.proposers,
+        help="who produces in step 1: sortition by stake, or the permissioned round-robin "
+        "order of PROTOCOL §7 over every account (default %(default)s)",
+    )
+    add(
         "--n-c",
         type=_positive,
         default=d.n_c,
@@ -131,11 +161,14 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         byzantine=args.byzantine,
         behaviour=args.behaviour,
         participation=args.participation,
+        offline=args.offline,
         latency_ms=args.latency_ms,
         loss=args.loss,
         partition=args.partition,
         crashes=tuple(args.crash),
         mute_producers=args.no_producers,
+        slow_honest_producers_ms=args.slow_honest_ms,
+        proposers=args.proposers,
         n_c=args.n_c,
         n_g=args.n_g,
         k=args.k,
@@ -186,7 +219,8 @@ def _print_table(result: SimResult) -> None:
         ("nodes / accounts", f"{s['nodes']} / {s['accounts']}"),
         ("seed", str(s["seed"])),
         ("byzantine stake", f"{s['byzantine_stake']:.1%} ({s['behaviour']})"),
-        ("online stake", f"{s['online_stake']:.1%}"),
+        ("online stake", f"{s['online_stake']:.1%} (offline: {s['offline']})"),
+        ("proposers", str(s["proposers"])),
         ("rounds committed", f"{s['committed']} of {s['rounds']}"),
         ("empty blocks", str(s["empty_blocks"])),
         ("forks", str(s["forks"] or "none")),

@@ -22,7 +22,6 @@ from echorand.events import (
 )
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock
 from echorand.params import Params
-from echorand.seeds import next_seed
 from echorand.signing import Signer
 from echorand.sim.byzantine import Behaviour
 from echorand.tally import Value
@@ -69,8 +68,7 @@ class SimNode:
         """Start (or restart) from the chain this node has stored."""
         tip = genesis
         for block, _ in self.chain:
-            seed = next_seed(tip.seed, block.round, None if block.is_empty else block.seed_sig)
-            tip = Tip(block.round, seed, block.hash)
+            tip = tip.after(block, params)
         self.core = Consensus(params, self.keys, ledger, verifier, tip)
         self._epoch += 1
         self._round_start = self.sim.clock.now_ms
@@ -142,8 +140,9 @@ class SimNode:
         if isinstance(msg, GcBlock):
             self.blocks.setdefault(msg.block.hash, msg.block)
         peers = self.sim.network.neighbours[self.index]
+        extra = self.sim.producer_delay_ms(self, msg)
         for targets, out, delay in self.behaviour.outgoing(msg, peers, self._known_values()):
-            self.sim.broadcast(self.index, out, targets, delay)
+            self.sim.broadcast(self.index, out, targets, delay + extra)
 
     def _known_values(self) -> list[Value]:
         if self.core is None or self.core.round is None:

@@ -14,8 +14,6 @@ from echorand.crypto import Keypair
 from echorand.events import BlockReceived, CertifiedBlocksReceived
 from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
 from echorand.params import Params
-from echorand.round import RoundContext
-from echorand.seeds import next_seed
 from echorand.sim.byzantine import make_behaviour
 from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
@@ -37,7 +35,12 @@ class SimConfig:
     """Fraction of stake held by Byzantine nodes (whole nodes, up to this fraction)."""
     behaviour: str = "silent"
     participation: float = 1.0
-    """Fraction of stake online (the rest is held by nodes that never start)."""
+    """Fraction of stake online (the rest is held by nodes that never start, or by accounts
+    that never act: see `offline`)."""
+    offline: str = "nodes"
+    """What `participation` takes offline: whole `nodes` (in a seeded order, while their stake
+    fits), or honest nodes' `accounts` (in a seeded order, while their stake fits; every node
+    stays up and relays, and acts only for its online accounts)."""
     latency_ms: int = 20
     loss: float = 0.0
     partition: tuple[float, int, int] | None = None
@@ -46,6 +49,13 @@ class SimConfig:
     """(node, crash at ms, restart at ms or None)."""
     mute_producers: bool = False
     """Every node drops its own step-1 messages: no producer is online."""
+    slow_honest_producers_ms: int = 0
+    """In a round where a Byzantine account holds a producer seat, honest nodes send their
+    own step-1 messages this much late: an adversary that slows honest producers whenever
+    one of its own can win (seed 002's slow honest validators)."""
+    proposers: str = "sortition"
+    """The proposer policy (`Params.proposer_policy`); under round-robin every account is a
+    validator (accounts 0 .. nodes * accounts - 1)."""
     n_g: int = 10
     n_c: int = 60
     k: int = 4
@@ -54,8 +64,15 @@ class SimConfig:
     max_time_ms: int | None = None
 
     def params(self) -> Params:
+        validators = 0 if self.proposers == "sortition" else self.nodes * self.accounts
         return Params(
-            n_g=self.n_g, n_c=self.n_c, k=self.k, lam_ms=self.lam_ms, big_lam_ms=self.big_lam_ms
+            n_g=self.n_g,
+            n_c=self.n_c,
+            k=self.k,
+            lam_ms=self.lam_ms,
+            big_lam_ms=self.big_lam_ms,
+            proposer_policy=self.proposers,
+            validators=validators,
         )
 
 
@@ -78,6 +95,8 @@ class SimResult:
     bad_certificates: list[str]
     dropped: dict[str, int]
     chains: list[list[tuple[Block, Certificate]]] = field(repr=False)
+    commit_ms: list[list[int]] = field(repr=False, default_factory=list)
+    """When each honest node (in the order of `chains`) committed each block."""
 
     def summary(self) -> dict[str, object]:
         c = self.config
@@ -87,8 +106,10 @@ class SimResult:
             "rounds": c.rounds,
             "seed": c.seed,
             "behaviour": c.behaviour,
+            "proposers": c.proposers,
             "byzantine_stake": round(self.byzantine_stake, 4),
             "online_stake": round(self.online_stake, 4),
+            "offline": c.offline,
             "committed": self.committed,
             "empty_blocks": self.empty_blocks,
             "forks": self.forks,
@@ -148,13 +169,32 @@ class Simulation:
         total = sum(stake)
         byzantine = _take(order, stake, config.byzantine * total)
         rest = [i for i in order if i not in byzantine]
-        offline = _take(rest, stake, (1 - config.participation) * total)
+        budget = (1 - config.participation) * total
+        offline: set[int] = set()
+        offline_accounts: set[int] = set()
+        if config.offline == "nodes":
+            offline = _take(rest, stake, budget)
+            offline_stake = sum(stake[i] for i in offline)
+        elif config.offline == "accounts":
+            honest_accounts = sorted(
+                (a for i in rest for a in range(i * config.accounts, (i + 1) * config.accounts)),
+                key=lambda a: _digest(b"offline", config.seed, a),
+            )
+            offline_accounts = _take(honest_accounts, balances, budget)
+            offline_stake = sum(balances[a] for a in offline_accounts)
+        else:
+            raise ValueError(f"offline must be 'nodes' or 'accounts', got {config.offline!r}")
         self.byzantine_stake = sum(stake[i] for i in byzantine) / total
-        self.online_stake = 1 - sum(stake[i] for i in offline) / total
+        self.byzantine_accounts = frozenset(
+            a for i in byzantine for a in range(i * config.accounts, (i + 1) * config.accounts)
+        )
+        self.online_stake = 1 - offline_stake / total
         self.offline = offline
+        self.offline_accounts = frozenset(offline_accounts)
         self.nodes: list[SimNode] = []
         for i in range(config.nodes):
-            mine = {a: keys[a] for a in range(i * config.accounts, (i + 1) * config.accounts)}
+            accounts = range(i * config.accounts, (i + 1) * config.accounts)
+            mine = {a: keys[a] for a in accounts if a not in self.offline_accounts}
             name = config.behaviour if i in byzantine else "honest"
             behaviour = make_behaviour(
                 name, mine, random.Random(config.seed * 1_000 + i), config.lam_ms
@@ -174,6 +214,17 @@ class Simulation:
         for dst in peers:
             node = self.nodes[dst]
             self.network.send(src, dst, lambda n=node: n.receive(msg), delay)
+
+    def producer_delay_ms(self, node: SimNode, msg: ConsensusMessage) -> int:
+        """The adversary's extra delay of a node's own step-1 message (`slow_honest_producers_ms`
+        when the node is honest and a Byzantine account holds a seat in A_1 of the round)."""
+        delay = self.config.slow_honest_producers_ms
+        if not delay or not node.honest or msg.step != 1 or node.core is None:
+            return 0
+        rnd = node.core.round
+        if rnd is None or rnd.ctx.round != msg.round:
+            return 0
+        return delay if self.byzantine_accounts.intersection(rnd.ctx.producer_seats()) else 0
 
     def payload_valid(self, block: Block) -> bool:
         """The ledger check of PAY_r the simulator can make: every transaction's signature."""
@@ -308,6 +359,7 @@ class Simulation:
             bad_certificates=bad,
             dropped=dict(sorted(dropped.items())),
             chains=chains,
+            commit_ms=[list(n.commit_ms) for n in honest],
         )
 
     def _check_certificates(self, nodes: list[SimNode]) -> tuple[int, list[str]]:
@@ -321,15 +373,12 @@ class Simulation:
                 key = (r, block.hash, cert.encode())
                 if key not in seen:
                     seen.add(key)
-                    ctx = RoundContext(
-                        self.params, r, tip.seed, tip.block_hash, self.ledger.stake_table(r)
-                    )
+                    ctx = tip.context(self.params, self.ledger.stake_table(r))
                     try:
                         check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
                     except CertificateError as e:
                         bad.append(f"node {node.index} round {r}: {e}")
-                seed = next_seed(tip.seed, r, None if block.is_empty else block.seed_sig)
-                tip = Tip(r, seed, block.hash)
+                tip = tip.after(block, self.params)
         return len(seen), bad
 
 
