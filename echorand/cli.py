@@ -110,6 +110,17 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     add_consensus_arguments(p)
     p.set_defaults(func=run_consensus)
 
+    from echorand.studies.participation import add_participation_arguments, run_participation
+
+    p = kinds.add_parser(
+        "participation",
+        help="empty blocks and block time against the online stake (the whitepaper's table)",
+        description="Sweeps the online-stake fraction on the consensus simulator, seeds and "
+        "points in parallel, and reports the share of empty blocks and the block time.",
+    )
+    add_participation_arguments(p)
+    p.set_defaults(func=run_participation)
+
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:
     from echorand.sim.command import add_consensus_arguments, run_consensus

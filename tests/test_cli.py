@@ -51,3 +51,13 @@ def test_sim_consensus_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_devnet_runs_a_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--rounds", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["committed"] == 2
+
+
+def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sim", "participation", "--points", "1.0", "--seeds", "1", "--rounds", "2"]
+    args += ["--nodes", "4", "--accounts", "3", "--n-c", "30", "--jobs", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    points = out if isinstance(out, list) else out["points"]
+    assert {"participation", "empty_fraction", "block_time_s"} <= set(points[0])
+    assert points[0]["empty_fraction"] == 0
