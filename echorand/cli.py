@@ -112,17 +112,25 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:
-    from echorand.sim.command import add_consensus_arguments, run_consensus
+    from echorand.devnet import add_devnet_arguments, main_devnet
 
     p = sub.add_parser(
         "devnet",
-        help="a local network: for now the deterministic simulator running the real core",
-        description="A local devnet. Until the node (LMDB ledger, TCP gossip) is wired in, "
-        "this runs the simulator: N nodes running the real consensus core with real "
-        "signatures under a simulated clock and network.",
+        help="N real node processes on loopback under a transaction load",
+        description="Start N `echorand node` processes on 127.0.0.1 with fresh LMDB ledgers, "
+        "drive a transfer load over their HTTP APIs, show live progress and end with a "
+        "summary (blocks, transactions per second, finality, forks).",
     )
-    add_consensus_arguments(p)
-    p.set_defaults(func=run_consensus)
+    add_devnet_arguments(p)
+    p.set_defaults(func=main_devnet)
+
+
+def _add_node(sub: argparse._SubParsersAction) -> None:
+    from echorand.node import add_node_arguments, run_node
+
+    p = sub.add_parser("node", help="run a node (TOML configuration)")
+    add_node_arguments(p)
+    p.set_defaults(func=run_node)
 
 
 def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
@@ -146,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_sim(sub)
     _add_devnet(sub)
+    _add_node(sub)
     _add_ledger_tools(sub)
     return parser
 
