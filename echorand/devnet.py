@@ -49,6 +49,7 @@ less than Λ on loopback. 50 seats keep the per-step vote count (and its signatu
 small on 2 cores."""
 DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
+MAX_REQUEST_TXS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,31 +369,49 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
 async def _load(
     net: Devnet, txs: list[bytes], options: DevnetOptions, stats: LoadStats, stop: asyncio.Event
 ) -> None:
+    """Offer `options.tps` transfers a second. Each sender's transfers go to one node
+    (sender mod nodes) in nonce order, one request at a time per node: a node refuses a
+    nonce gap, and gossip keeps the order from there."""
     import aiohttp
 
     if options.tps <= 0:
         await stop.wait()
         return
     loop = asyncio.get_running_loop()
+    queues: list[list[bytes]] = [[] for _ in range(net.nodes)]
+    wake = [asyncio.Event() for _ in range(net.nodes)]
+    finished = False
+
+    async def submitter(k: int, session: aiohttp.ClientSession) -> None:
+        while True:
+            if not queues[k]:
+                if finished:
+                    return
+                await wake[k].wait()
+                wake[k].clear()
+                continue
+            chunk = queues[k][:MAX_REQUEST_TXS]
+            del queues[k][: len(chunk)]
+            await _submit(session, net.url(k, "/tx"), chunk, stats)
+
     start = loop.time()
     sent = 0
-    k = 0
-    pending: set[asyncio.Task[None]] = set()
     async with aiohttp.ClientSession() as session:
+        workers = [loop.create_task(submitter(k, session)) for k in range(net.nodes)]
         while not stop.is_set() and sent < len(txs):
             due = min(len(txs), int((loop.time() - start) * options.tps))
-            per_node = max(1, (due - sent + net.nodes - 1) // net.nodes)
-            while sent < due:
-                chunk = txs[sent : min(due, sent + per_node)]
-                sent += len(chunk)
-                task = loop.create_task(_submit(session, net.url(k, "/tx"), chunk, stats))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                k = (k + 1) % net.nodes
+            for j in range(sent, due):
+                queues[(j % options.accounts) % net.nodes].append(txs[j])
+            sent = due
+            for event in wake:
+                event.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), options.tick)
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        finished = True
+        for k in range(net.nodes):
+            queues[k].clear()
+            wake[k].set()
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def _follow(net: Devnet, chain: ChainStats, stats: LoadStats) -> None:

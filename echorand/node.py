@@ -70,7 +70,7 @@ from echorand.peer import Peer
 from echorand.round import RoundContext
 from echorand.sortition import StakeTable
 from echorand.sync import Syncer
-from echorand.transactions import verify_signatures
+from echorand.transactions import BAD_SIGNATURE, verify_signatures
 from echorand.validate import NativeVerifier
 
 log = logging.getLogger(__name__)
@@ -529,7 +529,10 @@ class Node:
         self.counters["tx_admitted"] += len(admitted)
         if refused:
             self.tx_refused.update(r for r in reasons if r is not None)
-            level = logging.DEBUG if source is not None else logging.INFO
+            bad = BAD_SIGNATURE in reasons
+            level = logging.DEBUG if source is not None and not bad else logging.INFO
+            if source is not None and bad:
+                level = logging.WARNING
             log.log(
                 level,
                 "refused %d of %d transaction(s) from %s: %s",
