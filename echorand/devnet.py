@@ -216,11 +216,15 @@ max_txs = {self.block_txs}
                 preexec_fn=_die_with_parent,
             )
 
-    def kill(self, k: int, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs[k]
-        if proc is not None and proc.poll() is None:
+    def kill(self, k: int, sig: int = signal.SIGKILL) -> int | None:
+        """Send `sig` to node k and wait for it to exit; its exit status (None if it was not
+        running). The node counts as stopped, not failed, until `start_node(k)`."""
+        proc, self.procs[k] = self.procs[k], None
+        if proc is None:
+            return None
+        if proc.poll() is None:
             proc.send_signal(sig)
-            proc.wait(30)
+        return proc.wait(30)
 
     def check_alive(self) -> None:
         """RuntimeError naming a node process that exited, with the end of its log."""
