@@ -22,7 +22,6 @@ import contextlib
 import ctypes
 import hashlib
 import json
-import os
 import shutil
 import signal
 import socket
@@ -705,16 +704,14 @@ def run_devnet_command(args: argparse.Namespace) -> int:
     return 0 if summary["forks"] == 0 else 1
 
 
-def _signal_to_interrupt() -> None:
-    """SIGTERM to the devnet behaves like Ctrl-C: the nodes are stopped on the way out."""
+def main_devnet(args: argparse.Namespace) -> int:
+    """`echorand devnet`. SIGTERM behaves like Ctrl-C: the nodes are stopped on the way out."""
 
-    def handler(_sig: int, _frame: object) -> None:
+    def interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
-
-
-def main_devnet(args: argparse.Namespace) -> int:
-    _signal_to_interrupt()
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return run_devnet_command(args)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run_devnet_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
