@@ -63,15 +63,20 @@ fn padded_block(data: &[u8]) -> [u8; 64] {
     block
 }
 
+/// `H(data)` for a message shorter than 56 bytes: one compression, as state words.
+pub fn sha256_short(data: &[u8]) -> Link {
+    let mut state = H0;
+    compress256(&mut state, &[padded_block(data)]);
+    state
+}
+
 /// `VRF_0(r, s) = H(seed || u64be(round) || u32be(step))`.
 pub fn vrf0(seed: &[u8; HASH_SIZE], round: u64, step: u32) -> Link {
     let mut input = [0u8; SEED_INPUT_LEN];
     input[..HASH_SIZE].copy_from_slice(seed);
     input[HASH_SIZE..HASH_SIZE + 8].copy_from_slice(&round.to_be_bytes());
     input[HASH_SIZE + 8..].copy_from_slice(&step.to_be_bytes());
-    let mut state = H0;
-    compress256(&mut state, &[padded_block(&input)]);
-    state
+    sha256_short(&input)
 }
 
 /// The chain `VRF_0, VRF_1, ...` as an endless iterator of links.

@@ -9,7 +9,7 @@
 //! are grouped while their product fits 32 bits, so one long division of
 //! the eight 32-bit words of the digest yields several digits at once.
 
-use sha2::block_api::compress256;
+use crate::chain::sha256_short;
 
 /// The most validators an order or a study handles: ids fit a byte.
 pub const MAX_VALIDATORS: usize = 256;
@@ -17,50 +17,19 @@ pub const MAX_VALIDATORS: usize = 256;
 /// A SHA-256 digest as its eight big-endian words: the number, most significant word first.
 pub type Words = [u32; 8];
 
-/// The SHA-256 initial state (FIPS 180-4 §5.3.3).
-const H0: Words = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
-
-/// One padded SHA-256 block for a message of `LEN < 56` bytes (the message itself left zero).
-const fn padded<const LEN: usize>() -> [u8; 64] {
-    let mut block = [0u8; 64];
-    block[LEN] = 0x80;
-    let bits = (LEN as u64 * 8).to_be_bytes();
-    let mut i = 0;
-    while i < 8 {
-        block[56 + i] = bits[i];
-        i += 1;
-    }
-    block
-}
-
 /// `H(u32be(h))` as words.
 pub fn hash_height(height: u32) -> Words {
-    let mut block = padded::<4>();
-    block[..4].copy_from_slice(&height.to_be_bytes());
-    let mut state = H0;
-    compress256(&mut state, &[block]);
-    state
+    sha256_short(&height.to_be_bytes())
 }
 
 /// `H(Q || u64be(r))` as words (`Q` the 32-byte seed `Q[r-1]`).
 pub fn hash_seeded(seed: &Words, round: u64) -> Words {
-    let mut block = padded::<40>();
-    for (chunk, word) in block[..32].chunks_exact_mut(4).zip(seed) {
+    let mut input = [0u8; 40];
+    for (chunk, word) in input[..32].chunks_exact_mut(4).zip(seed) {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
-    block[32..40].copy_from_slice(&round.to_be_bytes());
-    let mut state = H0;
-    compress256(&mut state, &[block]);
-    state
+    input[32..].copy_from_slice(&round.to_be_bytes());
+    sha256_short(&input)
 }
 
 /// A 32-byte big-endian number (a digest, a seed) as words.
