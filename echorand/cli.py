@@ -49,6 +49,14 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-txs", type=int, default=10_000, help="transactions per block")
 
 
+def _devnet_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodes", type=int, default=4, help="node processes")
+    p.add_argument("--accounts", type=int, default=400, help="genesis accounts (the senders)")
+    p.add_argument("--empty-seconds", type=float, default=20.0, help="the empty-mempool run")
+    p.add_argument("--load-seconds", type=float, default=60.0, help="the loaded run")
+    p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
@@ -57,6 +65,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "leader": ("the leader-order study loop against the Python model", _leader_options),
     "ledger": ("checking and applying transactions, deriving keys", _ledger_options),
     "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
+    "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
 }
 
 BENCH_OPTION_NAMES = {

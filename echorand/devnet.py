@@ -49,6 +49,8 @@ small on 2 cores."""
 DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
 MAX_REQUEST_TXS = 10_000
+WINDOW_MS = 10_000
+"""The window of the sustained rate (`tps_per_10s`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,6 +537,10 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
             loader.cancel()
     seconds = (end_ms - start_ms) / 1000
     blocks, empty, transactions = _window(chain, start_ms, end_ms)
+    windows = [
+        _window(chain, t, t + WINDOW_MS)[2] * 1000 / WINDOW_MS
+        for t in range(start_ms, end_ms - WINDOW_MS + 1, WINDOW_MS)
+    ]
     forks, compared = await asyncio.to_thread(net.forks)
     return {
         "nodes": options.nodes,
@@ -546,6 +552,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "blocks_per_s": round(blocks / seconds, 3) if seconds else 0.0,
         "transactions": transactions,
         "tps": round(transactions / seconds, 1) if seconds else 0.0,
+        "tps_per_10s": [round(w, 1) for w in windows],
         "submitted": stats.submitted,
         "accepted": stats.accepted,
         "refused": stats.refused,
