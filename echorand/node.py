@@ -58,6 +58,7 @@ from echorand.keys import load_keypair, load_node_keys
 from echorand.ledger import Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
+    MAX_BATCH_TXS,
     Block,
     Certificate,
     ConsensusMessage,
@@ -87,6 +88,11 @@ BENIGN_DROPS = frozenset(
 """Consensus verdicts that are normal on a live network (logged at debug level)."""
 MAX_READ_BATCHES = 64
 """Network batches handled together (one verification batch for all their messages)."""
+
+
+def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
+    """`tx_batch` messages of at most MAX_BATCH_TXS transactions."""
+    return [TxBatch(txs[i : i + MAX_BATCH_TXS]).encode() for i in range(0, len(txs), MAX_BATCH_TXS)]
 
 
 class VerifiedTxs:
@@ -346,8 +352,8 @@ class Node:
                     self._blocks.setdefault(msg.block.hash, msg.block)
             if top and self.syncer is not None:
                 self.syncer.note_tip(batch.peer, top - 1)
-        for peer, batch_txs in txs:
-            self.submit(batch_txs, source=peer)
+        if txs:
+            self._submit_gossip(txs)
         if not messages:
             return
         if self.core is None:
@@ -473,8 +479,8 @@ class Node:
         self.commit_times[r] = int(time.time() * 1000)
         if len(self.commit_times) > COMMIT_TIMES:
             self.commit_times.popitem(last=False)
-        dropped = self.mempool.recheck()
         n = block.tx_count if not block.is_empty else 0
+        dropped = self.mempool.recheck({tx.sender for tx in block.transactions}) if n else 0
         self.counters["blocks"] += 1
         self.counters["transactions"] += n
         if block.is_empty:
@@ -544,12 +550,38 @@ class Node:
         if admitted:
             self.verified.add_many([tx.id for tx in admitted])
             if self.net is not None:
-                frames = [
-                    TxBatch(admitted[i : i + 10_000]).encode()
-                    for i in range(0, len(admitted), 10_000)
-                ]
-                self.net.broadcast_frames(frames, exclude=source)
+                self.net.broadcast_frames(_tx_frames(admitted), exclude=source)
         return reasons
+
+    def _submit_gossip(self, batches: list[tuple[Peer, Sequence[Transaction]]]) -> None:
+        """Transactions from peers: one admission for all, each admitted one relayed to every
+        peer but the one it came from."""
+        txs = [tx for _, batch in batches for tx in batch]
+        sources = [peer for peer, batch in batches for _ in batch]
+        reasons = self.mempool.add(txs)
+        admitted = [i for i, r in enumerate(reasons) if r is None]
+        self.counters["tx_admitted"] += len(admitted)
+        refused = [r for r in reasons if r is not None]
+        if refused:
+            self.tx_refused.update(refused)
+            bad = refused.count(BAD_SIGNATURE)
+            log.log(
+                logging.WARNING if bad else logging.DEBUG,
+                "refused %d of %d transaction(s) from peers %s: %s",
+                len(refused),
+                len(txs),
+                sorted({repr(p) for p, _ in batches}),
+                sorted(set(refused)),
+            )
+        if not admitted:
+            return
+        self.verified.add_many([txs[i].id for i in admitted])
+        by_source: dict[Peer, list[Transaction]] = {}
+        for i in admitted:
+            by_source.setdefault(sources[i], []).append(txs[i])
+        assert self.net is not None
+        for peer, mine in by_source.items():
+            self.net.broadcast_frames(_tx_frames(mine), exclude=peer)
 
     # --- status --------------------------------------------------------------------
 
@@ -630,8 +662,17 @@ def run_node(args: argparse.Namespace) -> int:
     except (GenesisError, KeyFileError, LedgerError, ValueError, OSError) as e:
         log.error("cannot start: %s", e)
         return 1
+    profile = os.environ.get("ECHORAND_PROFILE")
     try:
-        run(node.run())
+        if profile:
+            # Profiling a devnet: ECHORAND_PROFILE=DIR writes DIR/node-<pid>.prof at exit.
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                run(node.run())
+            prof.dump_stats(os.path.join(profile, f"node-{os.getpid()}.prof"))
+        else:
+            run(node.run())
     except LedgerError as e:
         log.error("stopped: %s", e)
         return 1
