@@ -42,7 +42,7 @@ from echorand.genesis import create_devnet, devnet_master, node_keys_path
 from echorand.params import TX_TAG, Params
 from echorand.transactions import devnet_seeds
 
-DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=200)
+DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500)
 """Loopback timing: step 2 waits 2λ = 100 ms for proposals; a 1 MB block needs far
 less than Λ on loopback. 50 seats keep the per-step vote count (and its signatures)
 small on 2 cores."""
@@ -50,6 +50,10 @@ DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
 MAX_REQUEST_TXS = 10_000
 WINDOW_MS = 10_000
+DEVNET_MEMPOOL = 20_000
+"""Transactions a devnet node queues at most: a few seconds of the target load. Admission
+checks a batch against its senders' queued transactions, so a bounded pool keeps that
+cost bounded: an overload is refused ("mempool full") instead of slowing every round."""
 """The window of the sustained rate (`tps_per_10s`)."""
 
 
@@ -175,6 +179,9 @@ peers = [{peers}]
 [api]
 host = "127.0.0.1"
 port = {self.api_ports[k]}
+
+[mempool]
+max_count = {DEVNET_MEMPOOL}
 
 [blocks]
 max_txs = {self.block_txs}
