@@ -49,6 +49,14 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-txs", type=int, default=10_000, help="transactions per block")
 
 
+def _devnet_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodes", type=int, default=4, help="node processes")
+    p.add_argument("--accounts", type=int, default=400, help="genesis accounts (the senders)")
+    p.add_argument("--empty-seconds", type=float, default=20.0, help="the empty-mempool run")
+    p.add_argument("--load-seconds", type=float, default=60.0, help="the loaded run")
+    p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
@@ -57,6 +65,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "leader": ("the leader-order study loop against the Python model", _leader_options),
     "ledger": ("checking and applying transactions, deriving keys", _ledger_options),
     "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
+    "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
 }
 
 BENCH_OPTION_NAMES = {
@@ -123,17 +132,25 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:
-    from echorand.sim.command import add_consensus_arguments, run_consensus
+    from echorand.devnet import add_devnet_arguments, main_devnet
 
     p = sub.add_parser(
         "devnet",
-        help="a local network: for now the deterministic simulator running the real core",
-        description="A local devnet. Until the node (LMDB ledger, TCP gossip) is wired in, "
-        "this runs the simulator: N nodes running the real consensus core with real "
-        "signatures under a simulated clock and network.",
+        help="N real node processes on loopback under a transaction load",
+        description="Start N `echorand node` processes on 127.0.0.1 with fresh LMDB ledgers, "
+        "drive a transfer load over their HTTP APIs, show live progress and end with a "
+        "summary (blocks, transactions per second, finality, forks).",
     )
-    add_consensus_arguments(p)
-    p.set_defaults(func=run_consensus)
+    add_devnet_arguments(p)
+    p.set_defaults(func=main_devnet)
+
+
+def _add_node(sub: argparse._SubParsersAction) -> None:
+    from echorand.node import add_node_arguments, run_node
+
+    p = sub.add_parser("node", help="run a node (TOML configuration)")
+    add_node_arguments(p)
+    p.set_defaults(func=run_node)
 
 
 def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
@@ -157,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_sim(sub)
     _add_devnet(sub)
+    _add_node(sub)
     _add_ledger_tools(sub)
     return parser
 

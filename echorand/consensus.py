@@ -12,7 +12,7 @@ interfaces: `Ledger` (the stake table of a round, account keys) and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,12 +103,18 @@ class Consensus:
         verifier: Verifier,
         tip: Tip,
         payload: PayloadSource = _no_payload,
+        on_commit: Callable[[Block, Certificate], None] | None = None,
     ) -> None:
+        """`on_commit(block, cert)`, when given, is called with each decided block before the
+        next round begins, so that a real ledger applies it first: the next round's stake
+        table and its producer's payload (`payload`) then see the block. The `Commit`
+        action is returned as well."""
         self.params = params
         self.keys = keys
         self.ledger = ledger
         self.verifier = verifier
         self.payload = payload
+        self.on_commit = on_commit
         self.tip = tip
         self.stats: Counter[str] = Counter()
         """Messages dropped (by reason) or accepted; certificates refused."""
@@ -279,6 +285,8 @@ class Consensus:
             self._commit(block, cert, now_ms, out)
 
     def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
+        if self.on_commit is not None:
+            self.on_commit(block, cert)
         out.append(Commit(block, cert))
         self.tip = self.tip.after(block, self.params)
         self._begin_round(now_ms, out)

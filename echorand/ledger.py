@@ -348,6 +348,18 @@ class Ledger:
         raw = self._read("blocks", round) if round >= 1 else None
         return None if raw is None else Block.from_bytes(raw)
 
+    def recent_authors(self, count: int) -> tuple[int, ...]:
+        """The producers of the last `count` non-empty blocks, oldest first (fewer near the
+        genesis): the locked validators of the round-robin proposer policy (§14)."""
+        authors: list[int] = []
+        round = self._tip
+        while len(authors) < count and round >= 1:
+            block = self.block(round)
+            if block is not None and block.producer is not None:
+                authors.append(block.producer)
+            round -= 1
+        return tuple(reversed(authors))
+
     def certificate(self, round: int) -> Certificate | None:
         raw = self._read("certs", round) if round >= 1 else None
         return None if raw is None else Certificate.from_bytes(raw)

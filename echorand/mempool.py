@@ -21,7 +21,7 @@ senders). Each transaction gets its reason, or None when it is queued.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from echorand._native import AccountState, Transaction
@@ -234,21 +234,39 @@ class Mempool:
                 heapq.heappush(heads, (-nxt.fee, nxt.seq, i + 1, chain))
         return out
 
-    def recheck(self) -> int:
+    def recheck(self, senders: Iterable[bytes] | None = None) -> int:
         """Drop what the state no longer accepts (after a block); return how many.
 
-        One native check of every queued transaction, sender by sender in
+        One native check of the queued transactions, sender by sender in
         nonce order: included ones fail ("nonce too low"), and so does
         anything a block made invalid, with the rest of its sender's chain.
+        With `senders` (the senders of the block just applied), only their
+        chains are checked: a block lowers the balance and raises the nonce of
+        its senders alone (recipients and the producer only gain), so no
+        other queued transaction can have become invalid. O(block), not
+        O(pool).
         """
-        entries = [e for chain in self._chains.values() for e in chain]
+        if senders is None:
+            chains = list(self._chains.values())
+        else:
+            chains = [c for s in set(senders) if (c := self._chains.get(s)) is not None]
+        entries = [e for chain in chains for e in chain]
+        if not entries:
+            return 0
         reasons = self._state.check([e.tx for e in entries])
-        kept = [e for e, r in zip(entries, reasons, strict=True) if r is None]
-        dropped = len(entries) - len(kept)
-        if dropped:
-            self._by_id = {e.id: e for e in kept}
-            self._chains = {}
-            for e in kept:
-                self._chains.setdefault(e.sender, []).append(e)
-            self._rebuild_tails()
-        return dropped
+        dropped = [e for e, r in zip(entries, reasons, strict=True) if r is not None]
+        if not dropped:
+            return 0
+        gone = {id(e) for e in dropped}
+        for e in dropped:
+            del self._by_id[e.id]
+        for chain in chains:
+            sender = chain[0].sender
+            kept = [e for e in chain if id(e) not in gone]
+            if kept:
+                self._chains[sender] = kept
+                if kept[-1] is not chain[-1]:
+                    self._push_tail(kept[-1])
+            else:
+                del self._chains[sender]
+        return len(dropped)

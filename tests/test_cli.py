@@ -48,9 +48,17 @@ def test_sim_consensus_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(out["latency_ms"]) >= {"p50", "p99"}
 
 
-def test_devnet_runs_a_demo(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["devnet", "--rounds", "2", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["committed"] == 2
+def test_devnet_runs_real_nodes_and_prints_one_json_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["devnet", "--nodes", "2", "--accounts", "20", "--duration", "3", "--tps", "100"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("nodes", "seconds", "blocks", "empty_blocks", "transactions", "tps", "forks"):
+        assert key in out
+    assert out["nodes"] == 2 and out["forks"] == 0 and out["blocks"] > 0
+    assert set(out["finality_ms"]) == {"p50", "p99"}
+    assert out["accepted"] == out["submitted"] > 0
 
 
 def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:

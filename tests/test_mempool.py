@@ -207,3 +207,21 @@ def test_recheck_drops_included_and_invalidated_transactions(pool, state):
     assert len(pool) == 1 and keep.id in pool
     assert pool.add([pay(0, 5, nonce=1)]) == [None]
     assert pool.recheck() == 0
+
+
+def test_recheck_of_a_blocks_senders_drops_the_same(pool, state):
+    keep = pay(1, 10)
+    a0, a1 = pay(0, 40, nonce=0), pay(0, 40, nonce=1)
+    included = pay(2, 10)
+    other = pay(3, 10)
+    pool.add([keep, a0, a1, included, other])
+    block = [pay(0, 90, nonce=0, to=6), included]
+    state.apply(block, producer=7)
+    assert pool.recheck(tx.sender for tx in block) == 3
+    assert len(pool) == 2 and keep.id in pool and other.id in pool
+    assert pool.recheck() == 0  # the full check agrees
+    # The shortened chains still end where eviction and selection expect.
+    assert pool.add([pay(0, 5, nonce=1)]) == [None]
+    assert sorted(t.id for t in pool.select(10)) == sorted(
+        t.id for t in [keep, other, pay(0, 5, nonce=1)]
+    )

@@ -1,0 +1,27 @@
+"""pytest-benchmark: a 4-process devnet under load (`pytest bench/test_bench_devnet.py`).
+
+One run each (a devnet takes tens of seconds); the figures go into `extra_info`, the
+targets are those of `echorand bench devnet`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from echorand.devnet import DevnetOptions, run_devnet
+
+
+@pytest.mark.parametrize(("tps", "seconds"), [(0.0, 20.0), (6000.0, 60.0)])
+def test_devnet(benchmark: pytest.FixtureDef, tps: float, seconds: float) -> None:
+    options = DevnetOptions(nodes=4, accounts=400, duration=seconds, tps=tps, seed="bench")
+    summary = benchmark.pedantic(run_devnet, args=(options,), rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        {
+            "blocks_per_s": summary["blocks_per_s"],
+            "tps": summary["tps"],
+            "finality_p50_ms": summary["finality_ms"]["p50"],
+            "finality_p99_ms": summary["finality_ms"]["p99"],
+            "forks": summary["forks"],
+        }
+    )
+    assert summary["forks"] == 0

@@ -1,0 +1,203 @@
+"""A devnet of 4 real node processes on loopback (echorand.devnet, echorand.node).
+
+No timed assertions: every wait polls a condition under a generous deadline, so a
+loaded 2-core machine only makes the tests slower.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from echorand.devnet import Devnet, http_json, sign_transfers
+from echorand.messages import GcProposal, Hello, TxBatch, frame
+from echorand.network import PROTOCOL_VERSION
+from echorand.transactions import Transaction
+
+NODES = 4
+ACCOUNTS = 40
+SEED = "test-devnet"
+DEADLINE = 120.0
+
+
+def until(condition: Callable[[], object], what: str, net: Devnet, timeout: float = DEADLINE):
+    """Poll until `condition()` is truthy (returning it); fail naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        net.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what} after {timeout} s")
+        time.sleep(0.1)
+
+
+def tip(net: Devnet, k: int) -> int:
+    doc = net.status(k)
+    return -1 if doc is None else doc["tip"]["round"]
+
+
+def log_text(net: Devnet, k: int) -> str:
+    return net.log_path(k).read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    net = Devnet(tmp_path_factory.mktemp("devnet"), nodes=NODES, accounts=ACCOUNTS, seed=SEED)
+    net.create()
+    with net:
+        net.start()
+        net.wait_ready(DEADLINE)
+        yield net
+    for proc in net.procs:
+        assert proc is not None and proc.poll() is not None, "a node process outlived the devnet"
+
+
+def submit(net: Devnet, k: int, txs: list[bytes]) -> dict:
+    code, doc = http_json(net.url(k, "/tx"), b"".join(txs))
+    assert code == 200, doc
+    return doc
+
+
+def test_four_processes_commit_transactions_and_hold_the_same_chain(devnet: Devnet) -> None:
+    txs = sign_transfers(SEED, ACCOUNTS, 3 * ACCOUNTS)
+    # Each sender's transfers to one node, in nonce order (a node refuses nonce gaps).
+    for k in range(NODES):
+        mine = [tx for j, tx in enumerate(txs) if (j % ACCOUNTS) % NODES == k]
+        assert submit(devnet, k, mine)["accepted"] == len(mine)
+    ids = {Transaction.from_bytes(tx).id.hex() for tx in txs}
+
+    def committed() -> bool:
+        found: set[str] = set()
+        for r in range(1, tip(devnet, 0) + 1):
+            code, doc = http_json(devnet.url(0, f"/block/{r}"))
+            assert code == 200, doc
+            found.update(doc["tx_ids"])
+        return ids <= found
+
+    until(committed, "the transfers to be committed at node 0", devnet)
+    target = tip(devnet, 0)
+    until(
+        lambda: all(tip(devnet, k) >= target for k in range(NODES)),
+        f"every node at round {target}",
+        devnet,
+    )
+    chains = [devnet.hashes(k, 1, target) for k in range(NODES)]
+    assert all(len(c) == target for c in chains)
+    assert all(c == chains[0] for c in chains), "the nodes hold different chains"
+    # Every account sent 3 transfers and received 3 of 1 unit; all nonces are at 3.
+    for account in (0, ACCOUNTS // 2, ACCOUNTS - 1):
+        for k in range(NODES):
+            code, doc = http_json(devnet.url(k, f"/account/{account}"))
+            assert code == 200 and doc["nonce"] == 3, doc
+
+
+def _hello(net: Devnet) -> bytes:
+    return frame(Hello(PROTOCOL_VERSION, net.genesis_hash, bytes([0xEE]) * 32, 0, 1))
+
+
+def _connect(net: Devnet, k: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", net.p2p_ports[k]), timeout=10)
+
+
+def _closed_by_peer(sock: socket.socket, timeout: float = 30.0) -> bool:
+    """Read (and discard) until the node closes the connection."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_garbage_huge_frames_and_bad_signatures_are_dropped_and_logged(devnet: Devnet) -> None:
+    k = 1
+    start = tip(devnet, k)
+    # Garbage instead of a hello.
+    with _connect(devnet, k) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)))
+        assert _closed_by_peer(s)
+    # A hello, then a length prefix far over the frame limit.
+    with _connect(devnet, k) as s:
+        s.sendall(_hello(devnet) + b"\xff\xff\xff\xf0" + b"x" * 100)
+        assert _closed_by_peer(s)
+    # A hello, then well-formed messages with bad signatures: a transaction, and
+    # gc_proposals of the current round from every account (those in the committee reach
+    # the signature check), repeated until the node has logged the drop.
+    tx = Transaction.from_bytes(sign_transfers(SEED, ACCOUNTS, 1)[0])
+    forged = Transaction(
+        tx.kind, tx.sender, tx.recipient, tx.amount, tx.fee, tx.nonce, bytes(63) + b"\x01"
+    )
+    with _connect(devnet, k) as s:
+        s.sendall(_hello(devnet) + frame(TxBatch([forged])))
+        attempt = 0
+
+        def dropped_bad_signature() -> bool:
+            nonlocal attempt
+            attempt += 1
+            r = tip(devnet, k) + 1
+            signature = bytes(63) + bytes([attempt % 256])
+            s.sendall(
+                b"".join(
+                    frame(GcProposal(r, 2, sender, bytes(32), 0, signature))
+                    for sender in range(ACCOUNTS)
+                )
+            )
+            time.sleep(0.2)
+            return "consensus message(s): bad signature" in log_text(devnet, k)
+
+        until(dropped_bad_signature, "the node to log bad consensus signatures", devnet)
+    text = log_text(devnet, k)
+    assert "dropped: bad_hello" in text
+    assert "dropped: bad_frame" in text
+    assert "bad signature" in text and "refused 1 of 1 transaction(s)" in text
+    # It keeps committing.
+    until(lambda: tip(devnet, k) >= start + 5, "node 1 to commit 5 more blocks", devnet)
+    code, doc = http_json(devnet.url(k, "/account/0"))
+    assert code == 200 and doc["queued"] == 0
+
+
+def test_a_node_killed_mid_round_restarts_catches_up_and_agrees(devnet: Devnet) -> None:
+    k = NODES - 1
+    until(lambda: tip(devnet, k) >= 3, "node 3 to commit a few blocks", devnet)
+    # Keep some transactions flowing so the killed node has real blocks to catch up on.
+    txs = sign_transfers(SEED, ACCOUNTS, 5 * ACCOUNTS)
+    before = tip(devnet, k)
+    assert devnet.kill(k, signal.SIGKILL) == -signal.SIGKILL
+    # The others go on without it (3 of 4 nodes hold 75 % of the stake > t_h).
+    base = [tip(devnet, j) for j in range(k)]
+    nonce_from = 3 * ACCOUNTS  # the first test sent 3 per account
+    later = [tx for j, tx in enumerate(txs) if j >= nonce_from]
+    for j in range(k):
+        mine = [tx for i, tx in enumerate(later) if ((i + nonce_from) % ACCOUNTS) % NODES == j]
+        code, doc = http_json(devnet.url(j, "/tx"), b"".join(mine))
+        assert code in (200, 400), doc
+    until(
+        lambda: all(tip(devnet, j) >= base[j] + 10 for j in range(k)),
+        "the other nodes to commit 10 blocks without node 3",
+        devnet,
+    )
+    devnet.start_node(k)
+    devnet.wait_ready(DEADLINE, nodes=iter([k]))
+    opened = [int(m) for m in re.findall(r"ledger \S+ at round (\d+);", log_text(devnet, k))]
+    assert len(opened) == 2 and opened[1] >= before, opened  # reopened where it stopped
+    target = max(tip(devnet, j) for j in range(k))
+    until(lambda: tip(devnet, k) >= target + 3, f"node 3 past round {target + 3}", devnet)
+    forks, compared = devnet.forks()
+    assert compared >= target and forks == 0
+
+
+def test_ports_and_directories_are_per_node(devnet: Devnet) -> None:
+    assert len(set(devnet.p2p_ports + devnet.api_ports)) == 2 * NODES
+    for k in range(NODES):
+        assert (Path(devnet.directory) / f"node-{k}" / "data" / "data.mdb").exists()
