@@ -126,6 +126,17 @@ def test_seeds_follow_the_blocks(net):
         assert ledger.seed(2) == hashlib.sha256(ledger.seed(1) + (2).to_bytes(8, "big")).digest()
 
 
+def test_recent_authors_skip_empty_blocks_and_survive_a_reopen(net):
+    with net.open() as ledger:
+        assert ledger.recent_authors(3) == ()
+        for producer in (4, None, 1, 6, None, None, 2):
+            net.apply(ledger, producer)
+        assert ledger.recent_authors(3) == (1, 6, 2)
+        assert ledger.recent_authors(0) == ()
+    with net.open() as ledger:
+        assert ledger.recent_authors(10) == (4, 1, 6, 2)
+
+
 def test_blocks_range_serves_certified_blocks_for_sync(net):
     with net.open() as ledger:
         for r in range(1, 6):
