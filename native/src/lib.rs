@@ -10,6 +10,7 @@ mod chain;
 mod codec;
 mod ed25519;
 mod leader;
+mod pool;
 mod stake;
 mod state;
 
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ed25519::register(m)?;
     codec::register(m)?;
     leader::register(m)?;
+    pool::register(m)?;
     state::register(m)?;
     Ok(())
 }
