@@ -21,7 +21,7 @@ senders). Each transaction gets its reason, or None when it is queued.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from echorand._native import AccountState, Transaction
@@ -108,18 +108,26 @@ class Mempool:
 
     # --- admission -----------------------------------------------------------------
 
-    def add(self, transactions: Sequence[Transaction]) -> list[str | None]:
-        """Admit a batch; the reason each transaction was refused, None when queued."""
+    def add(
+        self, transactions: Sequence[Transaction], verified: Container[bytes] = ()
+    ) -> list[str | None]:
+        """Admit a batch; the reason each transaction was refused, None when queued.
+
+        `verified`: ids of transactions whose signature this node verified already
+        (their signatures are not checked again).
+        """
         reasons: list[str | None] = [None] * len(transactions)
         ids = [tx.id for tx in transactions]
         fresh = self._fresh(transactions, ids, reasons)
-        valid = verify_signatures([transactions[i] for i in fresh])
+        unknown = [i for i in fresh if ids[i] not in verified] if verified else fresh
+        valid = verify_signatures([transactions[i] for i in unknown])
+        bad = {i for i, ok in zip(unknown, valid, strict=True) if not ok}
         signed = []
-        for i, ok in zip(fresh, valid, strict=True):
-            if ok:
-                signed.append(i)
-            else:
+        for i in fresh:
+            if i in bad:
                 reasons[i] = BAD_SIGNATURE
+            else:
+                signed.append(i)
         batch = [transactions[i] for i in signed]
         senders = {tx.sender for tx in batch}
         queued = [e.tx for s in senders for e in self._chains.get(s, ())]

@@ -527,7 +527,7 @@ class Node:
         """Admit transactions (from a peer or the API) and relay the admitted ones."""
         if not transactions:
             return []
-        reasons = self.mempool.add(transactions)
+        reasons = self.mempool.add(transactions, self.verified)
         admitted = [tx for tx, r in zip(transactions, reasons, strict=True) if r is None]
         refused = len(transactions) - len(admitted)
         self.counters["tx_admitted"] += len(admitted)
@@ -556,7 +556,7 @@ class Node:
         peer but the one it came from."""
         txs = [tx for _, batch in batches for tx in batch]
         sources = [peer for peer, batch in batches for _ in batch]
-        reasons = self.mempool.add(txs)
+        reasons = self.mempool.add(txs, self.verified)
         admitted = [i for i, r in enumerate(reasons) if r is None]
         self.counters["tx_admitted"] += len(admitted)
         refused = [r for r in reasons if r is not None]

@@ -57,6 +57,24 @@ def test_bad_signature(pool):
     assert len(pool) == 0
 
 
+def test_signatures_of_verified_ids_are_not_checked_again(pool, monkeypatch):
+    import echorand.mempool as mempool_module
+
+    seen: list[int] = []
+    real = mempool_module.verify_signatures
+
+    def counting(txs):
+        seen.append(len(txs))
+        return real(txs)
+
+    monkeypatch.setattr(mempool_module, "verify_signatures", counting)
+    known, new = pay(0), pay(1)
+    good = pay(2)
+    forged = Transaction(0, good.sender, good.recipient, 99, good.fee, 0, good.signature)
+    assert pool.add([known, new, forged], verified={known.id}) == [None, None, T.BAD_SIGNATURE]
+    assert seen == [2]
+
+
 def test_duplicates_in_a_batch_and_across_batches(pool):
     tx = pay(0)
     assert pool.add([tx, tx]) == [None, ALREADY_QUEUED]
