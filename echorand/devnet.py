@@ -39,8 +39,9 @@ from typing import Any
 import orjson
 
 from echorand.genesis import create_devnet, devnet_master, node_keys_path
+from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.params import TX_TAG, Params
-from echorand.transactions import devnet_seeds
+from echorand.transactions import NONCE_TOO_HIGH, devnet_seeds
 
 DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500)
 """Loopback timing: step 2 waits 2λ = 100 ms for proposals; a 1 MB block needs far
@@ -340,7 +341,10 @@ def sign_transfers(seed: str, accounts: int, count: int, fee: int = TX_FEE) -> l
 @dataclass(slots=True)
 class LoadStats:
     submitted: int = 0
+    """Transactions sent, resubmissions included."""
     accepted: int = 0
+    retried: int = 0
+    """Refused for a transient reason (RETRIED) and submitted again."""
     refused: dict[str, int] = field(default_factory=dict)
     submit_ms: dict[bytes, int] = field(default_factory=dict)
     """tx id -> wall-clock ms of its submission."""
@@ -358,11 +362,19 @@ class ChainStats:
     committed_ids: int = 0
 
 
-async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> None:
+RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH})
+"""Refusals a client retries: a full pool (backpressure), and the nonce gaps it leaves."""
+
+
+async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> list[bytes]:
+    """POST `txs`; those refused for a reason in RETRIED, in order, to submit again.
+
+    A transaction's submission time is its first submission's (finality counts the wait)."""
     body = b"".join(txs)
     now = int(time.time() * 1000)
-    for tx in txs:
-        stats.submit_ms[hashlib.sha256(tx).digest()] = now
+    ids = [hashlib.sha256(tx).digest() for tx in txs]
+    for tx_id in ids:
+        stats.submit_ms.setdefault(tx_id, now)
     stats.submitted += len(txs)
     try:
         async with session.post(
@@ -371,11 +383,17 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
             doc = orjson.loads(await response.read())
     except Exception:
         stats.http_errors += 1
-        return
+        return []
     stats.accepted += doc.get("accepted", 0)
-    for item in doc.get("results", ()):
+    retry = []
+    for tx, item in zip(txs, doc.get("results", ()), strict=False):
         if not item["accepted"]:
-            stats.refused[item["error"]] = stats.refused.get(item["error"], 0) + 1
+            error = item["error"]
+            stats.refused[error] = stats.refused.get(error, 0) + 1
+            if error in RETRIED:
+                retry.append(tx)
+    stats.retried += len(retry)
+    return retry
 
 
 async def _load(
@@ -404,7 +422,11 @@ async def _load(
                 continue
             chunk = queues[k][:MAX_REQUEST_TXS]
             del queues[k][: len(chunk)]
-            await _submit(session, net.url(k, "/tx"), chunk, stats)
+            retry = await _submit(session, net.url(k, "/tx"), chunk, stats)
+            if retry and not finished:
+                # Back to the front, in order: the node is full, so wait a tick.
+                queues[k][:0] = retry
+                await asyncio.sleep(options.tick)
 
     start = loop.time()
     sent = 0
@@ -563,6 +585,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "submitted": stats.submitted,
         "accepted": stats.accepted,
         "refused": stats.refused,
+        "retried": stats.retried,
         "http_errors": stats.http_errors,
         "committed_of_submitted": len(chain.finality_ms),
         "finality_ms": {

@@ -201,3 +201,45 @@ def test_ports_and_directories_are_per_node(devnet: Devnet) -> None:
     assert len(set(devnet.p2p_ports + devnet.api_ports)) == 2 * NODES
     for k in range(NODES):
         assert (Path(devnet.directory) / f"node-{k}" / "data" / "data.mdb").exists()
+
+
+def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
+    """`_submit` hands back, in order, the transactions refused for a transient reason."""
+    import asyncio
+
+    import aiohttp
+    import orjson
+    from aiohttp import web
+
+    from echorand.devnet import LoadStats, _submit
+
+    txs = [bytes([i]) * 153 for i in range(4)]
+    errors = [None, "mempool full: fee too low", "nonce too high", "bad signature"]
+
+    async def handler(request: web.Request) -> web.Response:
+        assert await request.read() == b"".join(txs)
+        results = [
+            {"id": "00", "accepted": e is None, **({"error": e} if e else {})} for e in errors
+        ]
+        return web.Response(body=orjson.dumps({"accepted": 1, "results": results}), status=400)
+
+    async def main() -> tuple[list[bytes], LoadStats]:
+        app = web.Application()
+        app.add_routes([web.post("/tx", handler)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        stats = LoadStats()
+        try:
+            async with aiohttp.ClientSession() as session:
+                retry = await _submit(session, f"http://127.0.0.1:{port}/tx", txs, stats)
+        finally:
+            await runner.cleanup()
+        return retry, stats
+
+    retry, stats = asyncio.run(main())
+    assert retry == txs[1:3]
+    assert stats.retried == 2 and stats.accepted == 1 and stats.submitted == 4
+    assert stats.refused == {e: 1 for e in errors[1:]}
