@@ -60,6 +60,7 @@ def run(
                 "blocks_per_s": load["blocks_per_s"],
                 "submitted": load["submitted"],
                 "accepted": load["accepted"],
+                "retried": load["retried"],
                 "forks": load["forks"],
             },
         )
