@@ -3,7 +3,7 @@
 //! and the small pieces shared by the classes' `__repr__`.
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -18,7 +18,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// An unsigned integer argument in `[0, max]`.
-pub fn uint(obj: &Bound<'_, PyAny>, field: &str, max: u64) -> PyResult<u64> {
+pub fn uint(obj: &Bound<'_, PyAny>, field: impl Display, max: u64) -> PyResult<u64> {
     if !obj.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!(
             "{field}: expected int, got {}",
@@ -33,26 +33,26 @@ pub fn uint(obj: &Bound<'_, PyAny>, field: &str, max: u64) -> PyResult<u64> {
     }
 }
 
-pub fn u8_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u8> {
+pub fn u8_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u8> {
     Ok(uint(obj, field, u8::MAX.into())? as u8)
 }
 
-pub fn u16_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u16> {
+pub fn u16_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u16> {
     Ok(uint(obj, field, u16::MAX.into())? as u16)
 }
 
-pub fn u32_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
+pub fn u32_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u32> {
     Ok(uint(obj, field, u32::MAX.into())? as u32)
 }
 
-pub fn u64_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u64> {
+pub fn u64_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u64> {
     uint(obj, field, u64::MAX)
 }
 
 /// A bytes-like object's contents: borrowed from `bytes` (immutable, so the
 /// slice stays valid and may be read without the GIL), copied from any other
 /// buffer (a `bytearray` or `memoryview` can change under us).
-pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a, [u8]>> {
+pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: impl Display) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
@@ -70,8 +70,8 @@ pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a
 }
 
 /// A bytes-like argument of exactly `N` bytes.
-pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<[u8; N]> {
-    let data = bytes_like(obj, field)?;
+pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<[u8; N]> {
+    let data = bytes_like(obj, &field)?;
     match data.as_ref().try_into() {
         Ok(array) => Ok(array),
         Err(_) => Err(PyValueError::new_err(format!(

@@ -163,8 +163,8 @@ impl Certificate {
             .ok_or_else(|| {
                 PyTypeError::new_err(format!("{field}: expected a (signer, signature) tuple"))
             })?;
-        let signer = args::u64_arg(&pair.get_item(0)?, &format!("{field}.signer"))?;
-        let signature = args::fixed::<SIG_SIZE>(&pair.get_item(1)?, &format!("{field}.signature"))?;
+        let signer = args::u64_arg(&pair.get_item(0)?, format!("{field}.signer"))?;
+        let signature = args::fixed::<SIG_SIZE>(&pair.get_item(1)?, format!("{field}.signature"))?;
         Ok(Vote { signer, signature })
     }
 }

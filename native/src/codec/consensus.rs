@@ -20,8 +20,8 @@ use super::args::{self, hex_repr};
 use super::block::Block;
 use super::cert::cert_signing_bytes;
 use super::wire::{
-    check_flag, check_value, code, signed_payload, tag, DecodeErr, DecodeResult, Put, Reader,
-    HASH_SIZE, SIG_SIZE, ZERO_HASH,
+    check_flag, check_value, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put,
+    Reader, HASH_SIZE, SIG_SIZE, ZERO_HASH,
 };
 use super::Wire;
 
@@ -50,9 +50,9 @@ fn head_args(
     sender: &Bound<'_, PyAny>,
 ) -> PyResult<(u64, u32, u64)> {
     Ok((
-        args::u64_arg(round, &format!("{name}.round"))?,
-        args::u32_arg(step, &format!("{name}.step"))?,
-        args::u64_arg(sender, &format!("{name}.sender"))?,
+        args::u64_arg(round, Dotted(name, "round"))?,
+        args::u32_arg(step, Dotted(name, "step"))?,
+        args::u64_arg(sender, Dotted(name, "sender"))?,
     ))
 }
 

@@ -184,7 +184,7 @@ impl<'a> Source<'a> {
             }
             return Ok(Source::Plain(Cow::Borrowed(bytes.as_bytes())));
         }
-        let copy = args::bytes_like(obj, &field())?.into_owned();
+        let copy = args::bytes_like(obj, field())?.into_owned();
         if holds_transactions(&copy) {
             return Ok(Source::Framed(Frame::new(FrameData::Rust(copy.into()))));
         }
