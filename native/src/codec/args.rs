@@ -1,9 +1,8 @@
 //! Turning constructor arguments into checked Rust values, with errors that
-//! name the field (`ValueError` for a bad value, `TypeError` for a bad type),
-//! and the small pieces shared by the classes' `__repr__`.
+//! name the field (`ValueError` for a bad value, `TypeError` for a bad type).
 
 use std::borrow::Cow;
-use std::fmt::{Display, Write};
+use std::fmt::Display;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -79,23 +78,4 @@ pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: impl Display) -> PyR
             data.len()
         ))),
     }
-}
-
-/// `bytes.fromhex('…')`: a repr that evaluates back to the bytes.
-pub fn hex_repr(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2 + 16);
-    s.push_str("bytes.fromhex('");
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s.push_str("')");
-    s
-}
-
-pub fn opt_hex_repr(bytes: Option<&[u8]>) -> String {
-    bytes.map_or_else(|| "None".to_owned(), hex_repr)
-}
-
-pub fn opt_int_repr(v: Option<u64>) -> String {
-    v.map_or_else(|| "None".to_owned(), |v| v.to_string())
 }

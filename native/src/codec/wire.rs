@@ -263,30 +263,6 @@ pub fn check_flag(field: &str, value: u8) -> Result<(), String> {
     Ok(())
 }
 
-/// A value `v = (block_hash, leader)`: the empty value is 32 zero bytes and
-/// leader 0; a zero hash with a non-zero leader is non-canonical.
-pub fn check_value(name: &str, block_hash: &[u8; HASH_SIZE], leader: u64) -> Result<(), String> {
-    if *block_hash == ZERO_HASH && leader != 0 {
-        return Err(format!(
-            "{name}.leader: non-zero leader with empty block hash"
-        ));
-    }
-    Ok(())
-}
-
-/// `b = 1` ("the empty block") carries the empty value.
-pub fn check_empty_for_b1(
-    name: &str,
-    b: u8,
-    block_hash: &[u8; HASH_SIZE],
-    leader: u64,
-) -> Result<(), String> {
-    if b == 1 && (*block_hash != ZERO_HASH || leader != 0) {
-        return Err(format!("{name}.block_hash: b = 1 requires the empty value"));
-    }
-    Ok(())
-}
-
 /// Big-endian writers on a growing buffer.
 pub trait Put {
     fn put(&mut self, bytes: &[u8]);
