@@ -27,7 +27,14 @@ use super::{Encode, Wire};
 
 /// `round u64 || step u32 || sender u64`: what every consensus message
 /// carries after its type byte.
+///
+/// Packed to 4-byte alignment (20 bytes, not 24 with padding), so that a
+/// message's one-byte field packs in beside it: a `BbaSignature` stays 192
+/// bytes. (Unpacked it is 200, which puts its Python object in the next
+/// allocator size class, and decoding 10 000 votes took ~20% longer.) Fields
+/// are read by value (`head.round()`), never by reference.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C, packed(4))]
 struct Head {
     round: u64,
     step: u32,
@@ -39,6 +46,7 @@ const HEAD_SIZE: usize = 1 + 8 + 4 + 8;
 
 impl Head {
     /// Reads the head of message `msg` (e.g. `gc_block`; errors name `gc_block.round`).
+    #[inline]
     fn parse(r: &mut Reader<'_>, msg: &str) -> DecodeResult<Self> {
         Ok(Head {
             round: r.u64(Dotted(msg, "round"))?,
@@ -64,9 +72,21 @@ impl Head {
     /// Writes the type byte `code` and the head.
     fn write<P: Put>(&self, out: &mut P, code: u8) {
         out.put_u8(code);
-        out.put_u64(self.round);
-        out.put_u32(self.step);
-        out.put_u64(self.sender);
+        out.put_u64(self.round());
+        out.put_u32(self.step());
+        out.put_u64(self.sender());
+    }
+
+    fn round(&self) -> u64 {
+        self.round
+    }
+
+    fn step(&self) -> u32 {
+        self.step
+    }
+
+    fn sender(&self) -> u64 {
+        self.sender
     }
 }
 
@@ -96,6 +116,7 @@ impl Value {
     }
 
     /// Reads and checks the value of message `msg`.
+    #[inline]
     pub fn parse(r: &mut Reader<'_>, msg: &str) -> DecodeResult<Self> {
         let value = Value {
             block_hash: r.array(Dotted(msg, "block_hash"))?,
@@ -218,9 +239,9 @@ impl Wire for GcBlock {
 message_methods! {
     GcBlock;
     fields(m) {
-        round: m.head.round,
-        step: m.head.step,
-        sender: m.head.sender,
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
         block: m.block,
         signature: m.signature,
     }
@@ -302,9 +323,9 @@ impl Wire for GcSignature {
 message_methods! {
     GcSignature;
     fields(m) {
-        round: m.head.round,
-        step: m.head.step,
-        sender: m.head.sender,
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
         /// The seed signature `S` of the producer.
         rand: m.rand,
         block_hash: m.block_hash,
@@ -379,9 +400,9 @@ impl Wire for GcProposal {
 message_methods! {
     GcProposal;
     fields(m) {
-        round: m.head.round,
-        step: m.head.step,
-        sender: m.head.sender,
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
         block_hash: m.value.block_hash,
         leader: m.value.leader,
         signature: m.signature,
@@ -451,7 +472,7 @@ impl BbaSignature {
         } else {
             self.value
         };
-        cert_signing_bytes(self.head.round, self.b, &value)
+        cert_signing_bytes(self.head.round(), self.b, &value)
     }
 }
 
@@ -476,9 +497,9 @@ impl Wire for BbaSignature {
 message_methods! {
     BbaSignature;
     fields(m) {
-        round: m.head.round,
-        step: m.head.step,
-        sender: m.head.sender,
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
         b: m.b,
         block_hash: m.value.block_hash,
         leader: m.value.leader,
@@ -526,5 +547,17 @@ message_methods! {
     /// with the empty value when `b = 1`: what `cert_sig` signs.
     fn cert_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.cert_payload())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_no_padding_for_their_head() {
+        assert_eq!(std::mem::size_of::<Head>(), 20);
+        assert_eq!(std::mem::size_of::<BbaSignature>(), 192);
+        assert_eq!(std::mem::size_of::<GcProposal>(), 128);
     }
 }
