@@ -7,7 +7,7 @@ use std::fmt::Display;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt};
+use pyo3::types::{PyBytes, PyInt, PyTuple};
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -46,6 +46,21 @@ pub fn u32_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u32> {
 
 pub fn u64_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u64> {
     uint(obj, field, u64::MAX)
+}
+
+/// The two items of a 2-tuple argument `field`, described as `what` in the
+/// error (e.g. `(signer, signature)`).
+pub fn pair<'py>(
+    obj: &Bound<'py, PyAny>,
+    field: impl Display,
+    what: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    match obj.cast::<PyTuple>() {
+        Ok(t) if t.len() == 2 => Ok((t.get_item(0)?, t.get_item(1)?)),
+        _ => Err(PyTypeError::new_err(format!(
+            "{field}: expected a {what} tuple"
+        ))),
+    }
 }
 
 /// A bytes-like object's contents: borrowed from `bytes` (immutable, so the

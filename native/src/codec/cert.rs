@@ -6,7 +6,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
@@ -134,15 +134,9 @@ impl Certificate {
 
     fn vote_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<Vote> {
         let field = format!("certificate.votes[{i}]");
-        let pair = item
-            .cast::<PyTuple>()
-            .ok()
-            .filter(|t| t.len() == 2)
-            .ok_or_else(|| {
-                PyTypeError::new_err(format!("{field}: expected a (signer, signature) tuple"))
-            })?;
-        let signer = args::u64_arg(&pair.get_item(0)?, format!("{field}.signer"))?;
-        let signature = args::fixed::<SIG_SIZE>(&pair.get_item(1)?, format!("{field}.signature"))?;
+        let (signer, signature) = args::pair(item, &field, "(signer, signature)")?;
+        let signer = args::u64_arg(&signer, format!("{field}.signer"))?;
+        let signature = args::fixed::<SIG_SIZE>(&signature, format!("{field}.signature"))?;
         Ok(Vote { signer, signature })
     }
 }

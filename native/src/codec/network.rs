@@ -316,15 +316,7 @@ impl Wire for SyncResponse {
 
 fn certified_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<Certified> {
     let field = format!("sync_response.blocks[{i}]");
-    let pair = item
-        .cast::<PyTuple>()
-        .ok()
-        .filter(|t| t.len() == 2)
-        .ok_or_else(|| {
-            PyTypeError::new_err(format!("{field}: expected a (Block, Certificate) tuple"))
-        })?;
-    let block = pair.get_item(0)?;
-    let cert = pair.get_item(1)?;
+    let (block, cert) = args::pair(item, &field, "(Block, Certificate)")?;
     let block = block
         .cast::<Block>()
         .map_err(|_| PyTypeError::new_err(format!("{field}[0]: expected Block")))?;
