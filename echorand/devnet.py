@@ -222,6 +222,9 @@ max_txs = {self.block_txs}
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Not the caller's directory: `-m` puts the working directory first on
+                # sys.path, and a source checkout there would shadow the installed package.
+                cwd=self.log_path(k).parent,
                 preexec_fn=_die_with_parent,
             )
 

@@ -1,14 +1,13 @@
 //! Turning constructor arguments into checked Rust values, with errors that
-//! name the field (`ValueError` for a bad value, `TypeError` for a bad type),
-//! and the small pieces shared by the classes' `__repr__`.
+//! name the field (`ValueError` for a bad value, `TypeError` for a bad type).
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::fmt::Display;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt};
+use pyo3::types::{PyBytes, PyInt, PyTuple};
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -18,7 +17,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// An unsigned integer argument in `[0, max]`.
-pub fn uint(obj: &Bound<'_, PyAny>, field: &str, max: u64) -> PyResult<u64> {
+pub fn uint(obj: &Bound<'_, PyAny>, field: impl Display, max: u64) -> PyResult<u64> {
     if !obj.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!(
             "{field}: expected int, got {}",
@@ -33,26 +32,41 @@ pub fn uint(obj: &Bound<'_, PyAny>, field: &str, max: u64) -> PyResult<u64> {
     }
 }
 
-pub fn u8_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u8> {
+pub fn u8_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u8> {
     Ok(uint(obj, field, u8::MAX.into())? as u8)
 }
 
-pub fn u16_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u16> {
+pub fn u16_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u16> {
     Ok(uint(obj, field, u16::MAX.into())? as u16)
 }
 
-pub fn u32_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
+pub fn u32_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u32> {
     Ok(uint(obj, field, u32::MAX.into())? as u32)
 }
 
-pub fn u64_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u64> {
+pub fn u64_arg(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<u64> {
     uint(obj, field, u64::MAX)
+}
+
+/// The two items of a 2-tuple argument `field`, described as `what` in the
+/// error (e.g. `(signer, signature)`).
+pub fn pair<'py>(
+    obj: &Bound<'py, PyAny>,
+    field: impl Display,
+    what: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    match obj.cast::<PyTuple>() {
+        Ok(t) if t.len() == 2 => Ok((t.get_item(0)?, t.get_item(1)?)),
+        _ => Err(PyTypeError::new_err(format!(
+            "{field}: expected a {what} tuple"
+        ))),
+    }
 }
 
 /// A bytes-like object's contents: borrowed from `bytes` (immutable, so the
 /// slice stays valid and may be read without the GIL), copied from any other
 /// buffer (a `bytearray` or `memoryview` can change under us).
-pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a, [u8]>> {
+pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: impl Display) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
@@ -70,8 +84,8 @@ pub fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a
 }
 
 /// A bytes-like argument of exactly `N` bytes.
-pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<[u8; N]> {
-    let data = bytes_like(obj, field)?;
+pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: impl Display) -> PyResult<[u8; N]> {
+    let data = bytes_like(obj, &field)?;
     match data.as_ref().try_into() {
         Ok(array) => Ok(array),
         Err(_) => Err(PyValueError::new_err(format!(
@@ -79,23 +93,4 @@ pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<[u
             data.len()
         ))),
     }
-}
-
-/// `bytes.fromhex('…')`: a repr that evaluates back to the bytes.
-pub fn hex_repr(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2 + 16);
-    s.push_str("bytes.fromhex('");
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s.push_str("')");
-    s
-}
-
-pub fn opt_hex_repr(bytes: Option<&[u8]>) -> String {
-    bytes.map_or_else(|| "None".to_owned(), hex_repr)
-}
-
-pub fn opt_int_repr(v: Option<u64>) -> String {
-    v.map_or_else(|| "None".to_owned(), |v| v.to_string())
 }

@@ -11,30 +11,30 @@ use std::hash::{Hash, Hasher};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyType};
 use sha2::{Digest, Sha256};
 
-use super::args::{self, hex_repr, opt_hex_repr, opt_int_repr};
+use super::args;
+use super::pyvalue::PyField;
 use super::tx::TxList;
 use super::wire::{
-    new_bytes, sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE,
+    sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE,
     MAX_BLOCK_TXS, SIG_SIZE,
 };
-use super::DecodeError;
+use super::{DecodeError, Encode};
 
 const PROPOSED: u8 = 0x00;
 const EMPTY: u8 = 0x01;
 const PROPOSED_HEADER_SIZE: usize = 1 + 8 + HASH_SIZE + 8 + SIG_SIZE + HASH_SIZE;
 const EMPTY_SIZE: usize = 1 + 8 + HASH_SIZE;
 
-/// What only a proposed block has: its producer, seed and signed payload.
+/// What only a proposed block has: its producer, seed and signed payload hash.
 #[derive(PartialEq)]
 struct Proposed {
     producer: u64,
     seed_sig: [u8; SIG_SIZE],
     payload_hash: [u8; HASH_SIZE],
     signature: [u8; SIG_SIZE],
-    txs: TxList,
 }
 
 /// A block `B[r]`: proposed by a producer (with its seed signature and
@@ -45,6 +45,8 @@ pub struct Block {
     round: u64,
     prev_hash: [u8; HASH_SIZE],
     proposed: Option<Box<Proposed>>,
+    /// No transactions in the empty block.
+    txs: TxList,
     hash: [u8; HASH_SIZE],
 }
 
@@ -66,22 +68,18 @@ fn payload_hash(txs: &TxList) -> [u8; HASH_SIZE] {
 }
 
 impl Block {
-    fn empty_block(round: u64, prev_hash: [u8; HASH_SIZE]) -> Self {
+    /// A block made here (not decoded): its hash is computed.
+    fn new(
+        round: u64,
+        prev_hash: [u8; HASH_SIZE],
+        proposed: Option<Proposed>,
+        txs: TxList,
+    ) -> Self {
         let mut block = Block {
             round,
             prev_hash,
-            proposed: None,
-            hash: [0; HASH_SIZE],
-        };
-        block.hash = sha256(&block.header());
-        block
-    }
-
-    fn proposed_block(round: u64, prev_hash: [u8; HASH_SIZE], p: Proposed) -> Self {
-        let mut block = Block {
-            round,
-            prev_hash,
-            proposed: Some(Box::new(p)),
+            proposed: proposed.map(Box::new),
+            txs,
             hash: [0; HASH_SIZE],
         };
         block.hash = sha256(&block.header());
@@ -117,7 +115,7 @@ impl Block {
     pub fn encoded_len(&self) -> usize {
         match &self.proposed {
             None => EMPTY_SIZE,
-            Some(p) => PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + p.txs.raw().len(),
+            Some(_) => PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + self.txs.raw().len(),
         }
     }
 
@@ -125,8 +123,8 @@ impl Block {
         out.put(&self.header());
         if let Some(p) = &self.proposed {
             out.put(&p.signature);
-            out.put_u32(p.txs.len() as u32);
-            p.txs.write(out);
+            out.put_u32(self.txs.len() as u32);
+            self.txs.write(out);
         }
     }
 
@@ -146,6 +144,7 @@ impl Block {
                 round,
                 prev_hash,
                 proposed: None,
+                txs: TxList::empty(),
                 hash,
             });
         }
@@ -165,12 +164,12 @@ impl Block {
             seed_sig,
             payload_hash,
             signature,
-            txs,
         };
         Ok(Block {
             round,
             prev_hash,
             proposed: Some(Box::new(proposed)),
+            txs,
             hash,
         })
     }
@@ -183,21 +182,30 @@ impl Block {
         Ok(block)
     }
 
-    pub(crate) fn repr(&self) -> String {
-        let p = self.proposed.as_deref();
-        let txs = match p.map_or(0, |p| p.txs.len()) {
-            0 => "()".to_owned(),
-            1 => "<1 transaction>".to_owned(),
-            n => format!("<{n} transactions>"),
-        };
-        format!(
-            "Block(round={}, prev_hash={}, producer={}, seed_sig={}, transactions={txs}, signature={})",
-            self.round,
-            hex_repr(&self.prev_hash),
-            opt_int_repr(p.map(|p| p.producer)),
-            opt_hex_repr(p.map(|p| &p.seed_sig[..])),
-            opt_hex_repr(p.map(|p| &p.signature[..])),
-        )
+    fn proposed(&self) -> Option<&Proposed> {
+        self.proposed.as_deref()
+    }
+}
+
+/// The same as the inherent `encoded_len` and `write` (which the ledger calls).
+impl Encode for Block {
+    fn encoded_len(&self) -> usize {
+        Block::encoded_len(self)
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        Block::write(self, out);
+    }
+}
+
+/// A `Block` (inside a message), shown by its own repr.
+impl PyField for Py<Block> {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.bind(py).clone().into_any())
+    }
+
+    fn repr(&self, out: &mut String) {
+        out.push_str(&self.get().__repr__());
     }
 }
 
@@ -207,25 +215,16 @@ fn missing(field: &str) -> PyErr {
     ))
 }
 
-#[pymethods]
-impl Block {
-    #[classattr]
-    fn __match_args__() -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    ) {
-        (
-            "round",
-            "prev_hash",
-            "producer",
-            "seed_sig",
-            "transactions",
-            "signature",
-        )
+value_methods! {
+    Block;
+    fields(b) {
+        round: b.round,
+        prev_hash: b.prev_hash,
+        producer: b.proposed().map(|p| p.producer),
+        seed_sig: b.proposed().map(|p| &p.seed_sig),
+        /// The transactions, as a tuple of `Transaction` (made on first access).
+        transactions: b.txs,
+        signature: b.proposed().map(|p| &p.signature),
     }
 
     /// A proposed block; with producer, seed_sig and signature all None and no
@@ -243,16 +242,16 @@ impl Block {
         let round = args::u64_arg(round, "block.round")?;
         let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
         let txs = match transactions {
-            Some(items) => Some(TxList::from_py(items, "block.transactions", MAX_BLOCK_TXS)?),
-            None => None,
+            Some(items) => TxList::from_py(items, "block.transactions", MAX_BLOCK_TXS)?,
+            None => TxList::empty(),
         };
         if producer.is_none() && seed_sig.is_none() && signature.is_none() {
-            if txs.as_ref().is_some_and(|t| t.len() > 0) {
+            if txs.len() > 0 {
                 return Err(PyValueError::new_err(
                     "block.transactions: the empty block has none (a proposed block needs producer, seed_sig and signature)",
                 ));
             }
-            return Ok(Self::empty_block(round, prev_hash));
+            return Ok(Self::new(round, prev_hash, None, TxList::empty()));
         }
         let producer = args::u64_arg(
             producer.ok_or_else(|| missing("producer"))?,
@@ -266,16 +265,13 @@ impl Block {
             signature.ok_or_else(|| missing("signature"))?,
             "block.signature",
         )?;
-        let txs = txs.unwrap_or_else(TxList::empty);
-        let payload_hash = payload_hash(&txs);
         let p = Proposed {
             producer,
             seed_sig,
-            payload_hash,
+            payload_hash: payload_hash(&txs),
             signature,
-            txs,
         };
-        Ok(Self::proposed_block(round, prev_hash, p))
+        Ok(Self::new(round, prev_hash, Some(p), txs))
     }
 
     /// The empty block of round `round`: no producer, no signature, no payload.
@@ -287,7 +283,7 @@ impl Block {
     ) -> PyResult<Self> {
         let round = args::u64_arg(round, "block.round")?;
         let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
-        Ok(Self::empty_block(round, prev_hash))
+        Ok(Self::new(round, prev_hash, None, TxList::empty()))
     }
 
     /// Decodes one block (proposed or empty).
@@ -302,48 +298,10 @@ impl Block {
         .map_err(|e| DecodeError::new_err(e.text()))
     }
 
-    #[getter]
-    fn round(&self) -> u64 {
-        self.round
-    }
-
-    #[getter]
-    fn prev_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.prev_hash)
-    }
-
-    #[getter]
-    fn producer(&self) -> Option<u64> {
-        self.proposed.as_ref().map(|p| p.producer)
-    }
-
-    #[getter]
-    fn seed_sig<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.proposed
-            .as_ref()
-            .map(|p| PyBytes::new(py, &p.seed_sig))
-    }
-
-    /// The transactions, as a tuple of `Transaction` (made on first access).
-    #[getter]
-    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        match &self.proposed {
-            Some(p) => p.txs.tuple(py),
-            None => Ok(PyTuple::empty(py)),
-        }
-    }
-
     /// The number of transactions, without making their objects.
     #[getter]
     fn tx_count(&self) -> usize {
-        self.proposed.as_ref().map_or(0, |p| p.txs.len())
-    }
-
-    #[getter]
-    fn signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.proposed
-            .as_ref()
-            .map(|p| PyBytes::new(py, &p.signature))
+        self.txs.len()
     }
 
     /// True for the empty block of the round.
@@ -361,9 +319,7 @@ impl Block {
     /// `H(payload)`, None for the empty block.
     #[getter]
     fn payload_hash<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.proposed
-            .as_ref()
-            .map(|p| PyBytes::new(py, &p.payload_hash))
+        self.proposed().map(|p| PyBytes::new(py, &p.payload_hash))
     }
 
     /// The bytes `hash` is over: `header_body` of a proposed block, the whole empty block.
@@ -385,27 +341,6 @@ impl Block {
     }
 
     fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        new_bytes(py, self.encoded_len(), |w| self.write(w))
-    }
-
-    fn __repr__(&self) -> String {
-        self.repr()
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let block = slf.get();
-        let data = new_bytes(slf.py(), block.encoded_len(), |w| block.write(w))?;
-        Ok((from_bytes, (data,)))
-    }
-
-    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
-        slf
+        Encode::py_bytes(self, py)
     }
 }

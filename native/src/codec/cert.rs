@@ -6,25 +6,26 @@
 
 use std::hash::{Hash, Hasher};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
 
-use super::args::{self, hex_repr};
+use super::args;
+use super::consensus::Value;
+use super::pyvalue::{Item, Items};
 use super::wire::{
-    check_empty_for_b1, check_flag, check_value, new_bytes, signed_payload, tag, DecodeErr,
-    DecodeResult, Put, Reader, HASH_SIZE, MAX_CERT_VOTES, SIG_SIZE, VOTE_SIZE,
+    check_flag, signed_payload, tag, DecodeErr, DecodeResult, Put, Reader, HASH_SIZE,
+    MAX_CERT_VOTES, SIG_SIZE, VOTE_SIZE,
 };
-use super::DecodeError;
+use super::{DecodeError, Encode};
 
 /// The body every certificate vote signs: `u64be(round) || u8(b) || block_hash || u64be(leader)`.
-pub fn cert_signing_bytes(round: u64, b: u8, block_hash: &[u8; HASH_SIZE], leader: u64) -> Vec<u8> {
-    let mut out = signed_payload(tag::CERT, 8 + 1 + HASH_SIZE + 8);
+pub fn cert_signing_bytes(round: u64, b: u8, value: &Value) -> Vec<u8> {
+    let mut out = signed_payload(tag::CERT, 8 + 1 + Value::SIZE);
     out.put_u64(round);
     out.put_u8(b);
-    out.put(block_hash);
-    out.put_u64(leader);
+    value.write(&mut out);
     out
 }
 
@@ -34,43 +35,44 @@ pub struct Vote {
     pub signature: [u8; SIG_SIZE],
 }
 
+/// `(signer, signature)`.
+impl Item for Vote {
+    const NOUN: &'static str = "vote";
+
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (self.signer, PyBytes::new(py, &self.signature)).into_bound_py_any(py)
+    }
+}
+
 /// The certificate of a round: which value step `step` decided, and the
 /// verifiers' `echorand/cert` signatures on it, signers strictly ascending.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq)]
 pub struct Certificate {
     round: u64,
     step: u32,
     b: u8,
-    block_hash: [u8; HASH_SIZE],
-    leader: u64,
-    votes: Vec<Vote>,
-    votes_tuple: PyOnceLock<Py<PyTuple>>,
-}
-
-impl PartialEq for Certificate {
-    fn eq(&self, other: &Self) -> bool {
-        self.round == other.round
-            && self.step == other.step
-            && self.b == other.b
-            && self.block_hash == other.block_hash
-            && self.leader == other.leader
-            && self.votes == other.votes
-    }
+    value: Value,
+    votes: Items<Vote>,
 }
 
 impl Hash for Certificate {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Equal certificates hash alike; the first and last votes stand for the rest.
-        (self.round, self.step, self.b, self.block_hash, self.leader).hash(state);
-        (self.votes.len(), self.votes.first(), self.votes.last()).hash(state);
+        (self.round, self.step, self.b, self.value).hash(state);
+        let votes = self.votes.as_slice();
+        (votes.len(), votes.first(), votes.last()).hash(state);
     }
 }
 
 /// The canonical rules shared by the constructor and the decoder.
-fn check(b: u8, block_hash: &[u8; HASH_SIZE], leader: u64) -> Result<(), String> {
+fn check(b: u8, value: &Value) -> Result<(), String> {
     check_flag("certificate.b", b)?;
-    check_value("certificate", block_hash, leader)?;
-    check_empty_for_b1("certificate", b, block_hash, leader)
+    value.check("certificate")?;
+    if b == 1 && *value != Value::EMPTY {
+        return Err("certificate.block_hash: b = 1 requires the empty value".to_owned());
+    }
+    Ok(())
 }
 
 fn check_ascending(votes: &[Vote]) -> Result<(), String> {
@@ -90,35 +92,13 @@ fn check_ascending(votes: &[Vote]) -> Result<(), String> {
 }
 
 impl Certificate {
-    pub fn round(&self) -> u64 {
-        self.round
-    }
-
-    pub fn encoded_len(&self) -> usize {
-        8 + 4 + 1 + HASH_SIZE + 8 + 4 + self.votes.len() * VOTE_SIZE
-    }
-
-    pub fn write<P: Put>(&self, out: &mut P) {
-        out.put_u64(self.round);
-        out.put_u32(self.step);
-        out.put_u8(self.b);
-        out.put(&self.block_hash);
-        out.put_u64(self.leader);
-        out.put_u32(self.votes.len() as u32);
-        for v in &self.votes {
-            out.put_u64(v.signer);
-            out.put(&v.signature);
-        }
-    }
-
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
         let round = r.u64("certificate.round")?;
         let step = r.u32("certificate.step")?;
         let b = r.u8("certificate.b")?;
         check_flag("certificate.b", b)?;
-        let block_hash = r.array("certificate.block_hash")?;
-        let leader = r.u64("certificate.leader")?;
-        check(b, &block_hash, leader)?;
+        let value = Value::parse(r, "certificate")?;
+        check(b, &value)?;
         let count = r.count("certificate.count", MAX_CERT_VOTES)?;
         let bytes = r.take(count * VOTE_SIZE, "certificate.votes")?;
         let votes: Vec<Vote> = bytes
@@ -140,10 +120,8 @@ impl Certificate {
             round,
             step,
             b,
-            block_hash,
-            leader,
-            votes,
-            votes_tuple: PyOnceLock::new(),
+            value,
+            votes: Items::new(votes),
         })
     }
 
@@ -156,31 +134,42 @@ impl Certificate {
 
     fn vote_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<Vote> {
         let field = format!("certificate.votes[{i}]");
-        let pair = item
-            .cast::<PyTuple>()
-            .ok()
-            .filter(|t| t.len() == 2)
-            .ok_or_else(|| {
-                PyTypeError::new_err(format!("{field}: expected a (signer, signature) tuple"))
-            })?;
-        let signer = args::u64_arg(&pair.get_item(0)?, &format!("{field}.signer"))?;
-        let signature = args::fixed::<SIG_SIZE>(&pair.get_item(1)?, &format!("{field}.signature"))?;
+        let (signer, signature) = args::pair(item, &field, "(signer, signature)")?;
+        let signer = args::u64_arg(&signer, format!("{field}.signer"))?;
+        let signature = args::fixed::<SIG_SIZE>(&signature, format!("{field}.signature"))?;
         Ok(Vote { signer, signature })
     }
 }
 
-#[pymethods]
-impl Certificate {
-    #[classattr]
-    fn __match_args__() -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    ) {
-        ("round", "step", "b", "block_hash", "leader", "votes")
+impl Encode for Certificate {
+    fn encoded_len(&self) -> usize {
+        8 + 4 + 1 + Value::SIZE + 4 + self.votes.as_slice().len() * VOTE_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        let votes = self.votes.as_slice();
+        out.put_u64(self.round);
+        out.put_u32(self.step);
+        out.put_u8(self.b);
+        self.value.write(out);
+        out.put_u32(votes.len() as u32);
+        for v in votes {
+            out.put_u64(v.signer);
+            out.put(&v.signature);
+        }
+    }
+}
+
+value_methods! {
+    Certificate;
+    fields(c) {
+        round: c.round,
+        step: c.step,
+        b: c.b,
+        block_hash: c.value.block_hash,
+        leader: c.value.leader,
+        /// `((signer, signature), ...)`, signers strictly ascending.
+        votes: c.votes,
     }
 
     #[new]
@@ -196,27 +185,19 @@ impl Certificate {
         let round = args::u64_arg(round, "certificate.round")?;
         let step = args::u32_arg(step, "certificate.step")?;
         let b = args::u8_arg(b, "certificate.b")?;
-        let block_hash = args::fixed::<HASH_SIZE>(block_hash, "certificate.block_hash")?;
-        let leader = args::u64_arg(leader, "certificate.leader")?;
-        check(b, &block_hash, leader).map_err(PyValueError::new_err)?;
-        let mut list = Vec::new();
-        for (i, item) in votes.try_iter()?.enumerate() {
-            if i == MAX_CERT_VOTES {
-                return Err(PyValueError::new_err(format!(
-                    "certificate.votes: more than the limit of {MAX_CERT_VOTES} votes"
-                )));
-            }
-            list.push(Self::vote_from_py(&item?, i)?);
-        }
-        check_ascending(&list).map_err(PyValueError::new_err)?;
+        let value = Value {
+            block_hash: args::fixed::<HASH_SIZE>(block_hash, "certificate.block_hash")?,
+            leader: args::u64_arg(leader, "certificate.leader")?,
+        };
+        check(b, &value).map_err(PyValueError::new_err)?;
+        let votes = Items::from_py(votes, "certificate.votes", MAX_CERT_VOTES, Self::vote_from_py)?;
+        check_ascending(votes.as_slice()).map_err(PyValueError::new_err)?;
         Ok(Certificate {
             round,
             step,
             b,
-            block_hash,
-            leader,
-            votes: list,
-            votes_tuple: PyOnceLock::new(),
+            value,
+            votes,
         })
     }
 
@@ -227,100 +208,25 @@ impl Certificate {
         Self::decode(&data).map_err(|e| DecodeError::new_err(e.text()))
     }
 
-    #[getter(round)]
-    fn py_round(&self) -> u64 {
-        self.round
-    }
-
-    #[getter]
-    fn step(&self) -> u32 {
-        self.step
-    }
-
-    #[getter]
-    fn b(&self) -> u8 {
-        self.b
-    }
-
-    #[getter]
-    fn block_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.block_hash)
-    }
-
-    #[getter]
-    fn leader(&self) -> u64 {
-        self.leader
-    }
-
     /// The value `v = (block_hash, leader)` certified.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
-        (PyBytes::new(py, &self.block_hash), self.leader)
-    }
-
-    /// `((signer, signature), ...)`, signers strictly ascending.
-    #[getter]
-    fn votes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let tuple = self.votes_tuple.get_or_try_init(py, || {
-            let items = self
-                .votes
-                .iter()
-                .map(|v| (v.signer, PyBytes::new(py, &v.signature)))
-                .collect::<Vec<_>>();
-            PyResult::Ok(PyTuple::new(py, items)?.unbind())
-        })?;
-        Ok(tuple.bind(py).clone())
+        self.value.to_py(py)
     }
 
     /// The signers, ascending.
     #[getter]
     fn signers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, self.votes.iter().map(|v| v.signer))
+        PyTuple::new(py, self.votes.as_slice().iter().map(|v| v.signer))
     }
 
     /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)`:
     /// what every vote of the certificate signs.
     fn vote_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(
-            py,
-            &cert_signing_bytes(self.round, self.b, &self.block_hash, self.leader),
-        )
+        PyBytes::new(py, &cert_signing_bytes(self.round, self.b, &self.value))
     }
 
     fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        new_bytes(py, self.encoded_len(), |w| self.write(w))
-    }
-
-    fn __repr__(&self) -> String {
-        let votes = match self.votes.len() {
-            0 => "()".to_owned(),
-            1 => "<1 vote>".to_owned(),
-            n => format!("<{n} votes>"),
-        };
-        format!(
-            "Certificate(round={}, step={}, b={}, block_hash={}, leader={}, votes={votes})",
-            self.round,
-            self.step,
-            self.b,
-            hex_repr(&self.block_hash),
-            self.leader
-        )
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let cert = slf.get();
-        let data = new_bytes(slf.py(), cert.encoded_len(), |w| cert.write(w))?;
-        Ok((from_bytes, (data,)))
-    }
-
-    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
-        slf
+        Encode::py_bytes(self, py)
     }
 }

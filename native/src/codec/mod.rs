@@ -17,32 +17,53 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 
-/// The methods every message class shares, around the class's own `$body`.
-macro_rules! message_methods {
-    ($ty:ident; $($body:tt)*) => {
+/// The `#[pymethods]` of a value class `$ty`, around the class's own `$body`.
+///
+/// `fields(m) { name: expr, ... }` lists the class's fields in order, each an
+/// expression of the value `m` whose type implements `pyvalue::PyField`. From
+/// that list come a getter per field (doc comments carried over),
+/// `__match_args__` (the names, in order) and `__repr__`
+/// (`Class(name=value, ...)`). Also generated: `__reduce__`, which pickles the
+/// value as `(Class.from_bytes, (encoding,))` (so `$ty` implements `Encode`
+/// and has a `from_bytes`), and `__copy__`/`__deepcopy__`, which return the
+/// value itself (it is immutable).
+macro_rules! value_methods {
+    (
+        $ty:ident;
+        fields($m:ident) { $($(#[$doc:meta])* $name:ident: $field:expr),+ $(,)? }
+        $($body:tt)*
+    ) => {
         #[pymethods]
         impl $ty {
             $($body)*
 
-            /// Decodes one message of this type (type byte included).
-            #[classmethod]
-            fn from_bytes<'py>(
-                cls: &Bound<'py, pyo3::types::PyType>,
-                data: &Bound<'py, PyAny>,
-            ) -> PyResult<Py<PyAny>> {
-                $crate::codec::decode_expecting(cls.py(), data, <$ty as $crate::codec::Wire>::CODE)
+            #[classattr]
+            fn __match_args__(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
+                pyo3::types::PyTuple::new(py, [$(stringify!($name)),+])
             }
 
-            /// The message on the wire: its type byte and body (as `encode(msg)`).
-            fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-                $crate::codec::Wire::py_bytes(self, py)
+            $(
+                $(#[$doc])*
+                #[getter]
+                #[allow(clippy::wrong_self_convention)] // a getter is named after its field
+                fn $name<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                    let $m = self;
+                    $crate::codec::pyvalue::PyField::to_py(&$field, py)
+                }
+            )+
+
+            fn __repr__(&self) -> String {
+                let $m = self;
+                let mut repr = $crate::codec::pyvalue::Repr::new(stringify!($ty));
+                $(repr.field(stringify!($name), &$field);)+
+                repr.finish()
             }
 
             fn __reduce__<'py>(
                 slf: &Bound<'py, Self>,
             ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
                 let from_bytes = slf.get_type().getattr("from_bytes")?;
-                Ok((from_bytes, ($crate::codec::Wire::py_bytes(slf.get(), slf.py())?,)))
+                Ok((from_bytes, ($crate::codec::Encode::py_bytes(slf.get(), slf.py())?,)))
             }
 
             fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -56,11 +77,39 @@ macro_rules! message_methods {
     };
 }
 
+/// `value_methods!` for a message class (it implements `Wire`), adding the
+/// methods every message shares: `from_bytes` (the type byte must be the
+/// class's) and `encode`.
+macro_rules! message_methods {
+    ($ty:ident; fields $m:tt $fields:tt $($body:tt)*) => {
+        value_methods! {
+            $ty;
+            fields $m $fields
+            $($body)*
+
+            /// Decodes one message of this type (type byte included).
+            #[classmethod]
+            fn from_bytes<'py>(
+                cls: &Bound<'py, pyo3::types::PyType>,
+                data: &Bound<'py, PyAny>,
+            ) -> PyResult<Py<PyAny>> {
+                $crate::codec::decode_expecting(cls.py(), data, <$ty as $crate::codec::Wire>::CODE)
+            }
+
+            /// The message on the wire: its type byte and body (as `encode(msg)`).
+            fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+                $crate::codec::Encode::py_bytes(self, py)
+            }
+        }
+    };
+}
+
 mod args;
 mod block;
 mod cert;
 mod consensus;
 mod network;
+mod pyvalue;
 mod tx;
 pub mod wire;
 
@@ -82,14 +131,19 @@ pyo3::create_exception!(
 /// Inputs at least this large are parsed with the GIL released.
 pub(crate) const DETACH_BYTES: usize = 1 << 16;
 
-/// A message type: its code and its encoding (type byte included).
-pub trait Wire {
-    const CODE: u8;
-    fn write<P: Put>(&self, out: &mut P);
+/// A value with one canonical encoding.
+pub trait Encode {
     fn encoded_len(&self) -> usize;
+    fn write<P: Put>(&self, out: &mut P);
+    /// The encoding as a new `bytes`.
     fn py_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         wire::new_bytes(py, self.encoded_len(), |w| self.write(w))
     }
+}
+
+/// A message type: an encoding that starts with the type byte `CODE`.
+pub trait Wire: Encode {
+    const CODE: u8;
 }
 
 /// A message parsed into Rust values, before its Python objects are made.
@@ -184,7 +238,7 @@ impl<'a> Source<'a> {
             }
             return Ok(Source::Plain(Cow::Borrowed(bytes.as_bytes())));
         }
-        let copy = args::bytes_like(obj, &field())?.into_owned();
+        let copy = args::bytes_like(obj, field())?.into_owned();
         if holds_transactions(&copy) {
             return Ok(Source::Framed(Frame::new(FrameData::Rust(copy.into()))));
         }

@@ -7,19 +7,21 @@
 //! sync_response  0x22 count u32 || (block || certificate) * count
 //! ```
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use std::hash::{Hash, Hasher};
+
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::args::{self, hex_repr};
+use super::args;
 use super::block::Block;
 use super::cert::Certificate;
+use super::pyvalue::{Item, Items};
 use super::tx::TxList;
 use super::wire::{
     code, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, MAX_BATCH_TXS, MAX_SYNC_BLOCKS, TX_SIZE,
 };
-use super::Wire;
+use super::{Encode, Wire};
 
 // ---------------------------------------------------------------- tx_batch
 
@@ -30,8 +32,8 @@ pub struct TxBatch {
     txs: TxList,
 }
 
-impl std::hash::Hash for TxBatch {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+impl Hash for TxBatch {
+    fn hash<H: Hasher>(&self, state: &mut H) {
         // Equal batches hash alike; the count and the first and last transactions stand
         // for the rest.
         let raw = self.txs.raw();
@@ -53,9 +55,7 @@ impl TxBatch {
     }
 }
 
-impl Wire for TxBatch {
-    const CODE: u8 = code::TX_BATCH;
-
+impl Encode for TxBatch {
     fn encoded_len(&self) -> usize {
         1 + 4 + self.txs.len() * TX_SIZE
     }
@@ -67,11 +67,15 @@ impl Wire for TxBatch {
     }
 }
 
+impl Wire for TxBatch {
+    const CODE: u8 = code::TX_BATCH;
+}
+
 message_methods! {
     TxBatch;
-    #[classattr]
-    fn __match_args__() -> (&'static str,) {
-        ("transactions",)
+    fields(m) {
+        /// The transactions, as a tuple of `Transaction` (made on first access).
+        transactions: m.txs,
     }
 
     #[new]
@@ -82,23 +86,9 @@ message_methods! {
         })
     }
 
-    /// The transactions, as a tuple of `Transaction` (made on first access).
-    #[getter]
-    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        self.txs.tuple(py)
-    }
-
     #[getter]
     fn tx_count(&self) -> usize {
         self.txs.len()
-    }
-
-    fn __repr__(&self) -> String {
-        match self.txs.len() {
-            0 => "TxBatch(transactions=())".to_owned(),
-            1 => "TxBatch(transactions=<1 transaction>)".to_owned(),
-            n => format!("TxBatch(transactions=<{n} transactions>)"),
-        }
     }
 }
 
@@ -127,9 +117,7 @@ impl Hello {
     }
 }
 
-impl Wire for Hello {
-    const CODE: u8 = code::HELLO;
-
+impl Encode for Hello {
     fn encoded_len(&self) -> usize {
         1 + 4 + HASH_SIZE + KEY_SIZE + 8 + 2
     }
@@ -144,23 +132,18 @@ impl Wire for Hello {
     }
 }
 
+impl Wire for Hello {
+    const CODE: u8 = code::HELLO;
+}
+
 message_methods! {
     Hello;
-    #[classattr]
-    fn __match_args__() -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    ) {
-        (
-            "version",
-            "genesis_hash",
-            "node_key",
-            "tip_round",
-            "listen_port",
-        )
+    fields(m) {
+        version: m.version,
+        genesis_hash: m.genesis_hash,
+        node_key: m.node_key,
+        tip_round: m.tip_round,
+        listen_port: m.listen_port,
     }
 
     #[new]
@@ -179,42 +162,6 @@ message_methods! {
             tip_round: args::u64_arg(tip_round, "hello.tip_round")?,
             listen_port: args::u16_arg(listen_port, "hello.listen_port")?,
         })
-    }
-
-    #[getter]
-    fn version(&self) -> u32 {
-        self.version
-    }
-
-    #[getter]
-    fn genesis_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.genesis_hash)
-    }
-
-    #[getter]
-    fn node_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.node_key)
-    }
-
-    #[getter]
-    fn tip_round(&self) -> u64 {
-        self.tip_round
-    }
-
-    #[getter]
-    fn listen_port(&self) -> u16 {
-        self.listen_port
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Hello(version={}, genesis_hash={}, node_key={}, tip_round={}, listen_port={})",
-            self.version,
-            hex_repr(&self.genesis_hash),
-            hex_repr(&self.node_key),
-            self.tip_round,
-            self.listen_port
-        )
     }
 }
 
@@ -237,9 +184,7 @@ impl SyncRequest {
     }
 }
 
-impl Wire for SyncRequest {
-    const CODE: u8 = code::SYNC_REQUEST;
-
+impl Encode for SyncRequest {
     fn encoded_len(&self) -> usize {
         1 + 8 + 4
     }
@@ -251,11 +196,15 @@ impl Wire for SyncRequest {
     }
 }
 
+impl Wire for SyncRequest {
+    const CODE: u8 = code::SYNC_REQUEST;
+}
+
 message_methods! {
     SyncRequest;
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str) {
-        ("from_round", "count")
+    fields(m) {
+        from_round: m.from_round,
+        count: m.count,
     }
 
     #[new]
@@ -266,48 +215,42 @@ message_methods! {
             count: args::u32_arg(count, "sync_request.count")?,
         })
     }
-
-    #[getter(from_round)]
-    fn py_from_round(&self) -> u64 {
-        self.from_round
-    }
-
-    #[getter]
-    fn count(&self) -> u32 {
-        self.count
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "SyncRequest(from_round={}, count={})",
-            self.from_round, self.count
-        )
-    }
 }
 
 // ----------------------------------------------------------- sync_response
 
+/// A certified block: `(Block, Certificate)`.
+type Certified = (Py<Block>, Py<Certificate>);
+
+impl Item for Certified {
+    const NOUN: &'static str = "block";
+
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (b, c) = self;
+        Ok(PyTuple::new(py, [b.clone_ref(py).into_any(), c.clone_ref(py).into_any()])?.into_any())
+    }
+}
+
 /// `sync_response`: certified blocks, each with the certificate that decided it.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 pub struct SyncResponse {
-    blocks: Vec<(Py<Block>, Py<Certificate>)>,
-    tuple: PyOnceLock<Py<PyTuple>>,
+    blocks: Items<Certified>,
 }
 
 impl PartialEq for SyncResponse {
     fn eq(&self, other: &Self) -> bool {
-        self.blocks.len() == other.blocks.len()
-            && self
-                .blocks
+        let (ours, theirs) = (self.blocks.as_slice(), other.blocks.as_slice());
+        ours.len() == theirs.len()
+            && ours
                 .iter()
-                .zip(&other.blocks)
+                .zip(theirs)
                 .all(|((b1, c1), (b2, c2))| b1.get() == b2.get() && c1.get() == c2.get())
     }
 }
 
-impl std::hash::Hash for SyncResponse {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for (b, c) in &self.blocks {
+impl Hash for SyncResponse {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for (b, c) in self.blocks.as_slice() {
             b.get().hash(state);
             c.get().hash(state);
         }
@@ -340,18 +283,16 @@ impl SyncResponseParts {
             .map(|(b, c)| Ok((Py::new(py, b)?, Py::new(py, c)?)))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(SyncResponse {
-            blocks,
-            tuple: PyOnceLock::new(),
+            blocks: Items::new(blocks),
         })
     }
 }
 
-impl Wire for SyncResponse {
-    const CODE: u8 = code::SYNC_RESPONSE;
-
+impl Encode for SyncResponse {
     fn encoded_len(&self) -> usize {
         let items: usize = self
             .blocks
+            .as_slice()
             .iter()
             .map(|(b, c)| b.get().encoded_len() + c.get().encoded_len())
             .sum();
@@ -359,26 +300,23 @@ impl Wire for SyncResponse {
     }
 
     fn write<P: Put>(&self, out: &mut P) {
+        let blocks = self.blocks.as_slice();
         out.put_u8(Self::CODE);
-        out.put_u32(self.blocks.len() as u32);
-        for (b, c) in &self.blocks {
+        out.put_u32(blocks.len() as u32);
+        for (b, c) in blocks {
             b.get().write(out);
             c.get().write(out);
         }
     }
 }
 
-fn pair_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<(Py<Block>, Py<Certificate>)> {
+impl Wire for SyncResponse {
+    const CODE: u8 = code::SYNC_RESPONSE;
+}
+
+fn certified_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<Certified> {
     let field = format!("sync_response.blocks[{i}]");
-    let pair = item
-        .cast::<PyTuple>()
-        .ok()
-        .filter(|t| t.len() == 2)
-        .ok_or_else(|| {
-            PyTypeError::new_err(format!("{field}: expected a (Block, Certificate) tuple"))
-        })?;
-    let block = pair.get_item(0)?;
-    let cert = pair.get_item(1)?;
+    let (block, cert) = args::pair(item, &field, "(Block, Certificate)")?;
     let block = block
         .cast::<Block>()
         .map_err(|_| PyTypeError::new_err(format!("{field}[0]: expected Block")))?;
@@ -390,50 +328,16 @@ fn pair_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<(Py<Block>, Py<Ce
 
 message_methods! {
     SyncResponse;
-    #[classattr]
-    fn __match_args__() -> (&'static str,) {
-        ("blocks",)
+    fields(m) {
+        /// `((Block, Certificate), ...)`.
+        blocks: m.blocks,
     }
 
     #[new]
     #[pyo3(signature = (blocks))]
     fn py_new(blocks: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let mut list = Vec::new();
-        for (i, item) in blocks.try_iter()?.enumerate() {
-            if i == MAX_SYNC_BLOCKS {
-                return Err(PyValueError::new_err(format!(
-                    "sync_response.blocks: more than the limit of {MAX_SYNC_BLOCKS} blocks"
-                )));
-            }
-            list.push(pair_from_py(&item?, i)?);
-        }
         Ok(SyncResponse {
-            blocks: list,
-            tuple: PyOnceLock::new(),
+            blocks: Items::from_py(blocks, "sync_response.blocks", MAX_SYNC_BLOCKS, certified_from_py)?,
         })
-    }
-
-    /// `((Block, Certificate), ...)`.
-    #[getter]
-    fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let tuple = self.tuple.get_or_try_init(py, || {
-            let items = self
-                .blocks
-                .iter()
-                .map(|(b, c)| {
-                    PyTuple::new(py, [b.clone_ref(py).into_any(), c.clone_ref(py).into_any()])
-                })
-                .collect::<PyResult<Vec<_>>>()?;
-            PyResult::Ok(PyTuple::new(py, items)?.unbind())
-        })?;
-        Ok(tuple.bind(py).clone())
-    }
-
-    fn __repr__(&self) -> String {
-        match self.blocks.len() {
-            0 => "SyncResponse(blocks=())".to_owned(),
-            1 => "SyncResponse(blocks=<1 block>)".to_owned(),
-            n => format!("SyncResponse(blocks=<{n} blocks>)"),
-        }
     }
 }

@@ -12,12 +12,13 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
-use super::args::{self, hex_repr};
+use super::args;
+use super::pyvalue::{count_repr, PyField};
 use super::wire::{
     sha256, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE, KEY_SIZE, SIG_SIZE,
     TX_SIGNED_SIZE, TX_SIZE,
 };
-use super::DecodeError;
+use super::{DecodeError, Encode};
 
 pub const TRANSFER: u8 = 0;
 pub const DELEGATION: u8 = 1;
@@ -99,35 +100,46 @@ impl Transaction {
     pub fn tx_id(&self) -> &[u8; HASH_SIZE] {
         self.id.get_or_init(|| sha256(&self.raw))
     }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        be_u64(&self.raw, at)
+    }
+
+    fn bytes_at(&self, at: usize, len: usize) -> &[u8] {
+        field(&self.raw, at, len)
+    }
 }
 
-#[pymethods]
-impl Transaction {
+impl Encode for Transaction {
+    fn encoded_len(&self) -> usize {
+        TX_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        out.put(&self.raw);
+    }
+
+    fn py_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.raw))
+    }
+}
+
+value_methods! {
+    Transaction;
+    fields(t) {
+        kind: t.raw[0],
+        sender: t.bytes_at(SENDER, KEY_SIZE),
+        recipient: t.bytes_at(RECIPIENT, KEY_SIZE),
+        amount: t.u64_at(AMOUNT),
+        fee: t.u64_at(FEE),
+        nonce: t.u64_at(NONCE),
+        signature: t.bytes_at(SIGNATURE, SIG_SIZE),
+    }
+
     #[classattr]
     const TRANSFER: u8 = TRANSFER;
     #[classattr]
     const DELEGATION: u8 = DELEGATION;
-
-    #[classattr]
-    fn __match_args__() -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    ) {
-        (
-            "kind",
-            "sender",
-            "recipient",
-            "amount",
-            "fee",
-            "nonce",
-            "signature",
-        )
-    }
 
     #[new]
     #[pyo3(signature = (kind, sender, recipient, amount, fee, nonce, signature))]
@@ -169,41 +181,6 @@ impl Transaction {
         tx.map_err(|e| DecodeError::new_err(e.text()))
     }
 
-    #[getter]
-    fn kind(&self) -> u8 {
-        self.raw[0]
-    }
-
-    #[getter]
-    fn sender<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, field(&self.raw, SENDER, KEY_SIZE))
-    }
-
-    #[getter]
-    fn recipient<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, field(&self.raw, RECIPIENT, KEY_SIZE))
-    }
-
-    #[getter]
-    fn amount(&self) -> u64 {
-        be_u64(&self.raw, AMOUNT)
-    }
-
-    #[getter]
-    fn fee(&self) -> u64 {
-        be_u64(&self.raw, FEE)
-    }
-
-    #[getter]
-    fn nonce(&self) -> u64 {
-        be_u64(&self.raw, NONCE)
-    }
-
-    #[getter]
-    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, field(&self.raw, SIGNATURE, SIG_SIZE))
-    }
-
     /// The transaction id: H of the 153-byte encoding.
     #[getter]
     fn id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -220,34 +197,6 @@ impl Transaction {
     /// The 153-byte encoding.
     fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.raw)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Transaction(kind={}, sender={}, recipient={}, amount={}, fee={}, nonce={}, signature={})",
-            self.raw[0],
-            hex_repr(field(&self.raw, SENDER, KEY_SIZE)),
-            hex_repr(field(&self.raw, RECIPIENT, KEY_SIZE)),
-            be_u64(&self.raw, AMOUNT),
-            be_u64(&self.raw, FEE),
-            be_u64(&self.raw, NONCE),
-            hex_repr(field(&self.raw, SIGNATURE, SIG_SIZE)),
-        )
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        Ok((from_bytes, (PyBytes::new(slf.py(), &slf.get().raw),)))
-    }
-
-    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
-        slf
     }
 }
 
@@ -367,5 +316,16 @@ impl TxList {
 
     pub fn write<P: Put>(&self, out: &mut P) {
         out.put(self.raw());
+    }
+}
+
+/// A tuple of `Transaction` (made on first access); its count in a repr.
+impl PyField for TxList {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.tuple(py)?.into_any())
+    }
+
+    fn repr(&self, out: &mut String) {
+        count_repr(out, self.len(), "transaction");
     }
 }

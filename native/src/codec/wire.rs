@@ -2,6 +2,7 @@
 //! sizes, limits, type codes, signing tags, a bounds-checked reader whose
 //! errors name the field, and big-endian writers.
 
+use std::fmt::{self, Display};
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -99,6 +100,17 @@ impl From<String> for DecodeErr {
 
 pub type DecodeResult<T> = Result<T, DecodeErr>;
 
+/// `msg.field` (e.g. `gc_block.round`): how errors name a field of a part
+/// that several messages share; formatted only when an error needs it.
+#[derive(Clone, Copy)]
+pub struct Dotted<'a>(pub &'a str, pub &'a str);
+
+impl Display for Dotted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
 /// An input kept alive by the values decoded from it, so that large parts (the
 /// transactions of a block) are referenced rather than copied: a Python `bytes`
 /// held without copying, or a copy of any other buffer.
@@ -169,54 +181,63 @@ impl<'a> Reader<'a> {
         self.buf.get(start..self.pos).unwrap_or_default()
     }
 
-    fn truncated(&self, field: &str, n: usize) -> DecodeErr {
+    /// The error of a short read; out of line, so the reads stay small.
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, field: &dyn Display, n: usize) -> DecodeErr {
         DecodeErr::new(format!(
             "truncated: {field} needs {n} bytes, {} left",
             self.remaining()
         ))
     }
 
-    pub fn take(&mut self, n: usize, field: &str) -> DecodeResult<&'a [u8]> {
+    #[inline]
+    pub fn take(&mut self, n: usize, field: impl Display) -> DecodeResult<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
         match end.and_then(|end| self.buf.get(self.pos..end)) {
             Some(bytes) => {
                 self.pos += n;
                 Ok(bytes)
             }
-            None => Err(self.truncated(field, n)),
+            None => Err(self.truncated(&field, n)),
         }
     }
 
-    pub fn array<const N: usize>(&mut self, field: &str) -> DecodeResult<[u8; N]> {
+    #[inline]
+    pub fn array<const N: usize>(&mut self, field: impl Display) -> DecodeResult<[u8; N]> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
         match rest.first_chunk::<N>() {
             Some(chunk) => {
                 self.pos += N;
                 Ok(*chunk)
             }
-            None => Err(self.truncated(field, N)),
+            None => Err(self.truncated(&field, N)),
         }
     }
 
-    pub fn u8(&mut self, field: &str) -> DecodeResult<u8> {
+    #[inline]
+    pub fn u8(&mut self, field: impl Display) -> DecodeResult<u8> {
         Ok(u8::from_be_bytes(self.array(field)?))
     }
 
-    pub fn u16(&mut self, field: &str) -> DecodeResult<u16> {
+    #[inline]
+    pub fn u16(&mut self, field: impl Display) -> DecodeResult<u16> {
         Ok(u16::from_be_bytes(self.array(field)?))
     }
 
-    pub fn u32(&mut self, field: &str) -> DecodeResult<u32> {
+    #[inline]
+    pub fn u32(&mut self, field: impl Display) -> DecodeResult<u32> {
         Ok(u32::from_be_bytes(self.array(field)?))
     }
 
-    pub fn u64(&mut self, field: &str) -> DecodeResult<u64> {
+    #[inline]
+    pub fn u64(&mut self, field: impl Display) -> DecodeResult<u64> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
     /// A `u32` count, rejected when over `limit` (before any item is read).
-    pub fn count(&mut self, field: &str, limit: usize) -> DecodeResult<usize> {
-        let n = self.u32(field)? as usize;
+    pub fn count(&mut self, field: impl Display, limit: usize) -> DecodeResult<usize> {
+        let n = self.u32(&field)? as usize;
         if n > limit {
             return Err(DecodeErr::new(format!("{field}: {n} over limit {limit}")));
         }
@@ -238,30 +259,6 @@ pub fn check_flag(field: &str, value: u8) -> Result<(), String> {
         return Err(format!(
             "{field}: non-canonical value {value} (must be 0 or 1)"
         ));
-    }
-    Ok(())
-}
-
-/// A value `v = (block_hash, leader)`: the empty value is 32 zero bytes and
-/// leader 0; a zero hash with a non-zero leader is non-canonical.
-pub fn check_value(name: &str, block_hash: &[u8; HASH_SIZE], leader: u64) -> Result<(), String> {
-    if *block_hash == ZERO_HASH && leader != 0 {
-        return Err(format!(
-            "{name}.leader: non-zero leader with empty block hash"
-        ));
-    }
-    Ok(())
-}
-
-/// `b = 1` ("the empty block") carries the empty value.
-pub fn check_empty_for_b1(
-    name: &str,
-    b: u8,
-    block_hash: &[u8; HASH_SIZE],
-    leader: u64,
-) -> Result<(), String> {
-    if b == 1 && (*block_hash != ZERO_HASH || leader != 0) {
-        return Err(format!("{name}.block_hash: b = 1 requires the empty value"));
     }
     Ok(())
 }
