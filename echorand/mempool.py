@@ -1,9 +1,12 @@
 """The mempool: transactions waiting for a block, in fee order (docs/protocol.md §13).
 
 A batch is admitted in a few native calls, whatever its size: one
-`verify_batch` for the signatures, one `AccountState.check` for the state
-rules (against the ledger's state plus the queued transactions of the same
-senders). Each transaction gets its reason, or None when it is queued.
+`verify_batch` for the signatures, one `PendingState.check_and_add` for the
+state rules, O(batch): each transaction is checked against its sender's
+account after the sender's queued transactions (nonce and balance), kept
+natively between batches. Credits from queued transactions are not counted
+(a block may include a credit's spender without it). Each transaction gets
+its reason, or None when it is queued.
 
 - Per sender, queued transactions form a chain of consecutive nonces from
   the account's next nonce: a transaction that would leave a gap is refused
@@ -24,7 +27,7 @@ import heapq
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
-from echorand._native import AccountState, Transaction
+from echorand._native import AccountState, PendingState, Transaction
 from echorand.transactions import BAD_SIGNATURE, NONCE_TOO_HIGH, TX_SIZE, verify_signatures
 
 __all__ = [
@@ -84,6 +87,9 @@ class Mempool:
         self._tails: list[tuple[int, int, _Entry]] = []
         """Heap of chain ends by (fee, -seq): the eviction candidates (lazily cleaned)."""
         self._seq = 0
+        self._pending = PendingState()
+        self._stale = True
+        """Whether `_pending` holds effects of transactions no longer queued."""
         self.evicted = 0
         """Transactions evicted for better-paying ones so far."""
 
@@ -128,13 +134,28 @@ class Mempool:
                 reasons[i] = BAD_SIGNATURE
             else:
                 signed.append(i)
-        batch = [transactions[i] for i in signed]
-        senders = {tx.sender for tx in batch}
-        queued = [e.tx for s in senders for e in self._chains.get(s, ())]
-        checked = self._state.check(batch, queued)
+        checked = self._check([transactions[i] for i in signed])
         for i, reason in zip(signed, checked, strict=True):
-            reasons[i] = reason if reason is not None else self._admit(transactions[i], ids[i])
+            if reason is None:
+                reason = self._admit(transactions[i], ids[i])
+                # Refused by a limit after the rules: its effect is in `_pending`.
+                self._stale |= reason is not None
+            reasons[i] = reason
         return reasons
+
+    def _check(self, batch: list[Transaction]) -> list[str | None]:
+        """The rules' reason for each, against the senders' queued transactions.
+
+        The accepted ones stay applied on `_pending`, which is rebuilt from the
+        queue (O(pool), natively) first when a block changed the state or a
+        queued effect was dropped.
+        """
+        if not batch:
+            return []
+        if self._stale or self._pending.version != self._state.version:
+            self._pending.rebuild(self._state, [e.tx for e in self._by_id.values()])
+            self._stale = False
+        return self._pending.check_and_add(self._state, batch)
 
     def _fresh(
         self, transactions: Sequence[Transaction], ids: list[bytes], reasons: list[str | None]
@@ -167,6 +188,7 @@ class Mempool:
                 return MEMPOOL_FULL
             self._remove_tail(victim)
             self.evicted += 1
+            self._stale = True
         entry = _Entry(tx, tx_id, sender, tx.nonce, tx.fee, self._seq)
         self._seq += 1
         self._by_id[tx_id] = entry
@@ -265,6 +287,7 @@ class Mempool:
         dropped = [e for e, r in zip(entries, reasons, strict=True) if r is not None]
         if not dropped:
             return 0
+        self._stale = True
         gone = {id(e) for e in dropped}
         for e in dropped:
             del self._by_id[e.id]

@@ -1,7 +1,7 @@
 //! The account state for Python: `AccountState` (keys, balances, nonces,
 //! delegates by account id), the transaction rules in one call per batch
-//! (`check`, `prepare`/`commit`), the `Changes` a block makes, and key
-//! material in bulk (`derive_public_keys`, `devnet_seeds`).
+//! (`check`, `prepare`/`commit`), the `Changes` a block makes, a mempool's
+//! `PendingState` (state/pending.rs), and key material in bulk (`derive_public_keys`, `devnet_seeds`).
 //!
 //! Transactions come in as a `Block` (its transactions and producer), a
 //! bytes-like buffer of concatenated 153-byte encodings, or an iterable of
@@ -9,6 +9,7 @@
 
 mod accounts;
 mod keys;
+mod pending;
 
 use std::borrow::Cow;
 
@@ -651,6 +652,7 @@ fn valid_account_keys<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AccountState>()?;
     m.add_class::<Changes>()?;
+    m.add_class::<pending::PendingState>()?;
     m.add_function(wrap_pyfunction!(derive_public_keys, m)?)?;
     m.add_function(wrap_pyfunction!(devnet_seeds, m)?)?;
     m.add_function(wrap_pyfunction!(valid_account_keys, m)?)?;

@@ -614,6 +614,9 @@ struct Overlay<'a> {
     /// computed up front (in parallel for many).
     key_ok: HashMap<Key, bool>,
     fees: u64,
+    /// Whether accepted transfers credit (or create) their recipient: off for
+    /// a mempool's [`Layer`], where a sender's transactions count for it alone.
+    credits: bool,
 }
 
 impl<'a> Overlay<'a> {
@@ -647,6 +650,7 @@ impl<'a> Overlay<'a> {
             new_index: HashMap::with_capacity(unknown.len()),
             key_ok,
             fees: 0,
+            credits: true,
         };
         (overlay, known)
     }
@@ -765,14 +769,18 @@ impl<'a> Overlay<'a> {
                 let mut to = self.get(to_id);
                 to.balance = to.balance.checked_add(amount).ok_or(Reason::Overflow)?;
                 self.set(sender, from);
-                self.set(to_id, to);
+                if self.credits {
+                    self.set(to_id, to);
+                }
             }
             None => {
                 if !self.key_ok(&recipient_key) {
                     return Err(Reason::BadRecipientKey);
                 }
                 self.set(sender, from);
-                self.create(recipient_key, Account::new(amount));
+                if self.credits {
+                    self.create(recipient_key, Account::new(amount));
+                }
             }
         }
         self.fees = fees;
@@ -805,6 +813,48 @@ impl<'a> Overlay<'a> {
 }
 
 /// Lower-case hex, for error messages.
+/// What an [`Overlay`] has changed, owned and kept apart from its base: a
+/// layer that outlives one call, a mempool's pending state. Accepted
+/// transactions count for their sender only (nonce and balance): no credit
+/// or account creation, which a block may include without the transaction
+/// that spends it (docs/protocol.md §13, Mempool). It is only meaningful
+/// over the state version it was built on.
+#[derive(Default, Debug)]
+pub struct Layer {
+    changed: HashMap<u64, Account>,
+    fees: u64,
+}
+
+impl Layer {
+    /// Accounts the layer changed.
+    pub fn changed(&self) -> usize {
+        self.changed.len()
+    }
+}
+
+impl Accounts {
+    /// Step `txs` in order on `layer` over this state with the rules of
+    /// [`Accounts::check`] (the same [`Overlay::step`], without credits:
+    /// see [`Layer`]), keeping the effects of the accepted ones in `layer`:
+    /// the reason for each, None when accepted. `layer` must have been built
+    /// over this state as it is now.
+    pub fn step_layer(&self, layer: &mut Layer, txs: &[u8]) -> Vec<Option<Reason>> {
+        let all: Vec<Tx<'_>> = transactions(txs).collect();
+        let (mut overlay, known) = Overlay::new(self, &all);
+        overlay.changed = std::mem::take(&mut layer.changed);
+        overlay.fees = layer.fees;
+        overlay.credits = false;
+        let reasons = all
+            .iter()
+            .zip(known)
+            .map(|(tx, k)| overlay.step(*tx, k).err())
+            .collect();
+        layer.changed = overlay.changed;
+        layer.fees = overlay.fees;
+        reasons
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -1026,5 +1076,52 @@ mod tests {
         assert!(Accounts::from_genesis(&entries)
             .unwrap_err()
             .contains("2**63"));
+    }
+
+    #[test]
+    fn a_layer_counts_a_transaction_for_its_sender_alone() {
+        let k = keys(4);
+        let fresh = keys(6)[5];
+        let state = genesis(&k[..3], 100);
+        let txs = [
+            tx(TRANSFER, &k[0], &k[1], 60, 1, 0),
+            tx(TRANSFER, &k[1], &fresh, 150, 1, 0),
+            tx(TRANSFER, &fresh, &k[2], 10, 1, 0),
+            tx(TRANSFER, &k[0], &k[2], 60, 1, 1),
+            tx(DELEGATION, &k[2], &k[1], 0, 1, 0),
+            tx(TRANSFER, &k[3], &k[0], 1, 1, 0),
+            tx(TRANSFER, &k[1], &fresh, 99, 1, 0),
+            tx(TRANSFER, &k[1], &k[0], 1, 0, 1),
+            tx(TRANSFER, &k[0], &k[1], 38, 1, 1),
+        ];
+        let expected = vec![
+            None,
+            Some(Reason::InsufficientBalance),
+            Some(Reason::UnknownSender),
+            Some(Reason::InsufficientBalance),
+            None,
+            Some(Reason::UnknownSender),
+            None,
+            Some(Reason::InsufficientBalance),
+            None,
+        ];
+        for split in 0..=txs.len() {
+            let (first, second) = txs.split_at(split);
+            let mut layer = Layer::default();
+            let mut reasons = state.step_layer(&mut layer, &cat(first));
+            reasons.extend(state.step_layer(&mut layer, &cat(second)));
+            assert_eq!(reasons, expected, "split {split}");
+            assert_eq!(layer.changed(), 3);
+        }
+        // Sender by sender, the order across senders does not matter.
+        let mut by_sender: Vec<usize> = (0..txs.len()).collect();
+        by_sender.sort_by_key(|&i| Tx(&txs[i]).sender());
+        let sorted: Vec<[u8; TX_SIZE]> = by_sender.iter().map(|&i| txs[i]).collect();
+        let reasons = state.step_layer(&mut Layer::default(), &cat(&sorted));
+        for (j, &i) in by_sender.iter().enumerate() {
+            assert_eq!(reasons[j], expected[i], "transaction {i}");
+        }
+        // `check` credits: the same stream accepts k1's first transfer.
+        assert_eq!(state.check(&[], &cat(&txs))[1], None);
     }
 }
