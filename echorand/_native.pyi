@@ -567,6 +567,23 @@ class Changes:
         """Balances of the created accounts, packed native-endian u64."""
     def __len__(self) -> int: ...
 
+@final
+class PendingState:
+    """Each sender's account after its queued transactions in a mempool (state/pending.rs):
+    nonce and balance, credits to recipients not counted."""
+
+    def __init__(self) -> None: ...
+    @property
+    def version(self) -> int | None: ...
+    def __len__(self) -> int: ...
+    def rebuild(self, state: AccountState, queued: _Transactions) -> int: ...
+    def redo(
+        self, state: AccountState, senders: Iterable[Buffer], queued: _Transactions
+    ) -> int: ...
+    def check_and_add(
+        self, state: AccountState, transactions: _Transactions
+    ) -> list[str | None]: ...
+
 def derive_public_keys(seeds: Buffer) -> bytes:
     """The Ed25519 public key of each 32-byte seed (n * 32 bytes in, n * 32 out)."""
 

@@ -89,7 +89,7 @@ class Mempool:
         self._seq = 0
         self._pending = PendingState()
         self._stale = True
-        """Whether `_pending` holds effects of transactions no longer queued."""
+        """Whether `_pending` must be rebuilt from the queue (after a recheck)."""
         self.evicted = 0
         """Transactions evicted for better-paying ones so far."""
 
@@ -135,12 +135,16 @@ class Mempool:
             else:
                 signed.append(i)
         checked = self._check([transactions[i] for i in signed])
+        redo: set[bytes] = set()
         for i, reason in zip(signed, checked, strict=True):
             if reason is None:
-                reason = self._admit(transactions[i], ids[i])
-                # Refused by a limit after the rules: its effect is in `_pending`.
-                self._stale |= reason is not None
+                reason = self._admit(transactions[i], ids[i], redo)
+                if reason is not None:
+                    # Refused by a limit after the rules: its effect is in `_pending`.
+                    redo.add(transactions[i].sender)
             reasons[i] = reason
+        if redo:
+            self._redo(redo)
         return reasons
 
     def _check(self, batch: list[Transaction]) -> list[str | None]:
@@ -153,9 +157,15 @@ class Mempool:
         if not batch:
             return []
         if self._stale or self._pending.version != self._state.version:
+            # After a block (recheck): O(pool) natively, once.
             self._pending.rebuild(self._state, [e.tx for e in self._by_id.values()])
             self._stale = False
         return self._pending.check_and_add(self._state, batch)
+
+    def _redo(self, senders: set[bytes]) -> None:
+        """Step `senders`' pending state again from their queued transactions."""
+        queued = [e.tx for s in senders for e in self._chains.get(s, ())]
+        self._pending.redo(self._state, list(senders), queued)
 
     def _fresh(
         self, transactions: Sequence[Transaction], ids: list[bytes], reasons: list[str | None]
@@ -173,8 +183,11 @@ class Mempool:
                 fresh.append(i)
         return fresh
 
-    def _admit(self, tx: Transaction, tx_id: bytes) -> str | None:
-        """Queue a transaction that passed the rules, within the limits."""
+    def _admit(self, tx: Transaction, tx_id: bytes, redo: set[bytes]) -> str | None:
+        """Queue a transaction that passed the rules, within the limits.
+
+        An evicted transaction's sender goes into `redo` (its pending state changed).
+        """
         sender = tx.sender
         chain = self._chains.get(sender)
         if tx.nonce != self._next_nonce(sender, chain):
@@ -188,7 +201,7 @@ class Mempool:
                 return MEMPOOL_FULL
             self._remove_tail(victim)
             self.evicted += 1
-            self._stale = True
+            redo.add(victim.sender)
         entry = _Entry(tx, tx_id, sender, tx.nonce, tx.fee, self._seq)
         self._seq += 1
         self._by_id[tx_id] = entry

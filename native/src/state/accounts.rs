@@ -830,6 +830,12 @@ impl Layer {
     pub fn changed(&self) -> usize {
         self.changed.len()
     }
+
+    /// Drop what the layer holds for account `id`: as only a sender's own
+    /// transactions change it, that undoes exactly that sender's.
+    pub fn forget(&mut self, id: u64) {
+        self.changed.remove(&id);
+    }
 }
 
 impl Accounts {

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::accounts::{Layer, Reason};
-use super::{txs_arg, AccountState, DETACH_MIN};
+use super::{key_arg, txs_arg, AccountState, DETACH_MIN};
 
 /// PendingState()
 /// --
@@ -31,6 +31,19 @@ pub struct PendingState {
 }
 
 impl PendingState {
+    fn same_version(&self, state: &AccountState) -> PyResult<()> {
+        let now = state.inner.version();
+        if self.version == Some(now) {
+            return Ok(());
+        }
+        Err(PyValueError::new_err(format!(
+            "the pending state was built on state version {}, the state is at version {now}: \
+             rebuild it",
+            self.version
+                .map_or_else(|| "none".to_owned(), |v| v.to_string())
+        )))
+    }
+
     fn step(
         &mut self,
         py: Python<'_>,
@@ -88,6 +101,35 @@ impl PendingState {
         Ok(self.accepted)
     }
 
+    /// redo(state, senders, queued) -> int
+    /// --
+    ///
+    /// Start the `senders` (32-byte public keys) again: drop what the pending
+    /// state holds for them, then apply `queued`, their queued transactions
+    /// in order (those the rules refuse are left out). After a limit refused
+    /// a transaction that the rules had accepted, or an eviction: O(their
+    /// transactions), as a transaction counts for its sender alone. `state`
+    /// must be the one it was built on, at the same version. Returns how many
+    /// were applied.
+    fn redo(
+        &mut self,
+        py: Python<'_>,
+        state: &AccountState,
+        senders: &Bound<'_, PyAny>,
+        queued: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        self.same_version(state)?;
+        for (i, sender) in senders.try_iter()?.enumerate() {
+            let key = key_arg(&sender?, &format!("senders[{i}]"))?;
+            if let Some(id) = state.inner.id_of(&key) {
+                self.layer.forget(id);
+            }
+        }
+        let before = self.accepted;
+        self.step(py, state, queued)?;
+        Ok(self.accepted - before)
+    }
+
     /// check_and_add(state, transactions) -> list[str | None]
     /// --
     ///
@@ -103,15 +145,7 @@ impl PendingState {
         state: &AccountState,
         transactions: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let now = state.inner.version();
-        if self.version != Some(now) {
-            return Err(PyValueError::new_err(format!(
-                "the pending state was built on state version {}, the state is at version \
-                 {now}: rebuild it",
-                self.version
-                    .map_or_else(|| "none".to_owned(), |v| v.to_string())
-            )));
-        }
+        self.same_version(state)?;
         let reasons = self.step(py, state, transactions)?;
         PyList::new(py, reasons.into_iter().map(|r| r.map(Reason::text)))
     }

@@ -1,0 +1,52 @@
+"""pytest-benchmark: admitting a batch with many queued, ours (PendingState) against the
+former re-check of the senders' queues (run with `pytest bench`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from echorand._native import PendingState
+from echorand.benchmarks.mempool import QueueRecheck, _workload
+from echorand.mempool import Mempool
+
+SENDERS = 400
+QUEUED = 20_000
+BATCH = 500
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return _workload(SENDERS, QUEUED, BATCH)
+
+
+def _admit(benchmark, pool_type: type[Mempool], workload) -> None:
+    state, queued, batch = workload
+    verified = {tx.id for tx in queued} | {tx.id for tx in batch}
+
+    def setup():
+        pool = pool_type(state)
+        pool.add(queued, verified)
+        return (pool,), {}
+
+    def admit(pool: Mempool) -> list[str | None]:
+        return pool.add(batch, verified)
+
+    reasons = benchmark.pedantic(admit, setup=setup, rounds=7)
+    assert reasons == [None] * BATCH
+
+
+@pytest.mark.benchmark(group="mempool admission")
+def test_admit(benchmark, workload) -> None:
+    _admit(benchmark, Mempool, workload)
+
+
+@pytest.mark.benchmark(group="mempool admission")
+def test_admit_baseline_queue_recheck(benchmark, workload) -> None:
+    _admit(benchmark, QueueRecheck, workload)
+
+
+@pytest.mark.benchmark(group="mempool rebuild")
+def test_rebuild(benchmark, workload) -> None:
+    state, queued, _ = workload
+    pending = PendingState()
+    assert benchmark(pending.rebuild, state, queued) == QUEUED
