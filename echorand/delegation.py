@@ -18,6 +18,7 @@ from enum import IntEnum
 
 from echorand.messages import Certificate, DecodeError
 from echorand.params import BBA_TAG, CERT_TAG, EMPTY_HASH, GC_PROPOSAL_TAG, HASH_SIZE
+from echorand.signing import Signer
 from echorand.tally import EMPTY_VALUE, Value
 
 GC_SUBSTITUTE = 0x05
@@ -136,6 +137,34 @@ class BbaSubstitute:
 
 
 Substitute = GcSubstitute | BbaSubstitute
+
+_NO_SIGNATURE = bytes(64)
+
+
+def sign_gc_substitute(
+    key: Signer, round: int, step: int, signer: int, principal: int, mode: int, value: Value
+) -> GcSubstitute:
+    """gc_substitute: `signer` proposes `value` in `principal`'s seats."""
+    fields = (round, step, signer, principal, mode, value[0], value[1])
+    draft = GcSubstitute(*fields, _NO_SIGNATURE)
+    return GcSubstitute(*fields, key.sign(draft.signing_bytes()))
+
+
+def sign_bba_substitute(
+    key: Signer,
+    round: int,
+    step: int,
+    signer: int,
+    principal: int,
+    mode: int,
+    b: int,
+    value: Value,
+) -> BbaSubstitute:
+    """bba_substitute: `signer` votes `(b, value)` in `principal`'s seats."""
+    cert_sig = key.sign(cert_signing_bytes(round, b, value, principal, mode))
+    fields = (round, step, signer, principal, mode, b, value[0], value[1], cert_sig)
+    draft = BbaSubstitute(*fields, _NO_SIGNATURE)
+    return BbaSubstitute(*fields, key.sign(draft.signing_bytes()))
 
 
 def decode_substitute(data: bytes) -> Substitute:

@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step
 from echorand.delegation import (
-    BbaSubstitute,
     GcSubstitute,
     Mode,
     Substitute,
-    cert_signing_bytes,
     fallback_signer,
+    sign_bba_substitute,
+    sign_gc_substitute,
 )
 from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
@@ -491,27 +491,16 @@ class Round:
                 signer, mode = fallback, Mode.FALLBACK
             if held is not None and held.mode <= mode:
                 continue
-            msg = self._sign_substitute(step, principal, signer, mode, value)
+            key, r = self.keys[signer], ctx.round
+            if isinstance(value, Vote):
+                msg: Substitute = sign_bba_substitute(
+                    key, r, step, signer, principal, mode, value.b, value.value
+                )
+            else:
+                msg = sign_gc_substitute(key, r, step, signer, principal, mode, value)
             subs.hold(msg)
             self._count_held(step, principal)
             self._out.append(Send(msg))
-
-    def _sign_substitute(
-        self, step: int, principal: int, signer: int, mode: int, value: Value | Vote
-    ) -> Substitute:
-        key, r = self.keys[signer], self.ctx.round
-        nosig = bytes(64)
-        if isinstance(value, Vote):
-            b, (block_hash, leader) = value.b, value.value
-            cert_sig = key.sign(cert_signing_bytes(r, b, value.value, principal, mode))
-            fields = (r, step, signer, principal, mode, b, block_hash, leader, cert_sig)
-            draft = BbaSubstitute(*fields, nosig)
-            return BbaSubstitute(*fields, key.sign(draft.signing_bytes()))
-        draft_gc = GcSubstitute(r, step, signer, principal, mode, value[0], value[1], nosig)
-        return GcSubstitute(
-            r, step, signer, principal, mode, value[0], value[1],
-            key.sign(draft_gc.signing_bytes()),
-        )  # fmt: skip
 
     def _request_validation(self) -> None:
         """Ask the ledger about PAY_r of the block that can lead: the leader's, or the best."""
