@@ -104,6 +104,15 @@ class StepVotes:
         else:
             self.substitutes[principal] = (signer, mode)
 
+    def snapshot(self) -> StepVotes:
+        """A copy: the votes as they were when a decision was made (a later own vote may
+        override a substitute that the decision counted, §15)."""
+        copy = StepVotes()
+        copy.tally = self.tally.copy()
+        copy.cert_sigs = dict(self.cert_sigs)
+        copy.substitutes = dict(self.substitutes)
+        return copy
+
     def w0(self, t_h: int) -> Value | None:
         """The value `v` with `W0(v) > t_h`, if any."""
         passed = self.tally.above(t_h, exclude=(1, EMPTY_VALUE))

@@ -269,7 +269,8 @@ class Consensus:
             if rnd.decision is None or self._fetching is not None:
                 return
             step, vote = rnd.decision
-            cert = build_certificate(rnd.ctx.round, step, vote, rnd.votes[step])
+            votes = rnd.decided_votes or rnd.votes[step]
+            cert = build_certificate(rnd.ctx.round, step, vote, votes)
             if vote.b == 1 or vote.value == EMPTY_VALUE:
                 block = Block.empty(rnd.ctx.round, rnd.ctx.prev_hash)
             else:

@@ -105,6 +105,11 @@ class RoundContext:
             self._committees[step] = weights
         return weights
 
+    @property
+    def substitutes(self) -> bool:
+        """Whether anyone may speak in another account's seats this round (§15)."""
+        return self.delegates is not None or bool(self.active)
+
     def delegate(self, account: int) -> int | None:
         """The account's explicit delegate in this round's snapshot (§15)."""
         if self.delegates is None:
@@ -216,7 +221,10 @@ class Round:
         self.own_value: Value = EMPTY_VALUE
         self.decision: tuple[int, Vote] | None = None
         """(the step whose votes decided, the decided vote), once decided."""
+        self.decided_votes: StepVotes | None = None
+        """The deciding step's votes as they were at the decision: the certificate."""
         self._leader_time = False
+        self._finished = False
         self._expired: set[int] = set()
         self._requested: set[bytes] = set()
         self._out: list[Action] = []
@@ -337,6 +345,19 @@ class Round:
         self._request_validation()
         while self.decision is None and self._try_step(now_ms):
             pass
+        if self.decision is not None and not self._finished and self.ctx.substitutes:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Once decided, vote the decision in the three steps after the deciding one (those
+        this node has not voted in), as BA* does: a node that decided and went quiet would
+        look absent, and substitutes would fill its seats with other values (§15)."""
+        self._finished = True
+        assert self.decision is not None
+        step, vote = self.decision
+        for later in range(max(self.step, step + 1), step + 4):
+            if later >= 4 and self._local_seats(later):
+                self._vote(later, vote)
 
     def _try_step(self, now_ms: int) -> bool:
         s = self.step
@@ -374,6 +395,7 @@ class Round:
                 return False
             if outcome.decided:
                 self.decision = (s - 1, outcome.vote)
+                self.decided_votes = self.step_votes(s - 1).snapshot()
                 return False
             if outcome.vote.b == 0:
                 self.own_value = outcome.vote.value
@@ -439,9 +461,11 @@ class Round:
 
     def _check_decision(self, step: int) -> None:
         if self.decision is None:
-            decided = deciding_vote(step, self.step_votes(step), self.ctx.params.t_h)
+            votes = self.step_votes(step)
+            decided = deciding_vote(step, votes, self.ctx.params.t_h)
             if decided is not None:
                 self.decision = (step, decided)
+                self.decided_votes = votes.snapshot()
 
     # --- substitutes (docs/protocol.md §15) ------------------------------------------
 

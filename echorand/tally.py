@@ -48,6 +48,13 @@ class Tally(Generic[K]):
             self._weight[old] -= self._seats.pop(signer)
         self.add(signer, weight, key)
 
+    def copy(self) -> Tally[K]:
+        out: Tally[K] = Tally()
+        out._choice = dict(self._choice)
+        out._seats = dict(self._seats)
+        out._weight = dict(self._weight)
+        return out
+
     def has_voted(self, signer: int) -> bool:
         return signer in self._choice
 
