@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -55,7 +55,14 @@ from echorand.sim.simulation import SimConfig, SimResult, run
 DEFAULT_POINTS = (1.0, 0.8, 0.7, 0.65, 0.6, 0.5)
 
 PLAIN = "plain"
-VARIANTS: dict[str, Callable[[SimConfig], SimConfig]] = {PLAIN: lambda config: config}
+DELEGATION = "delegation"
+DELEGATED_SHARE = 0.5
+"""Under `delegation`, half of the offline accounts delegate explicitly; the fallback covers
+the rest (docs/protocol.md §16)."""
+VARIANTS: dict[str, Callable[[SimConfig], SimConfig]] = {
+    PLAIN: lambda config: config,
+    DELEGATION: lambda config: replace(config, delegate_offline=DELEGATED_SHARE, fallback=True),
+}
 """Each variant of the sweep is a transformation of a run's configuration."""
 
 
@@ -597,6 +604,12 @@ def add_participation_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="worker processes (default: the cores this process may use)",
     )
+    add(
+        "--delegation",
+        action="store_true",
+        help="run the sweep with and without delegation (half of the offline accounts "
+        "delegate explicitly, the fallback covers the rest) and plot both",
+    )
     add("--json", action="store_true", help="print a JSON list, one object per point")
     add("--plot", type=Path, default=None, metavar="FILE", help="save a PNG plot to FILE")
 
@@ -616,6 +629,7 @@ def config_from(args: argparse.Namespace) -> SweepConfig:
         lam_ms=args.lambda_ms,
         big_lam_ms=args.big_lambda_ms,
         latency_ms=args.latency_ms,
+        variants=(PLAIN, DELEGATION) if args.delegation else (PLAIN,),
     )
 
 
