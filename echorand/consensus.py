@@ -134,7 +134,7 @@ class Consensus:
         verifier: Verifier,
         tip: Tip,
         payload: PayloadSource = _no_payload,
-        on_commit: Callable[[Block, Certificate], None] | None = None,
+        on_commit: Callable[[Block, AnyCertificate], None] | None = None,
     ) -> None:
         """`on_commit(block, cert)`, when given, is called with each decided block before the
         next round begins, so that a real ledger applies it first: the next round's stake
