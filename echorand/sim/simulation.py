@@ -19,6 +19,7 @@ from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
 from echorand.sim.node import SimNode
 from echorand.sortition import StakeTable
+from echorand.stats import percentile
 from echorand.validate import CachingVerifier, NativeVerifier
 
 
@@ -390,8 +391,8 @@ class Simulation:
             committed=self._honest_committed(),
             empty_blocks=sum(1 for block, _ in reference if block.is_empty),
             forks=forks,
-            latency_p50_ms=_percentile(durations, 50),
-            latency_p99_ms=_percentile(durations, 99),
+            latency_p50_ms=percentile(durations, 50) or 0,
+            latency_p99_ms=percentile(durations, 99) or 0,
             messages=self.network.transmissions,
             lost=self.network.lost,
             sim_time_ms=self.clock.now_ms,
@@ -445,10 +446,3 @@ def _take(order: list[int], stake: list[int], budget: float) -> set[int]:
             taken.add(i)
             total += stake[i]
     return taken
-
-
-def _percentile(values: list[int], pct: int) -> int:
-    if not values:
-        return 0
-    index = min(len(values) - 1, (len(values) * pct + 99) // 100 - 1)
-    return values[max(0, index)]

@@ -51,6 +51,7 @@ from rich.table import Table
 
 from echorand.params import Params
 from echorand.sim.simulation import SimConfig, SimResult, run
+from echorand.stats import percentile
 
 DEFAULT_POINTS = (1.0, 0.8, 0.7, 0.65, 0.6, 0.5)
 
@@ -241,13 +242,6 @@ def step_pass_probability(online: float, n_c: int, t_h: int) -> float:
     return min(1.0, math.fsum(term(k) for k in range(t_h + 1, n_c + 1)))
 
 
-def _percentile(values: Sequence[int], pct: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * pct / 100) - 1))]
-
-
 @dataclass(frozen=True, slots=True)
 class PointResult:
     """One point of the sweep: every seed's run at one participation, under one variant."""
@@ -301,7 +295,7 @@ class PointResult:
 
     def round_time_s(self, pct: float) -> float | None:
         """A percentile of the committed rounds' durations (rounds that never ended left out)."""
-        value = _percentile([ms for r in self.runs for ms in r.round_ms], pct)
+        value = percentile([ms for r in self.runs for ms in r.round_ms], pct)
         return None if value is None else value / 1_000
 
     @property
