@@ -77,11 +77,13 @@ def coin(seed: bytes, round: int, step: int) -> int:
 class StepVotes:
     """The `bba_signature` votes of one step: weights by (b, v), and each signer's cert_sig."""
 
-    __slots__ = ("cert_sigs", "tally")
+    __slots__ = ("cert_sigs", "substitutes", "tally")
 
     def __init__(self) -> None:
         self.tally: Tally[tuple[int, Value]] = Tally()
         self.cert_sigs: dict[int, bytes] = {}
+        self.substitutes: dict[int, tuple[int, int]] = {}
+        """principal -> (signer, mode) for principals counted through a substitute."""
 
     def add(self, signer: int, weight: int, vote: Vote, cert_sig: bytes) -> bool:
         """Count a vote; False if this signer already voted in this step."""
@@ -89,6 +91,27 @@ class StepVotes:
             return False
         self.cert_sigs[signer] = cert_sig
         return True
+
+    def put(
+        self, principal: int, weight: int, vote: Vote, cert_sig: bytes, signer: int, mode: int
+    ) -> None:
+        """Count `principal`'s seats for `vote`, replacing what they were counted for:
+        its own vote (`signer == principal`, mode 0) or a substitute (§16)."""
+        self.tally.replace(principal, weight, (vote.b, vote.certified_value))
+        self.cert_sigs[principal] = cert_sig
+        if mode == 0:
+            self.substitutes.pop(principal, None)
+        else:
+            self.substitutes[principal] = (signer, mode)
+
+    def snapshot(self) -> StepVotes:
+        """A copy: the votes as they were when a decision was made (a later own vote may
+        override a substitute that the decision counted, §16)."""
+        copy = StepVotes()
+        copy.tally = self.tally.copy()
+        copy.cert_sigs = dict(self.cert_sigs)
+        copy.substitutes = dict(self.substitutes)
+        return copy
 
     def w0(self, t_h: int) -> Value | None:
         """The value `v` with `W0(v) > t_h`, if any."""
@@ -100,9 +123,20 @@ class StepVotes:
         return self.tally.weight((1, EMPTY_VALUE)) > t_h
 
     def votes_for(self, vote: Vote) -> list[tuple[int, bytes]]:
-        """(signer, cert_sig) of every signer counted for `vote`, by signer."""
+        """(signer, cert_sig) of every principal counted for `vote` by its own vote."""
         key = (vote.b, vote.certified_value)
-        return sorted((s, self.cert_sigs[s]) for s in self.tally.signers(key))
+        return sorted(
+            (s, self.cert_sigs[s]) for s in self.tally.signers(key) if s not in self.substitutes
+        )
+
+    def substitutes_for(self, vote: Vote) -> list[tuple[int, int, int, bytes]]:
+        """(principal, signer, mode, cert_sig) of every substitute counted for `vote`."""
+        key = (vote.b, vote.certified_value)
+        return sorted(
+            (p, *self.substitutes[p], self.cert_sigs[p])
+            for p in self.tally.signers(key)
+            if p in self.substitutes
+        )
 
 
 def deciding_vote(votes_step: int, votes: StepVotes, t_h: int) -> Vote | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
+from echorand.delegation import ACTIVE_WINDOW, AnyCertificate, BbaSubstitute, GcSubstitute
 from echorand.events import (
     Action,
     BlockReceived,
@@ -34,7 +35,6 @@ from echorand.events import (
 from echorand.messages import (
     BbaSignature,
     Block,
-    Certificate,
     ConsensusMessage,
     GcBlock,
     GcProposal,
@@ -42,7 +42,7 @@ from echorand.messages import (
 )
 from echorand.params import Params
 from echorand.proposers import next_authors, policy_for
-from echorand.round import PayloadSource, Round, RoundContext, Signer
+from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
 from echorand.tally import EMPTY_VALUE
@@ -64,6 +64,15 @@ class Ledger(Protocol):
         ...
 
 
+def ledger_delegates(ledger: Ledger, round: int) -> Delegates | None:
+    """`account -> its explicit delegate` in the stake snapshot of `round`, if the ledger
+    has delegation (`delegate(round, account) -> int | None`, docs/protocol.md §16)."""
+    delegate = getattr(ledger, "delegate", None)
+    if delegate is None:
+        return None
+    return lambda account: delegate(round, account)
+
+
 @dataclass(frozen=True, slots=True)
 class Tip:
     """The last block of the chain: its round, Q[round] and H(B_round) (round 0: genesis),
@@ -74,6 +83,9 @@ class Tip:
     seed: bytes
     block_hash: bytes
     authors: tuple[int, ...] = ()
+    producers: tuple[int, ...] = ()
+    """The producers of the last ACTIVE_WINDOW non-empty blocks, most recent last: the
+    fallback's active members M are these, distinct and ascending (docs/protocol.md §16)."""
 
     def after(self, block: Block, params: Params) -> Tip:
         """The tip once `block` (of round self.round + 1) is appended."""
@@ -81,11 +93,30 @@ class Tip:
         producer = None if block.is_empty else block.producer
         seed = next_seed(self.seed, r, None if block.is_empty else block.seed_sig)
         depth = policy_for(params).lock_depth
-        return Tip(r, seed, block.hash, next_authors(self.authors, producer, depth))
+        producers = self.producers
+        if producer is not None:
+            producers = (*producers, producer)[-ACTIVE_WINDOW:]
+        return Tip(r, seed, block.hash, next_authors(self.authors, producer, depth), producers)
 
-    def context(self, params: Params, table: StakeTable) -> RoundContext:
+    @property
+    def active(self) -> tuple[int, ...]:
+        """M: the distinct recent producers, ascending."""
+        return tuple(sorted(set(self.producers)))
+
+    def context(
+        self, params: Params, table: StakeTable, delegates: Delegates | None = None
+    ) -> RoundContext:
         """The context of the next round, r = self.round + 1, on this tip."""
-        return RoundContext(params, self.round + 1, self.seed, self.block_hash, table, self.authors)
+        return RoundContext(
+            params,
+            self.round + 1,
+            self.seed,
+            self.block_hash,
+            table,
+            self.authors,
+            active=self.active if params.fallback else (),
+            delegates=delegates,
+        )
 
 
 def _no_payload(round: int) -> tuple[()]:
@@ -103,7 +134,7 @@ class Consensus:
         verifier: Verifier,
         tip: Tip,
         payload: PayloadSource = _no_payload,
-        on_commit: Callable[[Block, Certificate], None] | None = None,
+        on_commit: Callable[[Block, AnyCertificate], None] | None = None,
     ) -> None:
         """`on_commit(block, cert)`, when given, is called with each decided block before the
         next round begins, so that a real ledger applies it first: the next round's stake
@@ -124,7 +155,7 @@ class Consensus:
         self._buffer: list[ConsensusMessage] = []
         self._buffered: set[bytes] = set()
         self._fetching: bytes | None = None
-        self._pending_cert: Certificate | None = None
+        self._pending_cert: AnyCertificate | None = None
         self._last_sync_ms: int | None = None
 
     @property
@@ -217,6 +248,8 @@ class Consensus:
             return rnd.on_gc_signature(msg, now_ms)
         if isinstance(msg, GcProposal):
             return rnd.on_gc_proposal(msg, now_ms)
+        if isinstance(msg, GcSubstitute | BbaSubstitute):
+            return rnd.on_substitute(msg, now_ms)
         assert isinstance(msg, BbaSignature)
         return rnd.on_bba_signature(msg, now_ms)
 
@@ -242,7 +275,8 @@ class Consensus:
             if rnd.decision is None or self._fetching is not None:
                 return
             step, vote = rnd.decision
-            cert = build_certificate(rnd.ctx.round, step, vote, rnd.votes[step])
+            votes = rnd.decided_votes or rnd.votes[step]
+            cert = build_certificate(rnd.ctx.round, step, vote, votes)
             if vote.b == 1 or vote.value == EMPTY_VALUE:
                 block = Block.empty(rnd.ctx.round, rnd.ctx.prev_hash)
             else:
@@ -267,7 +301,7 @@ class Consensus:
         self._commit(block, cert, now_ms, out)
 
     def _certified_blocks(
-        self, blocks: tuple[tuple[Block, Certificate], ...], now_ms: int, out: list[Action]
+        self, blocks: tuple[tuple[Block, AnyCertificate], ...], now_ms: int, out: list[Action]
     ) -> None:
         for block, cert in blocks:
             if block.round < self.current_round:
@@ -284,7 +318,7 @@ class Consensus:
             self._fetching = None
             self._commit(block, cert, now_ms, out)
 
-    def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
+    def _commit(self, block: Block, cert: AnyCertificate, now_ms: int, out: list[Action]) -> None:
         if self.on_commit is not None:
             self.on_commit(block, cert)
         out.append(Commit(block, cert))
@@ -292,7 +326,10 @@ class Consensus:
         self._begin_round(now_ms, out)
 
     def _begin_round(self, now_ms: int, out: list[Action]) -> None:
-        ctx = self.tip.context(self.params, self.ledger.stake_table(self.current_round))
+        r = self.current_round
+        ctx = self.tip.context(
+            self.params, self.ledger.stake_table(r), ledger_delegates(self.ledger, r)
+        )
         self.round = Round(ctx, self.keys, now_ms, self.payload)
         self._seen = set()
         self._best = {}

@@ -41,6 +41,7 @@ import orjson
 from echorand.genesis import create_devnet, devnet_master, node_keys_path
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.params import TX_TAG, Params
+from echorand.stats import percentile
 from echorand.transactions import NONCE_TOO_HIGH, devnet_seeds
 
 DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500)
@@ -476,13 +477,6 @@ async def _follow(net: Devnet, chain: ChainStats, stats: LoadStats) -> None:
             chain.next_round += 1
 
 
-def _percentile(values: list[int], q: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _window(chain: ChainStats, start_ms: int, end_ms: int) -> tuple[int, int, int]:
     blocks = [b for b in chain.blocks if start_ms <= b[1] < end_ms]
     return len(blocks), sum(1 for b in blocks if b[2]), sum(b[3] for b in blocks)
@@ -509,8 +503,8 @@ def _progress_table(chain: ChainStats, stats: LoadStats, start_ms: int, options:
         "p99",
     ):
         table.add_column(name, justify="right")
-    p50 = _percentile(chain.finality_ms[-5000:], 0.5)
-    p99 = _percentile(chain.finality_ms[-5000:], 0.99)
+    p50 = percentile(chain.finality_ms[-5000:], 50)
+    p99 = percentile(chain.finality_ms[-5000:], 99)
     table.add_row(
         f"{elapsed:.1f} s",
         str(chain.next_round - 1),
@@ -592,8 +586,8 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "http_errors": stats.http_errors,
         "committed_of_submitted": len(chain.finality_ms),
         "finality_ms": {
-            "p50": _percentile(chain.finality_ms, 0.5),
-            "p99": _percentile(chain.finality_ms, 0.99),
+            "p50": percentile(chain.finality_ms, 50),
+            "p99": percentile(chain.finality_ms, 99),
         },
         "forks": forks,
         "rounds_compared": compared,

@@ -12,7 +12,14 @@ The genesis hash is `H("echorand/genesis" || 0x00 || encoding)` with
 
     encoding = u8(1) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
                || u32be(t_h) || u32be(k) || u32be(lam_ms) || u32be(big_lam_ms)
+               || u8(proposer policy) || u32be(validators) || u8(fallback)
                || u64be(n) || H(accounts.bin)
+
+where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
+1 round-robin, 2 round-robin-seeded: docs/protocol.md §14) and `fallback` is
+0 or 1 (§16). In genesis.json they are `params.proposer_policy` (a name),
+`params.validators` and `params.fallback` (a boolean); a file without them
+means sortition, 0 and false.
 
 A devnet is deterministic from a text seed S: `master = H(utf8(S))`,
 `seed_i = H("echorand/devnet-key" || 0x00 || master || u64be(i))`,
@@ -40,7 +47,7 @@ from echorand._native import (
     valid_account_keys,
 )
 from echorand.keys import NodeKeys, write_node_keys
-from echorand.params import HASH_SIZE, KEY_SIZE, Params
+from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, Params
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -69,6 +76,7 @@ SUPPLY_LIMIT = 1 << 63
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _U32_PARAMS = ("n_g", "n_c", "t_h", "k", "lam_ms", "big_lam_ms")
+_POLICY_PARAMS = ("proposer_policy", "validators", "fallback")
 
 
 class GenesisError(ValueError):
@@ -101,7 +109,7 @@ class Genesis:
             raise GenesisError(f"name: 1-64 characters of [A-Za-z0-9._-], got {self.name!r}")
         if not isinstance(self.params, Params):
             raise GenesisError(f"params: expected Params, got {type(self.params).__name__}")
-        for name in _U32_PARAMS:
+        for name in (*_U32_PARAMS, "validators"):
             value = getattr(self.params, name)
             if value >= 2**32:
                 raise GenesisError(f"params.{name}: must fit a u32, got {value}")
@@ -169,6 +177,9 @@ class Genesis:
                 name,
                 self.seed,
                 *(getattr(p, n).to_bytes(4, "big") for n in _U32_PARAMS),
+                PROPOSER_POLICIES.index(p.proposer_policy).to_bytes(1, "big"),
+                p.validators.to_bytes(4, "big"),
+                int(p.fallback).to_bytes(1, "big"),
                 self.count.to_bytes(8, "big"),
                 self.accounts_digest,
             ]
@@ -181,7 +192,12 @@ class Genesis:
             "name": self.name,
             "hash": self.hash.hex(),
             "seed": self.seed.hex(),
-            "params": {n: getattr(self.params, n) for n in _U32_PARAMS},
+            "params": {
+                **{n: getattr(self.params, n) for n in _U32_PARAMS},
+                "proposer_policy": self.params.proposer_policy,
+                "validators": self.params.validators,
+                "fallback": self.params.fallback,
+            },
             "accounts": {
                 "count": self.count,
                 "total": self.total,
@@ -273,6 +289,22 @@ class _Fields:
             raise self.error(name, f"missing or not a string (got {value!r})")
         return value
 
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        """An optional string from `choices` (`default` when absent)."""
+        if name not in self.doc:
+            return default
+        value = self.str(name)
+        if value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        """An optional boolean (`default` when absent)."""
+        value = self.doc.get(name, default)
+        if type(value) is not bool:
+            raise self.error(name, f"must be true or false, got {value!r}")
+        return value
+
     def hex(self, name: str, size: int) -> bytes:
         text = self.str(name)
         try:
@@ -299,8 +331,11 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     seed = top.hex("seed", HASH_SIZE)
     expected_hash = top.hex("hash", HASH_SIZE)
     p = top.object("params")
-    p.only(set(_U32_PARAMS))
-    values = {n: p.int(n, 0, 2**32 - 1) for n in _U32_PARAMS}
+    p.only({*_U32_PARAMS, *_POLICY_PARAMS})
+    values: dict[str, object] = {n: p.int(n, 0, 2**32 - 1) for n in _U32_PARAMS}
+    values["proposer_policy"] = p.choice("proposer_policy", PROPOSER_POLICIES, "sortition")
+    values["validators"] = p.int("validators", 0, 2**32 - 1) if "validators" in p.doc else 0
+    values["fallback"] = p.bool("fallback", False)
     try:
         params = Params(**values)
     except ValueError as e:
@@ -421,6 +456,19 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=defaults.k, help="k: BBA loops (mu = 4 + 3k)")
     parser.add_argument("--lam-ms", type=int, default=defaults.lam_ms, help="lambda, in ms")
     parser.add_argument("--big-lam-ms", type=int, default=defaults.big_lam_ms, help="Lambda, in ms")
+    parser.add_argument(
+        "--proposer-policy",
+        choices=PROPOSER_POLICIES,
+        default=defaults.proposer_policy,
+        help="who produces in step 1: sortition by stake, or the round-robin order of a fixed "
+        "validator set (accounts 0 .. N-1)",
+    )
+    parser.add_argument(
+        "--validators", type=int, default=0, help="N, under a round-robin proposer policy"
+    )
+    parser.add_argument(
+        "--fallback", action="store_true", help="turn on the automatic fallback (delegation)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
 
 
@@ -435,6 +483,9 @@ def run_genesis(args: argparse.Namespace) -> int:
             k=args.k,
             lam_ms=args.lam_ms,
             big_lam_ms=args.big_lam_ms,
+            proposer_policy=args.proposer_policy,
+            validators=args.validators,
+            fallback=args.fallback,
         )
         genesis = create_devnet(
             args.out,

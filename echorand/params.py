@@ -50,6 +50,9 @@ class Params:
     """Who produces in step 1: one of PROPOSER_POLICIES (`echorand.proposers`)."""
     validators: int = 0
     """N: under a round-robin policy, the validators are accounts 0 .. N-1 (0 under sortition)."""
+    fallback: bool = False
+    """Whether the automatic fallback of docs/protocol.md §16 is on. Off by default: it makes
+    safety depend on timing (a partition lets each side act for the other's principals)."""
 
     def __post_init__(self) -> None:
         if self.t_h < 0:

@@ -16,6 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step
+from echorand.delegation import (
+    GcSubstitute,
+    Mode,
+    Substitute,
+    fallback_signer,
+    sign_bba_substitute,
+    sign_gc_substitute,
+)
 from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
 from echorand.messages import BbaSignature, GcBlock, GcProposal, GcSignature, Transaction
@@ -33,6 +41,9 @@ from echorand.sortition import StakeTable
 from echorand.sortition import weights as sortition_weights
 from echorand.tally import EMPTY_VALUE, Value
 
+Delegates = Callable[[int], int | None]
+"""An account's explicit delegate in the round's stake snapshot, None if it has none."""
+
 PayloadSource = Callable[[int], Sequence[Transaction]]
 """PAY_r: the transactions a producer puts in its block of round r (from its mempool)."""
 
@@ -43,9 +54,12 @@ class RoundContext:
 
     __slots__ = (
         "_committees",
+        "_first_seats",
         "_priorities",
         "_seats",
+        "active",
         "authors",
+        "delegates",
         "params",
         "policy",
         "prev_hash",
@@ -62,8 +76,13 @@ class RoundContext:
         prev_hash: bytes,
         table: StakeTable,
         authors: Sequence[int] = (),
+        active: Sequence[int] = (),
+        delegates: Delegates | None = None,
     ) -> None:
         self.params = params
+        self.active = tuple(active)
+        """M: the fallback's active members (docs/protocol.md §16)."""
+        self.delegates = delegates
         self.round = round
         self.seed = seed
         self.prev_hash = prev_hash
@@ -71,6 +90,7 @@ class RoundContext:
         self.authors = tuple(authors)
         self.policy = policy_for(params)
         self._committees: dict[int, dict[int, int]] = {}
+        self._first_seats: dict[int, dict[int, int]] = {}
         self._priorities: dict[int, int] | None = None
         self._seats: list[int] | None = None
 
@@ -84,6 +104,44 @@ class RoundContext:
                 weights = self.table.weights(self.seed, self.round, step, self.params.n_c)
             self._committees[step] = weights
         return weights
+
+    @property
+    def substitutes(self) -> bool:
+        """Whether anyone may speak in another account's seats this round (§16)."""
+        return self.delegates is not None or bool(self.active)
+
+    def delegate(self, account: int) -> int | None:
+        """The account's explicit delegate in this round's snapshot (§16)."""
+        if self.delegates is None:
+            return None
+        delegate = self.delegates(account)
+        return None if delegate == account else delegate
+
+    def fallback(self, step: int, account: int) -> int | None:
+        """C(P, s): the fallback of the principal's lowest seat in A_step (§16); None for
+        producers (step 1), without active members, or when it would be the account itself."""
+        if step < 2 or not self.active:
+            return None
+        first = self._first_seats.get(step)
+        if first is None:
+            seats = self.table.committee(self.seed, self.round, step, self.params.n_c)
+            first = {}
+            for index, holder in enumerate(seats):
+                first.setdefault(holder, index)
+            self._first_seats[step] = first
+        seat = first.get(account)
+        if seat is None:
+            return None
+        signer = fallback_signer(self.active, seat, self.params.n_c)
+        return None if signer == account else signer
+
+    def may_substitute(self, step: int, principal: int, signer: int, mode: int) -> bool:
+        """Whether `signer` may speak in `principal`'s seats of `step` in `mode`."""
+        if mode == Mode.EXPLICIT:
+            return step >= 2 and self.delegate(principal) == signer
+        if mode == Mode.FALLBACK:
+            return self.fallback(step, principal) == signer
+        return False
 
     def weight(self, step: int, account: int) -> int:
         return self.weights(step).get(account, 0)
@@ -106,6 +164,39 @@ class RoundContext:
         return self._priorities.get(account)
 
 
+class StepSubstitutes:
+    """The substitutes of one step at one node (docs/protocol.md §16): the best one held
+    per principal (explicit before fallback), which principals spoke themselves, which
+    are counted through a substitute, and whether the step's interval has ended."""
+
+    __slots__ = ("closed", "counted", "held", "own")
+
+    def __init__(self) -> None:
+        self.held: dict[int, Substitute] = {}
+        self.own: set[int] = set()
+        self.counted: dict[int, int] = {}
+        self.closed = False
+
+    def hold(self, msg: Substitute) -> bool:
+        """Keep `msg` if it is better than what is held for its principal; False if not."""
+        if msg.principal in self.own:
+            return False
+        held = self.held.get(msg.principal)
+        if held is not None and held.mode <= msg.mode:
+            return False
+        self.held[msg.principal] = msg
+        return True
+
+    def countable(self, principal: int) -> Substitute | None:
+        """The held substitute to count now for `principal`, if the interval has ended, the
+        principal has not spoken, and it beats what is counted."""
+        msg = self.held.get(principal)
+        if not self.closed or msg is None or principal in self.own:
+            return None
+        counted = self.counted.get(principal)
+        return msg if counted is None or msg.mode < counted else None
+
+
 class Round:
     """The state of round r at one node."""
 
@@ -122,12 +213,18 @@ class Round:
         self.payload = payload
         self.gc = GradedConsensus(ctx.params.t_h)
         self.votes: dict[int, StepVotes] = {}
+        self.subs: dict[int, StepSubstitutes] = {}
+        self.values: dict[int, Value | Vote] = {}
+        """This node's value (steps 2, 3) or vote (steps >= 4) in each step it completed."""
         self.step = 2
         """The step this node works on now (it has acted in every step before it)."""
         self.own_value: Value = EMPTY_VALUE
         self.decision: tuple[int, Vote] | None = None
         """(the step whose votes decided, the decided vote), once decided."""
+        self.decided_votes: StepVotes | None = None
+        """The deciding step's votes as they were at the decision: the certificate."""
         self._leader_time = False
+        self._finished = False
         self._expired: set[int] = set()
         self._requested: set[bytes] = set()
         self._out: list[Action] = []
@@ -154,7 +251,11 @@ class Round:
                 self.gc.choose_leader()
         else:
             self._expired.add(step)
+            self._close_interval(step)
         self._advance(now_ms)
+        if kind is TimerKind.DEADLINE:
+            self._substitute(step)
+            self._advance(now_ms)
 
     def on_block_validated(self, block_hash: bytes, ok: bool, now_ms: int) -> None:
         self.gc.set_valid(block_hash, ok)
@@ -182,9 +283,7 @@ class Round:
         """A step-2 or step-3 vote; False if the signer already voted or the value conflicts."""
         if self.gc.conflicts(msg.value):
             return False
-        tally = self.gc.step2 if msg.step == 2 else self.gc.step3
-        weight = self.ctx.weight(msg.step, msg.sender)
-        if not tally.add(msg.sender, weight, msg.value):
+        if not self._count_gc(msg.step, msg.sender, msg.value, Mode.OWN):
             return False
         self._advance(now_ms)
         return True
@@ -192,11 +291,29 @@ class Round:
     def on_bba_signature(self, msg: BbaSignature, now_ms: int) -> bool:
         """A vote of step 4 or later; False if the signer already voted in that step."""
         vote = Vote(msg.b, msg.value)
-        weight = self.ctx.weight(msg.step, msg.sender)
-        if not self._count_bba(msg.step, msg.sender, weight, vote, msg.cert_sig):
+        if not self._count_own_bba(msg.step, msg.sender, vote, msg.cert_sig):
             return False
         self._advance(now_ms)
         return True
+
+    def on_substitute(self, msg: Substitute, now_ms: int) -> bool:
+        """A substitute in a principal's seats (validated: its signer may speak there). Held
+        until the step's interval ends; False if the principal spoke, or a substitute as
+        good is held (a repeat or an equivocation)."""
+        if isinstance(msg, GcSubstitute) and self.gc.conflicts(msg.value):
+            return False
+        subs = self.step_subs(msg.step)
+        if not subs.hold(msg):
+            return False
+        self._count_held(msg.step, msg.principal)
+        self._advance(now_ms)
+        return True
+
+    def step_subs(self, step: int) -> StepSubstitutes:
+        subs = self.subs.get(step)
+        if subs is None:
+            subs = self.subs[step] = StepSubstitutes()
+        return subs
 
     def step_votes(self, step: int) -> StepVotes:
         votes = self.votes.get(step)
@@ -228,6 +345,19 @@ class Round:
         self._request_validation()
         while self.decision is None and self._try_step(now_ms):
             pass
+        if self.decision is not None and not self._finished and self.ctx.substitutes:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Once decided, vote the decision in the three steps after the deciding one (those
+        this node has not voted in), as BA* does: a node that decided and went quiet would
+        look absent, and substitutes would fill its seats with other values (§16)."""
+        self._finished = True
+        assert self.decision is not None
+        step, vote = self.decision
+        for later in range(max(self.step, step + 1), step + 4):
+            if later >= 4 and self._local_seats(later):
+                self._vote(later, vote)
 
     def _try_step(self, now_ms: int) -> bool:
         s = self.step
@@ -265,6 +395,7 @@ class Round:
                 return False
             if outcome.decided:
                 self.decision = (s - 1, outcome.vote)
+                self.decided_votes = self.step_votes(s - 1).snapshot()
                 return False
             if outcome.vote.b == 0:
                 self.own_value = outcome.vote.value
@@ -277,33 +408,123 @@ class Round:
 
     def _propose(self, step: int, value: Value) -> None:
         """gc_proposal {r, s, id, v} for each local account in A_s (counted here too)."""
-        tally = self.gc.step2 if step == 2 else self.gc.step3
-        for account, weight in self._local_seats(step):
+        self.values[step] = value
+        for account, _ in self._local_seats(step):
             msg = sign_proposal(self.keys[account], self.ctx.round, step, account, value)
-            tally.add(account, weight, value)
+            self._count_gc(step, account, value, Mode.OWN)
             self._out.append(Send(msg))
 
     def _vote(self, step: int, vote: Vote) -> None:
         """bba_signature {r, s, id, b, v, sig(b, v)} for each local account in A_s."""
-        for account, weight in self._local_seats(step):
+        self.values[step] = vote
+        for account, _ in self._local_seats(step):
             key = self.keys[account]
             msg = sign_vote(key, self.ctx.round, step, account, vote.b, vote.value)
-            self._count_bba(step, account, weight, vote, msg.cert_sig)
+            self._count_own_bba(step, account, vote, msg.cert_sig)
             self._out.append(Send(msg))
 
     def _local_seats(self, step: int) -> list[tuple[int, int]]:
         weights = self.ctx.weights(step)
         return [(a, weights[a]) for a in sorted(self.keys) if a in weights]
 
-    def _count_bba(self, step: int, signer: int, weight: int, vote: Vote, cert_sig: bytes) -> bool:
-        votes = self.step_votes(step)
-        if not votes.add(signer, weight, vote, cert_sig):
+    def _count_gc(self, step: int, principal: int, value: Value, mode: int) -> bool:
+        """Count `principal`'s seats of step 2 or 3 for `value`: its own vote (once; it
+        replaces a counted substitute) or a substitute (replacing a worse one)."""
+        tally = self.gc.step2 if step == 2 else self.gc.step3
+        weight = self.ctx.weight(step, principal)
+        subs = self.step_subs(step)
+        if mode == Mode.OWN:
+            if principal in subs.own:
+                return False
+            subs.own.add(principal)
+            if subs.counted.pop(principal, None) is None:
+                return tally.add(principal, weight, value)
+        else:
+            subs.counted[principal] = mode
+        tally.replace(principal, weight, value)
+        return True
+
+    def _count_own_bba(self, step: int, principal: int, vote: Vote, cert_sig: bytes) -> bool:
+        """Count a principal's own BBA vote: once, replacing a counted substitute."""
+        subs = self.step_subs(step)
+        if principal in subs.own:
             return False
+        subs.own.add(principal)
+        weight = self.ctx.weight(step, principal)
+        votes = self.step_votes(step)
+        if subs.counted.pop(principal, None) is None:
+            votes.add(principal, weight, vote, cert_sig)
+        else:
+            votes.put(principal, weight, vote, cert_sig, principal, Mode.OWN)
+        self._check_decision(step)
+        return True
+
+    def _check_decision(self, step: int) -> None:
         if self.decision is None:
+            votes = self.step_votes(step)
             decided = deciding_vote(step, votes, self.ctx.params.t_h)
             if decided is not None:
                 self.decision = (step, decided)
-        return True
+                self.decided_votes = votes.snapshot()
+
+    # --- substitutes (docs/protocol.md §16) ------------------------------------------
+
+    def _close_interval(self, step: int) -> None:
+        """The step's timer fired: count the held substitutes of principals who did not speak."""
+        subs = self.step_subs(step)
+        if subs.closed:
+            return
+        subs.closed = True
+        for principal in sorted(subs.held):
+            self._count_held(step, principal)
+
+    def _count_held(self, step: int, principal: int) -> None:
+        subs = self.step_subs(step)
+        msg = subs.countable(principal)
+        if msg is None:
+            return
+        subs.counted[principal] = msg.mode
+        if isinstance(msg, GcSubstitute):
+            self._count_gc(step, principal, msg.value, msg.mode)
+            return
+        weight = self.ctx.weight(step, principal)
+        vote = Vote(msg.b, msg.value)
+        self.step_votes(step).put(principal, weight, vote, msg.cert_sig, msg.sender, msg.mode)
+        self._check_decision(step)
+
+    def _substitute(self, step: int) -> None:
+        """At the end of step `step`'s interval: speak, with this node's value of the step,
+        in the seats of every principal this node's accounts substitute and that did not
+        speak (for a fallback: nor its explicit delegate)."""
+        value = self.values.get(step)
+        if value is None or self.decision is not None:
+            return
+        subs = self.step_subs(step)
+        ctx = self.ctx
+        for principal in sorted(ctx.weights(step)):
+            if principal in self.keys or principal in subs.own:
+                continue
+            held = subs.held.get(principal)
+            delegate = ctx.delegate(principal)
+            if delegate is not None and delegate in self.keys:
+                signer, mode = delegate, Mode.EXPLICIT
+            else:
+                fallback = ctx.fallback(step, principal)
+                if fallback is None or fallback not in self.keys:
+                    continue
+                signer, mode = fallback, Mode.FALLBACK
+            if held is not None and held.mode <= mode:
+                continue
+            key, r = self.keys[signer], ctx.round
+            if isinstance(value, Vote):
+                msg: Substitute = sign_bba_substitute(
+                    key, r, step, signer, principal, mode, value.b, value.value
+                )
+            else:
+                msg = sign_gc_substitute(key, r, step, signer, principal, mode, value)
+            subs.hold(msg)
+            self._count_held(step, principal)
+            self._out.append(Send(msg))
 
     def _request_validation(self) -> None:
         """Ask the ledger about PAY_r of the block that can lead: the leader's, or the best."""

@@ -24,10 +24,11 @@ K = TypeVar("K", bound=Hashable)
 class Tally(Generic[K]):
     """The weight behind each key in one step, counting each signer once."""
 
-    __slots__ = ("_choice", "_weight")
+    __slots__ = ("_choice", "_seats", "_weight")
 
     def __init__(self) -> None:
         self._choice: dict[int, K] = {}
+        self._seats: dict[int, int] = {}
         self._weight: dict[K, int] = {}
 
     def add(self, signer: int, weight: int, key: K) -> bool:
@@ -35,8 +36,24 @@ class Tally(Generic[K]):
         if signer in self._choice:
             return False
         self._choice[signer] = key
+        self._seats[signer] = weight
         self._weight[key] = self._weight.get(key, 0) + weight
         return True
+
+    def replace(self, signer: int, weight: int, key: K) -> None:
+        """Count `signer` for `key` instead of what it was counted for (a principal's own
+        vote, or a better substitute, overriding a substitute: docs/protocol.md §16)."""
+        old = self._choice.pop(signer, None)
+        if old is not None:
+            self._weight[old] -= self._seats.pop(signer)
+        self.add(signer, weight, key)
+
+    def copy(self) -> Tally[K]:
+        out: Tally[K] = Tally()
+        out._choice = dict(self._choice)
+        out._seats = dict(self._seats)
+        out._weight = dict(self._weight)
+        return out
 
     def has_voted(self, signer: int) -> bool:
         return signer in self._choice

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from echorand import crypto
+from echorand.delegation import BbaSubstitute, GcSubstitute, Substitute
 from echorand.messages import BbaSignature, ConsensusMessage, GcBlock, GcProposal, GcSignature
 from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
@@ -88,7 +89,7 @@ class CachingVerifier:
 class Verdict:
     """The result of checking one message: accepted, or the reason it was dropped."""
 
-    message: ConsensusMessage
+    message: ConsensusMessage | Substitute
     reason: str | None
 
     @property
@@ -96,11 +97,40 @@ class Verdict:
         return self.reason is None
 
 
+def check_substitute(
+    msg: Substitute, ctx: RoundContext, public_key: PublicKeys, max_step: int
+) -> str | list[SignatureCheck]:
+    """A substitute (docs/protocol.md §16): its step, the principal's seats, the signer's
+    right to speak there in its mode, the value; then its signatures."""
+    if msg.round != ctx.round:
+        return "wrong round"
+    if isinstance(msg, GcSubstitute):
+        if msg.step not in (2, 3):
+            return "wrong step"
+    elif not 4 <= msg.step <= max_step:
+        return "wrong step"
+    if ctx.weight(msg.step, msg.principal) == 0:
+        return "not in committee"
+    if not ctx.may_substitute(msg.step, msg.principal, msg.sender, msg.mode):
+        return "not a substitute"
+    pk = public_key(msg.sender)
+    if pk is None:
+        return "unknown account"
+    if msg.value != EMPTY_VALUE and ctx.priority(msg.leader) is None:
+        return "leader not a producer"
+    checks = [(pk, msg.signing_bytes(), msg.signature)]
+    if isinstance(msg, BbaSubstitute):
+        checks.append((pk, msg.cert_signing_bytes(), msg.cert_sig))
+    return checks
+
+
 def check_fields(
-    msg: ConsensusMessage, ctx: RoundContext, public_key: PublicKeys, max_step: int
+    msg: ConsensusMessage | Substitute, ctx: RoundContext, public_key: PublicKeys, max_step: int
 ) -> str | list[SignatureCheck]:
     """The whitepaper's checks that need no signature: a reason to drop, or the
     signatures the message still has to pass."""
+    if isinstance(msg, GcSubstitute | BbaSubstitute):
+        return check_substitute(msg, ctx, public_key, max_step)
     if msg.round != ctx.round:
         return "wrong round"
     if isinstance(msg, GcBlock | GcSignature):
@@ -152,7 +182,7 @@ def _check_block(
 
 
 def verify_messages(
-    messages: Sequence[ConsensusMessage],
+    messages: Sequence[ConsensusMessage | Substitute],
     ctx: RoundContext,
     public_key: PublicKeys,
     verifier: Verifier,
@@ -180,7 +210,11 @@ def verify_messages(
 
 
 def should_relay(
-    msg: ConsensusMessage, *, counted: bool, priority: int | None, best_before: int | None
+    msg: ConsensusMessage | Substitute,
+    *,
+    counted: bool,
+    priority: int | None,
+    best_before: int | None,
 ) -> bool:
     """The gossip rule (whitepaper, "Messages Distribution via Gossip").
 

@@ -73,6 +73,9 @@ def test_the_genesis_hash_is_the_tagged_hash_of_its_encoding(devnet):
             v.to_bytes(4, "big")
             for v in (g.params.n_g, g.params.n_c, g.params.t_h, g.params.k, 200, 1000)
         )
+        + b"\x00"  # proposer policy: sortition
+        + (0).to_bytes(4, "big")  # validators
+        + b"\x00"  # fallback off
         + g.count.to_bytes(8, "big")
         + accounts_digest
     )
@@ -86,8 +89,58 @@ def test_every_field_changes_the_hash(devnet):
         Genesis(name=g.name, params=Params(n_c=999), seed=g.seed, accounts=g.accounts),
         Genesis(name=g.name, params=g.params, seed=bytes(32), accounts=g.accounts),
         Genesis(name=g.name, params=g.params, seed=g.seed, accounts=g.accounts[:-1] + b"\x01"),
+        Genesis(
+            name=g.name,
+            params=Params(proposer_policy="round-robin", validators=4),
+            seed=g.seed,
+            accounts=g.accounts,
+        ),
+        Genesis(
+            name=g.name,
+            params=Params(proposer_policy="round-robin-seeded", validators=4),
+            seed=g.seed,
+            accounts=g.accounts,
+        ),
+        Genesis(name=g.name, params=Params(fallback=True), seed=g.seed, accounts=g.accounts),
     ]
-    assert len({g.hash, *(v.hash for v in variants)}) == 5
+    assert len({g.hash, *(v.hash for v in variants)}) == 8
+
+
+def test_the_proposer_policy_is_selected_in_the_genesis(tmp_path):
+    params = Params(proposer_policy="round-robin-seeded", validators=7, fallback=True)
+    written = create_devnet(tmp_path / "rr", accounts=9, nodes=3, seed="rr", params=params)
+    loaded = Genesis.load(tmp_path / "rr")
+    assert loaded.params == params and loaded.hash == written.hash
+    doc = json.loads((tmp_path / "rr" / GENESIS_FILE).read_text())
+    assert doc["params"]["proposer_policy"] == "round-robin-seeded"
+    assert doc["params"]["validators"] == 7 and doc["params"]["fallback"] is True
+
+
+def test_a_genesis_without_policy_fields_means_sortition(devnet):
+    path, g = devnet
+
+    def drop(doc):
+        for name in ("proposer_policy", "validators", "fallback"):
+            del doc["params"][name]
+
+    edit_json(path, drop)
+    params = Genesis.load(path).params
+    assert params == g.params and params.proposer_policy == "sortition"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("proposer_policy", "lottery", "must be one of sortition, round-robin"),
+        ("fallback", 1, "must be true or false"),
+        ("validators", -1, "must be in"),
+    ],
+)
+def test_bad_policy_fields_are_named(devnet, field, value, message):
+    path, _ = devnet
+    edit_json(path, lambda doc: doc["params"].__setitem__(field, value))
+    with pytest.raises(GenesisError, match=f"params.{field}.*{message}"):
+        Genesis.load(path)
 
 
 def test_a_devnet_is_deterministic(tmp_path):

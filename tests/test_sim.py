@@ -47,12 +47,15 @@ def test_all_honest_every_round_commits_a_non_empty_block(seed: int) -> None:
 
 
 def test_no_producer_online_ends_each_round_in_a_certified_empty_block() -> None:
-    result = run(SimConfig(**SMALL, rounds=3, seed=5, mute_producers=True))
+    config = SimConfig(**SMALL, rounds=3, seed=5, mute_producers=True)
+    result = run(config)
     assert_safe(result)
     assert result.committed == 3
     for chain in result.chains:
         assert all(block.is_empty for block, _ in chain)
         assert all(cert.b == 1 or cert.value == (bytes(32), 0) for _, cert in chain)
+        # The empty block is certified by mu at the latest (here: step 5's votes, §8).
+        assert all(cert.step < config.params().mu for _, cert in chain)
 
 
 def test_chain_moves_on_after_a_partition_heals() -> None:

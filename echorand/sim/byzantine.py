@@ -18,6 +18,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from echorand.delegation import (
+    BbaSubstitute,
+    GcSubstitute,
+    sign_bba_substitute,
+    sign_gc_substitute,
+)
 from echorand.messages import (
     BbaSignature,
     Block,
@@ -129,6 +135,16 @@ class EquivocateVote(_Signing):
         if isinstance(msg, BbaSignature) and key is not None:
             other = sign_vote(key, msg.round, msg.step, msg.sender, 1 - msg.b, msg.value)
             return [(first, msg, 0), (second, other, 0)]
+        if isinstance(msg, BbaSubstitute) and key is not None:
+            head = (msg.round, msg.step, msg.sender, msg.principal, msg.mode)
+            other = sign_bba_substitute(key, *head, 1 - msg.b, msg.value)
+            return [(first, msg, 0), (second, other, 0)]
+        if isinstance(msg, GcSubstitute) and key is not None:
+            other_value = next((v for v in known if v != msg.value), EMPTY_VALUE)
+            if other_value != msg.value:
+                head = (msg.round, msg.step, msg.sender, msg.principal, msg.mode)
+                other = sign_gc_substitute(key, *head, other_value)
+                return [(first, msg, 0), (second, other, 0)]
         return [(None, msg, 0)]
 
 
@@ -147,6 +163,16 @@ class RandomVote(_Signing):
             b = self.rng.randrange(2)
             value = self.rng.choice(values)
             return [(None, sign_vote(key, msg.round, msg.step, msg.sender, b, value), 0)]
+        head = (msg.round, msg.step, msg.sender)
+        if isinstance(msg, GcSubstitute):
+            value = self.rng.choice(values)
+            out = sign_gc_substitute(key, *head, msg.principal, msg.mode, value)
+            return [(None, out, 0)]
+        if isinstance(msg, BbaSubstitute):
+            b = self.rng.randrange(2)
+            value = self.rng.choice(values)
+            out = sign_bba_substitute(key, *head, msg.principal, msg.mode, b, value)
+            return [(None, out, 0)]
         return [(None, msg, 0)]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from echorand.certificate import CertificateError, check_certificate
-from echorand.consensus import Tip
+from echorand.consensus import Tip, ledger_delegates
 from echorand.crypto import Keypair
 from echorand.events import BlockReceived, CertifiedBlocksReceived
 from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
@@ -19,6 +19,7 @@ from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
 from echorand.sim.node import SimNode
 from echorand.sortition import StakeTable
+from echorand.stats import percentile
 from echorand.validate import CachingVerifier, NativeVerifier
 
 
@@ -56,6 +57,12 @@ class SimConfig:
     proposers: str = "sortition"
     """The proposer policy (`Params.proposer_policy`); under round-robin every account is a
     validator (accounts 0 .. nodes * accounts - 1)."""
+    delegate_offline: float = 0.0
+    """With `offline="accounts"`: this fraction of the offline accounts (the first ones in
+    the seeded offline order) delegate explicitly to an online account of their own node
+    (else of the next honest node with one): docs/protocol.md §16."""
+    fallback: bool = False
+    """Whether the automatic fallback of §16 is on (`Params.fallback`)."""
     n_g: int = 10
     n_c: int = 60
     k: int = 4
@@ -73,6 +80,7 @@ class SimConfig:
             big_lam_ms=self.big_lam_ms,
             proposer_policy=self.proposers,
             validators=validators,
+            fallback=self.fallback,
         )
 
 
@@ -127,9 +135,16 @@ class StaticLedger:
     """The simulator's ledger: no transactions are applied, so every round has the genesis
     balances."""
 
-    def __init__(self, table: StakeTable, keys: list[bytes]) -> None:
+    def __init__(
+        self, table: StakeTable, keys: list[bytes], delegates: dict[int, int] | None = None
+    ) -> None:
         self.table = table
         self.keys = keys
+        self.delegates = dict(delegates or {})
+
+    def delegate(self, round: int, account: int) -> int | None:
+        """The account's explicit delegate (fixed for the whole run)."""
+        return self.delegates.get(account)
 
     def stake_table(self, round: int) -> StakeTable:
         return self.table
@@ -191,6 +206,11 @@ class Simulation:
         self.online_stake = 1 - offline_stake / total
         self.offline = offline
         self.offline_accounts = frozenset(offline_accounts)
+        if config.delegate_offline and offline_accounts:
+            self.ledger.delegates = self._delegations(
+                sorted(offline_accounts, key=lambda a: _digest(b"offline", config.seed, a)),
+                rest,
+            )
         self.nodes: list[SimNode] = []
         for i in range(config.nodes):
             accounts = range(i * config.accounts, (i + 1) * config.accounts)
@@ -204,6 +224,29 @@ class Simulation:
             self.nodes.append(node)
         self._progress: Callable[[int], None] | None = None
         self._committed = 0
+
+    def _delegations(self, offline: list[int], honest_nodes: list[int]) -> dict[int, int]:
+        """Explicit delegates of the first `delegate_offline` of the offline accounts: the
+        lowest online account of their node, else of the next honest node that has one."""
+        c = self.config
+        count = round(c.delegate_offline * len(offline))
+        online_of = {
+            i: [
+                a
+                for a in range(i * c.accounts, (i + 1) * c.accounts)
+                if a not in self.offline_accounts
+            ]
+            for i in honest_nodes
+        }
+        delegates: dict[int, int] = {}
+        for account in offline[:count]:
+            node = account // c.accounts
+            for step in range(c.nodes):
+                candidates = online_of.get((node + step) % c.nodes)
+                if candidates:
+                    delegates[account] = candidates[0]
+                    break
+        return delegates
 
     # --- services the nodes use --------------------------------------------------------
 
@@ -348,8 +391,8 @@ class Simulation:
             committed=self._honest_committed(),
             empty_blocks=sum(1 for block, _ in reference if block.is_empty),
             forks=forks,
-            latency_p50_ms=_percentile(durations, 50),
-            latency_p99_ms=_percentile(durations, 99),
+            latency_p50_ms=percentile(durations, 50) or 0,
+            latency_p99_ms=percentile(durations, 99) or 0,
             messages=self.network.transmissions,
             lost=self.network.lost,
             sim_time_ms=self.clock.now_ms,
@@ -373,7 +416,8 @@ class Simulation:
                 key = (r, block.hash, cert.encode())
                 if key not in seen:
                     seen.add(key)
-                    ctx = tip.context(self.params, self.ledger.stake_table(r))
+                    delegates = ledger_delegates(self.ledger, r)
+                    ctx = tip.context(self.params, self.ledger.stake_table(r), delegates)
                     try:
                         check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
                     except CertificateError as e:
@@ -402,10 +446,3 @@ def _take(order: list[int], stake: list[int], budget: float) -> set[int]:
             taken.add(i)
             total += stake[i]
     return taken
-
-
-def _percentile(values: list[int], pct: int) -> int:
-    if not values:
-        return 0
-    index = min(len(values) - 1, (len(values) * pct + 99) // 100 - 1)
-    return values[max(0, index)]

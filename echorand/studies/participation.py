@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -51,11 +51,19 @@ from rich.table import Table
 
 from echorand.params import Params
 from echorand.sim.simulation import SimConfig, SimResult, run
+from echorand.stats import percentile
 
 DEFAULT_POINTS = (1.0, 0.8, 0.7, 0.65, 0.6, 0.5)
 
 PLAIN = "plain"
-VARIANTS: dict[str, Callable[[SimConfig], SimConfig]] = {PLAIN: lambda config: config}
+DELEGATION = "delegation"
+DELEGATED_SHARE = 0.5
+"""Under `delegation`, half of the offline accounts delegate explicitly; the fallback covers
+the rest (docs/protocol.md §16)."""
+VARIANTS: dict[str, Callable[[SimConfig], SimConfig]] = {
+    PLAIN: lambda config: config,
+    DELEGATION: lambda config: replace(config, delegate_offline=DELEGATED_SHARE, fallback=True),
+}
 """Each variant of the sweep is a transformation of a run's configuration."""
 
 
@@ -234,13 +242,6 @@ def step_pass_probability(online: float, n_c: int, t_h: int) -> float:
     return min(1.0, math.fsum(term(k) for k in range(t_h + 1, n_c + 1)))
 
 
-def _percentile(values: Sequence[int], pct: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * pct / 100) - 1))]
-
-
 @dataclass(frozen=True, slots=True)
 class PointResult:
     """One point of the sweep: every seed's run at one participation, under one variant."""
@@ -294,7 +295,7 @@ class PointResult:
 
     def round_time_s(self, pct: float) -> float | None:
         """A percentile of the committed rounds' durations (rounds that never ended left out)."""
-        value = _percentile([ms for r in self.runs for ms in r.round_ms], pct)
+        value = percentile([ms for r in self.runs for ms in r.round_ms], pct)
         return None if value is None else value / 1_000
 
     @property
@@ -597,6 +598,12 @@ def add_participation_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="worker processes (default: the cores this process may use)",
     )
+    add(
+        "--delegation",
+        action="store_true",
+        help="run the sweep with and without delegation (half of the offline accounts "
+        "delegate explicitly, the fallback covers the rest) and plot both",
+    )
     add("--json", action="store_true", help="print a JSON list, one object per point")
     add("--plot", type=Path, default=None, metavar="FILE", help="save a PNG plot to FILE")
 
@@ -616,6 +623,7 @@ def config_from(args: argparse.Namespace) -> SweepConfig:
         lam_ms=args.lambda_ms,
         big_lam_ms=args.big_lambda_ms,
         latency_ms=args.latency_ms,
+        variants=(PLAIN, DELEGATION) if args.delegation else (PLAIN,),
     )
 
 
