@@ -57,6 +57,12 @@ def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
 
 
+def _mempool_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--senders", type=int, default=400, help="senders with queued transactions")
+    p.add_argument("--queued", type=int, default=20_000, help="transactions already queued")
+    p.add_argument("--batch", type=int, default=500, help="transactions admitted in one batch")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
@@ -65,6 +71,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "leader": ("the leader-order study loop against the Python model", _leader_options),
     "ledger": ("checking and applying transactions, deriving keys", _ledger_options),
     "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
+    "mempool": ("admitting a batch into a loaded mempool", _mempool_options),
     "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
 }
 
