@@ -30,6 +30,15 @@ pub const MAX_SEATS: usize = 1 << 22;
 /// Work below this many items is not worth releasing the GIL for.
 const DETACH_MIN: usize = 256;
 
+/// Runs `work` with the GIL released when it handles at least `DETACH_MIN` items.
+fn detach_if_large<T: Send>(py: Python<'_>, items: usize, work: impl FnOnce() -> T + Send) -> T {
+    if items >= DETACH_MIN {
+        py.detach(work)
+    } else {
+        work()
+    }
+}
+
 impl From<StakeError> for PyErr {
     fn from(e: StakeError) -> PyErr {
         PyValueError::new_err(e.to_string())
@@ -279,12 +288,9 @@ impl StakeTable {
         }
         let mut seats = vec![0u64; draw.size];
         let stakes = &self.stakes;
-        let mut fill = || stakes.committee_into(&draw.seed, draw.round, draw.step, &mut seats);
-        if draw.size >= DETACH_MIN {
-            py.detach(fill)?;
-        } else {
-            fill()?;
-        }
+        detach_if_large(py, draw.size, || {
+            stakes.committee_into(&draw.seed, draw.round, draw.step, &mut seats)
+        })?;
         Ok(seats)
     }
 }
@@ -295,11 +301,7 @@ impl StakeTable {
     #[pyo3(signature = (balances))]
     fn new(py: Python<'_>, balances: &Bound<'_, PyAny>) -> PyResult<Self> {
         let balances = read_balances(balances, 0)?;
-        let stakes = if balances.len() >= DETACH_MIN {
-            py.detach(|| Stakes::new(balances))?
-        } else {
-            Stakes::new(balances)?
-        };
+        let stakes = detach_if_large(py, balances.len(), || Stakes::new(balances))?;
         Ok(Self { stakes })
     }
 
@@ -366,11 +368,7 @@ impl StakeTable {
     fn update(&mut self, py: Python<'_>, mapping: &Bound<'_, PyAny>) -> PyResult<()> {
         let changes = read_changes(mapping, self.stakes.len())?;
         let stakes = &mut self.stakes;
-        if changes.len() >= DETACH_MIN {
-            py.detach(|| stakes.update(&changes))?;
-        } else {
-            stakes.update(&changes)?;
-        }
+        detach_if_large(py, changes.len(), || stakes.update(&changes))?;
         Ok(())
     }
 
@@ -395,11 +393,7 @@ impl StakeTable {
     fn extend(&mut self, py: Python<'_>, balances: &Bound<'_, PyAny>) -> PyResult<()> {
         let balances = read_balances(balances, self.stakes.len())?;
         let stakes = &mut self.stakes;
-        if balances.len() >= DETACH_MIN {
-            py.detach(|| stakes.extend(&balances))?;
-        } else {
-            stakes.extend(&balances)?;
-        }
+        detach_if_large(py, balances.len(), || stakes.extend(&balances))?;
         Ok(())
     }
 
