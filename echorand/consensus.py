@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
-from echorand.delegation import ACTIVE_WINDOW, AnyCertificate, BbaSubstitute, GcSubstitute
+from echorand.delegation import ACTIVE_WINDOW, AnyCertificate
 from echorand.events import (
     Action,
     BlockReceived,
@@ -34,11 +34,13 @@ from echorand.events import (
 )
 from echorand.messages import (
     BbaSignature,
+    BbaSubstitute,
     Block,
     ConsensusMessage,
     GcBlock,
     GcProposal,
     GcSignature,
+    GcSubstitute,
 )
 from echorand.params import Params
 from echorand.proposers import next_authors, policy_for

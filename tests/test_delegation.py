@@ -13,17 +13,14 @@ from _sandbox import PARAMS, key
 from echorand.bba import Vote
 from echorand.certificate import CertificateError, build_certificate, check_certificate
 from echorand.delegation import (
-    BbaSubstitute,
     DelegatedCertificate,
-    GcSubstitute,
     Mode,
-    decode_substitute,
     fallback_signer,
     sign_bba_substitute,
     sign_gc_substitute,
 )
 from echorand.events import Send, TimerKind
-from echorand.messages import Block, DecodeError
+from echorand.messages import BbaSubstitute, Block, DecodeError, GcSubstitute, decode
 from echorand.params import Params
 from echorand.round import Round, RoundContext
 from echorand.signing import sign_proposal, sign_vote
@@ -197,13 +194,13 @@ def test_substitute_encoding_round_trips_and_rejects_bad_input() -> None:
     for msg in (bba_sub(4, d, p, Mode.EXPLICIT), gc_sub(2, d, p, Mode.FALLBACK)):
         data = msg.encode()
         assert data[0] == (0x06 if isinstance(msg, BbaSubstitute) else 0x05)
-        assert decode_substitute(data) == msg
+        assert decode(data) == msg
         with pytest.raises(DecodeError):
-            decode_substitute(data + b"\x00")
+            decode(data + b"\x00")
     bad_mode = bytearray(gc_sub(2, d, p, Mode.EXPLICIT).encode())
     bad_mode[29] = 3
     with pytest.raises(DecodeError, match="mode"):
-        decode_substitute(bytes(bad_mode))
+        decode(bytes(bad_mode))
     with pytest.raises(ValueError, match="principal"):
         GcSubstitute(1, 2, d, d, Mode.EXPLICIT, V[0], V[1], bytes(64))
 

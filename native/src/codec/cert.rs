@@ -29,6 +29,37 @@ pub fn cert_signing_bytes(round: u64, b: u8, value: &Value) -> Vec<u8> {
     out
 }
 
+/// What a substitute's `cert_sig` signs: the body of [`cert_signing_bytes`]
+/// followed by `u64be(principal) || u8(mode)` (58 bytes of body, an own vote's is 49).
+pub fn substitute_cert_signing_bytes(
+    round: u64,
+    b: u8,
+    value: &Value,
+    principal: u64,
+    mode: u8,
+) -> Vec<u8> {
+    let mut out = cert_signing_bytes(round, b, value);
+    out.put_u64(principal);
+    out.put_u8(mode);
+    out
+}
+
+/// The rules of a substitute's seat (§16), for field paths under `path`:
+/// `mode` is 1 (explicit) or 2 (fallback), and `principal` is not the signer.
+pub fn check_delegation(path: &str, signer: u64, principal: u64, mode: u8) -> Result<(), String> {
+    if mode != 1 && mode != 2 {
+        return Err(format!(
+            "{path}.mode: must be 1 (explicit) or 2 (fallback), got {mode}"
+        ));
+    }
+    if principal == signer {
+        return Err(format!(
+            "{path}.principal: must differ from the signer ({signer})"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Vote {
     pub signer: u64,
