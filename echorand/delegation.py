@@ -5,29 +5,24 @@ account in `P`'s seats: `P`'s explicit delegate (mode 1) or its fallback
 `C(P, s)` (mode 2). The principal and the mode are inside the signed body.
 
 The two messages (`gc_substitute` 0x05, `bba_substitute` 0x06) are native
-classes of the codec (`echorand.messages`); this module signs them and says
-who may send them.
+classes of the codec (`echorand.messages`), and so is a certificate's
+substitute section (`Certificate.substitutes`); this module signs the
+messages and says who may send them.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import IntEnum
 
-from echorand.messages import BbaSubstitute, Certificate, GcSubstitute
-from echorand.params import CERT_TAG
+from echorand.messages import BbaSubstitute, GcSubstitute
 from echorand.signing import Signer
-from echorand.tally import EMPTY_VALUE, Value
+from echorand.tally import Value
 
 GC_SUBSTITUTE = 0x05
 BBA_SUBSTITUTE = 0x06
 ACTIVE_WINDOW = 64
 """M: the distinct producers of the last this many non-empty blocks."""
-MAX_CERT_VOTES = 10_000
-
-_ENTRY = struct.Struct(">QQB64s")
 
 
 class Mode(IntEnum):
@@ -36,20 +31,6 @@ class Mode(IntEnum):
     OWN = 0
     EXPLICIT = 1
     FALLBACK = 2
-
-
-def _check_head(name: str, sender: int, principal: int, mode: int) -> None:
-    if mode not in (Mode.EXPLICIT, Mode.FALLBACK):
-        raise ValueError(f"{name}.mode must be 1 (explicit) or 2 (fallback), got {mode}")
-    if principal == sender:
-        raise ValueError(f"{name}.principal must differ from the sender ({sender})")
-
-
-def cert_signing_bytes(round: int, b: int, value: Value, principal: int, mode: int) -> bytes:
-    """What a substitute's `cert_sig` signs (the empty value when `b = 1`)."""
-    block_hash, leader = EMPTY_VALUE if b == 1 else value
-    body = struct.pack(">QB32sQQB", round, b, block_hash, leader, principal, mode)
-    return CERT_TAG + b"\x00" + body
 
 
 Substitute = GcSubstitute | BbaSubstitute
@@ -100,59 +81,3 @@ def next_active(active: tuple[int, ...], producers: tuple[int, ...]) -> tuple[in
 
     `producers` is that window itself (most recent last); M is it sorted, distinct."""
     return tuple(sorted(set(producers[-ACTIVE_WINDOW:])))
-
-
-# --- certificates with substitutes -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubstituteEntry:
-    """One substitute vote in a certificate: `principal`'s seats, signed by `signer`."""
-
-    principal: int
-    signer: int
-    mode: int
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DelegatedCertificate:
-    """CERT_r with its substitute section (§16): own votes in `certificate`, the rest in
-    `substitutes`, principals strictly ascending and distinct from the own signers."""
-
-    certificate: Certificate
-    substitutes: tuple[SubstituteEntry, ...]
-
-    def __post_init__(self) -> None:
-        principals = [e.principal for e in self.substitutes]
-        if principals != sorted(set(principals)):
-            raise ValueError("certificate: substitute principals must be strictly ascending")
-        if set(principals) & set(self.certificate.signers):
-            raise ValueError("certificate: a principal is both an own signer and substituted")
-        if len(principals) + len(self.certificate.signers) > MAX_CERT_VOTES:
-            raise ValueError(f"certificate: more than {MAX_CERT_VOTES} votes")
-        for e in self.substitutes:
-            _check_head("certificate substitute", e.signer, e.principal, e.mode)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.certificate, name)
-
-    def encode(self) -> bytes:
-        entries = b"".join(
-            _ENTRY.pack(e.principal, e.signer, e.mode, e.signature) for e in self.substitutes
-        )
-        return self.certificate.encode() + len(self.substitutes).to_bytes(4, "big") + entries
-
-
-AnyCertificate = Certificate | DelegatedCertificate
-
-
-def split_certificate(cert: AnyCertificate) -> tuple[Certificate, tuple[SubstituteEntry, ...]]:
-    if isinstance(cert, DelegatedCertificate):
-        return cert.certificate, cert.substitutes
-    return cert, ()
-
-
-def with_substitutes(cert: Certificate, substitutes: Iterable[SubstituteEntry]) -> AnyCertificate:
-    entries = tuple(sorted(substitutes, key=lambda e: e.principal))
-    return DelegatedCertificate(cert, entries) if entries else cert

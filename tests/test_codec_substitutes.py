@@ -11,9 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echorand.messages import (
+    MAX_CERT_VOTES,
     BbaSubstitute,
+    Block,
+    Certificate,
     DecodeError,
     GcSubstitute,
+    SyncResponse,
     decode,
     decode_many,
     encode,
@@ -207,3 +211,99 @@ def test_fields_match_args_value_and_pickle() -> None:
     one = _bba(b=1)
     assert one.value == (b"\x11" * 32, 5)
     assert one.cert_signing_bytes() == py_cert_signing_bytes(1, 1, (ZERO, 0), 7, 2)
+
+
+# --- the certificate's substitute section -----------------------------------------------
+
+_ENTRY = struct.Struct(">QQB64s")
+
+
+def _cert(votes=((2, b"a" * 64), (9, b"b" * 64)), subs=()) -> Certificate:
+    return Certificate(1, 5, 0, b"h" * 32, 4, list(votes), list(subs))
+
+
+def py_delegated_cert(cert: Certificate) -> bytes:
+    """The former Python encoder: own certificate, then `scount || entries`."""
+    head = struct.pack(
+        ">QIB32sQI", cert.round, cert.step, cert.b, cert.block_hash, cert.leader, len(cert.votes)
+    )
+    own = b"".join(struct.pack(">Q64s", s, sig) for s, sig in cert.votes)
+    entries = b"".join(_ENTRY.pack(*e) for e in cert.substitutes)
+    return head + own + len(cert.substitutes).to_bytes(4, "big") + entries
+
+
+def test_a_certificate_carries_its_substitutes_in_the_trailing_section() -> None:
+    subs = [(3, 7, 1, b"s" * 64), (11, 2, 2, b"t" * 64)]
+    cert = _cert(subs=subs)
+    data = cert.encode()
+    assert data == py_delegated_cert(cert)
+    assert data[-(4 + 2 * _ENTRY.size) :][:4] == (2).to_bytes(4, "big")
+    assert Certificate.from_bytes(data) == cert
+    assert cert.substitutes == tuple(subs) and cert.principals == (3, 11)
+    assert cert.signers == (2, 9)
+    assert cert != _cert()
+    assert cert.substitute_signing_bytes(3, 1) == py_cert_signing_bytes(1, 0, cert.value, 3, 1)
+
+
+def test_a_certificate_without_substitutes_ends_with_scount_0() -> None:
+    cert = _cert()
+    data = cert.encode()
+    assert data[-4:] == bytes(4) and cert.substitutes == ()
+    assert Certificate.from_bytes(data) == cert
+    with pytest.raises(DecodeError, match=r"certificate\.scount"):
+        Certificate.from_bytes(data[:-4])  # the section is always there
+
+
+def _with_entries(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    own = _cert().encode()[:-4]
+    return own + len(entries).to_bytes(4, "big") + b"".join(_ENTRY.pack(*e) for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("entries", "error"),
+    [
+        ([(3, 7, 0, bytes(64))], r"certificate\.substitutes\[0\]\.mode: must be 1"),
+        ([(3, 7, 3, bytes(64))], r"certificate\.substitutes\[0\]\.mode: must be 1"),
+        ([(3, 3, 1, bytes(64))], r"certificate\.substitutes\[0\]\.principal: must differ"),
+        ([(5, 7, 1, bytes(64)), (4, 7, 1, bytes(64))], r"principals not strictly ascending"),
+        ([(5, 7, 1, bytes(64)), (5, 8, 2, bytes(64))], r"principals not strictly ascending"),
+        ([(3, 7, 1, bytes(64)), (9, 7, 1, bytes(64))], r"\[1\]\.principal: 9 is also an own"),
+    ],
+)
+def test_a_bad_substitute_section_is_rejected_naming_the_entry(entries, error: str) -> None:
+    with pytest.raises(DecodeError, match=error):
+        Certificate.from_bytes(_with_entries(entries))
+    with pytest.raises(ValueError, match=error):
+        _cert(subs=entries)
+
+
+def test_a_truncated_section_names_the_field() -> None:
+    data = _with_entries([(3, 7, 1, b"s" * 64)])
+    with pytest.raises(DecodeError, match=r"certificate\.substitutes\[0\]\.signature"):
+        Certificate.from_bytes(data[:-1])
+    with pytest.raises(DecodeError, match="trailing"):
+        Certificate.from_bytes(data + b"\x00")
+
+
+def test_own_and_substitute_votes_together_stay_within_the_limit() -> None:
+    votes = [(2 * i, b"v" * 64) for i in range(MAX_CERT_VOTES - 1)]
+    ok = Certificate(1, 5, 0, b"h" * 32, 4, votes, [(1, 0, 1, b"s" * 64)])
+    assert Certificate.from_bytes(ok.encode()) == ok
+    two = [(1, 0, 1, b"s" * 64), (3, 0, 1, b"s" * 64)]
+    with pytest.raises(ValueError, match=r"certificate\.substitutes: more than the limit of 1"):
+        Certificate(1, 5, 0, b"h" * 32, 4, votes, two)
+    data = ok.encode()[:-85] + (2).to_bytes(4, "big") + b"".join(_ENTRY.pack(*e) for e in two)
+    with pytest.raises(DecodeError, match=r"certificate\.scount: 2 over limit 1"):
+        Certificate.from_bytes(data)
+
+
+def test_substitute_entries_must_be_4_tuples() -> None:
+    with pytest.raises(TypeError, match=r"certificate\.substitutes\[0\]: expected a"):
+        _cert(subs=[(3, 7, 1)])
+
+
+def test_a_sync_response_carries_certificates_with_substitutes() -> None:
+    cert = Certificate(1, 5, 1, ZERO, 0, [(2, b"a" * 64)], [(3, 7, 2, b"s" * 64)])
+    response = SyncResponse([(Block.empty(1, b"p" * 32), cert)])
+    back = decode(response.encode())
+    assert back == response and back.blocks[0][1].substitutes == ((3, 7, 2, b"s" * 64),)

@@ -13,14 +13,20 @@ from _sandbox import PARAMS, key
 from echorand.bba import Vote
 from echorand.certificate import CertificateError, build_certificate, check_certificate
 from echorand.delegation import (
-    DelegatedCertificate,
     Mode,
     fallback_signer,
     sign_bba_substitute,
     sign_gc_substitute,
 )
 from echorand.events import Send, TimerKind
-from echorand.messages import BbaSubstitute, Block, DecodeError, GcSubstitute, decode
+from echorand.messages import (
+    BbaSubstitute,
+    Block,
+    Certificate,
+    DecodeError,
+    GcSubstitute,
+    decode,
+)
 from echorand.params import Params
 from echorand.round import Round, RoundContext
 from echorand.signing import sign_proposal, sign_vote
@@ -263,12 +269,13 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
     ctx, rnd, p, d = _certificate_round()
     assert rnd.decision == (5, Vote(1, EMPTY_VALUE))
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
-    assert isinstance(cert, DelegatedCertificate)
-    assert [(e.principal, e.signer) for e in cert.substitutes] == [(p, d)]
+    assert [(principal, signer) for principal, signer, _, _ in cert.substitutes] == [(p, d)]
+    assert Certificate.from_bytes(cert.encode()) == cert  # the ledger and sync carry them
     verifier = CachingVerifier(NativeVerifier())
     block = Block.empty(1, PREV)
     check_certificate(cert, block, ctx, PUBLIC.__getitem__, verifier)
-    without = cert.certificate  # the own votes alone are not enough
+    without = Certificate(cert.round, cert.step, cert.b, *cert.value, cert.votes)
+    # the own votes alone are not enough
     with pytest.raises(CertificateError, match="weight"):
         check_certificate(without, block, ctx, PUBLIC.__getitem__, verifier)
     other = next(a for a in range(N) if a not in (p, d))
@@ -279,10 +286,10 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
 def test_a_certificate_never_counts_a_principal_twice() -> None:
     _, rnd, _, d = _certificate_round()
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
-    signer = cert.certificate.signers[0]
-    entry = type(cert.substitutes[0])(signer, d, Mode.EXPLICIT, bytes(64))
-    with pytest.raises(ValueError, match="both"):
-        DelegatedCertificate(cert.certificate, (entry,))
+    signer = cert.signers[0]
+    entry = (signer, d, Mode.EXPLICIT, bytes(64))
+    with pytest.raises(ValueError, match="also an own signer"):
+        Certificate(cert.round, cert.step, cert.b, *cert.value, cert.votes, [entry])
 
 
 # --- the simulator ------------------------------------------------------------------
@@ -306,10 +313,9 @@ def test_delegation_and_fallback_let_a_low_participation_network_make_blocks() -
     assert plain.committed == 0
     assert delegated.committed == 4 and delegated.forks == []
     assert delegated.bad_certificates == []
-    subs = [
-        c for chain in delegated.chains for _, c in chain if isinstance(c, DelegatedCertificate)
-    ]
-    modes = {e.mode for c in subs for e in c.substitutes}
+    modes = {
+        mode for chain in delegated.chains for _, c in chain for _, _, mode, _ in c.substitutes
+    }
     assert modes == {Mode.EXPLICIT, Mode.FALLBACK}
 
 
@@ -335,5 +341,5 @@ def test_delegation_survives_a_node_restart() -> None:
         for (_, c), at in zip(chain, times, strict=True)
         if at > 2_500
     ]
-    signers = {e.signer for c in late if isinstance(c, DelegatedCertificate) for e in c.substitutes}
+    signers = {signer for c in late for _, signer, _, _ in c.substitutes}
     assert delegate in signers  # the restarted node acts for its principals again
