@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import replace
 
 import pytest
-from _sandbox import PARAMS, key
+from _sandbox import PARAMS, Sandbox, key
 
 from echorand.bba import Vote
 from echorand.certificate import CertificateError, build_certificate, check_certificate
@@ -343,3 +343,18 @@ def test_delegation_survives_a_node_restart() -> None:
     ]
     signers = {signer for c in late for _, signer, _, _ in c.substitutes}
     assert delegate in signers  # the restarted node acts for its principals again
+
+
+def test_a_node_core_routes_decoded_substitutes_into_the_round() -> None:
+    sb = Sandbox()
+    p = next(a for a in range(1, 16) if sb.ctx.weight(2, a) > 0)
+    d = next(a for a in range(1, 16) if a != p)
+    gc = sign_gc_substitute(key(d), 1, 2, d, p, Mode.EXPLICIT, EMPTY_VALUE)
+    bba = sign_bba_substitute(key(d), 1, 1, d, p, Mode.FALLBACK, 1, EMPTY_VALUE)
+    frames = [gc.encode(), bba.encode()]
+    received = [decode(f) for f in frames]
+    assert received == [gc, bba]
+    sb.recv(*received)
+    # both reached the substitute checks (no delegate, no fallback in this sandbox)
+    assert sb.node.stats["not a substitute"] == 1
+    assert sb.node.stats["wrong step"] == 1
