@@ -13,13 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from echorand.bba import StepVotes, Vote
-from echorand.delegation import (
-    AnyCertificate,
-    SubstituteEntry,
-    cert_signing_bytes,
-    split_certificate,
-    with_substitutes,
-)
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
 from echorand.tally import EMPTY_VALUE
@@ -30,12 +23,11 @@ class CertificateError(ValueError):
     """A certificate that does not prove its block; the message says why."""
 
 
-def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> AnyCertificate:
+def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> Certificate:
     """CERT_r from the votes of the deciding step (with its substitutes, §16)."""
     block_hash, leader = vote.certified_value
-    cert = Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote))
-    subs = [SubstituteEntry(*entry) for entry in votes.substitutes_for(vote)]
-    return with_substitutes(cert, subs)
+    subs = sorted(votes.substitutes_for(vote))
+    return Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote), subs)
 
 
 def decides(step: int, b: int) -> bool:
@@ -45,7 +37,7 @@ def decides(step: int, b: int) -> bool:
     return step >= 5 and (step - 5) % 3 == 0
 
 
-def certified_block_matches(cert: AnyCertificate, block: Block, ctx: RoundContext) -> None:
+def certified_block_matches(cert: Certificate, block: Block, ctx: RoundContext) -> None:
     """Check that `block` is the block `cert` decides, in the round of `ctx`."""
     if block.round != ctx.round or cert.round != ctx.round:
         raise CertificateError(
@@ -63,7 +55,7 @@ def certified_block_matches(cert: AnyCertificate, block: Block, ctx: RoundContex
 
 
 def check_certificate(
-    cert: AnyCertificate,
+    cert: Certificate,
     block: Block,
     ctx: RoundContext,
     public_key: PublicKeys,
@@ -77,7 +69,6 @@ def check_certificate(
     `A_step`, their weight is > t_h, the step is one whose votes decide,
     and every signature verifies (one batch).
     """
-    cert, substitutes = split_certificate(cert)
     certified_block_matches(cert, block, ctx)
     if not decides(cert.step, cert.b):
         raise CertificateError(f"step: votes b={cert.b} of step {cert.step} decide nothing")
@@ -98,24 +89,18 @@ def check_certificate(
     payloads = [payload] * len(keys)
     sigs = [sig for _, sig in cert.votes]
     names = list(signers)
-    for entry in substitutes:
-        seats = weights.get(entry.principal, 0)
-        pk = public_key(entry.signer)
+    for principal, signer, mode, signature in cert.substitutes:
+        seats = weights.get(principal, 0)
+        pk = public_key(signer)
         if seats == 0:
-            raise CertificateError(f"votes: principal {entry.principal} is not in A_{cert.step}")
-        if pk is None or not ctx.may_substitute(
-            cert.step, entry.principal, entry.signer, entry.mode
-        ):
-            raise CertificateError(
-                f"votes: {entry.signer} may not speak for {entry.principal} in mode {entry.mode}"
-            )
+            raise CertificateError(f"votes: principal {principal} is not in A_{cert.step}")
+        if pk is None or not ctx.may_substitute(cert.step, principal, signer, mode):
+            raise CertificateError(f"votes: {signer} may not speak for {principal} in mode {mode}")
         weight += seats
         keys.append(pk)
-        payloads.append(
-            cert_signing_bytes(cert.round, cert.b, cert.value, entry.principal, entry.mode)
-        )
-        sigs.append(entry.signature)
-        names.append(entry.principal)
+        payloads.append(cert.substitute_signing_bytes(principal, mode))
+        sigs.append(signature)
+        names.append(principal)
     if weight <= ctx.params.t_h:
         raise CertificateError(f"votes: weight {weight} is not above t_h = {ctx.params.t_h}")
     answers = verifier.verify_batch(keys, payloads, sigs)

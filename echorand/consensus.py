@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
-from echorand.delegation import ACTIVE_WINDOW, AnyCertificate, BbaSubstitute, GcSubstitute
+from echorand.delegation import ACTIVE_WINDOW
 from echorand.events import (
     Action,
     BlockReceived,
@@ -34,11 +34,14 @@ from echorand.events import (
 )
 from echorand.messages import (
     BbaSignature,
+    BbaSubstitute,
     Block,
+    Certificate,
     ConsensusMessage,
     GcBlock,
     GcProposal,
     GcSignature,
+    GcSubstitute,
 )
 from echorand.params import Params
 from echorand.proposers import next_authors, policy_for
@@ -134,7 +137,7 @@ class Consensus:
         verifier: Verifier,
         tip: Tip,
         payload: PayloadSource = _no_payload,
-        on_commit: Callable[[Block, AnyCertificate], None] | None = None,
+        on_commit: Callable[[Block, Certificate], None] | None = None,
     ) -> None:
         """`on_commit(block, cert)`, when given, is called with each decided block before the
         next round begins, so that a real ledger applies it first: the next round's stake
@@ -155,7 +158,7 @@ class Consensus:
         self._buffer: list[ConsensusMessage] = []
         self._buffered: set[bytes] = set()
         self._fetching: bytes | None = None
-        self._pending_cert: AnyCertificate | None = None
+        self._pending_cert: Certificate | None = None
         self._last_sync_ms: int | None = None
 
     @property
@@ -301,7 +304,7 @@ class Consensus:
         self._commit(block, cert, now_ms, out)
 
     def _certified_blocks(
-        self, blocks: tuple[tuple[Block, AnyCertificate], ...], now_ms: int, out: list[Action]
+        self, blocks: tuple[tuple[Block, Certificate], ...], now_ms: int, out: list[Action]
     ) -> None:
         for block, cert in blocks:
             if block.round < self.current_round:
@@ -318,7 +321,7 @@ class Consensus:
             self._fetching = None
             self._commit(block, cert, now_ms, out)
 
-    def _commit(self, block: Block, cert: AnyCertificate, now_ms: int, out: list[Action]) -> None:
+    def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
         if self.on_commit is not None:
             self.on_commit(block, cert)
         out.append(Commit(block, cert))

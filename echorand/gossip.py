@@ -22,8 +22,9 @@ from echorand.messages import MAX_BATCH_TXS, Message, Transaction, TxBatch
 if TYPE_CHECKING:
     from echorand.network import Batch, Network
 
-GOSSIP_CODES = frozenset({0x01, 0x02, 0x03, 0x04, 0x10})
-"""Type bytes of the messages that are gossiped (and de-duplicated): consensus and tx_batch."""
+GOSSIP_CODES = frozenset({0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10})
+"""Type bytes of the messages that are gossiped (and de-duplicated): consensus (the
+substitutes of §16 included) and tx_batch."""
 
 TX_BATCH_CODE = 0x10
 """The type byte of `tx_batch`, the low-priority gossip shed first under backpressure."""

@@ -22,6 +22,10 @@ The whitepaper's messages, in its words:
 - `BbaSignature` (`bba_signature`, 0x04) -- "BBA Consensus Result", sent in step 4 and every
   later step: `{r, s, id, b, v, sig(b, v)}`; `cert_sig` is the vote that goes into the
   certificate `CERT_r`, signed over `(r, b, v)` (the empty value when `b = 1`).
+- `GcSubstitute` (`gc_substitute`, 0x05) and `BbaSubstitute` (`bba_substitute`, 0x06) --
+  docs/protocol.md §16: a `gc_proposal` or `bba_signature` that the sender signs in the
+  seats of another account, `principal`, as its explicit delegate (`mode` 1) or its
+  fallback (`mode` 2); the principal and the mode are inside both signatures.
 - `Certificate` -- `CERT_r`, "a B_r block certificate formed out of a set of bba_signature
   messages": the `cert_sig` votes of the deciding step, signers strictly ascending.
 - `Block` -- `B_r`, "a block created in round r": a producer's proposed block with its seed
@@ -45,12 +49,14 @@ from echorand._native import (
     MAX_FRAME,
     MAX_SYNC_BLOCKS,
     BbaSignature,
+    BbaSubstitute,
     Block,
     Certificate,
     DecodeError,
     GcBlock,
     GcProposal,
     GcSignature,
+    GcSubstitute,
     Hello,
     SyncRequest,
     SyncResponse,
@@ -63,8 +69,9 @@ from echorand._native import (
     split_frames,
 )
 
-ConsensusMessage = GcBlock | GcSignature | GcProposal | BbaSignature
-"""The messages of a round's steps, each signed by its sender."""
+ConsensusMessage = GcBlock | GcSignature | GcProposal | BbaSignature | GcSubstitute | BbaSubstitute
+"""The messages of a round's steps, each signed by its sender (the substitutes in another
+account's seats, §16)."""
 
 NetworkMessage = TxBatch | Hello | SyncRequest | SyncResponse
 """The messages between peers outside consensus."""
@@ -86,6 +93,7 @@ __all__ = [
     "MAX_FRAME",
     "MAX_SYNC_BLOCKS",
     "BbaSignature",
+    "BbaSubstitute",
     "Block",
     "Certificate",
     "ConsensusMessage",
@@ -93,6 +101,7 @@ __all__ = [
     "GcBlock",
     "GcProposal",
     "GcSignature",
+    "GcSubstitute",
     "Hello",
     "Message",
     "NetworkMessage",

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step
 from echorand.delegation import (
-    GcSubstitute,
     Mode,
     Substitute,
     fallback_signer,
@@ -26,7 +25,14 @@ from echorand.delegation import (
 )
 from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
-from echorand.messages import BbaSignature, GcBlock, GcProposal, GcSignature, Transaction
+from echorand.messages import (
+    BbaSignature,
+    GcBlock,
+    GcProposal,
+    GcSignature,
+    GcSubstitute,
+    Transaction,
+)
 from echorand.params import Params
 from echorand.proposers import policy_for
 from echorand.signing import (

@@ -30,8 +30,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from echorand import crypto
-from echorand.delegation import BbaSubstitute, GcSubstitute, Substitute
-from echorand.messages import BbaSignature, ConsensusMessage, GcBlock, GcProposal, GcSignature
+from echorand.delegation import Substitute
+from echorand.messages import (
+    BbaSignature,
+    BbaSubstitute,
+    ConsensusMessage,
+    GcBlock,
+    GcProposal,
+    GcSignature,
+    GcSubstitute,
+)
 from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
 from echorand.tally import EMPTY_VALUE

@@ -82,9 +82,15 @@ def certificates(draw: st.DrawFn) -> Certificate:
     block_hash, leader = (ZERO, 0) if b == 1 else draw(values)
     signers = sorted(draw(st.sets(u64s, max_size=5)))
     votes = [(s, draw(sigs)) for s in signers]
+    principals = sorted(draw(st.sets(u64s.filter(lambda p: p not in signers), max_size=3)))
+    subs = [
+        (p, draw(u64s.filter(lambda s, p=p: s != p)), draw(st.sampled_from((1, 2))), draw(sigs))
+        for p in principals
+    ]
     return Certificate(
-        round=draw(u64s), step=draw(u32s), b=b, block_hash=block_hash, leader=leader, votes=votes
-    )
+        round=draw(u64s), step=draw(u32s), b=b, block_hash=block_hash, leader=leader,
+        votes=votes, substitutes=subs,
+    )  # fmt: skip
 
 
 @st.composite
@@ -316,7 +322,9 @@ def py_cert(cert: Certificate) -> bytes:
     head = struct.pack(
         ">QIB32sQI", cert.round, cert.step, cert.b, cert.block_hash, cert.leader, len(cert.votes)
     )
-    return head + b"".join(struct.pack(">Q64s", s, sig) for s, sig in cert.votes)
+    own = b"".join(struct.pack(">Q64s", s, sig) for s, sig in cert.votes)
+    subs = b"".join(struct.pack(">QQB64s", *entry) for entry in cert.substitutes)
+    return head + own + struct.pack(">I", len(cert.substitutes)) + subs
 
 
 def py_cert_payload(round: int, b: int, block_hash: bytes, leader: int) -> bytes:
@@ -466,7 +474,9 @@ def test_from_bytes_wants_its_own_type() -> None:
         GcProposal.from_bytes(sample_messages()[3].encode())
 
 
-@pytest.mark.parametrize("code", sorted(set(range(256)) - {1, 2, 3, 4, 0x10, 0x20, 0x21, 0x22}))
+@pytest.mark.parametrize(
+    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 0x10, 0x20, 0x21, 0x22})
+)
 def test_unknown_message_types_are_rejected(code: int) -> None:
     assert reject(bytes([code]) + bytes(200)) == f"type: unknown message type 0x{code:02x}"
 

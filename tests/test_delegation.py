@@ -8,22 +8,25 @@ import hashlib
 from dataclasses import replace
 
 import pytest
-from _sandbox import PARAMS, key
+from _sandbox import PARAMS, Sandbox, key
 
 from echorand.bba import Vote
 from echorand.certificate import CertificateError, build_certificate, check_certificate
 from echorand.delegation import (
-    BbaSubstitute,
-    DelegatedCertificate,
-    GcSubstitute,
     Mode,
-    decode_substitute,
     fallback_signer,
     sign_bba_substitute,
     sign_gc_substitute,
 )
 from echorand.events import Send, TimerKind
-from echorand.messages import Block, DecodeError
+from echorand.messages import (
+    BbaSubstitute,
+    Block,
+    Certificate,
+    DecodeError,
+    GcSubstitute,
+    decode,
+)
 from echorand.params import Params
 from echorand.round import Round, RoundContext
 from echorand.signing import sign_proposal, sign_vote
@@ -197,13 +200,13 @@ def test_substitute_encoding_round_trips_and_rejects_bad_input() -> None:
     for msg in (bba_sub(4, d, p, Mode.EXPLICIT), gc_sub(2, d, p, Mode.FALLBACK)):
         data = msg.encode()
         assert data[0] == (0x06 if isinstance(msg, BbaSubstitute) else 0x05)
-        assert decode_substitute(data) == msg
+        assert decode(data) == msg
         with pytest.raises(DecodeError):
-            decode_substitute(data + b"\x00")
+            decode(data + b"\x00")
     bad_mode = bytearray(gc_sub(2, d, p, Mode.EXPLICIT).encode())
     bad_mode[29] = 3
     with pytest.raises(DecodeError, match="mode"):
-        decode_substitute(bytes(bad_mode))
+        decode(bytes(bad_mode))
     with pytest.raises(ValueError, match="principal"):
         GcSubstitute(1, 2, d, d, Mode.EXPLICIT, V[0], V[1], bytes(64))
 
@@ -266,12 +269,13 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
     ctx, rnd, p, d = _certificate_round()
     assert rnd.decision == (5, Vote(1, EMPTY_VALUE))
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
-    assert isinstance(cert, DelegatedCertificate)
-    assert [(e.principal, e.signer) for e in cert.substitutes] == [(p, d)]
+    assert [(principal, signer) for principal, signer, _, _ in cert.substitutes] == [(p, d)]
+    assert Certificate.from_bytes(cert.encode()) == cert  # the ledger and sync carry them
     verifier = CachingVerifier(NativeVerifier())
     block = Block.empty(1, PREV)
     check_certificate(cert, block, ctx, PUBLIC.__getitem__, verifier)
-    without = cert.certificate  # the own votes alone are not enough
+    without = Certificate(cert.round, cert.step, cert.b, *cert.value, cert.votes)
+    # the own votes alone are not enough
     with pytest.raises(CertificateError, match="weight"):
         check_certificate(without, block, ctx, PUBLIC.__getitem__, verifier)
     other = next(a for a in range(N) if a not in (p, d))
@@ -282,10 +286,10 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
 def test_a_certificate_never_counts_a_principal_twice() -> None:
     _, rnd, _, d = _certificate_round()
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
-    signer = cert.certificate.signers[0]
-    entry = type(cert.substitutes[0])(signer, d, Mode.EXPLICIT, bytes(64))
-    with pytest.raises(ValueError, match="both"):
-        DelegatedCertificate(cert.certificate, (entry,))
+    signer = cert.signers[0]
+    entry = (signer, d, Mode.EXPLICIT, bytes(64))
+    with pytest.raises(ValueError, match="also an own signer"):
+        Certificate(cert.round, cert.step, cert.b, *cert.value, cert.votes, [entry])
 
 
 # --- the simulator ------------------------------------------------------------------
@@ -309,10 +313,9 @@ def test_delegation_and_fallback_let_a_low_participation_network_make_blocks() -
     assert plain.committed == 0
     assert delegated.committed == 4 and delegated.forks == []
     assert delegated.bad_certificates == []
-    subs = [
-        c for chain in delegated.chains for _, c in chain if isinstance(c, DelegatedCertificate)
-    ]
-    modes = {e.mode for c in subs for e in c.substitutes}
+    modes = {
+        mode for chain in delegated.chains for _, c in chain for _, _, mode, _ in c.substitutes
+    }
     assert modes == {Mode.EXPLICIT, Mode.FALLBACK}
 
 
@@ -338,5 +341,20 @@ def test_delegation_survives_a_node_restart() -> None:
         for (_, c), at in zip(chain, times, strict=True)
         if at > 2_500
     ]
-    signers = {e.signer for c in late if isinstance(c, DelegatedCertificate) for e in c.substitutes}
+    signers = {signer for c in late for _, signer, _, _ in c.substitutes}
     assert delegate in signers  # the restarted node acts for its principals again
+
+
+def test_a_node_core_routes_decoded_substitutes_into_the_round() -> None:
+    sb = Sandbox()
+    p = next(a for a in range(1, 16) if sb.ctx.weight(2, a) > 0)
+    d = next(a for a in range(1, 16) if a != p)
+    gc = sign_gc_substitute(key(d), 1, 2, d, p, Mode.EXPLICIT, EMPTY_VALUE)
+    bba = sign_bba_substitute(key(d), 1, 1, d, p, Mode.FALLBACK, 1, EMPTY_VALUE)
+    frames = [gc.encode(), bba.encode()]
+    received = [decode(f) for f in frames]
+    assert received == [gc, bba]
+    sb.recv(*received)
+    # both reached the substitute checks (no delegate, no fallback in this sandbox)
+    assert sb.node.stats["not a substitute"] == 1
+    assert sb.node.stats["wrong step"] == 1

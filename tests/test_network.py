@@ -25,8 +25,10 @@ from nethelp import (
 
 from echorand.gossip import Gossip, Seen, digest
 from echorand.messages import (
+    BbaSubstitute,
     Block,
     GcBlock,
+    GcSubstitute,
     Message,
     SyncRequest,
     Transaction,
@@ -201,6 +203,22 @@ def test_frames_arrive_in_order_and_in_batches() -> None:
             assert got == sent
             assert batches < len(sent)
             assert a.metrics()["delivered"] == len(sent)
+
+    arun(main())
+
+
+def test_substitutes_are_gossip_delivered_like_any_consensus_message() -> None:
+    gc = GcSubstitute(3, 2, 5, 9, 1, b"\x11" * 32, 4, b"\x22" * 64)
+    bba = BbaSubstitute(3, 4, 5, 9, 2, 0, b"\x11" * 32, 4, b"\x33" * 64, b"\x22" * 64)
+
+    async def main() -> None:
+        async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
+            await asyncio.wait_for(b.wait_for_peers(1), 10)
+            frames = [encode(gc), encode(bba)]
+            b.broadcast_frames(frames + frames)  # the repeats are gossip duplicates
+            batch = await asyncio.wait_for(a.receive(), 10)
+            assert batch.messages == [gc, bba] and batch.frames == frames
+            assert a.counters["duplicates"] == 2 and a.peers  # the peer is kept
 
     arun(main())
 

@@ -18,19 +18,16 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from echorand.delegation import (
-    BbaSubstitute,
-    GcSubstitute,
-    sign_bba_substitute,
-    sign_gc_substitute,
-)
+from echorand.delegation import sign_bba_substitute, sign_gc_substitute
 from echorand.messages import (
     BbaSignature,
+    BbaSubstitute,
     Block,
     ConsensusMessage,
     GcBlock,
     GcProposal,
     GcSignature,
+    GcSubstitute,
     Transaction,
 )
 from echorand.signing import (

@@ -2,11 +2,18 @@
 //!
 //! ```text
 //! round u64 || step u32 || b u8 || block_hash 32 || leader u64 || count u32 || (signer u64 || signature 64) * count
+//!   || scount u32 || (principal u64 || signer u64 || mode u8 || signature 64) * scount
 //! ```
+//!
+//! The trailing section (docs/protocol.md §16) holds the substitute votes:
+//! those signed in a principal's seats by its delegate (mode 1) or fallback
+//! (mode 2), each over `substitute_cert_signing_bytes`. Principals strictly
+//! ascending, none an own signer; own and substitute votes together at most
+//! `MAX_CERT_VOTES`.
 
 use std::hash::{Hash, Hasher};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
@@ -29,6 +36,37 @@ pub fn cert_signing_bytes(round: u64, b: u8, value: &Value) -> Vec<u8> {
     out
 }
 
+/// What a substitute's `cert_sig` signs: the body of [`cert_signing_bytes`]
+/// followed by `u64be(principal) || u8(mode)` (58 bytes of body, an own vote's is 49).
+pub fn substitute_cert_signing_bytes(
+    round: u64,
+    b: u8,
+    value: &Value,
+    principal: u64,
+    mode: u8,
+) -> Vec<u8> {
+    let mut out = cert_signing_bytes(round, b, value);
+    out.put_u64(principal);
+    out.put_u8(mode);
+    out
+}
+
+/// The rules of a substitute's seat (§16), for field paths under `path`:
+/// `mode` is 1 (explicit) or 2 (fallback), and `principal` is not the signer.
+pub fn check_delegation(path: &str, signer: u64, principal: u64, mode: u8) -> Result<(), String> {
+    if mode != 1 && mode != 2 {
+        return Err(format!(
+            "{path}.mode: must be 1 (explicit) or 2 (fallback), got {mode}"
+        ));
+    }
+    if principal == signer {
+        return Err(format!(
+            "{path}.principal: must differ from the signer ({signer})"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Vote {
     pub signer: u64,
@@ -44,8 +82,37 @@ impl Item for Vote {
     }
 }
 
-/// The certificate of a round: which value step `step` decided, and the
-/// verifiers' `echorand/cert` signatures on it, signers strictly ascending.
+/// One entry of the substitute section: `signer` voted in `principal`'s seats.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubVote {
+    pub principal: u64,
+    pub signer: u64,
+    pub mode: u8,
+    pub signature: [u8; SIG_SIZE],
+}
+
+impl SubVote {
+    const SIZE: usize = 8 + 8 + 1 + SIG_SIZE;
+}
+
+/// `(principal, signer, mode, signature)`.
+impl Item for SubVote {
+    const NOUN: &'static str = "substitute";
+
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (
+            self.principal,
+            self.signer,
+            self.mode,
+            PyBytes::new(py, &self.signature),
+        )
+            .into_bound_py_any(py)
+    }
+}
+
+/// The certificate of a round: which value step `step` decided, the
+/// verifiers' `echorand/cert` signatures on it, signers strictly ascending,
+/// and the substitute votes (§16), principals strictly ascending.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 #[derive(PartialEq)]
 pub struct Certificate {
@@ -54,6 +121,7 @@ pub struct Certificate {
     b: u8,
     value: Value,
     votes: Items<Vote>,
+    substitutes: Items<SubVote>,
 }
 
 impl Hash for Certificate {
@@ -62,6 +130,8 @@ impl Hash for Certificate {
         (self.round, self.step, self.b, self.value).hash(state);
         let votes = self.votes.as_slice();
         (votes.len(), votes.first(), votes.last()).hash(state);
+        let subs = self.substitutes.as_slice();
+        (subs.len(), subs.first(), subs.last()).hash(state);
     }
 }
 
@@ -91,7 +161,65 @@ fn check_ascending(votes: &[Vote]) -> Result<(), String> {
     Ok(())
 }
 
+/// The rules of the substitute section: each entry's seat, principals
+/// strictly ascending, and no principal among the own signers (`votes`, ascending).
+fn check_substitutes(votes: &[Vote], subs: &[SubVote]) -> Result<(), String> {
+    for (i, e) in subs.iter().enumerate() {
+        check_delegation(
+            &format!("certificate.substitutes[{i}]"),
+            e.signer,
+            e.principal,
+            e.mode,
+        )?;
+    }
+    for (i, pair) in subs.windows(2).enumerate() {
+        if let [a, b] = pair {
+            if b.principal <= a.principal {
+                return Err(format!(
+                    "certificate.substitutes: principals not strictly ascending ({} after {} at index {})",
+                    b.principal,
+                    a.principal,
+                    i + 1
+                ));
+            }
+        }
+    }
+    // Both lists ascend: one merge finds a principal that is also an own signer.
+    let mut own = votes.iter().map(|v| v.signer).peekable();
+    for (i, e) in subs.iter().enumerate() {
+        while own.next_if(|&s| s < e.principal).is_some() {}
+        if own.peek() == Some(&e.principal) {
+            return Err(format!(
+                "certificate.substitutes[{i}].principal: {} is also an own signer",
+                e.principal
+            ));
+        }
+    }
+    if votes.len() + subs.len() > MAX_CERT_VOTES {
+        return Err(format!(
+            "certificate: {} own and {} substitute votes, over the limit of {MAX_CERT_VOTES}",
+            votes.len(),
+            subs.len()
+        ));
+    }
+    Ok(())
+}
+
 impl Certificate {
+    fn parse_substitutes(r: &mut Reader<'_>, own: usize) -> DecodeResult<Vec<SubVote>> {
+        let scount = r.count("certificate.scount", MAX_CERT_VOTES.saturating_sub(own))?;
+        let mut subs = Vec::with_capacity(scount);
+        for i in 0..scount {
+            subs.push(SubVote {
+                principal: r.u64(format_args!("certificate.substitutes[{i}].principal"))?,
+                signer: r.u64(format_args!("certificate.substitutes[{i}].signer"))?,
+                mode: r.u8(format_args!("certificate.substitutes[{i}].mode"))?,
+                signature: r.array(format_args!("certificate.substitutes[{i}].signature"))?,
+            });
+        }
+        Ok(subs)
+    }
+
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
         let round = r.u64("certificate.round")?;
         let step = r.u32("certificate.step")?;
@@ -116,12 +244,15 @@ impl Certificate {
             return Err(DecodeErr::new("certificate.votes: malformed"));
         }
         check_ascending(&votes)?;
+        let substitutes = Self::parse_substitutes(r, votes.len())?;
+        check_substitutes(&votes, &substitutes)?;
         Ok(Certificate {
             round,
             step,
             b,
             value,
             votes: Items::new(votes),
+            substitutes: Items::new(substitutes),
         })
     }
 
@@ -139,11 +270,36 @@ impl Certificate {
         let signature = args::fixed::<SIG_SIZE>(&signature, format!("{field}.signature"))?;
         Ok(Vote { signer, signature })
     }
+
+    fn substitute_from_py(item: &Bound<'_, PyAny>, i: usize) -> PyResult<SubVote> {
+        let field = format!("certificate.substitutes[{i}]");
+        let what = "(principal, signer, mode, signature)";
+        let items = match item.cast::<PyTuple>() {
+            Ok(t) if t.len() == 4 => t,
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "{field}: expected a {what} tuple"
+                )))
+            }
+        };
+        Ok(SubVote {
+            principal: args::u64_arg(&items.get_item(0)?, format!("{field}.principal"))?,
+            signer: args::u64_arg(&items.get_item(1)?, format!("{field}.signer"))?,
+            mode: args::u8_arg(&items.get_item(2)?, format!("{field}.mode"))?,
+            signature: args::fixed::<SIG_SIZE>(&items.get_item(3)?, format!("{field}.signature"))?,
+        })
+    }
 }
 
 impl Encode for Certificate {
     fn encoded_len(&self) -> usize {
-        8 + 4 + 1 + Value::SIZE + 4 + self.votes.as_slice().len() * VOTE_SIZE
+        8 + 4
+            + 1
+            + Value::SIZE
+            + 4
+            + self.votes.as_slice().len() * VOTE_SIZE
+            + 4
+            + self.substitutes.as_slice().len() * SubVote::SIZE
     }
 
     fn write<P: Put>(&self, out: &mut P) {
@@ -156,6 +312,14 @@ impl Encode for Certificate {
         for v in votes {
             out.put_u64(v.signer);
             out.put(&v.signature);
+        }
+        let subs = self.substitutes.as_slice();
+        out.put_u32(subs.len() as u32);
+        for e in subs {
+            out.put_u64(e.principal);
+            out.put_u64(e.signer);
+            out.put_u8(e.mode);
+            out.put(&e.signature);
         }
     }
 }
@@ -170,10 +334,14 @@ value_methods! {
         leader: c.value.leader,
         /// `((signer, signature), ...)`, signers strictly ascending.
         votes: c.votes,
+        /// `((principal, signer, mode, signature), ...)`: the substitute votes (§16),
+        /// principals strictly ascending.
+        substitutes: c.substitutes,
     }
 
     #[new]
-    #[pyo3(signature = (round, step, b, block_hash, leader, votes))]
+    #[pyo3(signature = (round, step, b, block_hash, leader, votes, substitutes = None))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         round: &Bound<'_, PyAny>,
         step: &Bound<'_, PyAny>,
@@ -181,6 +349,7 @@ value_methods! {
         block_hash: &Bound<'_, PyAny>,
         leader: &Bound<'_, PyAny>,
         votes: &Bound<'_, PyAny>,
+        substitutes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let round = args::u64_arg(round, "certificate.round")?;
         let step = args::u32_arg(step, "certificate.step")?;
@@ -192,12 +361,24 @@ value_methods! {
         check(b, &value).map_err(PyValueError::new_err)?;
         let votes = Items::from_py(votes, "certificate.votes", MAX_CERT_VOTES, Self::vote_from_py)?;
         check_ascending(votes.as_slice()).map_err(PyValueError::new_err)?;
+        let substitutes = match substitutes {
+            Some(subs) => Items::from_py(
+                subs,
+                "certificate.substitutes",
+                MAX_CERT_VOTES - votes.as_slice().len(),
+                Self::substitute_from_py,
+            )?,
+            None => Items::new(Vec::new()),
+        };
+        check_substitutes(votes.as_slice(), substitutes.as_slice())
+            .map_err(PyValueError::new_err)?;
         Ok(Certificate {
             round,
             step,
             b,
             value,
             votes,
+            substitutes,
         })
     }
 
@@ -224,6 +405,28 @@ value_methods! {
     /// what every vote of the certificate signs.
     fn vote_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &cert_signing_bytes(self.round, self.b, &self.value))
+    }
+
+    /// The principals of the substitute votes, ascending.
+    #[getter]
+    fn principals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.substitutes.as_slice().iter().map(|e| e.principal))
+    }
+
+    /// `vote_signing_bytes() || u64be(principal) || u8(mode)`: what a substitute
+    /// vote of the certificate in `principal`'s seats, in `mode`, signs.
+    fn substitute_signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        principal: &Bound<'py, PyAny>,
+        mode: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let principal = args::u64_arg(principal, "principal")?;
+        let mode = args::u8_arg(mode, "mode")?;
+        Ok(PyBytes::new(
+            py,
+            &substitute_cert_signing_bytes(self.round, self.b, &self.value, principal, mode),
+        ))
     }
 
     fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {

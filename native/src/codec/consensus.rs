@@ -8,7 +8,13 @@
 //! gc_signature   0x02 round step sender || rand 64 || block_hash 32 || prev_hash 32  tag echorand/msg
 //! gc_proposal    0x03 round step sender || v                                         tag echorand/gc_proposal
 //! bba_signature  0x04 round step sender || b u8 || v || cert_sig 64                  tag echorand/bba
+//! gc_substitute  0x05 round step sender || principal u64 || mode u8 || v              tag echorand/gc_proposal
+//! bba_substitute 0x06 round step sender || principal u64 || mode u8 || b u8 || v || cert_sig 64  tag echorand/bba
 //! ```
+//!
+//! The substitutes (docs/protocol.md §16) are votes the sender signs in the
+//! seats of another account, the `principal`: as its explicit delegate
+//! (`mode` 1) or its fallback (`mode` 2).
 
 use std::hash::{Hash, Hasher};
 
@@ -18,7 +24,7 @@ use pyo3::types::PyBytes;
 
 use super::args;
 use super::block::Block;
-use super::cert::cert_signing_bytes;
+use super::cert::{cert_signing_bytes, check_delegation, substitute_cert_signing_bytes};
 use super::wire::{
     check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader, HASH_SIZE,
     SIG_SIZE, ZERO_HASH,
@@ -545,6 +551,275 @@ message_methods! {
 
     /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)`,
     /// with the empty value when `b = 1`: what `cert_sig` signs.
+    fn cert_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.cert_payload())
+    }
+}
+
+// ------------------------------------------------------------ substitutes
+
+/// `principal u64 || mode u8` after the head of a substitute, checked against
+/// the sender: mode 1 or 2, principal distinct from the sender.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C, packed(4))]
+struct Seat {
+    principal: u64,
+    mode: u8,
+}
+
+impl Seat {
+    const SIZE: usize = 8 + 1;
+
+    fn parse(r: &mut Reader<'_>, msg: &str, head: &Head) -> DecodeResult<Self> {
+        let seat = Seat {
+            principal: r.u64(Dotted(msg, "principal"))?,
+            mode: r.u8(Dotted(msg, "mode"))?,
+        };
+        check_delegation(msg, head.sender(), seat.principal(), seat.mode())?;
+        Ok(seat)
+    }
+
+    fn from_args(
+        msg: &str,
+        head: &Head,
+        principal: &Bound<'_, PyAny>,
+        mode: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let seat = Seat {
+            principal: args::u64_arg(principal, Dotted(msg, "principal"))?,
+            mode: args::u8_arg(mode, Dotted(msg, "mode"))?,
+        };
+        check_delegation(msg, head.sender(), seat.principal(), seat.mode())
+            .map_err(PyValueError::new_err)?;
+        Ok(seat)
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        out.put_u64(self.principal());
+        out.put_u8(self.mode());
+    }
+
+    fn principal(&self) -> u64 {
+        self.principal
+    }
+
+    fn mode(&self) -> u8 {
+        self.mode
+    }
+}
+
+/// `gc_substitute`, steps 2 and 3: a value `v` the sender proposes in `principal`'s seats.
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct GcSubstitute {
+    head: Head,
+    seat: Seat,
+    value: Value,
+    signature: [u8; SIG_SIZE],
+}
+
+impl GcSubstitute {
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        let head = Head::parse(r, "gc_substitute")?;
+        Ok(GcSubstitute {
+            seat: Seat::parse(r, "gc_substitute", &head)?,
+            head,
+            value: Value::parse(r, "gc_substitute")?,
+            signature: r.array("gc_substitute.signature")?,
+        })
+    }
+}
+
+impl Encode for GcSubstitute {
+    fn encoded_len(&self) -> usize {
+        HEAD_SIZE + Seat::SIZE + Value::SIZE + SIG_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        self.head.write(out, Self::CODE);
+        self.seat.write(out);
+        self.value.write(out);
+        out.put(&self.signature);
+    }
+}
+
+impl Wire for GcSubstitute {
+    const CODE: u8 = code::GC_SUBSTITUTE;
+}
+
+message_methods! {
+    GcSubstitute;
+    fields(m) {
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
+        /// The account in whose seats the sender speaks.
+        principal: m.seat.principal(),
+        /// 1: the principal's explicit delegate; 2: its fallback.
+        mode: m.seat.mode(),
+        block_hash: m.value.block_hash,
+        leader: m.value.leader,
+        signature: m.signature,
+    }
+
+    #[new]
+    #[pyo3(signature = (round, step, sender, principal, mode, block_hash, leader, signature))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        round: &Bound<'_, PyAny>,
+        step: &Bound<'_, PyAny>,
+        sender: &Bound<'_, PyAny>,
+        principal: &Bound<'_, PyAny>,
+        mode: &Bound<'_, PyAny>,
+        block_hash: &Bound<'_, PyAny>,
+        leader: &Bound<'_, PyAny>,
+        signature: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let head = Head::from_args("gc_substitute", round, step, sender)?;
+        Ok(GcSubstitute {
+            seat: Seat::from_args("gc_substitute", &head, principal, mode)?,
+            head,
+            value: Value::from_args("gc_substitute", block_hash, leader)?,
+            signature: args::fixed(signature, "gc_substitute.signature")?,
+        })
+    }
+
+    /// The value `v = (block_hash, leader)`.
+    #[getter]
+    fn value<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
+        self.value.to_py(py)
+    }
+
+    /// `"echorand/gc_proposal" || 0x00 || (the encoding before the signature)`.
+    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, self))
+    }
+}
+
+/// `bba_substitute`, steps 4..mu: a BBA vote `(b, v)` the sender casts in
+/// `principal`'s seats, with its `cert_sig` over the principal and the mode.
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct BbaSubstitute {
+    head: Head,
+    seat: Seat,
+    b: u8,
+    value: Value,
+    cert_sig: [u8; SIG_SIZE],
+    signature: [u8; SIG_SIZE],
+}
+
+impl BbaSubstitute {
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        let head = Head::parse(r, "bba_substitute")?;
+        let seat = Seat::parse(r, "bba_substitute", &head)?;
+        let b = r.u8("bba_substitute.b")?;
+        check_flag("bba_substitute.b", b).map_err(DecodeErr::new)?;
+        Ok(BbaSubstitute {
+            head,
+            seat,
+            b,
+            value: Value::parse(r, "bba_substitute")?,
+            cert_sig: r.array("bba_substitute.cert_sig")?,
+            signature: r.array("bba_substitute.signature")?,
+        })
+    }
+
+    /// The `echorand/cert` payload `cert_sig` is over.
+    fn cert_payload(&self) -> Vec<u8> {
+        let value = if self.b == 1 {
+            Value::EMPTY
+        } else {
+            self.value
+        };
+        substitute_cert_signing_bytes(
+            self.head.round(),
+            self.b,
+            &value,
+            self.seat.principal(),
+            self.seat.mode(),
+        )
+    }
+}
+
+impl Encode for BbaSubstitute {
+    fn encoded_len(&self) -> usize {
+        HEAD_SIZE + Seat::SIZE + 1 + Value::SIZE + 2 * SIG_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        self.head.write(out, Self::CODE);
+        self.seat.write(out);
+        out.put_u8(self.b);
+        self.value.write(out);
+        out.put(&self.cert_sig);
+        out.put(&self.signature);
+    }
+}
+
+impl Wire for BbaSubstitute {
+    const CODE: u8 = code::BBA_SUBSTITUTE;
+}
+
+message_methods! {
+    BbaSubstitute;
+    fields(m) {
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
+        /// The account in whose seats the sender votes.
+        principal: m.seat.principal(),
+        /// 1: the principal's explicit delegate; 2: its fallback.
+        mode: m.seat.mode(),
+        b: m.b,
+        block_hash: m.value.block_hash,
+        leader: m.value.leader,
+        cert_sig: m.cert_sig,
+        signature: m.signature,
+    }
+
+    #[new]
+    #[pyo3(signature = (round, step, sender, principal, mode, b, block_hash, leader, cert_sig, signature))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        round: &Bound<'_, PyAny>,
+        step: &Bound<'_, PyAny>,
+        sender: &Bound<'_, PyAny>,
+        principal: &Bound<'_, PyAny>,
+        mode: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+        block_hash: &Bound<'_, PyAny>,
+        leader: &Bound<'_, PyAny>,
+        cert_sig: &Bound<'_, PyAny>,
+        signature: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let head = Head::from_args("bba_substitute", round, step, sender)?;
+        let seat = Seat::from_args("bba_substitute", &head, principal, mode)?;
+        let b = args::u8_arg(b, "bba_substitute.b")?;
+        check_flag("bba_substitute.b", b).map_err(PyValueError::new_err)?;
+        Ok(BbaSubstitute {
+            head,
+            seat,
+            b,
+            value: Value::from_args("bba_substitute", block_hash, leader)?,
+            cert_sig: args::fixed(cert_sig, "bba_substitute.cert_sig")?,
+            signature: args::fixed(signature, "bba_substitute.signature")?,
+        })
+    }
+
+    /// The value `v = (block_hash, leader)` (kept even when `b = 1`).
+    #[getter]
+    fn value<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
+        self.value.to_py(py)
+    }
+
+    /// `"echorand/bba" || 0x00 || (the encoding before the signature)`.
+    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &sign_prefix(tag::BBA, self))
+    }
+
+    /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)
+    /// || u64be(principal) || u8(mode)`, with the empty value when `b = 1`: what `cert_sig` signs.
     fn cert_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.cert_payload())
     }

@@ -115,7 +115,7 @@ pub mod wire;
 
 pub use block::Block;
 pub use cert::Certificate;
-pub use consensus::{BbaSignature, GcBlock, GcProposal, GcSignature};
+pub use consensus::{BbaSignature, BbaSubstitute, GcBlock, GcProposal, GcSignature, GcSubstitute};
 pub use network::{Hello, SyncRequest, SyncResponse, TxBatch};
 pub use tx::Transaction;
 
@@ -152,6 +152,8 @@ pub enum Parsed {
     GcSignature(GcSignature),
     GcProposal(GcProposal),
     BbaSignature(BbaSignature),
+    GcSubstitute(GcSubstitute),
+    BbaSubstitute(BbaSubstitute),
     TxBatch(TxBatch),
     Hello(Hello),
     SyncRequest(SyncRequest),
@@ -165,6 +167,8 @@ impl Parsed {
             Parsed::GcSignature(_) => code::GC_SIGNATURE,
             Parsed::GcProposal(_) => code::GC_PROPOSAL,
             Parsed::BbaSignature(_) => code::BBA_SIGNATURE,
+            Parsed::GcSubstitute(_) => code::GC_SUBSTITUTE,
+            Parsed::BbaSubstitute(_) => code::BBA_SUBSTITUTE,
             Parsed::TxBatch(_) => code::TX_BATCH,
             Parsed::Hello(_) => code::HELLO,
             Parsed::SyncRequest(_) => code::SYNC_REQUEST,
@@ -178,6 +182,8 @@ impl Parsed {
             Parsed::GcSignature(m) => Py::new(py, m)?.into_any(),
             Parsed::GcProposal(m) => Py::new(py, m)?.into_any(),
             Parsed::BbaSignature(m) => Py::new(py, m)?.into_any(),
+            Parsed::GcSubstitute(m) => Py::new(py, m)?.into_any(),
+            Parsed::BbaSubstitute(m) => Py::new(py, m)?.into_any(),
             Parsed::TxBatch(m) => Py::new(py, m)?.into_any(),
             Parsed::Hello(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncRequest(m) => Py::new(py, m)?.into_any(),
@@ -200,6 +206,8 @@ pub fn parse_message(mut r: Reader<'_>) -> DecodeResult<Parsed> {
         code::GC_SIGNATURE => Parsed::GcSignature(GcSignature::parse(r)?),
         code::GC_PROPOSAL => Parsed::GcProposal(GcProposal::parse(r)?),
         code::BBA_SIGNATURE => Parsed::BbaSignature(BbaSignature::parse(r)?),
+        code::GC_SUBSTITUTE => Parsed::GcSubstitute(GcSubstitute::parse(r)?),
+        code::BBA_SUBSTITUTE => Parsed::BbaSubstitute(BbaSubstitute::parse(r)?),
         code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(r)?),
         code::HELLO => Parsed::Hello(Hello::parse(r)?),
         code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(r)?),
@@ -315,6 +323,8 @@ fn message_bytes<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> 
         GcProposal,
         GcSignature,
         GcBlock,
+        BbaSubstitute,
+        GcSubstitute,
         TxBatch,
         Hello,
         SyncRequest,
@@ -440,6 +450,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GcSignature>()?;
     m.add_class::<GcProposal>()?;
     m.add_class::<BbaSignature>()?;
+    m.add_class::<GcSubstitute>()?;
+    m.add_class::<BbaSubstitute>()?;
     m.add_class::<TxBatch>()?;
     m.add_class::<Hello>()?;
     m.add_class::<SyncRequest>()?;

@@ -36,6 +36,8 @@ pub mod code {
     pub const GC_SIGNATURE: u8 = 0x02;
     pub const GC_PROPOSAL: u8 = 0x03;
     pub const BBA_SIGNATURE: u8 = 0x04;
+    pub const GC_SUBSTITUTE: u8 = 0x05;
+    pub const BBA_SUBSTITUTE: u8 = 0x06;
     pub const TX_BATCH: u8 = 0x10;
     pub const HELLO: u8 = 0x20;
     pub const SYNC_REQUEST: u8 = 0x21;
