@@ -124,6 +124,10 @@ class LedgerView:
     def stake_table(self, round: int) -> StakeTable:
         return self.ledger.stake_table(round)
 
+    def delegate(self, round: int, account: int) -> int | None:
+        """The account's delegate in the stake snapshot of `round` (§16)."""
+        return self.ledger.delegate(round, account)
+
     def public_key(self, account: int) -> bytes | None:
         state = self.ledger.state
         return state.public_key(account) if 0 <= account < len(state) else None
