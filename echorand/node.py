@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
-from echorand.consensus import Consensus, Tip
+from echorand.consensus import Consensus, Tip, ledger_delegates
 from echorand.crypto import Keypair
 from echorand.events import (
     Action,
@@ -69,6 +69,7 @@ from echorand.messages import (
 from echorand.network import Batch, NetConfig, Network
 from echorand.peer import Peer
 from echorand.proposers import policy_for
+from echorand.round import RoundContext
 from echorand.sortition import StakeTable
 from echorand.sync import Syncer
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
@@ -311,6 +312,13 @@ class Node:
         depth = policy_for(self.params).lock_depth
         return Tip(ledger.tip, ledger.tip_seed, ledger.tip_hash, ledger.recent_authors(depth))
 
+    def _round_context(self, round: int) -> RoundContext:
+        """The context of `round` = tip + 1 from the ledger: stake table and delegates (§16)."""
+        view = self.view
+        return self._ledger_tip().context(
+            self.params, view.stake_table(round), ledger_delegates(view, round)
+        )
+
     def _start_consensus(self) -> None:
         tip = self._ledger_tip()
         self.core = Consensus(
@@ -514,7 +522,7 @@ class Node:
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
-        ctx = self._ledger_tip().context(self.params, self.ledger.stake_table(block.round))
+        ctx = self._round_context(block.round)
         try:
             check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
         except CertificateError as e:
