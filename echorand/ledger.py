@@ -83,6 +83,7 @@ class Account:
     nonce: int
     """Transactions the account has sent: the nonce of its next one."""
     delegate: int | None
+    """Its last delegation's account, else its registrar (None: genesis, or self-delegated)."""
 
 
 def _u64(n: int) -> bytes:
