@@ -623,6 +623,9 @@ class AccountState:
     def nonce(self, id: int) -> int: ...
     def balances(self, undos: Iterable[Buffer] | None = None) -> bytes:
         """Balances by id, packed native-endian u64; before the blocks of `undos` (newest first)."""
+    def delegates(self, undos: Iterable[Buffer] | None = None) -> bytes:
+        """Delegates by id, packed native-endian u64 (2**64 - 1: none; a created account starts
+        with its registrar); before the blocks of `undos` (newest first)."""
     def public_keys(self) -> bytes: ...
     def records(self, start: int = 0, count: int | None = None) -> bytes: ...
     def items(self, start: int = 0, count: int | None = None) -> list[tuple[bytes, bytes]]:

@@ -22,7 +22,10 @@ after the commit succeeded.
 The stake table of round r is the balances after block max(0, r - 2)
 (PROTOCOL §3). The tables after the tip and after the block before it are
 kept in memory (rounds tip + 2 and tip + 1); older ones are rebuilt from the
-undo records, which are kept for the last `undo_rounds` blocks.
+undo records, which are kept for the last `undo_rounds` blocks. The
+delegates of round r (docs/protocol.md §16) come from the same snapshot: the
+current records for the tip, the undo records (which hold old delegates) for
+older blocks.
 """
 
 from __future__ import annotations
@@ -52,12 +55,16 @@ __all__ = [
     "LedgerError",
 ]
 
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
+"""2: an account created by a transfer stores its registrar as its delegate (§13)."""
 DEFAULT_MAP_SIZE = 1 << 36
 """64 GiB of address space; the file grows as it fills (and the map doubles when full)."""
 DEFAULT_UNDO_ROUNDS = 64
 """Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
 
+_NO_DELEGATE = (1 << 64) - 1
+_DELEGATE_TABLES = 2
+"""Delegate tables of past snapshots kept (dropped at each block)."""
 _DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
 _PUT_CHUNK = 100_000
 
@@ -76,6 +83,7 @@ class Account:
     nonce: int
     """Transactions the account has sent: the nonce of its next one."""
     delegate: int | None
+    """Its last delegation's account, else its registrar (None: genesis, or self-delegated)."""
 
 
 def _u64(n: int) -> bytes:
@@ -115,6 +123,7 @@ class Ledger:
         self._path.mkdir(parents=True, exist_ok=True)
         self._genesis = genesis
         self._undo_rounds = undo_rounds
+        self._delegate_tables: dict[int, memoryview] = {}
         self._env: lmdb.Environment | None = None
         self._lock: int | None = _lock(self._path)
         try:
@@ -266,6 +275,7 @@ class Ledger:
         self._write(write)
         # Committed: now the memory follows.
         self._state.commit(changes)
+        self._delegate_tables.clear()
         table = self._table_tip.copy()
         table.update(changes.balance_updates())
         table.extend(changes.new_balances())
@@ -419,6 +429,38 @@ class Ledger:
             return self._table_tip
         if after == self._tip - 1:
             return self._table_prev
+        return StakeTable(self._state.balances(self._undos(round, after)))
+
+    def delegate(self, round: int, account: int) -> int | None:
+        """`account`'s delegate in the stake snapshot of `round` (the records after block
+        max(0, round - 2), docs/protocol.md §16): the account named by its last delegation,
+        else its registrar; None for none, or when the account does not exist then.
+
+        Rounds up to tip + 2, back `undo_rounds` blocks like `stake_table`.
+        """
+        after = stake_round(round)
+        if after > self._tip:
+            raise LedgerError(
+                f"round {round} needs the delegates after block {after}; the tip is {self._tip}"
+            )
+        if after == self._tip:
+            if not 0 <= account < len(self._state):
+                return None
+            return self._state.account(account)[2]
+        table = self._delegate_tables.get(after)
+        if table is None:
+            packed = self._state.delegates(self._undos(round, after))
+            table = memoryview(packed).cast("Q")
+            if len(self._delegate_tables) >= _DELEGATE_TABLES:
+                self._delegate_tables.pop(next(iter(self._delegate_tables)))
+            self._delegate_tables[after] = table
+        if not 0 <= account < len(table):
+            return None
+        delegate = table[account]
+        return None if delegate == _NO_DELEGATE else delegate
+
+    def _undos(self, round: int, after: int) -> list[bytes]:
+        """The undo records of blocks tip down to after + 1, newest first."""
         undos = []
         with self._environment().begin() as txn:
             for r in range(self._tip, after, -1):
@@ -429,7 +471,7 @@ class Ledger:
                         f" {self._undo_rounds} blocks)"
                     )
                 undos.append(bytes(undo))
-        return StakeTable(self._state.balances(undos))
+        return undos
 
     def stored_records(self) -> bytes:
         """Every stored account record in id order, read from disk (for checks)."""

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
-from echorand.consensus import Consensus, Tip
+from echorand.consensus import Consensus, Tip, ledger_delegates
 from echorand.crypto import Keypair
 from echorand.events import (
     Action,
@@ -69,6 +69,7 @@ from echorand.messages import (
 from echorand.network import Batch, NetConfig, Network
 from echorand.peer import Peer
 from echorand.proposers import policy_for
+from echorand.round import RoundContext
 from echorand.sortition import StakeTable
 from echorand.sync import Syncer
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
@@ -123,6 +124,10 @@ class LedgerView:
 
     def stake_table(self, round: int) -> StakeTable:
         return self.ledger.stake_table(round)
+
+    def delegate(self, round: int, account: int) -> int | None:
+        """The account's delegate in the stake snapshot of `round` (§16)."""
+        return self.ledger.delegate(round, account)
 
     def public_key(self, account: int) -> bytes | None:
         state = self.ledger.state
@@ -306,6 +311,13 @@ class Node:
         ledger = self.ledger
         depth = policy_for(self.params).lock_depth
         return Tip(ledger.tip, ledger.tip_seed, ledger.tip_hash, ledger.recent_authors(depth))
+
+    def _round_context(self, round: int) -> RoundContext:
+        """The context of `round` = tip + 1 from the ledger: stake table and delegates (§16)."""
+        view = self.view
+        return self._ledger_tip().context(
+            self.params, view.stake_table(round), ledger_delegates(view, round)
+        )
 
     def _start_consensus(self) -> None:
         tip = self._ledger_tip()
@@ -510,7 +522,7 @@ class Node:
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
-        ctx = self._ledger_tip().context(self.params, self.ledger.stake_table(block.round))
+        ctx = self._round_context(block.round)
         try:
             check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
         except CertificateError as e:

@@ -70,7 +70,8 @@ class Model:
             if not is_valid_account_key(tx.recipient):
                 return T.BAD_RECIPIENT_KEY, 0
             to = len(self.accounts)
-            self.accounts.append(ModelAccount(tx.recipient, 0))
+            # The sender is its registrar: the default delegate (§13, §16).
+            self.accounts.append(ModelAccount(tx.recipient, 0, delegate=sender))
             self.index[tx.recipient] = to
         a.balance -= tx.amount + tx.fee
         a.nonce += 1
@@ -105,6 +106,9 @@ class Model:
 
     def balances(self) -> list[int]:
         return [a.balance for a in self.accounts]
+
+    def delegates(self) -> list[int | None]:
+        return [a.delegate for a in self.accounts]
 
     def records(self) -> bytes:
         out = bytearray()

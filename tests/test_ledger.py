@@ -257,6 +257,68 @@ def test_stake_table_of_round_r_is_the_balances_after_block_r_minus_2(net):
             assert balances(ledger.stake_table(round)) == after[max(0, round - 2)], round
 
 
+def test_delegates_of_round_r_are_the_records_after_block_r_minus_2(net):
+    """Registrars, delegations (to others and to oneself) over several blocks, against the
+    slow model: `delegate(round, id)` is the model's delegate after block max(0, round - 2)."""
+    extra = [Keypair.from_seed(hashlib.sha256(b"registrar %d" % i).digest()) for i in range(4)]
+    keypairs = net.keypairs + extra
+    model = Model((k, 1000) for k in net.keys)
+    after = [model.delegates()]  # after[b]: delegates after block b
+    rng = random.Random(11)
+
+    def delegates(ledger: Ledger, round: int) -> list[int | None]:
+        return [ledger.delegate(round, i) for i in range(len(keypairs) + 1)]
+
+    def expected(round: int) -> list[int | None]:
+        snapshot = after[max(0, round - 2)]
+        return snapshot + [None] * (len(keypairs) + 1 - len(snapshot))
+
+    with net.open() as ledger:
+        for r in range(1, 11):
+            txs = []
+            for _ in range(6):
+                kp = rng.choice(keypairs)
+                sender = model.index.get(kp.public_key)
+                if sender is None:
+                    continue
+                nonce = model.accounts[sender].nonce
+                to = rng.choice(keypairs).public_key
+                if rng.random() < 0.5:
+                    tx = delegation(kp, to, fee=1, nonce=nonce)
+                else:
+                    tx = transfer(kp, to, rng.randint(1, 50), fee=1, nonce=nonce)
+                if model.check([tx]) == [None]:
+                    model.apply([tx], 0)
+                    txs.append(tx)
+            net.apply(ledger, 0, txs)
+            after.append(model.delegates())
+            for round in range(1, r + 3):
+                assert delegates(ledger, round) == expected(round), round
+        assert any(d is not None for d in after[-1][8:]), "registrars were recorded"
+        assert any(d is not None for d in after[-1][:8]), "explicit delegations were made"
+        with pytest.raises(LedgerError, match="round 13 needs the delegates after block 11"):
+            ledger.delegate(13, 0)
+    with net.open() as ledger:  # the same after a reopen
+        for round in range(1, 13):
+            assert delegates(ledger, round) == expected(round), round
+
+
+def test_the_registrar_is_the_delegate_until_one_delegates_to_oneself(net):
+    newcomer = Keypair.from_seed(hashlib.sha256(b"newcomer").digest())
+    with net.open() as ledger:
+        net.apply(ledger, 0, [transfer(net.keypairs[3], newcomer.public_key, 40, fee=0, nonce=0)])
+        net.apply(ledger, None)
+        assert ledger.account(8).delegate == 3
+        assert ledger.delegate(2, 8) is None  # round 2: after block 0, no account 8 yet
+        assert ledger.delegate(3, 8) == 3 and ledger.delegate(3, 3) is None  # genesis: none
+        net.apply(ledger, 0, [delegation(newcomer, newcomer.public_key, fee=0, nonce=0)])
+        assert ledger.account(8).delegate is None
+        assert ledger.delegate(4, 8) == 3 and ledger.delegate(5, 8) is None
+    with net.open() as ledger:
+        assert [ledger.delegate(r, 8) for r in range(1, 6)] == [None, None, 3, 3, None]
+        assert ledger.delegate(5, -1) is None and ledger.delegate(5, 9) is None
+
+
 def test_old_stake_tables_need_their_undo_records(net):
     with net.open(undo_rounds=3) as ledger:
         for _ in range(6):

@@ -40,6 +40,11 @@ def deleg(sender: int, delegate: int | bytes, fee: int = 0, nonce: int = 0) -> T
     return Transaction(Transaction.DELEGATION, KEYS[sender], d, 0, fee, nonce, SIG)
 
 
+def unpack(delegates: bytes) -> list[int | None]:
+    """`AccountState.delegates()` as a list, None for no delegate."""
+    return [None if d == NO_DELEGATE else d for d in memoryview(delegates).cast("Q")]
+
+
 # --- each rule, with its reason ---------------------------------------------------
 
 
@@ -95,8 +100,22 @@ def test_a_new_valid_key_gets_the_next_account_id():
     assert len(state) == 2
     assert state.id_of(KEYS[3]) == 1
     assert changes.new_accounts() == [(KEYS[3], 1)]
-    assert state.account(1) == (5, 0, None)
+    assert state.account(1) == (5, 0, 0)  # its registrar, account 0, is its delegate
     assert state.account(0) == (95, 1, None)  # the fee came back: it produced the block
+
+
+def test_the_registrar_is_the_default_delegate_until_a_delegation():
+    state = state_of([100, 50])
+    state.apply([tx(0, 2, 20), tx(2, 3, 5)], producer=0)
+    assert [state.account(i)[2] for i in range(4)] == [None, None, 0, 2]
+    state.apply([deleg(2, 1, nonce=1), deleg(3, 3)], producer=0)
+    assert state.account(2)[2] == 1  # an explicit delegation overrides the registrar
+    assert state.account(3)[2] is None  # delegating to oneself clears the default too
+    again = state.apply([deleg(3, 2, nonce=1)], producer=0)
+    assert state.account(3)[2] == 2
+    assert unpack(state.delegates()) == [None, None, 1, 2]
+    assert unpack(state.delegates([again.undo])) == [None, None, 1, None]
+    assert AccountState.from_records(state.records()).records() == state.records()
 
 
 def test_delegation_sets_and_clears_the_delegate():
@@ -307,10 +326,13 @@ def test_apply_agrees_with_the_model(scenario):
             assert str(info.value) == str(e)
             continue
         before = state.balances()
+        delegates_before = state.delegates()
         changes = state.apply(block, producer)
         assert state.records() == model.records()
+        assert unpack(state.delegates()) == model.delegates()
         assert state.total == sum(model.balances())
         assert state.balances([changes.undo]) == before
+        assert state.delegates([changes.undo]) == delegates_before
 
 
 def test_the_state_judges_account_keys_as_the_crypto_module_does():

@@ -148,6 +148,18 @@ fn ne_bytes<'py>(py: Python<'py>, values: &[u64]) -> Bound<'py, PyBytes> {
     .unwrap_or_else(|_| PyBytes::new(py, &[]))
 }
 
+/// The undo records of an optional iterable, copied (they are released to
+/// other threads).
+fn undo_args(undos: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
+    let mut held = Vec::new();
+    if let Some(undos) = undos {
+        for (i, u) in undos.try_iter()?.enumerate() {
+            held.push(bytes_arg(&u?, &format!("undos[{i}]"))?.into_owned());
+        }
+    }
+    Ok(held)
+}
+
 /// The account state of the ledger: for each account id (dense, from 0) its
 /// public key, balance, nonce (transactions sent so far) and delegate, and
 /// the index from public key to id.
@@ -286,17 +298,33 @@ impl AccountState {
         py: Python<'py>,
         undos: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut held = Vec::new();
-        if let Some(undos) = undos {
-            for (i, u) in undos.try_iter()?.enumerate() {
-                held.push(bytes_arg(&u?, &format!("undos[{i}]"))?.into_owned());
-            }
-        }
+        let held = undo_args(undos)?;
         let views: Vec<&[u8]> = held.iter().map(Vec::as_slice).collect();
         let balances = py
             .detach(|| self.inner.balances_before(&views))
             .map_err(PyValueError::new_err)?;
         Ok(ne_bytes(py, &balances))
+    }
+
+    /// delegates(undos=()) -> bytes
+    /// --
+    ///
+    /// The delegates by id, packed native-endian u64, 2**64 - 1 for none (an
+    /// account created by a transfer starts with its registrar). With
+    /// `undos`, the undo records of the last blocks, newest first: the
+    /// delegates as they were before those blocks.
+    #[pyo3(signature = (undos = None))]
+    fn delegates<'py>(
+        &self,
+        py: Python<'py>,
+        undos: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let held = undo_args(undos)?;
+        let views: Vec<&[u8]> = held.iter().map(Vec::as_slice).collect();
+        let delegates = py
+            .detach(|| self.inner.delegates_before(&views))
+            .map_err(PyValueError::new_err)?;
+        Ok(ne_bytes(py, &delegates))
     }
 
     /// All public keys by id, concatenated (32 bytes each).

@@ -99,7 +99,9 @@ pub struct Account {
     pub balance: u64,
     /// Transactions sent (and applied) so far: the nonce of the next one.
     pub nonce: u64,
-    /// The account this one delegates to, or `NO_DELEGATE`.
+    /// The account this one delegates to, or `NO_DELEGATE`. An account
+    /// created by a transfer starts with its registrar (the sender); a
+    /// genesis account with none; a delegation to oneself clears it.
     pub delegate: u64,
 }
 
@@ -466,34 +468,44 @@ impl Accounts {
         &self.keys
     }
 
-    /// The balances by id.
-    pub fn balances(&self) -> Vec<u64> {
-        self.accounts.iter().map(|a| a.balance).collect()
-    }
-
     /// The balances by id as they were before the blocks of `undos` (newest
     /// first): each undo record truncates to the accounts before its block
     /// and restores the old balances.
     pub fn balances_before(&self, undos: &[&[u8]]) -> Result<Vec<u64>, String> {
-        let mut balances = self.balances();
+        self.field_before(undos, |a| a.balance)
+    }
+
+    /// The delegates by id (`NO_DELEGATE` for none) as they were before the
+    /// blocks of `undos` (newest first), like [`Accounts::balances_before`].
+    pub fn delegates_before(&self, undos: &[&[u8]]) -> Result<Vec<u64>, String> {
+        self.field_before(undos, |a| a.delegate)
+    }
+
+    /// One field of every account as it was before the blocks of `undos`.
+    fn field_before(
+        &self,
+        undos: &[&[u8]],
+        field: impl Fn(&Account) -> u64,
+    ) -> Result<Vec<u64>, String> {
+        let mut values: Vec<u64> = self.accounts.iter().map(&field).collect();
         for (i, undo) in undos.iter().enumerate() {
             let (before, entries) = parse_undo(undo).map_err(|e| format!("undos[{i}]: {e}"))?;
-            let len = slot(before, balances.len() + 1).ok_or_else(|| {
+            let len = slot(before, values.len() + 1).ok_or_else(|| {
                 format!(
                     "undos[{i}]: {before} accounts before the block, but only {} after it",
-                    balances.len()
+                    values.len()
                 )
             })?;
-            balances.truncate(len);
+            values.truncate(len);
             for e in entries {
                 let at = slot(e.id, len)
                     .ok_or_else(|| format!("undos[{i}]: account {} did not exist", e.id))?;
-                if let Some(b) = balances.get_mut(at) {
-                    *b = e.old.balance;
+                if let Some(v) = values.get_mut(at) {
+                    *v = field(&e.old);
                 }
             }
         }
-        Ok(balances)
+        Ok(values)
     }
 
     /// The encoded records of ids `start .. start + count` (clipped).
@@ -779,7 +791,13 @@ impl<'a> Overlay<'a> {
                 }
                 self.set(sender, from);
                 if self.credits {
-                    self.create(recipient_key, Account::new(amount));
+                    // The sender is the new account's registrar: its default
+                    // delegate (docs/protocol.md §13, §16).
+                    let created = Account {
+                        delegate: sender,
+                        ..Account::new(amount)
+                    };
+                    self.create(recipient_key, created);
                 }
             }
         }
@@ -961,16 +979,73 @@ mod tests {
             Account {
                 balance: 9,
                 nonce: 1,
-                delegate: NO_DELEGATE
-            }
+                delegate: 0
+            },
+            "created by account 0: its registrar is its delegate"
         );
-        assert_eq!(state.get(4).unwrap().balance, 1);
+        assert_eq!(
+            state.get(4).unwrap(),
+            Account {
+                balance: 1,
+                nonce: 0,
+                delegate: 3
+            },
+            "a registrar created in the same block"
+        );
         assert_eq!(state.total(), 300);
         assert_eq!(
             state.balances_before(&[&delta.undo()]).unwrap(),
             vec![100, 100, 100]
         );
         assert!(state.commit(&delta).is_err(), "a delta applies once");
+    }
+
+    #[test]
+    fn a_delegation_overrides_the_registrar_and_to_oneself_clears_it() {
+        let k = keys(4);
+        let mut state = genesis(&k[..2], 100);
+        let created = state
+            .prepare(&tx(TRANSFER, &k[0], &k[2], 50, 0, 0), Some(0))
+            .unwrap();
+        state.commit(&created).unwrap();
+        assert_eq!(state.get(2).unwrap().delegate, 0, "the registrar");
+        assert_eq!(state.get(0).unwrap().delegate, NO_DELEGATE, "genesis: none");
+        let txs = cat(&[
+            tx(DELEGATION, &k[2], &k[1], 0, 0, 0),
+            tx(TRANSFER, &k[2], &k[3], 5, 0, 1),
+        ]);
+        let delta = state.prepare(&txs, Some(0)).unwrap();
+        state.commit(&delta).unwrap();
+        assert_eq!(state.get(2).unwrap().delegate, 1, "explicit overrides");
+        assert_eq!(state.get(3).unwrap().delegate, 2);
+        let (_, undo) = parse_undo(&delta.undo()).unwrap();
+        let old = undo.iter().find(|e| e.id == 2).unwrap().old;
+        assert_eq!(old.delegate, 0, "the undo record keeps the old delegate");
+        let own = state
+            .prepare(&tx(DELEGATION, &k[3], &k[3], 0, 0, 0), Some(0))
+            .unwrap();
+        state.commit(&own).unwrap();
+        assert_eq!(
+            state.get(3).unwrap().delegate,
+            NO_DELEGATE,
+            "delegating to oneself clears the default too"
+        );
+        assert_eq!(
+            state
+                .delegates_before(&[&own.undo(), &delta.undo()])
+                .unwrap(),
+            vec![NO_DELEGATE, NO_DELEGATE, 0],
+            "before the last two blocks"
+        );
+        assert_eq!(
+            state.delegates_before(&[&own.undo()]).unwrap(),
+            vec![NO_DELEGATE, NO_DELEGATE, 1, 2]
+        );
+        let records = state.records(0, state.len());
+        let reopened = Accounts::from_records(&records).unwrap();
+        for id in 0..4 {
+            assert_eq!(reopened.get(id), state.get(id), "account {id} reopened");
+        }
     }
 
     #[test]
