@@ -12,13 +12,7 @@ from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
 from echorand.consensus import ledger_delegates
 from echorand.crypto import Keypair
-from echorand.delegation import (
-    DelegatedCertificate,
-    GcSubstitute,
-    Mode,
-    SubstituteEntry,
-    cert_signing_bytes,
-)
+from echorand.delegation import GcSubstitute, Mode
 from echorand.events import Send, TimerKind
 from echorand.genesis import create_devnet, node_keys_path
 from echorand.keys import load_node_keys
@@ -100,17 +94,16 @@ def test_a_node_acts_for_the_principals_that_delegated_to_its_accounts(tmp_path:
 
 def substituted_certificate(
     block: Block, ctx_weights: dict[int, int], keypairs: dict[int, Keypair], signer: int, of: int
-) -> DelegatedCertificate:
+) -> Certificate:
     """A step-5 certificate of the empty `block`: every member of A_5 votes, `of` through
     an explicit substitute signed by `signer`."""
     r = block.round
     unsigned = Certificate(r, 5, 1, EMPTY_HASH, 0, [])
     body = unsigned.vote_signing_bytes()
     own = [(a, keypairs[a].sign(body)) for a in sorted(ctx_weights) if a != of]
-    sig = keypairs[signer].sign(cert_signing_bytes(r, 1, (EMPTY_HASH, 0), of, Mode.EXPLICIT))
-    return DelegatedCertificate(
-        Certificate(r, 5, 1, EMPTY_HASH, 0, own),
-        (SubstituteEntry(of, signer, Mode.EXPLICIT, sig),),
+    sig = keypairs[signer].sign(unsigned.substitute_signing_bytes(of, Mode.EXPLICIT))
+    return Certificate(
+        r, 5, 1, EMPTY_HASH, 0, own, substitutes=((of, signer, Mode.EXPLICIT, sig),)
     )
 
 
@@ -137,7 +130,11 @@ def test_a_synced_certificate_is_checked_with_the_ledgers_delegates(tmp_path: Pa
         wrong = substituted_certificate(block, weights, keypairs, signer=2, of=1)
         with pytest.raises(CertificateError, match="2 may not speak for 1"):
             check_certificate(wrong, block, ctx, node.view.public_key, node.verifier)
-        assert not node._sync_apply(block, wrong)  # type: ignore[arg-type]
+        assert not node._sync_apply(block, wrong)
         assert node.ledger.tip == 2
+        assert node._sync_apply(block, right)  # stored with its substitute section
+        assert node.ledger.tip == 3
+        assert node.ledger.certificate(3) == right
+        assert node.ledger.certificate(3).substitutes == right.substitutes != ()
     finally:
         node.ledger.close()
