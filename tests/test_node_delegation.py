@@ -102,9 +102,7 @@ def substituted_certificate(
     body = unsigned.vote_signing_bytes()
     own = [(a, keypairs[a].sign(body)) for a in sorted(ctx_weights) if a != of]
     sig = keypairs[signer].sign(unsigned.substitute_signing_bytes(of, Mode.EXPLICIT))
-    return Certificate(
-        r, 5, 1, EMPTY_HASH, 0, own, substitutes=((of, signer, Mode.EXPLICIT, sig),)
-    )
+    return Certificate(r, 5, 1, EMPTY_HASH, 0, own, substitutes=((of, signer, Mode.EXPLICIT, sig),))
 
 
 def test_a_synced_certificate_is_checked_with_the_ledgers_delegates(tmp_path: Path) -> None:
