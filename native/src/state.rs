@@ -174,6 +174,9 @@ pub struct AccountState {
     inner: Accounts,
 }
 
+/// An `Accounts` method giving one field of every account before some blocks' undo records.
+type FieldBefore = fn(&Accounts, &[&[u8]]) -> Result<Vec<u64>, String>;
+
 impl AccountState {
     fn id_arg(&self, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
         let n = self.inner.len() as u64;
@@ -185,6 +188,22 @@ impl AccountState {
             ))),
             Err(e) => Err(e),
         }
+    }
+
+    /// One field of every account before the blocks of `undos` (newest first),
+    /// packed native-endian u64; the work runs with the GIL released.
+    fn field_before<'py>(
+        &self,
+        py: Python<'py>,
+        undos: Option<&Bound<'py, PyAny>>,
+        field: FieldBefore,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let held = undo_args(undos)?;
+        let views: Vec<&[u8]> = held.iter().map(Vec::as_slice).collect();
+        let values = py
+            .detach(|| field(&self.inner, &views))
+            .map_err(PyValueError::new_err)?;
+        Ok(ne_bytes(py, &values))
     }
 
     fn range(&self, start: usize, count: Option<usize>) -> (usize, usize) {
@@ -298,12 +317,7 @@ impl AccountState {
         py: Python<'py>,
         undos: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let held = undo_args(undos)?;
-        let views: Vec<&[u8]> = held.iter().map(Vec::as_slice).collect();
-        let balances = py
-            .detach(|| self.inner.balances_before(&views))
-            .map_err(PyValueError::new_err)?;
-        Ok(ne_bytes(py, &balances))
+        self.field_before(py, undos, Accounts::balances_before)
     }
 
     /// delegates(undos=()) -> bytes
@@ -319,12 +333,7 @@ impl AccountState {
         py: Python<'py>,
         undos: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let held = undo_args(undos)?;
-        let views: Vec<&[u8]> = held.iter().map(Vec::as_slice).collect();
-        let delegates = py
-            .detach(|| self.inner.delegates_before(&views))
-            .map_err(PyValueError::new_err)?;
-        Ok(ne_bytes(py, &delegates))
+        self.field_before(py, undos, Accounts::delegates_before)
     }
 
     /// All public keys by id, concatenated (32 bytes each).
