@@ -127,6 +127,7 @@ class Block:
         seed_sig: Buffer | None = None,
         transactions: Iterable[Transaction] | None = None,
         signature: Buffer | None = None,
+        prev_cert: Certificate | None = None,
     ) -> None: ...
     @classmethod
     def empty(cls, round: int, prev_hash: Buffer) -> Self: ...
@@ -146,6 +147,9 @@ class Block:
     def tx_count(self) -> int: ...
     @property
     def signature(self) -> bytes | None: ...
+    @property
+    def prev_cert(self) -> Certificate | None:
+        """CERT_{r-1}, carried after a proposed block (docs/protocol.md §16)."""
     @property
     def is_empty(self) -> bool: ...
     @property
@@ -634,10 +638,21 @@ class AccountState:
         self, transactions: _Transactions, pending: _Transactions | None = None
     ) -> list[str | None]:
         """The reason each transaction is refused (None: accepted), in order, after `pending`."""
-    def prepare(self, transactions: _Transactions, producer: int | None = None) -> Changes:
-        """What a block changes, all or nothing (ValueError naming the first refused one)."""
+    def prepare(
+        self,
+        transactions: _Transactions,
+        producer: int | None = None,
+        credits: Iterable[tuple[int, int]] | None = None,
+    ) -> Changes:
+        """What a block changes, all or nothing (ValueError naming the first refused one);
+        `credits` `(account, units)` are its rewards, minted after the fees."""
     def commit(self, changes: Changes) -> None: ...
-    def apply(self, transactions: _Transactions, producer: int | None = None) -> Changes: ...
+    def apply(
+        self,
+        transactions: _Transactions,
+        producer: int | None = None,
+        credits: Iterable[tuple[int, int]] | None = None,
+    ) -> Changes: ...
 
 @final
 class Changes:
@@ -651,6 +666,9 @@ class Changes:
     def tx_count(self) -> int: ...
     @property
     def fees(self) -> int: ...
+    @property
+    def minted(self) -> int:
+        """The units the block's reward credits created."""
     @property
     def producer(self) -> int | None: ...
     @property

@@ -68,12 +68,6 @@ delegations = st.builds(
     amount=st.just(0), fee=u64s, nonce=u64s, signature=sigs,
 )  # fmt: skip
 transactions = st.one_of(transfers, delegations)
-proposed_blocks = st.builds(
-    Block, round=u64s, prev_hash=hashes, producer=u64s, seed_sig=sigs,
-    transactions=st.lists(transactions, max_size=3), signature=sigs,
-)  # fmt: skip
-empty_blocks = st.builds(Block.empty, u64s, hashes)
-blocks = st.one_of(proposed_blocks, empty_blocks)
 
 
 @st.composite
@@ -91,6 +85,15 @@ def certificates(draw: st.DrawFn) -> Certificate:
         round=draw(u64s), step=draw(u32s), b=b, block_hash=block_hash, leader=leader,
         votes=votes, substitutes=subs,
     )  # fmt: skip
+
+
+proposed_blocks = st.builds(
+    Block, round=u64s, prev_hash=hashes, producer=u64s, seed_sig=sigs,
+    transactions=st.lists(transactions, max_size=3), signature=sigs,
+    prev_cert=st.one_of(st.none(), certificates()),
+)  # fmt: skip
+empty_blocks = st.builds(Block.empty, u64s, hashes)
+blocks = st.one_of(proposed_blocks, empty_blocks)
 
 
 @st.composite
@@ -312,6 +315,7 @@ def py_block(block: Block) -> tuple[bytes, bytes]:
         return enc, enc
     payload = struct.pack(">I", len(block.transactions))
     payload += b"".join(py_tx(tx) for tx in block.transactions)
+    payload += b"\x00" if block.prev_cert is None else b"\x01" + py_cert(block.prev_cert)
     header = struct.pack(
         ">BQ32sQ64s32s", 0, block.round, block.prev_hash, block.producer, block.seed_sig, H(payload)
     )
@@ -620,6 +624,29 @@ def test_a_payload_that_does_not_match_its_hash_is_rejected() -> None:
         Block.from_bytes(bytes(data))
 
 
+def test_a_carried_certificate_is_part_of_the_payload_and_decoded_strictly() -> None:
+    cert = sample_cert(8)
+    plain = sample_block(1)
+    block = Block(
+        round=9, prev_hash=b"p" * 32, producer=4, seed_sig=b"s" * 64,
+        transactions=plain.transactions, signature=b"g" * 64, prev_cert=cert,
+    )  # fmt: skip
+    assert block.prev_cert == cert and plain.prev_cert is None
+    assert block.payload_hash != plain.payload_hash and block.hash != plain.hash
+    data = block.encode()
+    assert Block.from_bytes(data) == block and Block.from_bytes(data).prev_cert == cert
+    flag_at = len(plain.encode()) - 1
+    assert data[flag_at] == 1 and plain.encode()[flag_at] == 0
+    with raises(DecodeError, "block.has_prev_cert: non-canonical value 2"):
+        Block.from_bytes(data[:flag_at] + b"\x02" + data[flag_at + 1 :])
+    bad_b = bytearray(data)
+    bad_b[flag_at + 1 + 8 + 4] = 1  # the carried certificate's b: 1 with a non-empty value
+    with raises(DecodeError, "certificate.block_hash: b = 1 requires the empty value (in block.prev_cert)"):
+        Block.from_bytes(bytes(bad_b))
+    with raises(DecodeError, "trailing"):
+        Block.from_bytes(plain.encode() + b"\x00")
+
+
 def test_a_gc_block_never_carries_the_empty_block() -> None:
     data = struct.pack(">BQIQ", 1, 1, 1, 1) + struct.pack(">BQ32s", 1, 1, ZERO) + bytes(64)
     assert reject(data) == "gc_block.block: the empty block is never proposed"
@@ -723,6 +750,10 @@ def test_a_proposed_block_needs_producer_seed_and_signature() -> None:
             Block(**{**kwargs, name: None})
     with raises(ValueError, "block.transactions: the empty block has none"):
         Block(round=1, prev_hash=ZERO, transactions=[sample_tx()])
+    with raises(ValueError, "block.prev_cert: the empty block carries none"):
+        Block(round=1, prev_hash=ZERO, prev_cert=sample_cert(0))
+    with raises(TypeError, "block.prev_cert must be a Certificate or None, not bytes"):
+        Block(**{**kwargs, "prev_cert": b"cert"})
     assert Block(round=1, prev_hash=ZERO) == Block.empty(1, ZERO)
 
 

@@ -86,7 +86,8 @@ _ZERO = bytes(32)
 
 
 def py_decode_gc_block(data: bytes) -> PyGcBlock:
-    """Baseline: decodes a gc_block with a proposed block, checking what ours checks."""
+    """Baseline: decodes a gc_block with a proposed block (without CERT_{r-1}, as the
+    benchmark's blocks are), checking what ours checks."""
     view = memoryview(data)
     code, round_, step, sender = _HEAD.unpack_from(view, 0)
     if code != 0x01:
@@ -99,9 +100,11 @@ def py_decode_gc_block(data: bytes) -> PyGcBlock:
     if count > 100_000:
         raise ValueError(f"block.tx_count: {count} over limit 100000")
     end = 234 + count * _TX.size
-    if len(data) != end + 64:
+    if len(data) != end + 1 + 64:
         raise ValueError("block: wrong length")
-    if hashlib.sha256(view[230:end]).digest() != payload_hash:
+    if view[end] != 0:
+        raise ValueError("block.has_prev_cert: the baseline decodes blocks without one")
+    if hashlib.sha256(view[230 : end + 1]).digest() != payload_hash:
         raise ValueError("block.payload_hash: does not match payload")
     txs = []
     for fields in _TX.iter_unpack(view[234:end]):
@@ -109,7 +112,7 @@ def py_decode_gc_block(data: bytes) -> PyGcBlock:
             raise ValueError("transaction: non-canonical")
         txs.append(PyTransaction(*fields))
     block = PyBlock(b_round, prev_hash, producer, seed_sig, payload_hash, tuple(txs), signature)
-    return PyGcBlock(round_, step, sender, block, bytes(view[end:]))
+    return PyGcBlock(round_, step, sender, block, bytes(view[end + 1 :]))
 
 
 def py_encode_gc_block(m: PyGcBlock) -> bytes:
@@ -126,6 +129,7 @@ def py_encode_gc_block(m: PyGcBlock) -> bytes:
         pack(t.kind, t.sender, t.recipient, t.amount, t.fee, t.nonce, t.signature)
         for t in b.transactions
     ]
+    parts.append(b"\x00")  # no CERT_{r-1}
     parts.append(m.signature)
     return b"".join(parts)
 

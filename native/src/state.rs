@@ -28,12 +28,6 @@ use accounts::{
 
 /// Work below this many items is not worth releasing the GIL for.
 const DETACH_MIN: usize = 256;
-/// Where a proposed block's producer sits in its encoding: after the kind,
-/// the round and the previous hash.
-const PRODUCER_AT: usize = 1 + 8 + 32;
-/// Where a proposed block's transactions start: after `header_body` (145),
-/// the signature (64) and the count (4).
-const TXS_AT: usize = 145 + 64 + 4;
 
 /// A bytes-like argument: borrowed from `bytes` (immutable, so it may be
 /// read without the GIL), copied from any other buffer.
@@ -82,13 +76,9 @@ fn txs_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Txs<'a>> {
                 block_producer: Some(None),
             });
         }
-        let mut raw = Vec::with_capacity(block.encoded_len());
-        block.write(&mut raw);
-        let producer = accounts::be_u64(&raw, PRODUCER_AT);
-        let txs = raw.get(TXS_AT..).map(<[u8]>::to_vec).unwrap_or_default();
         return Ok(Txs {
-            bytes: Cow::Owned(txs),
-            block_producer: Some(Some(producer)),
+            bytes: Cow::Borrowed(block.tx_bytes()),
+            block_producer: Some(block.producer_id()),
         });
     }
     if obj.is_instance_of::<PyString>() {
@@ -130,6 +120,25 @@ fn txs_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Txs<'a>> {
         bytes,
         block_producer: None,
     })
+}
+
+/// Reward credits from an iterable of `(account, units)` pairs.
+fn credits_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    for (i, item) in obj.try_iter()?.enumerate() {
+        let item = item?;
+        let (id, units): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "credits[{i}] must be an (account, units) pair, not {}",
+                type_name(&item)
+            ))
+        })?;
+        out.push((
+            int_arg(&id, &format!("credits[{i}].account"), 0, u64::MAX)?,
+            int_arg(&units, &format!("credits[{i}].units"), 0, u64::MAX)?,
+        ));
+    }
+    Ok(out)
 }
 
 /// A delegate as Python sees it: `None` for no delegate.
@@ -409,20 +418,25 @@ impl AccountState {
         PyList::new(py, reasons.into_iter().map(|r| r.map(Reason::text)))
     }
 
-    /// prepare(transactions, producer=None) -> Changes
+    /// prepare(transactions, producer=None, credits=None) -> Changes
     /// --
     ///
     /// What applying a block's transactions changes, without changing the
     /// state: all of them or nothing (ValueError "transaction i: reason" for
     /// the first refused one). `producer` (an account id) gets the fees; it
-    /// is taken from `transactions` when that is a `Block`.
-    #[pyo3(signature = (transactions, producer = None))]
+    /// is taken from `transactions` when that is a `Block`. `credits`, pairs
+    /// `(account, units)` for accounts that existed before the block, are the
+    /// block's rewards: minted after the fees (`Changes.minted`), the supply
+    /// staying below 2^63.
+    #[pyo3(signature = (transactions, producer = None, credits = None))]
     fn prepare(
         &self,
         py: Python<'_>,
         transactions: &Bound<'_, PyAny>,
         producer: Option<&Bound<'_, PyAny>>,
+        credits: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Changes> {
+        let credits = credits.map(credits_arg).transpose()?.unwrap_or_default();
         let txs = txs_arg(transactions, "transactions")?;
         let given = producer
             .map(|p| int_arg(p, "producer", 0, u64::MAX))
@@ -438,7 +452,7 @@ impl AccountState {
             }
             (None, p) => p,
         };
-        let run = || self.inner.prepare(&txs.bytes, producer);
+        let run = || self.inner.prepare(&txs.bytes, producer, &credits);
         let delta = if txs.count() >= DETACH_MIN {
             py.detach(run)
         } else {
@@ -463,15 +477,16 @@ impl AccountState {
         .map_err(PyValueError::new_err)
     }
 
-    /// `prepare` then `commit`: apply a block's transactions, all or nothing.
-    #[pyo3(signature = (transactions, producer = None))]
+    /// `prepare` then `commit`: apply a block's transactions (and credits), all or nothing.
+    #[pyo3(signature = (transactions, producer = None, credits = None))]
     fn apply(
         &mut self,
         py: Python<'_>,
         transactions: &Bound<'_, PyAny>,
         producer: Option<&Bound<'_, PyAny>>,
+        credits: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Changes> {
-        let changes = self.prepare(py, transactions, producer)?;
+        let changes = self.prepare(py, transactions, producer, credits)?;
         self.commit(py, &changes)?;
         Ok(changes)
     }
@@ -509,6 +524,12 @@ impl Changes {
     #[getter]
     fn tx_count(&self) -> usize {
         self.delta.tx_count
+    }
+
+    /// The units the block's reward credits created.
+    #[getter]
+    fn minted(&self) -> u64 {
+        self.delta.minted
     }
 
     /// The fees of the block's transactions, credited to the producer.

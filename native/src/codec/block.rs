@@ -2,24 +2,31 @@
 //!
 //! ```text
 //! header_body = 0x00 || round u64 || prev_hash 32 || producer u64 || seed_sig 64 || payload_hash 32
-//! payload     = tx_count u32 || transaction * tx_count
+//! payload     = tx_count u32 || transaction * tx_count || has_prev_cert u8 || certificate?
 //! block       = header_body || signature 64 || payload
 //! empty_block = 0x01 || round u64 || prev_hash 32
 //! ```
+//!
+//! `certificate` (present when `has_prev_cert` is 1) is CERT[r-1], which a
+//! proposed block carries when block r-1 was a proposed block too: its
+//! signers are the verifiers the ledger rewards (docs/protocol.md §16). The
+//! codec only decodes it; which blocks must carry one is the ledger's rule.
 
 use std::hash::{Hash, Hasher};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
 use sha2::{Digest, Sha256};
 
 use super::args;
+use super::cert::Certificate;
 use super::pyvalue::PyField;
 use super::tx::TxList;
 use super::wire::{
-    sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader, HASH_SIZE,
-    MAX_BLOCK_TXS, SIG_SIZE,
+    check_flag, sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader,
+    HASH_SIZE, MAX_BLOCK_TXS, SIG_SIZE,
 };
 use super::{DecodeError, Encode};
 
@@ -37,8 +44,43 @@ struct Proposed {
     signature: [u8; SIG_SIZE],
 }
 
-/// A block `B[r]`: proposed by a producer (with its seed signature and
-/// transactions), or the empty block of round `r`.
+/// CERT[r-1] in a proposed block's payload; its Python object is made on first access.
+struct Carried {
+    cert: Certificate,
+    object: PyOnceLock<Py<Certificate>>,
+}
+
+impl Carried {
+    fn new(cert: Certificate) -> Self {
+        Carried {
+            cert,
+            object: PyOnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for Carried {
+    fn eq(&self, other: &Self) -> bool {
+        self.cert == other.cert
+    }
+}
+
+/// A `Certificate` object (the same one at every access).
+impl PyField for Carried {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let object = self
+            .object
+            .get_or_try_init(py, || Py::new(py, self.cert.clone()))?;
+        Ok(object.bind(py).clone().into_any())
+    }
+
+    fn repr(&self, out: &mut String) {
+        out.push_str(&self.cert.__repr__());
+    }
+}
+
+/// A block `B[r]`: proposed by a producer (with its seed signature,
+/// transactions and, after a proposed block, CERT[r-1]), or the empty block of round `r`.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 #[derive(PartialEq)]
 pub struct Block {
@@ -47,6 +89,8 @@ pub struct Block {
     proposed: Option<Box<Proposed>>,
     /// No transactions in the empty block.
     txs: TxList,
+    /// CERT[r-1]; never in the empty block.
+    prev_cert: Option<Carried>,
     hash: [u8; HASH_SIZE],
 }
 
@@ -60,10 +104,19 @@ impl Hash for Block {
     }
 }
 
-fn payload_hash(txs: &TxList) -> [u8; HASH_SIZE] {
+fn payload_hash(txs: &TxList, prev_cert: Option<&Certificate>) -> [u8; HASH_SIZE] {
     let mut hasher = Sha256::new();
     hasher.update((txs.len() as u32).to_be_bytes());
     hasher.update(txs.raw());
+    match prev_cert {
+        None => hasher.update([0]),
+        Some(cert) => {
+            let mut tail = Vec::with_capacity(1 + cert.encoded_len());
+            tail.put_u8(1);
+            cert.write(&mut tail);
+            hasher.update(&tail);
+        }
+    }
     hasher.finalize().into()
 }
 
@@ -74,12 +127,14 @@ impl Block {
         prev_hash: [u8; HASH_SIZE],
         proposed: Option<Proposed>,
         txs: TxList,
+        prev_cert: Option<Certificate>,
     ) -> Self {
         let mut block = Block {
             round,
             prev_hash,
             proposed: proposed.map(Box::new),
             txs,
+            prev_cert: prev_cert.map(Carried::new),
             hash: [0; HASH_SIZE],
         };
         block.hash = sha256(&block.header());
@@ -115,7 +170,10 @@ impl Block {
     pub fn encoded_len(&self) -> usize {
         match &self.proposed {
             None => EMPTY_SIZE,
-            Some(_) => PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + self.txs.raw().len(),
+            Some(_) => {
+                let cert = self.carried().map_or(0, Encode::encoded_len);
+                PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + self.txs.raw().len() + 1 + cert
+            }
         }
     }
 
@@ -125,7 +183,29 @@ impl Block {
             out.put(&p.signature);
             out.put_u32(self.txs.len() as u32);
             self.txs.write(out);
+            match self.carried() {
+                None => out.put_u8(0),
+                Some(cert) => {
+                    out.put_u8(1);
+                    cert.write(out);
+                }
+            }
         }
+    }
+
+    /// The producer, None for the empty block.
+    pub fn producer_id(&self) -> Option<u64> {
+        self.proposed().map(|p| p.producer)
+    }
+
+    /// The encoded transactions, back to back (none in the empty block).
+    pub fn tx_bytes(&self) -> &[u8] {
+        self.txs.raw()
+    }
+
+    /// CERT[r-1], if the block carries it.
+    pub fn carried(&self) -> Option<&Certificate> {
+        self.prev_cert.as_ref().map(|c| &c.cert)
     }
 
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
@@ -145,6 +225,7 @@ impl Block {
                 prev_hash,
                 proposed: None,
                 txs: TxList::empty(),
+                prev_cert: None,
                 hash,
             });
         }
@@ -156,6 +237,14 @@ impl Block {
         let payload_start = r.pos();
         let count = r.count("block.tx_count", MAX_BLOCK_TXS)?;
         let txs = TxList::parse(r, count, "block.transactions")?;
+        let has_cert = r.u8("block.has_prev_cert")?;
+        check_flag("block.has_prev_cert", has_cert)?;
+        let prev_cert = if has_cert == 1 {
+            let cert = Certificate::parse(r).map_err(|e| e.within("block.prev_cert"))?;
+            Some(Carried::new(cert))
+        } else {
+            None
+        };
         if sha256(r.since(payload_start)) != payload_hash {
             return Err(DecodeErr::new("block.payload_hash: does not match payload"));
         }
@@ -170,6 +259,7 @@ impl Block {
             prev_hash,
             proposed: Some(Box::new(proposed)),
             txs,
+            prev_cert,
             hash,
         })
     }
@@ -225,12 +315,15 @@ value_methods! {
         /// The transactions, as a tuple of `Transaction` (made on first access).
         transactions: b.txs,
         signature: b.proposed().map(|p| &p.signature),
+        /// CERT[r-1] (a `Certificate`) when the block carries it, else None.
+        prev_cert: b.prev_cert,
     }
 
-    /// A proposed block; with producer, seed_sig and signature all None and no
-    /// transactions, the empty block (as `Block.empty`).
+    /// A proposed block; with producer, seed_sig and signature all None, no
+    /// transactions and no prev_cert, the empty block (as `Block.empty`).
     #[new]
-    #[pyo3(signature = (round, prev_hash, producer=None, seed_sig=None, transactions=None, signature=None))]
+    #[pyo3(signature = (round, prev_hash, producer=None, seed_sig=None, transactions=None, signature=None, prev_cert=None))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         round: &Bound<'_, PyAny>,
         prev_hash: &Bound<'_, PyAny>,
@@ -238,6 +331,7 @@ value_methods! {
         seed_sig: Option<&Bound<'_, PyAny>>,
         transactions: Option<&Bound<'_, PyAny>>,
         signature: Option<&Bound<'_, PyAny>>,
+        prev_cert: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let round = args::u64_arg(round, "block.round")?;
         let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
@@ -245,13 +339,35 @@ value_methods! {
             Some(items) => TxList::from_py(items, "block.transactions", MAX_BLOCK_TXS)?,
             None => TxList::empty(),
         };
+        let prev_cert = match prev_cert {
+            None => None,
+            Some(obj) if obj.is_none() => None,
+            Some(obj) => Some(
+                obj.cast::<Certificate>()
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "block.prev_cert must be a Certificate or None, not {}",
+                            obj.get_type()
+                                .name()
+                                .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+                        ))
+                    })?
+                    .get()
+                    .clone(),
+            ),
+        };
         if producer.is_none() && seed_sig.is_none() && signature.is_none() {
             if txs.len() > 0 {
                 return Err(PyValueError::new_err(
                     "block.transactions: the empty block has none (a proposed block needs producer, seed_sig and signature)",
                 ));
             }
-            return Ok(Self::new(round, prev_hash, None, TxList::empty()));
+            if prev_cert.is_some() {
+                return Err(PyValueError::new_err(
+                    "block.prev_cert: the empty block carries none (a proposed block needs producer, seed_sig and signature)",
+                ));
+            }
+            return Ok(Self::new(round, prev_hash, None, TxList::empty(), None));
         }
         let producer = args::u64_arg(
             producer.ok_or_else(|| missing("producer"))?,
@@ -268,10 +384,10 @@ value_methods! {
         let p = Proposed {
             producer,
             seed_sig,
-            payload_hash: payload_hash(&txs),
+            payload_hash: payload_hash(&txs, prev_cert.as_ref()),
             signature,
         };
-        Ok(Self::new(round, prev_hash, Some(p), txs))
+        Ok(Self::new(round, prev_hash, Some(p), txs, prev_cert))
     }
 
     /// The empty block of round `round`: no producer, no signature, no payload.
@@ -283,7 +399,7 @@ value_methods! {
     ) -> PyResult<Self> {
         let round = args::u64_arg(round, "block.round")?;
         let prev_hash = args::fixed::<HASH_SIZE>(prev_hash, "block.prev_hash")?;
-        Ok(Self::new(round, prev_hash, None, TxList::empty()))
+        Ok(Self::new(round, prev_hash, None, TxList::empty(), None))
     }
 
     /// Decodes one block (proposed or empty).

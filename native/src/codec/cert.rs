@@ -114,7 +114,7 @@ impl Item for SubVote {
 /// verifiers' `echorand/cert` signatures on it, signers strictly ascending,
 /// and the substitute votes (§16), principals strictly ascending.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
-#[derive(PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Certificate {
     round: u64,
     step: u32,

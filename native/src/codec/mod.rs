@@ -52,7 +52,7 @@ macro_rules! value_methods {
                 }
             )+
 
-            fn __repr__(&self) -> String {
+            pub fn __repr__(&self) -> String {
                 let $m = self;
                 let mut repr = $crate::codec::pyvalue::Repr::new(stringify!($ty));
                 $(repr.field(stringify!($name), &$field);)+

@@ -173,6 +173,13 @@ impl<T: Item> Items<T> {
     }
 }
 
+/// A copy of the items; its tuple is made again on first access.
+impl<T: Clone> Clone for Items<T> {
+    fn clone(&self) -> Self {
+        Items::new(self.list.clone())
+    }
+}
+
 impl<T: PartialEq> PartialEq for Items<T> {
     fn eq(&self, other: &Self) -> bool {
         self.list == other.list

@@ -206,6 +206,10 @@ pub enum BlockError {
     NoProducer,
     /// The fees overflow the producer's balance (impossible below the supply limit).
     FeeOverflow,
+    /// A reward credit names an account that did not exist before the block.
+    UnknownCredit(u64),
+    /// The minted units would take the total supply to 2^63 or beyond.
+    SupplyLimit { total: u64, minted: u64 },
 }
 
 impl std::fmt::Display for BlockError {
@@ -217,6 +221,11 @@ impl std::fmt::Display for BlockError {
             BlockError::UnknownProducer(p) => write!(f, "producer {p} has no account"),
             BlockError::NoProducer => write!(f, "transactions without a producer"),
             BlockError::FeeOverflow => write!(f, "the fees overflow the producer's balance"),
+            BlockError::UnknownCredit(id) => write!(f, "reward for account {id}, which has none"),
+            BlockError::SupplyLimit { total, minted } => write!(
+                f,
+                "minting {minted} on a supply of {total} would reach the limit of 2^63"
+            ),
         }
     }
 }
@@ -277,6 +286,8 @@ pub struct Delta {
     pub tx_count: usize,
     pub fees: u64,
     pub producer: Option<u64>,
+    /// Units created by the block's reward credits (docs/protocol.md §16).
+    pub minted: u64,
 }
 
 impl Delta {
@@ -536,14 +547,22 @@ impl Accounts {
         reasons
     }
 
-    /// What applying the transactions of a block by `producer` changes, or
-    /// why the block cannot be applied. The state is not touched.
-    pub fn prepare(&self, txs: &[u8], producer: Option<u64>) -> Result<Delta, BlockError> {
+    /// What applying the transactions of a block by `producer`, then its
+    /// reward `credits` (`(account, units)`, to accounts that existed before
+    /// the block), changes, or why the block cannot be applied. The state is
+    /// not touched.
+    pub fn prepare(
+        &self,
+        txs: &[u8],
+        producer: Option<u64>,
+        credits: &[(u64, u64)],
+    ) -> Result<Delta, BlockError> {
         if let Some(p) = producer {
             if slot(p, self.len()).is_none() {
                 return Err(BlockError::UnknownProducer(p));
             }
         }
+        let minted = self.check_credits(credits)?;
         let all: Vec<Tx<'_>> = transactions(txs).collect();
         let (mut overlay, known) = Overlay::new(self, &all);
         let tx_count = all.len();
@@ -561,7 +580,40 @@ impl Accounts {
                 .ok_or(BlockError::FeeOverflow)?;
             overlay.set(p, acct);
         }
-        Ok(overlay.into_delta(tx_count, producer))
+        for &(id, units) in credits {
+            let mut acct = overlay.get(id);
+            // Below the supply limit (checked above) no balance can overflow.
+            acct.balance = acct
+                .balance
+                .checked_add(units)
+                .ok_or(BlockError::SupplyLimit {
+                    total: self.total,
+                    minted,
+                })?;
+            overlay.set(id, acct);
+        }
+        let mut delta = overlay.into_delta(tx_count, producer);
+        delta.minted = minted;
+        Ok(delta)
+    }
+
+    /// The units `credits` mint; every credited account exists and the supply
+    /// stays below 2^63.
+    fn check_credits(&self, credits: &[(u64, u64)]) -> Result<u64, BlockError> {
+        let mut minted: u64 = 0;
+        for &(id, units) in credits {
+            if slot(id, self.len()).is_none() {
+                return Err(BlockError::UnknownCredit(id));
+            }
+            minted = minted.saturating_add(units);
+        }
+        if self.total.saturating_add(minted) >= SUPPLY_LIMIT {
+            return Err(BlockError::SupplyLimit {
+                total: self.total,
+                minted,
+            });
+        }
+        Ok(minted)
     }
 
     /// Make `delta` the state. It must have been prepared against this very
@@ -826,6 +878,7 @@ impl<'a> Overlay<'a> {
             tx_count,
             fees: self.fees,
             producer,
+            minted: 0,
         }
     }
 }
@@ -953,7 +1006,7 @@ mod tests {
             tx(TRANSFER, &k[3], &k[4], 1, 0, 0), // k[3] exists once the first is applied
             tx(DELEGATION, &k[1], &k[2], 0, 1, 0),
         ]);
-        let delta = state.prepare(&txs, Some(2)).unwrap();
+        let delta = state.prepare(&txs, Some(2), &[]).unwrap();
         assert_eq!(state.len(), 3, "prepare changes nothing");
         state.commit(&delta).unwrap();
         assert_eq!(state.len(), 5);
@@ -1005,7 +1058,7 @@ mod tests {
         let k = keys(4);
         let mut state = genesis(&k[..2], 100);
         let created = state
-            .prepare(&tx(TRANSFER, &k[0], &k[2], 50, 0, 0), Some(0))
+            .prepare(&tx(TRANSFER, &k[0], &k[2], 50, 0, 0), Some(0), &[])
             .unwrap();
         state.commit(&created).unwrap();
         assert_eq!(state.get(2).unwrap().delegate, 0, "the registrar");
@@ -1014,7 +1067,7 @@ mod tests {
             tx(DELEGATION, &k[2], &k[1], 0, 0, 0),
             tx(TRANSFER, &k[2], &k[3], 5, 0, 1),
         ]);
-        let delta = state.prepare(&txs, Some(0)).unwrap();
+        let delta = state.prepare(&txs, Some(0), &[]).unwrap();
         state.commit(&delta).unwrap();
         assert_eq!(state.get(2).unwrap().delegate, 1, "explicit overrides");
         assert_eq!(state.get(3).unwrap().delegate, 2);
@@ -1022,7 +1075,7 @@ mod tests {
         let old = undo.iter().find(|e| e.id == 2).unwrap().old;
         assert_eq!(old.delegate, 0, "the undo record keeps the old delegate");
         let own = state
-            .prepare(&tx(DELEGATION, &k[3], &k[3], 0, 0, 0), Some(0))
+            .prepare(&tx(DELEGATION, &k[3], &k[3], 0, 0, 0), Some(0), &[])
             .unwrap();
         state.commit(&own).unwrap();
         assert_eq!(
@@ -1057,15 +1110,15 @@ mod tests {
             tx(TRANSFER, &k[0], &k[1], 10, 0, 5),
         ]);
         assert_eq!(
-            state.prepare(&txs, Some(0)),
+            state.prepare(&txs, Some(0), &[]),
             Err(BlockError::Transaction {
                 index: 1,
                 reason: Reason::NonceTooHigh
             })
         );
-        assert_eq!(state.prepare(&[], None).unwrap().changed, vec![]);
+        assert_eq!(state.prepare(&[], None, &[]).unwrap().changed, vec![]);
         assert_eq!(
-            state.prepare(&txs[..TX_SIZE], Some(9)),
+            state.prepare(&txs[..TX_SIZE], Some(9), &[]),
             Err(BlockError::UnknownProducer(9))
         );
     }
