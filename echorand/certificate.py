@@ -10,13 +10,21 @@ Votes of other steps decide nothing, so they certify nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from echorand.bba import StepVotes, Vote
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
 from echorand.tally import EMPTY_VALUE
-from echorand.validate import PublicKeys, Verifier
+
+if TYPE_CHECKING:
+    from echorand.validate import Verifier
+
+PublicKeys = Callable[[int], bytes | None]
+"""The public key of an account id, None if there is no such account."""
+SignatureCheck = tuple[bytes, bytes, bytes]
+"""(public key, signed payload, signature)."""
 
 
 class CertificateError(ValueError):
@@ -64,12 +72,28 @@ def check_certificate(
     """Raise `CertificateError` unless `cert` proves `block` in the round of `ctx`.
 
     Checked against the sortition of that round: a non-empty block's producer
-    is in A_1 (under the proposer policy of the genesis), the signers are distinct
-    (the codec keeps them strictly ascending), each holds seats in
-    `A_step`, their weight is > t_h, the step is one whose votes decide,
-    and every signature verifies (one batch).
+    is in A_1 (under the proposer policy of the genesis), then the votes
+    (`vote_checks`), and every signature verifies (one batch).
     """
     certified_block_matches(cert, block, ctx)
+    checks = vote_checks(cert, ctx, public_key)
+    answers = verifier.verify_batch(*(list(column) for column in zip(*checks, strict=True)))
+    if not all(answers):
+        names = [*cert.signers, *cert.principals]
+        bad = [name for name, ok in zip(names, answers, strict=True) if not ok]
+        raise CertificateError(f"votes: bad signature from {bad}")
+
+
+def vote_checks(
+    cert: Certificate, ctx: RoundContext, public_key: PublicKeys
+) -> list[SignatureCheck]:
+    """The signatures `cert`'s votes still have to pass, once everything else holds.
+
+    The step is one whose votes decide `cert.b`; the signers are distinct (the codec keeps
+    them strictly ascending), each holds seats in `A_step` of the round of `ctx`; each
+    substitute's signer may speak for its principal there (§16); the weight is > t_h.
+    Own votes come first, then the substitutes, in the certificate's order.
+    """
     if not decides(cert.step, cert.b):
         raise CertificateError(f"step: votes b={cert.b} of step {cert.step} decide nothing")
     signers = cert.signers
@@ -77,18 +101,15 @@ def check_certificate(
         raise CertificateError("votes: repeated signer")
     weights = ctx.weights(cert.step)
     weight = 0
-    keys: list[bytes] = []
-    for signer in signers:
+    checks: list[SignatureCheck] = []
+    payload = cert.vote_signing_bytes()
+    for signer, signature in cert.votes:
         seats = weights.get(signer, 0)
         pk = public_key(signer)
         if seats == 0 or pk is None:
             raise CertificateError(f"votes: signer {signer} is not in A_{cert.step}")
         weight += seats
-        keys.append(pk)
-    payload = cert.vote_signing_bytes()
-    payloads = [payload] * len(keys)
-    sigs = [sig for _, sig in cert.votes]
-    names = list(signers)
+        checks.append((pk, payload, signature))
     for principal, signer, mode, signature in cert.substitutes:
         seats = weights.get(principal, 0)
         pk = public_key(signer)
@@ -97,16 +118,36 @@ def check_certificate(
         if pk is None or not ctx.may_substitute(cert.step, principal, signer, mode):
             raise CertificateError(f"votes: {signer} may not speak for {principal} in mode {mode}")
         weight += seats
-        keys.append(pk)
-        payloads.append(cert.substitute_signing_bytes(principal, mode))
-        sigs.append(signature)
-        names.append(principal)
+        checks.append((pk, cert.substitute_signing_bytes(principal, mode), signature))
     if weight <= ctx.params.t_h:
         raise CertificateError(f"votes: weight {weight} is not above t_h = {ctx.params.t_h}")
-    answers = verifier.verify_batch(keys, payloads, sigs)
-    if not all(answers):
-        bad = [name for name, ok in zip(names, answers, strict=True) if not ok]
-        raise CertificateError(f"votes: bad signature from {bad}")
+    return checks
+
+
+def carried_checks(block: Block, ctx: RoundContext, public_key: PublicKeys) -> list[SignatureCheck]:
+    """The signatures of the CERT_{r-1} a proposed block of the round of `ctx` carries
+    (docs/protocol.md §16), once everything else about it holds.
+
+    After a proposed B_{r-1} the block carries a certificate of round r - 1 deciding
+    `b = 0` for B_{r-1}'s value, whose votes pass in the sortition of round r - 1
+    (`ctx.previous`); after the empty block (or the genesis) it carries none.
+    """
+    cert = block.prev_cert
+    if ctx.prev_producer is None:
+        if cert is not None:
+            raise CertificateError("carried: a certificate after the empty block")
+        return []
+    if cert is None:
+        raise CertificateError(f"carried: no certificate of round {ctx.round - 1}")
+    if ctx.previous is None:
+        raise CertificateError(f"carried: the sortition of round {ctx.round - 1} is not known")
+    value = (ctx.prev_hash, ctx.prev_producer)
+    if cert.round != ctx.round - 1 or cert.b != 0 or cert.value != value:
+        raise CertificateError(
+            f"carried: round {cert.round}, b={cert.b}, leader {cert.leader}: not the"
+            f" certificate of block {ctx.round - 1}"
+        )
+    return vote_checks(cert, ctx.previous, public_key)
 
 
 # --- fork choice ------------------------------------------------------------------

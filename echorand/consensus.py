@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
@@ -89,9 +89,17 @@ class Tip:
     producers: tuple[int, ...] = ()
     """The producers of the last ACTIVE_WINDOW non-empty blocks, most recent last: the
     fallback's active members M are these, distinct and ascending (docs/protocol.md §16)."""
+    producer: int | None = None
+    """The tip block's producer; None for the empty block (and the genesis)."""
+    certificate: Certificate | None = None
+    """CERT_round of a proposed tip block: the next round's blocks carry it (§16)."""
+    previous: Tip | None = None
+    """The tip before this one (without its own `previous`): the round whose sortition
+    the certificate carried by the next round's blocks is checked against."""
 
-    def after(self, block: Block, params: Params) -> Tip:
-        """The tip once `block` (of round self.round + 1) is appended."""
+    def after(self, block: Block, params: Params, certificate: Certificate | None = None) -> Tip:
+        """The tip once `block` (of round self.round + 1), certified by `certificate`, is
+        appended."""
         r = block.round
         producer = None if block.is_empty else block.producer
         seed = next_seed(self.seed, r, None if block.is_empty else block.seed_sig)
@@ -99,7 +107,16 @@ class Tip:
         producers = self.producers
         if producer is not None:
             producers = (*producers, producer)[-ACTIVE_WINDOW:]
-        return Tip(r, seed, block.hash, next_authors(self.authors, producer, depth), producers)
+        return Tip(
+            r,
+            seed,
+            block.hash,
+            next_authors(self.authors, producer, depth),
+            producers,
+            producer,
+            None if producer is None else certificate,
+            replace(self, previous=None),
+        )
 
     @property
     def active(self) -> tuple[int, ...]:
@@ -107,9 +124,14 @@ class Tip:
         return tuple(sorted(set(self.producers)))
 
     def context(
-        self, params: Params, table: StakeTable, delegates: Delegates | None = None
+        self,
+        params: Params,
+        table: StakeTable,
+        delegates: Delegates | None = None,
+        previous: RoundContext | None = None,
     ) -> RoundContext:
-        """The context of the next round, r = self.round + 1, on this tip."""
+        """The context of the next round, r = self.round + 1, on this tip; `previous` is
+        that of round r - 1 (needed when the tip block is a proposed block)."""
         return RoundContext(
             params,
             self.round + 1,
@@ -119,6 +141,9 @@ class Tip:
             self.authors,
             active=self.active if params.fallback else (),
             delegates=delegates,
+            prev_producer=self.producer,
+            carried=self.certificate,
+            previous=previous,
         )
 
 
@@ -325,14 +350,30 @@ class Consensus:
         if self.on_commit is not None:
             self.on_commit(block, cert)
         out.append(Commit(block, cert))
-        self.tip = self.tip.after(block, self.params)
+        self.tip = self.tip.after(block, self.params, cert)
         self._begin_round(now_ms, out)
 
-    def _begin_round(self, now_ms: int, out: list[Action]) -> None:
-        r = self.current_round
-        ctx = self.tip.context(
-            self.params, self.ledger.stake_table(r), ledger_delegates(self.ledger, r)
+    def _context(self, tip: Tip, previous: RoundContext | None = None) -> RoundContext:
+        """The context of round tip.round + 1, from the ledger."""
+        r = tip.round + 1
+        return tip.context(
+            self.params, self.ledger.stake_table(r), ledger_delegates(self.ledger, r), previous
         )
+
+    def _previous_context(self) -> RoundContext | None:
+        """The context of round r - 1, when B_{r-1} is a proposed block whose certificate the
+        blocks of round r carry: the round just finished, or rebuilt from `tip.previous`."""
+        tip = self.tip
+        if tip.producer is None:
+            return None
+        if self.round is not None and self.round.ctx.round == tip.round:
+            finished = self.round.ctx
+            finished.previous = None  # only one round back is ever needed: no chain of them
+            return finished
+        return None if tip.previous is None else self._context(tip.previous)
+
+    def _begin_round(self, now_ms: int, out: list[Action]) -> None:
+        ctx = self._context(self.tip, self._previous_context())
         self.round = Round(ctx, self.keys, now_ms, self.payload)
         self._seen = set()
         self._best = {}

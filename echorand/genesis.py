@@ -13,13 +13,15 @@ The genesis hash is `H("echorand/genesis" || 0x00 || encoding)` with
     encoding = u8(1) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
                || u32be(t_h) || u32be(k) || u32be(lam_ms) || u32be(big_lam_ms)
                || u8(proposer policy) || u32be(validators) || u8(fallback)
-               || u64be(n) || H(accounts.bin)
+               || u64be(floor) || u64be(ceiling) || u32be(window) || u8(decay)
+               || u8(producer_share) || u64be(n) || H(accounts.bin)
 
 where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
 1 round-robin, 2 round-robin-seeded: docs/protocol.md §14) and `fallback` is
 0 or 1 (§16). In genesis.json they are `params.proposer_policy` (a name),
 `params.validators` and `params.fallback` (a boolean); a file without them
-means sortition, 0 and false.
+means sortition, 0 and false. The block rewards (§16) are `params.rewards`
+{`floor`, `ceiling`, `window`, `decay`, `producer_share`}; without it, none.
 
 A devnet is deterministic from a text seed S: `master = H(utf8(S))`,
 `seed_i = H("echorand/devnet-key" || 0x00 || master || u64be(i))`,
@@ -47,7 +49,7 @@ from echorand._native import (
     valid_account_keys,
 )
 from echorand.keys import NodeKeys, write_node_keys
-from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, Params
+from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, Params, Rewards
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -76,7 +78,8 @@ SUPPLY_LIMIT = 1 << 63
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _U32_PARAMS = ("n_g", "n_c", "t_h", "k", "lam_ms", "big_lam_ms")
-_POLICY_PARAMS = ("proposer_policy", "validators", "fallback")
+_POLICY_PARAMS = ("proposer_policy", "validators", "fallback", "rewards")
+_REWARD_FIELDS = ("floor", "ceiling", "window", "decay", "producer_share")
 
 
 class GenesisError(ValueError):
@@ -180,6 +183,7 @@ class Genesis:
                 PROPOSER_POLICIES.index(p.proposer_policy).to_bytes(1, "big"),
                 p.validators.to_bytes(4, "big"),
                 int(p.fallback).to_bytes(1, "big"),
+                _rewards_encoding(p.rewards),
                 self.count.to_bytes(8, "big"),
                 self.accounts_digest,
             ]
@@ -197,6 +201,7 @@ class Genesis:
                 "proposer_policy": self.params.proposer_policy,
                 "validators": self.params.validators,
                 "fallback": self.params.fallback,
+                "rewards": {n: getattr(self.params.rewards, n) for n in _REWARD_FIELDS},
             },
             "accounts": {
                 "count": self.count,
@@ -234,6 +239,34 @@ class Genesis:
         if check_keys:
             genesis.check_keys()
         return genesis
+
+
+def _rewards_encoding(r: Rewards) -> bytes:
+    return b"".join(
+        [
+            r.floor.to_bytes(8, "big"),
+            r.ceiling.to_bytes(8, "big"),
+            r.window.to_bytes(4, "big"),
+            r.decay.to_bytes(1, "big"),
+            r.producer_share.to_bytes(1, "big"),
+        ]
+    )
+
+
+def _rewards(p: _Fields) -> Rewards:
+    """`params.rewards`, or no rewards when it is absent."""
+    if "rewards" not in p.doc:
+        return Rewards()
+    r = p.object("rewards")
+    r.only(set(_REWARD_FIELDS))
+    defaults = Rewards()
+    values = {
+        n: r.int(n, 0, 2**64 - 1) if n in r.doc else getattr(defaults, n) for n in _REWARD_FIELDS
+    }
+    try:
+        return Rewards(**values)
+    except ValueError as e:
+        raise GenesisError(f"{p.where}: params.{e}") from None
 
 
 def _hash(g: Genesis) -> bytes:
@@ -336,6 +369,7 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     values["proposer_policy"] = p.choice("proposer_policy", PROPOSER_POLICIES, "sortition")
     values["validators"] = p.int("validators", 0, 2**32 - 1) if "validators" in p.doc else 0
     values["fallback"] = p.bool("fallback", False)
+    values["rewards"] = _rewards(p)
     try:
         params = Params(**values)
     except ValueError as e:

@@ -5,7 +5,7 @@ One directory holds one LMDB environment with these named databases (keys
 
 | db         | key          | value                                                      |
 |------------|--------------|------------------------------------------------------------|
-| `meta`     | name         | `format`, `genesis` (hash), `tip` (round), `accounts` (n)  |
+| `meta`     | name         | `format`, `genesis`, `tip`, `accounts`, `level`, `minted`  |
 | `blocks`   | round >= 1   | the block's encoding                                       |
 | `certs`    | round >= 1   | its certificate's encoding                                 |
 | `seeds`    | round >= 0   | Q[r] (Q[0] from the genesis)                               |
@@ -20,18 +20,24 @@ in-memory state (`AccountState`, the two newest stake tables) changes only
 after the commit succeeded.
 
 The stake table of round r is the balances after block max(0, r - 2)
-(PROTOCOL §3). The tables after the tip and after the block before it are
-kept in memory (rounds tip + 2 and tip + 1); older ones are rebuilt from the
-undo records, which are kept for the last `undo_rounds` blocks. The
-delegates of round r (docs/protocol.md §16) come from the same snapshot: the
-current records for the tip, the undo records (which hold old delegates) for
-older blocks.
+(PROTOCOL §3). The tables after the tip and the two blocks before it are
+kept in memory (rounds tip + 2, tip + 1 and tip: the last one weighs the
+certificate a new block carries); older ones are rebuilt from the undo
+records, which are kept for the last `undo_rounds` blocks. The delegates of
+round r (docs/protocol.md §16) come from the same snapshot: the current
+records for the tip, the undo records (which hold old delegates) for older
+blocks.
+
+Block rewards (§16, `echorand.incentives`) are minted in the block's write
+transaction: `meta.level` is R of the tip, `meta.minted` every unit minted
+since the genesis, and the supply is always the genesis total plus `minted`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,7 @@ import lmdb
 
 from echorand._native import AccountState, Block, Certificate, Changes
 from echorand.genesis import Genesis
+from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
 from echorand.messages import MAX_SYNC_BLOCKS
 from echorand.params import EMPTY_HASH, KEY_SIZE
 from echorand.seeds import next_seed
@@ -55,18 +62,24 @@ __all__ = [
     "LedgerError",
 ]
 
-LEDGER_FORMAT = 2
-"""2: an account created by a transfer stores its registrar as its delegate (§13)."""
+LEDGER_FORMAT = 3
+"""2: an account created by a transfer stores its registrar as its delegate (§13);
+3: blocks carry CERT_{r-1}, and meta holds the reward level and the minted units (§16)."""
 DEFAULT_MAP_SIZE = 1 << 36
 """64 GiB of address space; the file grows as it fills (and the map doubles when full)."""
 DEFAULT_UNDO_ROUNDS = 64
 """Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
 
 _NO_DELEGATE = (1 << 64) - 1
+_SUPPLY_LIMIT = 1 << 63
+_STAKE_TABLES = 3
+"""Stake tables kept in memory: after the tip and the two blocks before it."""
 _DELEGATE_TABLES = 2
 """Delegate tables of past snapshots kept (dropped at each block)."""
 _DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
 _PUT_CHUNK = 100_000
+_EMPTY_KIND = 0x01
+"""The first byte of the empty block's encoding (§6)."""
 
 
 class LedgerError(Exception):
@@ -175,6 +188,8 @@ class Ledger:
             txn.put(b"format", LEDGER_FORMAT.to_bytes(4, "big"), db=meta)
             txn.put(b"tip", _u64(0), db=meta)
             txn.put(b"accounts", _u64(len(state)), db=meta)
+            txn.put(b"level", _u64(next_level(g.params.rewards, 0, 0)), db=meta)
+            txn.put(b"minted", _u64(0), db=meta)
             txn.put(b"genesis", g.hash, db=meta)
 
         self._write(write)
@@ -193,11 +208,17 @@ class Ledger:
                 )
             self._tip = _int(txn.get(b"tip", db=meta))
             count = _int(txn.get(b"accounts", db=meta))
+            self._level = _int(txn.get(b"level", db=meta))
+            self._minted = _int(txn.get(b"minted", db=meta))
             cursor = txn.cursor(db=self._db["accounts"])
             records = b"".join(cursor.iternext(keys=False, values=True))
             self._tip_hash = self._get(txn, "hashes", self._tip)
             self._tip_seed = self._get(txn, "seeds", self._tip)
-            last_undo = txn.get(_u64(self._tip), db=self._db["undo"]) if self._tip else None
+            undos = [
+                self._get(txn, "undo", r)
+                for r in range(self._tip, max(0, self._tip - _STAKE_TABLES + 1), -1)
+            ]
+        self._load_recent()
         try:
             state = AccountState.from_records(records)
         except ValueError as e:
@@ -205,13 +226,27 @@ class Ledger:
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
         self._state = state
-        self._table_tip = StakeTable(state.balances())
-        if self._tip == 0:
-            self._table_prev = self._table_tip
-        elif last_undo is None:
-            raise LedgerError(f"{self._path}: undo has no entry for round {self._tip}")
-        else:
-            self._table_prev = StakeTable(state.balances([bytes(last_undo)]))
+        self._tables = [StakeTable(state.balances())]
+        for back in range(1, _STAKE_TABLES):
+            if back <= len(undos):
+                self._tables.append(StakeTable(state.balances(undos[:back])))
+
+    def _load_recent(self) -> None:
+        """The tip block's producer, and which of the last `window` blocks were empty."""
+        window = self._genesis.params.rewards.window
+        first = max(1, self._tip - window + 1)
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._tip_producer: int | None = None
+        with self._environment().begin(buffers=True) as txn:
+            for r in range(first, self._tip + 1):
+                raw = txn.get(_u64(r), db=self._db["blocks"])
+                if raw is None:
+                    raise LedgerError(f"{self._path}: blocks has no entry for round {r}")
+                self._recent.append(raw[0] == _EMPTY_KIND)
+        if self._tip >= 1 and not self._recent[-1]:
+            block = self.block(self._tip)
+            assert block is not None
+            self._tip_producer = block.producer
 
     def _environment(self) -> lmdb.Environment:
         if self._env is None:
@@ -249,10 +284,14 @@ class Ledger:
         """
         r = self._tip + 1
         self._check_extends(block, certificate, r)
+        self._check_carried(block, r)
+        rewards = self._genesis.params.rewards
+        level = next_level(rewards, self._level, sum(self._recent))
         try:
-            changes = self._state.prepare(block)
+            changes = self._state.prepare(block, credits=self._credits(block, level))
         except ValueError as e:
             raise LedgerError(f"block {r}: {e}") from None
+        minted = self._minted + changes.minted
         seed = next_seed(self._tip_seed, r, block.seed_sig)
         key = _u64(r)
         db = self._db
@@ -271,17 +310,65 @@ class Ledger:
                 txn.cursor(db=db["accounts"]).putmulti(records)
             txn.put(b"tip", key, db=db["meta"])
             txn.put(b"accounts", _u64(changes.accounts_after), db=db["meta"])
+            txn.put(b"level", _u64(level), db=db["meta"])
+            txn.put(b"minted", _u64(minted), db=db["meta"])
 
         self._write(write)
         # Committed: now the memory follows.
         self._state.commit(changes)
         self._delegate_tables.clear()
-        table = self._table_tip.copy()
+        table = self._tables[0].copy()
         table.update(changes.balance_updates())
         table.extend(changes.new_balances())
-        self._table_prev, self._table_tip = self._table_tip, table
+        self._tables = [table, *self._tables[: _STAKE_TABLES - 1]]
         self._tip, self._tip_hash, self._tip_seed = r, block.hash, seed
+        self._tip_producer = block.producer
+        self._recent.append(block.is_empty)
+        self._level, self._minted = level, minted
         return changes
+
+    def _check_carried(self, block: Block, r: int) -> None:
+        """A proposed block after a proposed block carries CERT_{r-1} for it (§16), and no
+        other block carries one. Its votes are not verified here (see `apply`)."""
+        cert = None if block.is_empty else block.prev_cert
+        if block.is_empty or self._tip_producer is None:
+            if cert is not None:
+                raise LedgerError(f"block {r}: carries a certificate, but block {r - 1} is empty")
+            return
+        if cert is None:
+            raise LedgerError(f"block {r}: does not carry the certificate of block {r - 1}")
+        value = (self._tip_hash, self._tip_producer)
+        if cert.round != r - 1 or cert.b != 0 or cert.value != value:
+            raise LedgerError(
+                f"block {r}: the certificate it carries is for round {cert.round}, b={cert.b},"
+                f" value ({cert.block_hash.hex()}, {cert.leader}), not block {r - 1}"
+            )
+
+    def _credits(self, block: Block, level: int) -> list[tuple[int, int]]:
+        """The rewards block r mints (§16): R_r for its producer's share, and the pool of
+        block r - 1 (at R_{r-1}) for the verifiers of the certificate it carries. Nothing
+        when minting them would take the supply to 2^63."""
+        rewards = self._genesis.params.rewards
+        if block.is_empty or not rewards.enabled:
+            return []
+        assert block.producer is not None
+        credits = [(block.producer, producer_reward(rewards, level))]
+        cert = block.prev_cert
+        if cert is not None:
+            seats = self.committee_weights(cert.round, cert.step)
+            credits += verifier_credits(verifier_pool(rewards, self._level), cert, seats)
+        if self._state.total + sum(units for _, units in credits) >= _SUPPLY_LIMIT:
+            return []
+        return [(account, units) for account, units in credits if units > 0]
+
+    def committee_weights(self, round: int, step: int) -> dict[int, int]:
+        """Seats per account in A_step of `round` (step >= 2), from the ledger's sortition:
+        rounds from tip + 2 back as far as `stake_table` reaches."""
+        seed = self.seed(round - 1)
+        if seed is None:
+            raise LedgerError(f"round {round}: no seed Q[{round - 1}] (the tip is {self._tip})")
+        n_c = self._genesis.params.n_c
+        return self.stake_table(round).weights(seed, round, step, n_c)
 
     def _check_extends(self, block: Block, certificate: Certificate, r: int) -> None:
         if not isinstance(block, Block):
@@ -335,6 +422,21 @@ class Ledger:
         return self._tip_seed
 
     @property
+    def reward_level(self) -> int:
+        """R of the tip (§16): the level the next block's verifier pool is paid at."""
+        return self._level
+
+    @property
+    def minted(self) -> int:
+        """Every unit the block rewards created since the genesis."""
+        return self._minted
+
+    @property
+    def supply(self) -> int:
+        """The sum of all balances: the genesis total plus `minted`."""
+        return int(self._state.total)
+
+    @property
     def state(self) -> AccountState:
         """The accounts after the tip (read it; only the ledger changes it)."""
         return self._state
@@ -369,6 +471,11 @@ class Ledger:
                 authors.append(block.producer)
             round -= 1
         return tuple(reversed(authors))
+
+    def certificate_to_carry(self) -> Certificate | None:
+        """CERT_tip, which the next proposed block must carry (§16), if the tip is a
+        proposed block; None after the empty block or the genesis."""
+        return None if self._tip_producer is None else self.certificate(self._tip)
 
     def certificate(self, round: int) -> Certificate | None:
         raw = self._read("certs", round) if round >= 1 else None
@@ -425,10 +532,9 @@ class Ledger:
             raise LedgerError(
                 f"round {round} needs the balances after block {after}; the tip is {self._tip}"
             )
-        if after == self._tip:
-            return self._table_tip
-        if after == self._tip - 1:
-            return self._table_prev
+        back = self._tip - after
+        if back < len(self._tables):
+            return self._tables[back]
         return StakeTable(self._state.balances(self._undos(round, after)))
 
     def delegate(self, round: int, account: int) -> int | None:
@@ -495,6 +601,11 @@ class Ledger:
             count = _int(txn.get(b"accounts", db=self._db["meta"]))
         if count != len(self._state):
             raise LedgerError(f"{self._path}: meta has {count} accounts, memory {len(self._state)}")
+        if self.supply != self._genesis.total + self._minted:
+            raise LedgerError(
+                f"{self._path}: the balances sum to {self.supply}, but the genesis made"
+                f" {self._genesis.total} and {self._minted} were minted"
+            )
         if self.stored_records() != self._state.records():
             raise LedgerError(f"{self._path}: stored accounts differ from the state in memory")
 

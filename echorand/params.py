@@ -26,6 +26,50 @@ PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
 PROTOCOL §7 over a fixed validator set (plain, or seeded by Q[r-1])."""
 
 
+MAX_REWARD = 1 << 48
+"""The largest reward level a genesis may set. Minting stops short of a supply of 2^63."""
+MAX_REWARD_WINDOW = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Rewards:
+    """The incentives of docs/protocol.md §16, fixed in the genesis (and its hash).
+
+    A non-empty block of round r mints R_r units: `producer_share` % to its producer, the
+    rest to the verifiers of its certificate (paid when the next block carries it). R
+    follows the empty blocks among the last `window` up at once, from `floor` (none
+    empty) to `ceiling` (all empty), and falls back towards `floor` by 1/2^`decay` of the
+    gap each round. `floor = ceiling = 0` (the default) mints nothing.
+    """
+
+    floor: int = 0
+    ceiling: int = 0
+    window: int = 64
+    decay: int = 3
+    producer_share: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.floor <= self.ceiling <= MAX_REWARD:
+            raise ValueError(
+                f"rewards: need 0 <= floor <= ceiling <= 2^48, got floor={self.floor},"
+                f" ceiling={self.ceiling}"
+            )
+        if not 1 <= self.window <= MAX_REWARD_WINDOW:
+            raise ValueError(
+                f"rewards.window must be in [1, {MAX_REWARD_WINDOW}], got {self.window}"
+            )
+        if not 0 <= self.decay <= 32:
+            raise ValueError(f"rewards.decay must be in [0, 32], got {self.decay}")
+        if not 0 <= self.producer_share <= 100:
+            raise ValueError(
+                f"rewards.producer_share must be in [0, 100] (percent), got {self.producer_share}"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.ceiling > 0
+
+
 def _default_threshold(n_c: int) -> int:
     return (n_c * 69) // 100
 
@@ -53,6 +97,8 @@ class Params:
     fallback: bool = False
     """Whether the automatic fallback of docs/protocol.md §16 is on. Off by default: it makes
     safety depend on timing (a partition lets each side act for the other's principals)."""
+    rewards: Rewards = field(default_factory=Rewards)
+    """The block rewards (docs/protocol.md §16); none by default."""
 
     def __post_init__(self) -> None:
         if self.t_h < 0:

@@ -27,6 +27,7 @@ from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
 from echorand.messages import (
     BbaSignature,
+    Certificate,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -56,7 +57,12 @@ PayloadSource = Callable[[int], Sequence[Transaction]]
 
 class RoundContext:
     """What a round is computed from: r, Q[r-1], H(B_{r-1}), the stake table of round r, and
-    the authors of the last non-empty blocks (which the round-robin proposer policies lock)."""
+    the authors of the last non-empty blocks (which the round-robin proposer policies lock).
+
+    When B_{r-1} is a proposed block, every block of round r carries CERT_{r-1}
+    (docs/protocol.md §16): `prev_producer` is B_{r-1}'s producer, `carried` the certificate
+    this node's producers put in their blocks, and `previous` the context of round r - 1,
+    against whose sortition the certificates carried by others' blocks are checked."""
 
     __slots__ = (
         "_committees",
@@ -65,10 +71,13 @@ class RoundContext:
         "_seats",
         "active",
         "authors",
+        "carried",
         "delegates",
         "params",
         "policy",
         "prev_hash",
+        "prev_producer",
+        "previous",
         "round",
         "seed",
         "table",
@@ -84,8 +93,15 @@ class RoundContext:
         authors: Sequence[int] = (),
         active: Sequence[int] = (),
         delegates: Delegates | None = None,
+        *,
+        prev_producer: int | None = None,
+        carried: Certificate | None = None,
+        previous: RoundContext | None = None,
     ) -> None:
         self.params = params
+        self.prev_producer = prev_producer
+        self.carried = carried
+        self.previous = previous
         self.active = tuple(active)
         """M: the fallback's active members (docs/protocol.md §16)."""
         self.delegates = delegates
@@ -330,15 +346,19 @@ class Round:
     # --- step 1 ------------------------------------------------------------
 
     def _produce(self) -> None:
-        """Step 1: the best local producer (N_1[0]) sends gc_block and gc_signature."""
+        """Step 1: the best local producer (N_1[0]) sends gc_block and gc_signature. A node
+        without CERT_{r-1} after a proposed block cannot make a valid block and sends none."""
         ctx = self.ctx
+        if ctx.prev_producer is not None and ctx.carried is None:
+            return
         mine = [(p, a) for a in self.keys if (p := ctx.priority(a)) is not None]
         if not mine:
             return
         priority, producer = min(mine)
         key = self.keys[producer]
         r = ctx.round
-        block = sign_block(key, r, ctx.prev_hash, producer, ctx.seed, self.payload(r))
+        payload = self.payload(r)
+        block = sign_block(key, r, ctx.prev_hash, producer, ctx.seed, payload, ctx.carried)
         self.gc.add_block(producer, priority, block)
         self.gc.set_valid(block.hash, True)
         self._out.append(Send(sign_gc_block(key, producer, block)))

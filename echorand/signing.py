@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from echorand.messages import BbaSignature, Block, GcBlock, GcProposal, GcSignature, Transaction
+from echorand.messages import (
+    BbaSignature,
+    Block,
+    Certificate,
+    GcBlock,
+    GcProposal,
+    GcSignature,
+    Transaction,
+)
 from echorand.params import SIGNATURE_SIZE
 from echorand.seeds import seed_signing_bytes
 from echorand.tally import Value
@@ -35,12 +43,14 @@ def sign_block(
     producer: int,
     prev_seed: bytes,
     transactions: Sequence[Transaction],
+    prev_cert: Certificate | None = None,
 ) -> Block:
-    """B_r by `producer`, with its seed signature S = sig(Q[r-1]) and block signature."""
+    """B_r by `producer`, with its seed signature S = sig(Q[r-1]) and block signature,
+    carrying CERT_{r-1} when block r-1 is a proposed block (docs/protocol.md §16)."""
     seed_sig = key.sign(seed_signing_bytes(prev_seed, round))
     fields = (round, prev_hash, producer, seed_sig, tuple(transactions))
-    draft = Block(*fields, NO_SIGNATURE)
-    return Block(*fields, key.sign(draft.signing_bytes()))
+    draft = Block(*fields, NO_SIGNATURE, prev_cert)
+    return Block(*fields, key.sign(draft.signing_bytes()), prev_cert)
 
 
 def sign_gc_block(key: Signer, sender: int, block: Block) -> GcBlock:

@@ -7,8 +7,10 @@ call to the verifier (`verify_batch`, ZIP 215). A message is accepted only
 if every signature in it verifies:
 
 - `gc_block`: step 1, sender in A_1, the block of this round by the sender,
-  on our H(B_{r-1}); its seed signature over Q[r-1], its block signature and
-  the message signature.
+  on our H(B_{r-1}), carrying CERT_{r-1} exactly when B_{r-1} is a proposed
+  block (docs/protocol.md §16, checked against round r-1's sortition); its
+  seed signature over Q[r-1], its block signature, the message signature and
+  the carried certificate's signatures.
 - `gc_signature`: step 1, sender in A_1, a non-empty block hash, our
   H(B_{r-1}); `rand` verifies as the sender's seed signature over Q[r-1];
   the message signature.
@@ -25,11 +27,17 @@ whether a sender already voted in a step, is decided by the round
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from echorand import crypto
+from echorand.certificate import (
+    CertificateError,
+    PublicKeys,
+    SignatureCheck,
+    carried_checks,
+)
 from echorand.delegation import Substitute
 from echorand.messages import (
     BbaSignature,
@@ -44,11 +52,18 @@ from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
 from echorand.tally import EMPTY_VALUE
 
-SignatureCheck = tuple[bytes, bytes, bytes]
-"""(public key, signed payload, signature)."""
-
-PublicKeys = Callable[[int], bytes | None]
-"""The public key of an account id, None if there is no such account."""
+__all__ = [
+    "CachingVerifier",
+    "NativeVerifier",
+    "PublicKeys",
+    "SignatureCheck",
+    "Verdict",
+    "Verifier",
+    "check_fields",
+    "check_substitute",
+    "should_relay",
+    "verify_messages",
+]
 
 
 class Verifier(Protocol):
@@ -156,7 +171,7 @@ def check_fields(
         return "unknown account"
     checks = [(pk, msg.signing_bytes(), msg.signature)]
     if isinstance(msg, GcBlock):
-        return _check_block(msg, ctx, pk, checks)
+        return _check_block(msg, ctx, public_key, pk, checks)
     if isinstance(msg, GcSignature):
         if msg.block_hash == EMPTY_VALUE[0]:
             return "empty block hash"
@@ -172,7 +187,11 @@ def check_fields(
 
 
 def _check_block(
-    msg: GcBlock, ctx: RoundContext, pk: bytes, checks: list[SignatureCheck]
+    msg: GcBlock,
+    ctx: RoundContext,
+    public_key: PublicKeys,
+    pk: bytes,
+    checks: list[SignatureCheck],
 ) -> str | list[SignatureCheck]:
     block = msg.block
     if block.is_empty:
@@ -184,8 +203,13 @@ def _check_block(
     if block.prev_hash != ctx.prev_hash:
         return "wrong previous block"
     assert block.seed_sig is not None and block.signature is not None
+    try:
+        carried = carried_checks(block, ctx, public_key)
+    except CertificateError:
+        return "bad carried certificate"
     checks.append((pk, seed_signing_bytes(ctx.seed, ctx.round), block.seed_sig))
     checks.append((pk, block.signing_bytes(), block.signature))
+    checks.extend(carried)
     return checks
 
 

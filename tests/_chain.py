@@ -25,13 +25,14 @@ def proposed_block(
     producer: int,
     keypair: Keypair,
     transactions: Sequence[Transaction] = (),
+    prev_cert: Certificate | None = None,
 ) -> Block:
-    """A block of `round` by `producer`, with its seed signature, signed."""
+    """A block of `round` by `producer`, with its seed signature, signed, carrying
+    `prev_cert` (CERT_{r-1}, which the ledger requires after a proposed block)."""
     seed_sig = keypair.sign(seed_signing_bytes(prev_seed, round))
-    unsigned = Block(round, prev_hash, producer, seed_sig, transactions, _ZERO_SIG)
-    return Block(
-        round, prev_hash, producer, seed_sig, transactions, keypair.sign(unsigned.signing_bytes())
-    )
+    fields = (round, prev_hash, producer, seed_sig, transactions)
+    unsigned = Block(*fields, _ZERO_SIG, prev_cert)
+    return Block(*fields, keypair.sign(unsigned.signing_bytes()), prev_cert)
 
 
 def certificate(block: Block, signers: Sequence[tuple[int, Keypair]]) -> Certificate:

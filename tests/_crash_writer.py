@@ -45,7 +45,9 @@ def next_block(ledger: Ledger, keypairs: list[Keypair]) -> Block:
         amount = 1 + (r + j) % 97
         txs.append(transfer(keypairs[sender], recipient, amount, fee=(r + j) % 5, nonce=nonce))
     producer = r % n
-    return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, keypairs[producer], txs)
+    carried = ledger.certificate_to_carry()
+    kp = keypairs[producer]
+    return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried)
 
 
 def main(genesis_dir: str, ledger_dir: str) -> None:

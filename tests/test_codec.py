@@ -641,7 +641,8 @@ def test_a_carried_certificate_is_part_of_the_payload_and_decoded_strictly() -> 
         Block.from_bytes(data[:flag_at] + b"\x02" + data[flag_at + 1 :])
     bad_b = bytearray(data)
     bad_b[flag_at + 1 + 8 + 4] = 1  # the carried certificate's b: 1 with a non-empty value
-    with raises(DecodeError, "certificate.block_hash: b = 1 requires the empty value (in block.prev_cert)"):
+    message = "certificate.block_hash: b = 1 requires the empty value (in block.prev_cert)"
+    with raises(DecodeError, message):
         Block.from_bytes(bytes(bad_b))
     with raises(DecodeError, "trailing"):
         Block.from_bytes(plain.encode() + b"\x00")

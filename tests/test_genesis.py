@@ -31,7 +31,7 @@ from echorand.keys import (
     run_keys,
     write_keypair,
 )
-from echorand.params import Params
+from echorand.params import Params, Rewards
 
 
 @pytest.fixture
@@ -76,6 +76,11 @@ def test_the_genesis_hash_is_the_tagged_hash_of_its_encoding(devnet):
         + b"\x00"  # proposer policy: sortition
         + (0).to_bytes(4, "big")  # validators
         + b"\x00"  # fallback off
+        + (0).to_bytes(8, "big")  # reward floor
+        + (0).to_bytes(8, "big")  # reward ceiling
+        + (64).to_bytes(4, "big")  # reward window
+        + b"\x03"  # reward decay
+        + b"\x14"  # producer share: 20 %
         + g.count.to_bytes(8, "big")
         + accounts_digest
     )
@@ -102,8 +107,18 @@ def test_every_field_changes_the_hash(devnet):
             accounts=g.accounts,
         ),
         Genesis(name=g.name, params=Params(fallback=True), seed=g.seed, accounts=g.accounts),
+        *(
+            Genesis(name=g.name, params=Params(rewards=r), seed=g.seed, accounts=g.accounts)
+            for r in (
+                Rewards(floor=1, ceiling=1),
+                Rewards(ceiling=1),
+                Rewards(window=65),
+                Rewards(decay=4),
+                Rewards(producer_share=21),
+            )
+        ),
     ]
-    assert len({g.hash, *(v.hash for v in variants)}) == 8
+    assert len({g.hash, *(v.hash for v in variants)}) == 13
 
 
 def test_the_proposer_policy_is_selected_in_the_genesis(tmp_path):
@@ -116,11 +131,44 @@ def test_the_proposer_policy_is_selected_in_the_genesis(tmp_path):
     assert doc["params"]["validators"] == 7 and doc["params"]["fallback"] is True
 
 
+def test_the_rewards_are_set_in_the_genesis(tmp_path):
+    rewards = Rewards(floor=10, ceiling=500, window=32, decay=2, producer_share=30)
+    written = create_devnet(
+        tmp_path / "r", accounts=4, nodes=2, seed="r", params=Params(rewards=rewards)
+    )
+    loaded = Genesis.load(tmp_path / "r")
+    assert loaded.params.rewards == rewards and loaded.hash == written.hash
+    doc = json.loads((tmp_path / "r" / GENESIS_FILE).read_text())
+    assert doc["params"]["rewards"] == {
+        "floor": 10, "ceiling": 500, "window": 32, "decay": 2, "producer_share": 30,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rewards", "message"),
+    [
+        ({"floor": 5, "ceiling": 4}, "params.rewards: need 0 <= floor <= ceiling"),
+        ({"ceiling": 2**49}, "params.rewards: need 0 <= floor <= ceiling <= 2\\^48"),
+        ({"window": 0}, "params.rewards.window must be in \\[1, 4096\\]"),
+        ({"decay": 33}, "params.rewards.decay must be in \\[0, 32\\]"),
+        ({"producer_share": 101}, "params.rewards.producer_share must be in \\[0, 100\\]"),
+        ({"floor": -1}, "params.rewards.floor: must be in"),
+        ({"floor": "1"}, "params.rewards.floor: missing or not an integer"),
+        ({"bonus": 1}, "params.rewards.bonus: unknown field"),
+    ],
+)
+def test_bad_rewards_are_named(devnet, rewards, message):
+    path, _ = devnet
+    edit_json(path, lambda doc: doc["params"].__setitem__("rewards", rewards))
+    with pytest.raises(GenesisError, match=message):
+        Genesis.load(path)
+
+
 def test_a_genesis_without_policy_fields_means_sortition(devnet):
     path, g = devnet
 
     def drop(doc):
-        for name in ("proposer_policy", "validators", "fallback"):
+        for name in ("proposer_policy", "validators", "fallback", "rewards"):
             del doc["params"][name]
 
     edit_json(path, drop)

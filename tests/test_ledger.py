@@ -46,7 +46,8 @@ class Net:
     def block(self, ledger: Ledger, producer: int, txs=()) -> Block:
         r = ledger.tip + 1
         kp = self.keypairs[producer]
-        return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs)
+        carried = ledger.certificate_to_carry()
+        return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried)
 
     def certify(self, block: Block) -> Certificate:
         return certificate(block, list(enumerate(self.keypairs[:3])))
