@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from fractions import Fraction
 from math import comb
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.image import imread
 
 from echorand.sim import SimConfig, Simulation
 from echorand.studies.participation import (
     WHITEPAPER,
     SweepConfig,
+    SweepResult,
     add_participation_arguments,
     run_participation,
     run_sweep,
     step_pass_probability,
 )
+from echorand.studies.participation_plots import COLORS, DPI, SIZE, figure, save_plot
 
 SMALL = SweepConfig(
     points=(1.0, 0.3),
@@ -186,3 +191,162 @@ def test_command_prints_a_table_beside_the_whitepaper(
 def test_bad_flags_are_refused(argv: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit):
         parse(*argv)
+
+
+# --- with delegation ----------------------------------------------------------------------------
+
+DELEGATED = SweepConfig(**{**_fields(SMALL), "points": (0.6, 0.5), "seeds": 4})
+"""With and without delegation on the small network, seeds 1-4. Plain: at 60 % online 9 of 10
+blocks are empty and one run stalls; at 50 % no run commits anything (t_h = 20 of 30 seats)."""
+
+
+@pytest.fixture(scope="module")
+def delegated() -> SweepResult:
+    return run_sweep(replace(DELEGATED, variants=("plain", "delegation")), jobs=1)
+
+
+def test_delegation_leaves_fewer_empty_blocks_where_the_plain_sweep_struggles(delegated) -> None:
+    (plain_60, plain_50), (deleg_60, deleg_50) = delegated.variants.values()
+    assert [p.variant for p in (plain_60, plain_50, deleg_60, deleg_50)] == [
+        "plain",
+        "plain",
+        "delegation",
+        "delegation",
+    ]
+    every_round = DELEGATED.seeds * DELEGATED.rounds
+    # the premise: without delegation, 60 % online gives mostly empty blocks and a stall ...
+    assert plain_60.empty > 0 and plain_60.stalled_runs > 0
+    assert plain_60.empty_fraction > 0.5  # type: ignore[operator]
+    # ... and 50 % online certifies nothing at all
+    assert plain_50.committed == 0 and plain_50.stalled_runs == DELEGATED.seeds
+    # same seeds, same offline accounts: only the rules differ
+    for plain, deleg in ((plain_60, deleg_60), (plain_50, deleg_50)):
+        assert [r.online_stake for r in deleg.runs] == [r.online_stake for r in plain.runs]
+    # with delegation every run commits every round, with strictly fewer empty blocks at 60 %
+    assert deleg_60.committed == deleg_50.committed == every_round
+    assert deleg_60.stalled_runs == deleg_50.stalled_runs == 0
+    assert deleg_60.empty < plain_60.empty
+    assert deleg_60.empty_fraction < plain_60.empty_fraction  # type: ignore[operator]
+    for plain_run, deleg_run in zip(plain_60.runs, deleg_60.runs, strict=True):
+        assert deleg_run.seed == plain_run.seed and deleg_run.empty <= plain_run.empty
+    # and at 50 % it commits non-empty blocks where plain committed none
+    assert deleg_50.committed - deleg_50.empty > 0 == plain_50.committed
+    assert deleg_50.block_time_s is not None and plain_50.block_time_s is None
+    assert delegated.safe
+
+
+def test_the_plot_draws_both_variants(delegated, tmp_path: Path) -> None:
+    fig = figure(delegated)
+    empty_panel, time_panel = fig.axes
+    for ax in (empty_panel, time_panel):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert {"echorand (plain)", "echorand (delegation)"} <= set(labels)
+    lines = {line.get_label(): line for line in empty_panel.get_lines()}
+    deleg = delegated.variants["delegation"]
+    assert list(lines["echorand (delegation)"].get_ydata()) == pytest.approx(
+        [p.empty_fraction * 100 for p in deleg]  # type: ignore[operator]
+    )
+    # plain at 50 % has no block: only its 60 % point has an empty share to draw
+    assert len(lines["echorand (plain)"].get_ydata()) == 1
+    assert save_plot(delegated, tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+DELEGATION_ARGS = [
+    *("--points", "0.6", "0.5"),
+    *("--seeds", "2", "--rounds", "3", "--max-time-s", "15"),
+    *("--nodes", "4", "--accounts", "5", "--n-c", "30", "--n-g", "5"),
+    *("--lambda-ms", "100", "--big-lambda-ms", "300", "--latency-ms", "20", "--jobs", "1"),
+    "--delegation",
+]
+"""The command on the network of `DELEGATED`, two seeds."""
+
+
+def test_command_with_delegation_prints_json_per_variant_and_point(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_participation(parse(*DELEGATION_ARGS, "--json")) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["variant"], r["participation"]) for r in rows] == [
+        ("plain", 0.6),
+        ("plain", 0.5),
+        ("delegation", 0.6),
+        ("delegation", 0.5),
+    ]
+    for row in rows:
+        assert row.keys() == PROMISED_FIELDS
+        assert row["runs"] == 2 and row["forks"] == 0 and row["bad_certificates"] == 0
+        assert row["whitepaper"] == (
+            {"empty_fraction": 0.3, "block_time_s": 32.0, "at_least": False}
+            if row["participation"] == 0.6
+            else {"empty_fraction": 0.7, "block_time_s": 120.0, "at_least": True}
+        )
+    by_key = {(r["variant"], r["participation"]): r for r in rows}
+    for point in (0.6, 0.5):
+        assert by_key["plain", point]["online_stake"] == by_key["delegation", point]["online_stake"]
+    assert by_key["plain", 0.5]["blocks"] == 0 and by_key["plain", 0.5]["empty_fraction"] is None
+    assert (
+        by_key["delegation", 0.5]["blocks"] == 6 and by_key["delegation", 0.5]["stalled_runs"] == 0
+    )
+
+
+PROMISED_FIELDS = {
+    "variant",
+    "participation",
+    "empty_fraction",
+    "block_time_s",
+    "block_time_over_s",
+    "non_empty_block_time_s",
+    "online_stake",
+    "blocks",
+    "empty_blocks",
+    "runs",
+    "stalled_runs",
+    "simulated_s",
+    "round_time_p50_s",
+    "round_time_p90_s",
+    "fast_path",
+    "decided_past_mu",
+    "step_pass_probability",
+    "forks",
+    "bad_certificates",
+    "whitepaper",
+}
+"""What docs/studies.md and the option's help promise of each object."""
+
+
+def _has_color(png: Path, color: str) -> bool:
+    """Whether some pixel of `png` is exactly `color` ("#rrggbb")."""
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+    pixels = np.rint(imread(png)[:, :, :3] * 255).astype(int)
+    return bool((pixels == rgb).all(axis=-1).any())
+
+
+def test_command_with_delegation_saves_one_png_of_both_variants(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    both, plain = tmp_path / "both.png", tmp_path / "plain.png"
+    assert run_participation(parse(*DELEGATION_ARGS, "--json", "--plot", str(both))) == 0
+    assert run_participation(parse(*DELEGATION_ARGS[:-1], "--json", "--plot", str(plain))) == 0
+    capsys.readouterr()
+    assert both.read_bytes()[:8] == PNG_MAGIC
+    assert imread(both).shape[:2] == (round(SIZE[1] * DPI), round(SIZE[0] * DPI))
+    # each variant's line is drawn in its own colour: plain's in both files, delegation's
+    # only in the file of the --delegation sweep
+    plain_color, deleg_color = COLORS[0], COLORS[1]
+    assert _has_color(both, plain_color) and _has_color(both, deleg_color)
+    assert _has_color(plain, plain_color) and not _has_color(plain, deleg_color)
+
+
+def test_command_with_delegation_prints_a_table_per_variant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run_participation(parse(*DELEGATION_ARGS)) == 0
+    out = capsys.readouterr().out
+    plain, deleg = out.index("participation (plain)"), out.index("participation (delegation)")
+    assert plain < deleg
+    # each section shows its own stalls: plain stalls at 50 %, delegation nowhere
+    assert "2/2" in out[plain:deleg] and "2/2" not in out[deleg:]
+    assert out[deleg:].count("0/2") == 2

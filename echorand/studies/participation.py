@@ -16,9 +16,11 @@ simulated time (a stalled run). The block time of a point is its simulated
 time over its committed blocks, a stalled run's unfinished round included.
 
 Runs (variant x point x seed) are independent and run in parallel across
-processes; the results do not depend on how many. Variants leave room for
-the same sweep under other rules (delegation, later): each names a
-transformation of the run's `SimConfig`.
+processes; the results do not depend on how many. A variant is the same
+sweep under other rules, a transformation of the run's `SimConfig`: `plain`,
+and with `--delegation` also `delegation` (`VARIANTS`). Both run on the same
+seeds, networks and offline accounts; the table has one section per variant,
+the JSON one object per (variant, point), its `variant` naming it.
 """
 
 from __future__ import annotations
@@ -604,7 +606,12 @@ def add_participation_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the sweep with and without delegation (half of the offline accounts "
         "delegate explicitly, the fallback covers the rest) and plot both",
     )
-    add("--json", action="store_true", help="print a JSON list, one object per point")
+    add(
+        "--json",
+        action="store_true",
+        help="print a JSON list, one object per (variant, point), in the order of the "
+        'variants (plain, then delegation) and of --points; its "variant" names the variant',
+    )
     add("--plot", type=Path, default=None, metavar="FILE", help="save a PNG plot to FILE")
 
 

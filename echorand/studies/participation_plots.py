@@ -101,8 +101,8 @@ def _time_panel(ax: Axes, variants: dict[str, list[PointResult]]) -> None:
     ax.set_title("Effective block time", fontsize=10)
 
 
-def save_plot(result: SweepResult, path: Path) -> Path:
-    """Write the two panels to `path` (PNG); return it."""
+def figure(result: SweepResult) -> Figure:
+    """The two panels, one line per variant of `result`, on an Agg canvas."""
     c = result.config
     params = c.params()
     fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
@@ -121,6 +121,11 @@ def save_plot(result: SweepResult, path: Path) -> Path:
         f"{c.seeds} seeds x {c.rounds} rounds, cap {c.max_time_s:g} s a run",
         fontsize=10,
     )
+    return fig
+
+
+def save_plot(result: SweepResult, path: Path) -> Path:
+    """Write the two panels to `path` (PNG); return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    figure(result).savefig(path, format="png")
     return path
