@@ -80,6 +80,8 @@ _DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
 _PUT_CHUNK = 100_000
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
+_PRODUCER_AT = 1 + 8 + 32
+"""Where a proposed block's producer sits in its encoding: after kind, round, prev_hash."""
 
 
 class LedgerError(Exception):
@@ -465,11 +467,14 @@ class Ledger:
         genesis): the locked validators of the round-robin proposer policy (§14)."""
         authors: list[int] = []
         round = self._tip
-        while len(authors) < count and round >= 1:
-            block = self.block(round)
-            if block is not None and block.producer is not None:
-                authors.append(block.producer)
-            round -= 1
+        with self._environment().begin(buffers=True) as txn:
+            cursor = txn.cursor(db=self._db["blocks"])
+            if count > 0 and cursor.set_key(_u64(round)):
+                for raw in cursor.iterprev(keys=False, values=True):
+                    if raw[0] != _EMPTY_KIND:
+                        authors.append(_int(bytes(raw[_PRODUCER_AT : _PRODUCER_AT + 8])))
+                        if len(authors) == count:
+                            break
         return tuple(reversed(authors))
 
     def certificate_to_carry(self) -> Certificate | None:

@@ -36,6 +36,7 @@ from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
 from echorand.consensus import Consensus, Tip, ledger_delegates
 from echorand.crypto import Keypair
+from echorand.delegation import ACTIVE_WINDOW
 from echorand.events import (
     Action,
     BlockValidated,
@@ -138,6 +139,10 @@ class LedgerView:
 
     def blocks_range(self, from_round: int, count: int) -> list[tuple[Block, Certificate]]:
         return self.ledger.blocks_range(from_round, count)
+
+
+def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
+    return items[max(0, len(items) - count) :]
 
 
 def load_keys(config: NodeConfig, genesis: Genesis) -> dict[int, Keypair]:
@@ -307,10 +312,29 @@ class Node:
         self._start_consensus()
 
     def _ledger_tip(self) -> Tip:
-        """The chain tip as the core sees it, from the ledger, recent authors included."""
+        """The chain tip as the core sees it, from the ledger: the recent authors and
+        producers, CERT_tip for the next block to carry, and the tip before (§16)."""
         ledger = self.ledger
         depth = policy_for(self.params).lock_depth
-        return Tip(ledger.tip, ledger.tip_seed, ledger.tip_hash, ledger.recent_authors(depth))
+        carried = ledger.certificate_to_carry()
+        recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1)
+        previous = None
+        if carried is not None:
+            before = recent[:-1]
+            r = ledger.tip - 1
+            seed, block_hash = ledger.seed(r), ledger.hash(r)
+            assert seed is not None and block_hash is not None
+            previous = Tip(r, seed, block_hash, _last(before, depth), before[-ACTIVE_WINDOW:])
+        return Tip(
+            ledger.tip,
+            ledger.tip_seed,
+            ledger.tip_hash,
+            _last(recent, depth),
+            recent[-ACTIVE_WINDOW:],
+            None if carried is None else carried.leader,
+            carried,
+            previous,
+        )
 
     def _round_context(self, round: int) -> RoundContext:
         """The context of `round` = tip + 1 from the ledger: stake table and delegates (§16)."""

@@ -165,9 +165,17 @@ class Sandbox:
         ranked = [(self.ctx.priority(a), a) for a in producers if self.ctx.priority(a) is not None]
         return min(ranked)[1]  # type: ignore[type-var]
 
-    def block(self, producer: int, transactions: tuple = ()) -> Block:
+    def block(
+        self, producer: int, transactions: tuple = (), prev_cert: Certificate | None | str = "own"
+    ) -> Block:
+        """A block of the current round by `producer`, carrying the CERT_{r-1} this node holds
+        (or `prev_cert`, when given: None for none)."""
         ctx = self.ctx
-        return sign_block(key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions)
+        carried = ctx.carried if prev_cert == "own" else prev_cert
+        assert not isinstance(carried, str)
+        return sign_block(
+            key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions, carried
+        )
 
     def gc_block(self, block: Block):
         return sign_gc_block(key(block.producer), block.producer, block)

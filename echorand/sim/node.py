@@ -67,8 +67,8 @@ class SimNode:
     def boot(self, params: Params, ledger: Ledger, verifier: Verifier, genesis: Tip) -> None:
         """Start (or restart) from the chain this node has stored."""
         tip = genesis
-        for block, _ in self.chain:
-            tip = tip.after(block, params)
+        for block, cert in self.chain:
+            tip = tip.after(block, params, cert)
         self.core = Consensus(params, self.keys, ledger, verifier, tip)
         self._epoch += 1
         self._round_start = self.sim.clock.now_ms
