@@ -4,9 +4,11 @@
   content type but JSON), or JSON `{"transactions": ["<306 hex digits>", ...]}`, at most
   10 000. The answer gives each transaction's id and whether it was admitted, or the
   reason; 200 when all were admitted, else 400 (the admitted ones are queued all the same).
-- `GET /status`: round, step, tip, peers, mempool, sync state.
-- `GET /block/{round}`: the committed block: hash, producer, transaction ids, certificate
-  summary, local commit time (`committed_at_ms`); `?raw` for its encoding.
+- `GET /status`: round, step, tip, peers, mempool, sync state, and the supply (genesis
+  total, units minted by block rewards, their sum, the reward level).
+- `GET /block/{round}`: the committed block: hash, producer, transaction ids, a summary of
+  its certificate and of the CERT_{r-1} it carries (signers, and substitutes with their
+  principal and mode), local commit time (`committed_at_ms`); `?raw` for its encoding.
 - `GET /hashes?from=A&to=B`: block hashes of rounds A..B (at most 10 000).
 - `GET /account/{key hex or id}`: balance, nonce, delegate, queued transactions.
 - `GET /metrics`: Prometheus text format.
@@ -20,7 +22,14 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from echorand.messages import MAX_BATCH_TXS, DecodeError, Transaction, TxBatch, decode
+from echorand.messages import (
+    MAX_BATCH_TXS,
+    Certificate,
+    DecodeError,
+    Transaction,
+    TxBatch,
+    decode,
+)
 from echorand.transactions import TX_SIZE
 
 if TYPE_CHECKING:
@@ -28,6 +37,8 @@ if TYPE_CHECKING:
 
 MAX_HASHES = 10_000
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+_MODES = {1: "explicit", 2: "fallback"}
+"""How /block names a substitute's mode (docs/protocol.md §16)."""
 _METRIC_PREFIX = "echorand_"
 
 
@@ -96,6 +107,23 @@ def prometheus_text(metrics: dict[str, dict[str, int] | int]) -> str:
         else:
             lines.append(f"{full} {value}")
     return "\n".join(lines) + "\n"
+
+
+def _certificate_json(cert: Certificate) -> dict[str, object]:
+    """A certificate without its signatures: who voted, and who voted in whose seats."""
+    return {
+        "round": cert.round,
+        "step": cert.step,
+        "b": cert.b,
+        "block_hash": cert.block_hash.hex(),
+        "leader": cert.leader,
+        "votes": len(cert.signers),
+        "signers": list(cert.signers),
+        "substitutes": [
+            {"principal": principal, "signer": signer, "mode": _MODES[mode]}
+            for principal, signer, mode, _ in cert.substitutes
+        ],
+    }
 
 
 class Api:
@@ -183,14 +211,10 @@ class Api:
                 "producer": None if empty else block.producer,
                 "tx_count": 0 if empty else block.tx_count,
                 "tx_ids": [] if empty else [tx.id.hex() for tx in block.transactions],
-                "certificate": {
-                    "step": cert.step,
-                    "b": cert.b,
-                    "block_hash": cert.block_hash.hex(),
-                    "leader": cert.leader,
-                    "votes": len(cert.signers),
-                    "signers": list(cert.signers),
-                },
+                "certificate": _certificate_json(cert),
+                "prev_cert": None
+                if empty or block.prev_cert is None
+                else _certificate_json(block.prev_cert),
                 "committed_at_ms": self.node.commit_times.get(r),
             }
         )

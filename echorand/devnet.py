@@ -38,13 +38,21 @@ from typing import Any
 
 import orjson
 
-from echorand.genesis import create_devnet, devnet_master, node_keys_path
+from echorand.genesis import (
+    add_reward_arguments,
+    create_devnet,
+    devnet_master,
+    node_keys_path,
+    rewards_from_args,
+)
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
-from echorand.params import TX_TAG, Params
+from echorand.params import TX_TAG, Params, Rewards
 from echorand.stats import percentile
 from echorand.transactions import NONCE_TOO_HIGH, devnet_seeds
 
-DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500)
+DEVNET_REWARDS = Rewards(floor=1_000, ceiling=20_000, window=64, decay=3, producer_share=20)
+"""Block rewards on (docs/protocol.md §16): small next to the 10^9 of each devnet account."""
+DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500, rewards=DEVNET_REWARDS)
 """Loopback timing: step 2 waits 2λ = 100 ms for proposals; a 1 MB block needs far
 less than Λ on loopback. 50 seats keep the per-step vote count (and its signatures)
 small on 2 cores."""
@@ -568,6 +576,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         for t in range(start_ms, end_ms - WINDOW_MS + 1, WINDOW_MS)
     ]
     forks, compared = await asyncio.to_thread(net.forks)
+    last = await asyncio.to_thread(net.status, 0)
     return {
         "nodes": options.nodes,
         "accounts": options.accounts,
@@ -591,6 +600,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         },
         "forks": forks,
         "rounds_compared": compared,
+        "supply": last["supply"] if last else None,
         "params": {
             "n_g": options.params.n_g,
             "n_c": options.params.n_c,
@@ -659,6 +669,7 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-c", type=int, default=p.n_c, help="N_c: verifier seats")
     parser.add_argument("--lam-ms", type=int, default=p.lam_ms, help="lambda, in ms")
     parser.add_argument("--big-lam-ms", type=int, default=p.big_lam_ms, help="Lambda, in ms")
+    add_reward_arguments(parser, p.rewards)
     parser.add_argument("--dir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--no-fsync", action="store_true", help="no fsync at each commit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -675,6 +686,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         k=DEVNET_PARAMS.k,
         lam_ms=args.lam_ms,
         big_lam_ms=args.big_lam_ms,
+        rewards=rewards_from_args(args),
     )
     return DevnetOptions(
         nodes=args.nodes,
@@ -687,6 +699,16 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         directory=args.dir,
         durable=not args.no_fsync,
     )
+
+
+def _supply_rows(supply: dict[str, int] | None) -> list[tuple[str, str]]:
+    """The reward rows of the summary table: minted units and the supply (node 0's view)."""
+    if not supply:
+        return []
+    return [
+        ("minted by rewards (level)", f"{supply['minted']:,} ({supply['reward_level']:,})"),
+        ("supply = genesis + minted", f"{supply['total']:,}"),
+    ]
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -708,6 +730,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("submitted / accepted", f"{summary['submitted']:,} / {summary['accepted']:,}"),
         ("finality p50 / p99", f"{f['p50']} ms / {f['p99']} ms"),
         ("forks", f"{summary['forks']} in {summary['rounds_compared']} rounds"),
+        *_supply_rows(summary["supply"]),
     ]
     if summary["refused"]:
         rows.append(("refused", json.dumps(summary["refused"])))

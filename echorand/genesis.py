@@ -60,9 +60,11 @@ __all__ = [
     "Genesis",
     "GenesisError",
     "add_genesis_arguments",
+    "add_reward_arguments",
     "create_devnet",
     "devnet_master",
     "node_keys_path",
+    "rewards_from_args",
     "run_genesis",
 ]
 
@@ -503,7 +505,44 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fallback", action="store_true", help="turn on the automatic fallback (delegation)"
     )
+    add_reward_arguments(parser, defaults.rewards)
     parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
+
+
+def add_reward_arguments(parser: argparse.ArgumentParser, defaults: Rewards) -> None:
+    """The block rewards' options (docs/protocol.md §16), for `genesis` and `devnet`."""
+    group = parser.add_argument_group("block rewards (none when the ceiling is 0)")
+    group.add_argument(
+        "--reward-floor", type=int, default=defaults.floor,
+        help="units a non-empty block mints when no recent block was empty",
+    )  # fmt: skip
+    group.add_argument(
+        "--reward-ceiling", type=int, default=defaults.ceiling,
+        help="units a non-empty block mints when every recent block was empty",
+    )  # fmt: skip
+    group.add_argument(
+        "--reward-window", type=int, default=defaults.window,
+        help="the recent blocks whose empty share sets the level",
+    )  # fmt: skip
+    group.add_argument(
+        "--reward-decay", type=int, default=defaults.decay,
+        help="the level falls back by 1/2^decay of its gap to the floor each round",
+    )  # fmt: skip
+    group.add_argument(
+        "--producer-share", type=int, default=defaults.producer_share,
+        help="percent of a block's reward for its producer (the rest: its verifiers)",
+    )  # fmt: skip
+
+
+def rewards_from_args(args: argparse.Namespace) -> Rewards:
+    """The `Rewards` of `add_reward_arguments`' options (ValueError naming a bad one)."""
+    return Rewards(
+        floor=args.reward_floor,
+        ceiling=args.reward_ceiling,
+        window=args.reward_window,
+        decay=args.reward_decay,
+        producer_share=args.producer_share,
+    )
 
 
 def run_genesis(args: argparse.Namespace) -> int:
@@ -520,6 +559,7 @@ def run_genesis(args: argparse.Namespace) -> int:
             proposer_policy=args.proposer_policy,
             validators=args.validators,
             fallback=args.fallback,
+            rewards=rewards_from_args(args),
         )
         genesis = create_devnet(
             args.out,

@@ -636,6 +636,12 @@ class Node:
                 "synced_blocks": self.syncer.applied if self.syncer is not None else 0,
             },
             "accounts": len(self.keys),
+            "supply": {
+                "genesis": self.genesis.total,
+                "minted": ledger.minted,
+                "total": ledger.supply,
+                "reward_level": ledger.reward_level,
+            },
             "uptime_s": round(time.time() - self.started_at, 3),
         }
 
@@ -656,6 +662,9 @@ class Node:
             "transactions_refused_total": dict(self.tx_refused),
             "consensus_messages_total": dict(core.stats) if core is not None else {},
             "held_dropped_total": self.counters["held_dropped"],
+            "supply": self.ledger.supply,
+            "minted_total": self.ledger.minted,
+            "reward_level": self.ledger.reward_level,
         }
         if self.net is not None:
             net = self.net.metrics()

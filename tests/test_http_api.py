@@ -172,6 +172,47 @@ def test_block_by_round(node: Devnet) -> None:
     assert code == 200 and len(doc["hashes"]) == 1
 
 
+def wait_for_tip(net: Devnet, round: int) -> dict:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        code, doc = get(net, "/status")
+        if code == 200 and doc["tip"]["round"] >= round:
+            return doc
+        time.sleep(0.1)
+    raise AssertionError(f"no block {round} within {DEADLINE} s")
+
+
+def test_blocks_carry_the_certificate_of_the_block_before(node: Devnet) -> None:
+    wait_for_tip(node, 3)
+    for r in (2, 3):
+        code, doc = get(node, f"/block/{r}")
+        code_prev, prev = get(node, f"/block/{r - 1}")
+        assert code == code_prev == 200
+        if doc["empty"] or prev["empty"]:
+            assert doc["prev_cert"] is None
+            continue
+        carried = doc["prev_cert"]
+        assert carried["round"] == r - 1 and carried["b"] == 0
+        assert carried["block_hash"] == prev["hash"] and carried["leader"] == prev["producer"]
+        assert carried["votes"] == len(carried["signers"]) > 0 and carried["substitutes"] == []
+
+
+def test_rewards_add_up_to_what_was_minted(node: Devnet) -> None:
+    """On a real node: the balances of all accounts sum to the genesis total plus the units
+    the block rewards minted, and some were minted (the devnet genesis turns rewards on)."""
+    for _ in range(20):
+        before = wait_for_tip(node, 3)
+        total = sum(get(node, f"/account/{a}")[1]["balance"] for a in range(ACCOUNTS))
+        after = get(node, "/status")[1]
+        if after["tip"]["round"] == before["tip"]["round"]:
+            break  # no block in between: a consistent reading
+    else:
+        raise AssertionError("a block was committed during each of 20 readings")
+    supply = after["supply"]
+    assert supply["minted"] > 0 and supply["reward_level"] >= 1_000
+    assert total == supply["total"] == supply["genesis"] + supply["minted"]
+
+
 def test_account_by_id_and_key(node: Devnet) -> None:
     code, by_id = get(node, "/account/1")
     assert code == 200 and by_id["id"] == 1
