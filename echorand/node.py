@@ -68,6 +68,7 @@ from echorand.messages import (
     TxBatch,
 )
 from echorand.network import Batch, NetConfig, Network
+from echorand.params import EMPTY_HASH, Params
 from echorand.peer import Peer
 from echorand.proposers import policy_for
 from echorand.round import RoundContext
@@ -143,6 +144,37 @@ class LedgerView:
 
 def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
     return items[max(0, len(items) - count) :]
+
+
+def ledger_tip(ledger: Ledger, params: Params) -> Tip:
+    """The chain tip as the core sees it, from the ledger: what `Tip.after` would have made
+    from the genesis on (recent authors and producers, CERT_tip for the next block to carry,
+    and the tip before it, §16), without replaying the chain."""
+    depth = policy_for(params).lock_depth
+    carried = ledger.certificate_to_carry()
+    recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1)
+    previous = None
+    if ledger.tip >= 1:
+        before = recent if carried is None else recent[:-1]
+        r = ledger.tip - 1
+        seed, block_hash = ledger.seed(r), ledger.hash(r)
+        assert seed is not None and block_hash is not None
+        cert = ledger.certificate(r)
+        if cert is None or cert.block_hash == EMPTY_HASH:
+            cert = None
+        producer = None if cert is None else cert.leader
+        authors, producers = _last(before, depth), before[-ACTIVE_WINDOW:]
+        previous = Tip(r, seed, block_hash, authors, producers, producer, cert)
+    return Tip(
+        ledger.tip,
+        ledger.tip_seed,
+        ledger.tip_hash,
+        _last(recent, depth),
+        recent[-ACTIVE_WINDOW:],
+        None if carried is None else carried.leader,
+        carried,
+        previous,
+    )
 
 
 def load_keys(config: NodeConfig, genesis: Genesis) -> dict[int, Keypair]:
@@ -312,29 +344,7 @@ class Node:
         self._start_consensus()
 
     def _ledger_tip(self) -> Tip:
-        """The chain tip as the core sees it, from the ledger: the recent authors and
-        producers, CERT_tip for the next block to carry, and the tip before (§16)."""
-        ledger = self.ledger
-        depth = policy_for(self.params).lock_depth
-        carried = ledger.certificate_to_carry()
-        recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1)
-        previous = None
-        if carried is not None:
-            before = recent[:-1]
-            r = ledger.tip - 1
-            seed, block_hash = ledger.seed(r), ledger.hash(r)
-            assert seed is not None and block_hash is not None
-            previous = Tip(r, seed, block_hash, _last(before, depth), before[-ACTIVE_WINDOW:])
-        return Tip(
-            ledger.tip,
-            ledger.tip_seed,
-            ledger.tip_hash,
-            _last(recent, depth),
-            recent[-ACTIVE_WINDOW:],
-            None if carried is None else carried.leader,
-            carried,
-            previous,
-        )
+        return ledger_tip(self.ledger, self.params)
 
     def _round_context(self, round: int) -> RoundContext:
         """The context of `round` = tip + 1 from the ledger: stake table and delegates (§16)."""

@@ -166,7 +166,7 @@ class Sandbox:
         return min(ranked)[1]  # type: ignore[type-var]
 
     def block(
-        self, producer: int, transactions: tuple = (), prev_cert: Certificate | None | str = "own"
+        self, producer: int, transactions: tuple = (), prev_cert: Certificate | str | None = "own"
     ) -> Block:
         """A block of the current round by `producer`, carrying the CERT_{r-1} this node holds
         (or `prev_cert`, when given: None for none)."""

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
+from echorand.consensus import Tip
 from echorand.crypto import Keypair
 from echorand.genesis import Genesis, create_devnet, node_keys_path
 from echorand.keys import load_node_keys
 from echorand.ledger import Ledger, LedgerError
 from echorand.messages import Block, Certificate
+from echorand.node import ledger_tip
 from echorand.params import Params, Rewards
 from echorand.sortition import verifiers
 from echorand.transactions import transfer
@@ -291,3 +293,27 @@ def test_the_genesis_rewards_must_match_the_ledger(tmp_path) -> None:
     )
     with pytest.raises(LedgerError, match="the ledger was made from genesis"):
         Ledger.open(tmp_path / "ledger", other)
+
+
+# --- a restarted node sees the tip the core had -----------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["sortition", "round-robin"])
+def test_the_tip_read_from_the_ledger_is_the_one_the_core_builds(tmp_path, policy) -> None:
+    """What a node restarts from (`ledger_tip`) equals `Tip.after` folded over the chain:
+    the certificate the next block must carry, the tip before it, authors and producers."""
+    chain = Chain(tmp_path)
+    params = Params(n_g=5, n_c=40, rewards=REWARDS, proposer_policy=policy,
+                    validators=0 if policy == "sortition" else 4)  # fmt: skip
+    genesis = chain.genesis
+    tip = Tip(0, genesis.seed, genesis.hash)
+    rng = random.Random(3)
+    with chain.ledger as ledger:
+        assert ledger_tip(ledger, params) == tip
+        for _ in range(12):
+            producer = None if rng.random() < 0.3 else rng.randrange(4)
+            block = chain.block(producer)
+            cert = chain.certify(block, [0, 1, 2])
+            ledger.apply(block, cert)
+            tip = tip.after(block, params, cert)
+            assert ledger_tip(ledger, params) == tip
