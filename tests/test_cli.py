@@ -7,6 +7,7 @@ import json
 import pytest
 
 from echorand.cli import build_parser, main
+from echorand.genesis import Genesis
 
 
 def test_bench_chain_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,6 +60,25 @@ def test_devnet_runs_real_nodes_and_prints_one_json_object(
     assert out["nodes"] == 2 and out["forks"] == 0 and out["blocks"] > 0
     assert set(out["finality_ms"]) == {"p50", "p99"}
     assert out["accepted"] == out["submitted"] > 0
+    supply = out["supply"]  # the devnet turns block rewards on
+    assert supply["minted"] > 0 and supply["total"] == supply["genesis"] + supply["minted"]
+
+
+def test_genesis_takes_the_block_rewards(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["genesis", "--accounts", "4", "--nodes", "1", "--out", str(tmp_path / "g")]
+    args += ["--seed", "r", "--reward-floor", "5", "--reward-ceiling", "50"]
+    assert main([*args, "--reward-window", "8", "--producer-share", "40"]) == 0
+    rewards = Genesis.load(tmp_path / "g").params.rewards
+    assert (rewards.floor, rewards.ceiling, rewards.window, rewards.producer_share) == (
+        5,
+        50,
+        8,
+        40,
+    )
+    capsys.readouterr()
+    bad = ["genesis", "--accounts", "4", "--nodes", "1", "--out", str(tmp_path / "h")]
+    assert main([*bad, "--seed", "r", "--reward-floor", "9", "--reward-ceiling", "3"]) == 1
+    assert "rewards: need 0 <= floor <= ceiling" in capsys.readouterr().out
 
 
 def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:
