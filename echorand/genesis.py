@@ -509,40 +509,26 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
 
 
+_REWARD_OPTIONS = (
+    ("floor", "--reward-floor", "units a non-empty block mints when no recent block was empty"),
+    ("ceiling", "--reward-ceiling", "units it mints when every recent block was empty"),
+    ("window", "--reward-window", "the recent blocks whose empty share sets the level"),
+    ("decay", "--reward-decay", "the level falls by 1/2^decay of its gap to the floor a round"),
+    ("producer_share", "--producer-share", "percent for the producer (the rest: verifiers)"),
+)
+
+
 def add_reward_arguments(parser: argparse.ArgumentParser, defaults: Rewards) -> None:
     """The block rewards' options (docs/protocol.md §16), for `genesis` and `devnet`."""
     group = parser.add_argument_group("block rewards (none when the ceiling is 0)")
-    group.add_argument(
-        "--reward-floor", type=int, default=defaults.floor,
-        help="units a non-empty block mints when no recent block was empty",
-    )  # fmt: skip
-    group.add_argument(
-        "--reward-ceiling", type=int, default=defaults.ceiling,
-        help="units a non-empty block mints when every recent block was empty",
-    )  # fmt: skip
-    group.add_argument(
-        "--reward-window", type=int, default=defaults.window,
-        help="the recent blocks whose empty share sets the level",
-    )  # fmt: skip
-    group.add_argument(
-        "--reward-decay", type=int, default=defaults.decay,
-        help="the level falls back by 1/2^decay of its gap to the floor each round",
-    )  # fmt: skip
-    group.add_argument(
-        "--producer-share", type=int, default=defaults.producer_share,
-        help="percent of a block's reward for its producer (the rest: its verifiers)",
-    )  # fmt: skip
+    for field_name, flag, text in _REWARD_OPTIONS:
+        default = getattr(defaults, field_name)
+        group.add_argument(flag, type=int, default=default, dest=f"reward_{field_name}", help=text)
 
 
 def rewards_from_args(args: argparse.Namespace) -> Rewards:
     """The `Rewards` of `add_reward_arguments`' options (ValueError naming a bad one)."""
-    return Rewards(
-        floor=args.reward_floor,
-        ceiling=args.reward_ceiling,
-        window=args.reward_window,
-        decay=args.reward_decay,
-        producer_share=args.producer_share,
-    )
+    return Rewards(**{name: getattr(args, f"reward_{name}") for name, _, _ in _REWARD_OPTIONS})
 
 
 def run_genesis(args: argparse.Namespace) -> int:
