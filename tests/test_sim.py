@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from echorand.sim import SimConfig, run
@@ -88,3 +90,24 @@ def test_one_seed_reproduces_a_run_exactly() -> None:
         [b.hash for b, _ in c] for c in second.chains
     ]
     assert run(SimConfig(**SMALL, rounds=3, seed=10)).summary() != first.summary()
+
+
+@pytest.mark.parametrize("behaviour", ["honest", "equivocate-block"])
+def test_every_block_after_a_proposed_one_carries_its_certificate(behaviour: str) -> None:
+    """The core's producers carry CERT_{r-1} (§16), honest or equivocating: no honest node
+    drops a block for its carried certificate, and each carried one is for the block before."""
+    byzantine = 0.0 if behaviour == "honest" else 0.3
+    config = SimConfig(**SMALL, rounds=5, seed=2, byzantine=byzantine, behaviour=behaviour)
+    result = run(config)
+    assert_safe(result)
+    assert result.dropped.get("bad carried certificate", 0) == 0
+    carried = 0
+    for chain in result.chains:
+        for (before, _), (block, _) in pairwise(chain):
+            if block.is_empty or before.is_empty:
+                assert block.is_empty or block.prev_cert is None
+                continue
+            cert = block.prev_cert
+            assert cert is not None and cert.value == (before.hash, before.producer)
+            carried += 1
+    assert carried > 0

@@ -106,13 +106,14 @@ class EquivocateBlock(_Signing):
         return [(None, msg, 0)]
 
     def _other_block(self, key: Signer, producer: int, block: Block) -> Block:
-        """The same round's block with another payload: a signed zero self-transfer."""
+        """The same round's block with another payload: a signed zero self-transfer, and the
+        same carried CERT_{r-1} (so that the second block is valid too)."""
         pk = key.public_key
         draft = Transaction(0, pk, pk, 0, 0, block.round, NO_SIGNATURE)
         tx = Transaction(0, pk, pk, 0, 0, block.round, key.sign(draft.signing_bytes()))
         fields = (block.round, block.prev_hash, producer, block.seed_sig, (tx,))
-        other = Block(*fields, NO_SIGNATURE)
-        other = Block(*fields, key.sign(other.signing_bytes()))
+        other = Block(*fields, NO_SIGNATURE, block.prev_cert)
+        other = Block(*fields, key.sign(other.signing_bytes()), block.prev_cert)
         self._other[block.round] = other
         return other
 
