@@ -193,8 +193,22 @@ def test_a_node_killed_mid_round_restarts_catches_up_and_agrees(devnet: Devnet) 
     assert len(opened) == 2 and opened[1] >= before, opened  # reopened where it stopped
     target = max(tip(devnet, j) for j in range(k))
     until(lambda: tip(devnet, k) >= target + 3, f"node 3 past round {target + 3}", devnet)
+    # Restarted from its ledger, it proposes valid blocks: they carry CERT_{r-1} (§16).
+    until(lambda: produced_by(devnet, k, target), "a block by node 3 after its restart", devnet)
     forks, compared = devnet.forks()
     assert compared >= target and forks == 0
+    for j in range(NODES):
+        assert "bad carried certificate" not in log_text(devnet, j)
+
+
+def produced_by(net: Devnet, k: int, after: int) -> bool:
+    """Whether node 0 committed a block after round `after` produced by one of node k's
+    accounts (its carried certificate passed every node's check)."""
+    for r in range(after + 1, tip(net, 0) + 1):
+        code, doc = http_json(net.url(0, f"/block/{r}"))
+        if code == 200 and doc["producer"] is not None and doc["producer"] % NODES == k:
+            return True
+    return False
 
 
 def test_ports_and_directories_are_per_node(devnet: Devnet) -> None:
