@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from echorand.delegation import Mode
 from echorand.messages import (
     MAX_BATCH_TXS,
     Certificate,
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 MAX_HASHES = 10_000
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
-_MODES = {1: "explicit", 2: "fallback"}
-"""How /block names a substitute's mode (docs/protocol.md §16)."""
 _METRIC_PREFIX = "echorand_"
 
 
@@ -120,7 +119,7 @@ def _certificate_json(cert: Certificate) -> dict[str, object]:
         "votes": len(cert.signers),
         "signers": list(cert.signers),
         "substitutes": [
-            {"principal": principal, "signer": signer, "mode": _MODES[mode]}
+            {"principal": principal, "signer": signer, "mode": Mode(mode).name.lower()}
             for principal, signer, mode, _ in cert.substitutes
         ],
     }

@@ -37,7 +37,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from echorand._columns import column, interleave
@@ -81,7 +81,7 @@ SUPPLY_LIMIT = 1 << 63
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _U32_PARAMS = ("n_g", "n_c", "t_h", "k", "lam_ms", "big_lam_ms")
 _POLICY_PARAMS = ("proposer_policy", "validators", "fallback", "rewards")
-_REWARD_FIELDS = ("floor", "ceiling", "window", "decay", "producer_share")
+_REWARD_FIELDS = tuple(f.name for f in fields(Rewards))
 
 
 class GenesisError(ValueError):

@@ -18,19 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from echorand.delegation import Mode
 from echorand.messages import Certificate
 from echorand.params import Rewards
 
 __all__ = [
-    "FALLBACK",
     "next_level",
     "producer_reward",
     "verifier_credits",
     "verifier_pool",
 ]
-
-FALLBACK = 2
-"""The mode of a fallback substitute (§16): its signer, not the principal, is paid."""
 
 Credits = list[tuple[int, int]]
 """`(account, units)` pairs, accounts ascending and distinct."""
@@ -85,7 +82,7 @@ def _payees(cert: Certificate, seats: Mapping[int, int]) -> list[tuple[int, int]
     """(payee, seats) for every entry of the certificate."""
     own: Iterable[tuple[int, int]] = ((signer, seats.get(signer, 0)) for signer in cert.signers)
     subs = (
-        (signer if mode == FALLBACK else principal, seats.get(principal, 0))
+        (signer if mode == Mode.FALLBACK else principal, seats.get(principal, 0))
         for principal, signer, mode, _ in cert.substitutes
     )
     return [(payee, weight) for payee, weight in (*own, *subs) if weight > 0]

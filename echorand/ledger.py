@@ -46,7 +46,7 @@ from types import TracebackType
 import lmdb
 
 from echorand._native import AccountState, Block, Certificate, Changes
-from echorand.genesis import Genesis
+from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
 from echorand.messages import MAX_SYNC_BLOCKS
 from echorand.params import EMPTY_HASH, KEY_SIZE
@@ -71,7 +71,6 @@ DEFAULT_UNDO_ROUNDS = 64
 """Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
 
 _NO_DELEGATE = (1 << 64) - 1
-_SUPPLY_LIMIT = 1 << 63
 _STAKE_TABLES = 3
 """Stake tables kept in memory: after the tip and the two blocks before it."""
 _DELEGATE_TABLES = 2
@@ -359,7 +358,7 @@ class Ledger:
         if cert is not None:
             seats = self.committee_weights(cert.round, cert.step)
             credits += verifier_credits(verifier_pool(rewards, self._level), cert, seats)
-        if self._state.total + sum(units for _, units in credits) >= _SUPPLY_LIMIT:
+        if self._state.total + sum(units for _, units in credits) >= SUPPLY_LIMIT:
             return []
         return [(account, units) for account, units in credits if units > 0]
 
