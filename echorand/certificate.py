@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from echorand.bba import StepVotes, Vote
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
-from echorand.tally import EMPTY_VALUE
+from echorand.tally import EMPTY_VALUE, Value
 
 if TYPE_CHECKING:
     from echorand.validate import Verifier
@@ -132,22 +132,39 @@ def carried_checks(block: Block, ctx: RoundContext, public_key: PublicKeys) -> l
     `b = 0` for B_{r-1}'s value, whose votes pass in the sortition of round r - 1
     (`ctx.previous`); after the empty block (or the genesis) it carries none.
     """
+    prev_value = None if ctx.prev_producer is None else (ctx.prev_hash, ctx.prev_producer)
+    problem = carried_problem(block, ctx.round, prev_value)
+    if problem is not None:
+        raise CertificateError(f"carried: {problem}")
     cert = block.prev_cert
-    if ctx.prev_producer is None:
-        if cert is not None:
-            raise CertificateError("carried: a certificate after the empty block")
-        return []
     if cert is None:
-        raise CertificateError(f"carried: no certificate of round {ctx.round - 1}")
+        return []
     if ctx.previous is None:
         raise CertificateError(f"carried: the sortition of round {ctx.round - 1} is not known")
-    value = (ctx.prev_hash, ctx.prev_producer)
-    if cert.round != ctx.round - 1 or cert.b != 0 or cert.value != value:
-        raise CertificateError(
-            f"carried: round {cert.round}, b={cert.b}, leader {cert.leader}: not the"
-            f" certificate of block {ctx.round - 1}"
-        )
     return vote_checks(cert, ctx.previous, public_key)
+
+
+def carried_problem(block: Block, round: int, prev_value: Value | None) -> str | None:
+    """What is wrong with the certificate block `round` carries, votes aside, or None.
+
+    `prev_value` is `(hash, producer)` of B_{round-1} when it is a proposed block, None
+    after the empty block or the genesis. A proposed block after a proposed block carries
+    a certificate of round - 1 deciding `b = 0` for that value; every other block none.
+    (The ledger and the consensus core both ask this; the core then checks the votes.)
+    """
+    cert = None if block.is_empty else block.prev_cert
+    if block.is_empty or prev_value is None:
+        if cert is not None:
+            return f"carries a certificate, but block {round - 1} is empty"
+        return None
+    if cert is None:
+        return f"does not carry the certificate of block {round - 1}"
+    if cert.round != round - 1 or cert.b != 0 or cert.value != prev_value:
+        return (
+            f"the certificate it carries is for round {cert.round}, b={cert.b}, value"
+            f" ({cert.block_hash.hex()}, {cert.leader}), not the certificate of block {round - 1}"
+        )
+    return None
 
 
 # --- fork choice ------------------------------------------------------------------

@@ -46,6 +46,7 @@ from types import TracebackType
 import lmdb
 
 from echorand._native import AccountState, Block, Certificate, Changes
+from echorand.certificate import carried_problem
 from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
 from echorand.messages import MAX_SYNC_BLOCKS
@@ -331,19 +332,11 @@ class Ledger:
     def _check_carried(self, block: Block, r: int) -> None:
         """A proposed block after a proposed block carries CERT_{r-1} for it (§16), and no
         other block carries one. Its votes are not verified here (see `apply`)."""
-        cert = None if block.is_empty else block.prev_cert
-        if block.is_empty or self._tip_producer is None:
-            if cert is not None:
-                raise LedgerError(f"block {r}: carries a certificate, but block {r - 1} is empty")
-            return
-        if cert is None:
-            raise LedgerError(f"block {r}: does not carry the certificate of block {r - 1}")
-        value = (self._tip_hash, self._tip_producer)
-        if cert.round != r - 1 or cert.b != 0 or cert.value != value:
-            raise LedgerError(
-                f"block {r}: the certificate it carries is for round {cert.round}, b={cert.b},"
-                f" value ({cert.block_hash.hex()}, {cert.leader}), not block {r - 1}"
-            )
+        producer = self._tip_producer
+        prev_value = None if producer is None else (self._tip_hash, producer)
+        problem = carried_problem(block, r, prev_value)
+        if problem is not None:
+            raise LedgerError(f"block {r}: {problem}")
 
     def _credits(self, block: Block, level: int) -> list[tuple[int, int]]:
         """The rewards block r mints (§16): R_r for its producer's share, and the pool of
