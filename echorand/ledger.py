@@ -246,9 +246,7 @@ class Ledger:
                     raise LedgerError(f"{self._path}: blocks has no entry for round {r}")
                 self._recent.append(raw[0] == _EMPTY_KIND)
         if self._tip >= 1 and not self._recent[-1]:
-            block = self.block(self._tip)
-            assert block is not None
-            self._tip_producer = block.producer
+            (self._tip_producer,) = self.recent_authors(1)
 
     def _environment(self) -> lmdb.Environment:
         if self._env is None:
@@ -472,7 +470,13 @@ class Ledger:
     def certificate_to_carry(self) -> Certificate | None:
         """CERT_tip, which the next proposed block must carry (§16), if the tip is a
         proposed block; None after the empty block or the genesis."""
-        return None if self._tip_producer is None else self.certificate(self._tip)
+        return self.proposed_certificate(self._tip)
+
+    def proposed_certificate(self, round: int) -> Certificate | None:
+        """CERT_round if block `round` is a proposed block; None for the empty block, the
+        genesis and rounds past the tip."""
+        cert = self.certificate(round)
+        return None if cert is None or cert.block_hash == EMPTY_HASH else cert
 
     def certificate(self, round: int) -> Certificate | None:
         raw = self._read("certs", round) if round >= 1 else None

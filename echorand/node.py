@@ -68,7 +68,7 @@ from echorand.messages import (
     TxBatch,
 )
 from echorand.network import Batch, NetConfig, Network
-from echorand.params import EMPTY_HASH, Params
+from echorand.params import Params
 from echorand.peer import Peer
 from echorand.proposers import policy_for
 from echorand.round import RoundContext
@@ -159,9 +159,7 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
         r = ledger.tip - 1
         seed, block_hash = ledger.seed(r), ledger.hash(r)
         assert seed is not None and block_hash is not None
-        cert = ledger.certificate(r)
-        if cert is None or cert.block_hash == EMPTY_HASH:
-            cert = None
+        cert = ledger.proposed_certificate(r)
         producer = None if cert is None else cert.leader
         authors, producers = _last(before, depth), before[-ACTIVE_WINDOW:]
         previous = Tip(r, seed, block_hash, authors, producers, producer, cert)
