@@ -17,6 +17,11 @@ A step acts as soon as a decisive weight arrives, or when its timer fires.
 A decision is made by the votes of one step alone, so the votes that made
 it are the certificate; any node that sees such votes decides, whatever
 step it is at itself.
+
+Values (PROTOCOL §5, revision 2): `b = 0` always carries a block's value
+and `b = 1` the round's empty value `(H(B_ε), 2^64 - 1)`. A node that takes
+`b = 0` from `W0(v) > t_h` adopts `v`; where only a default or the coin
+gives `b = 0` to a node whose value is empty, it votes `b = 1` (`vote`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from echorand.params import HASH_SIZE
-from echorand.tally import EMPTY_VALUE, Tally, Value
+from echorand.tally import Tally, Value, is_empty
 
 
 class StepKind(IntEnum):
@@ -39,15 +44,20 @@ class StepKind(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Vote:
-    """A BBA vote: the bit and the value (`b = 1` votes are counted with the empty value)."""
+    """A BBA vote: the bit and the value its `cert_sig` signs (a block's value when `b = 0`,
+    the round's empty value when `b = 1`)."""
 
     b: int
     value: Value
 
-    @property
-    def certified_value(self) -> Value:
-        """The value the vote's `cert_sig` signs: the empty value when `b = 1`."""
-        return EMPTY_VALUE if self.b == 1 else self.value
+
+def vote(b: int, own_value: Value, empty: Value) -> Vote:
+    """The vote for bit `b` of a node whose value is `own_value`: `b = 1`, or a `b = 0` that
+    only a default or the coin gave to a node with an empty value, is a vote for the empty
+    block (`empty`, the round's empty value); otherwise `b = 0` for `own_value`."""
+    if b == 1 or is_empty(own_value):
+        return Vote(1, empty)
+    return Vote(0, own_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,7 @@ class StepVotes:
 
     def add(self, signer: int, weight: int, vote: Vote, cert_sig: bytes) -> bool:
         """Count a vote; False if this signer already voted in this step."""
-        if not self.tally.add(signer, weight, (vote.b, vote.certified_value)):
+        if not self.tally.add(signer, weight, (vote.b, vote.value)):
             return False
         self.cert_sigs[signer] = cert_sig
         return True
@@ -97,7 +107,7 @@ class StepVotes:
     ) -> None:
         """Count `principal`'s seats for `vote`, replacing what they were counted for:
         its own vote (`signer == principal`, mode 0) or a substitute (§16)."""
-        self.tally.replace(principal, weight, (vote.b, vote.certified_value))
+        self.tally.replace(principal, weight, (vote.b, vote.value))
         self.cert_sigs[principal] = cert_sig
         if mode == 0:
             self.substitutes.pop(principal, None)
@@ -115,23 +125,25 @@ class StepVotes:
 
     def w0(self, t_h: int) -> Value | None:
         """The value `v` with `W0(v) > t_h`, if any."""
-        passed = self.tally.above(t_h, exclude=(1, EMPTY_VALUE))
+        passed = self.tally.above(t_h, keep=lambda key: key[0] == 0)
         return passed[1] if passed is not None else None
 
-    def w1(self, t_h: int) -> bool:
-        """Whether `W1 > t_h`."""
-        return self.tally.weight((1, EMPTY_VALUE)) > t_h
+    def w1(self, t_h: int) -> Value | None:
+        """The empty value with `W1 > t_h`, if any (validation lets one empty value in: the
+        round's)."""
+        passed = self.tally.above(t_h, keep=lambda key: key[0] == 1)
+        return passed[1] if passed is not None else None
 
     def votes_for(self, vote: Vote) -> list[tuple[int, bytes]]:
         """(signer, cert_sig) of every principal counted for `vote` by its own vote."""
-        key = (vote.b, vote.certified_value)
+        key = (vote.b, vote.value)
         return sorted(
             (s, self.cert_sigs[s]) for s in self.tally.signers(key) if s not in self.substitutes
         )
 
     def substitutes_for(self, vote: Vote) -> list[tuple[int, int, int, bytes]]:
         """(principal, signer, mode, cert_sig) of every substitute counted for `vote`."""
-        key = (vote.b, vote.certified_value)
+        key = (vote.b, vote.value)
         return sorted(
             (p, *self.substitutes[p], self.cert_sigs[p])
             for p in self.tally.signers(key)
@@ -151,8 +163,9 @@ def deciding_vote(votes_step: int, votes: StepVotes, t_h: int) -> Vote | None:
     if kind is StepKind.COIN_FIXED_TO_0:
         value = votes.w0(t_h)
         return Vote(0, value) if value is not None else None
-    if kind is StepKind.COIN_FIXED_TO_1 and votes.w1(t_h):
-        return Vote(1, EMPTY_VALUE)
+    if kind is StepKind.COIN_FIXED_TO_1:
+        empty = votes.w1(t_h)
+        return Vote(1, empty) if empty is not None else None
     return None
 
 
@@ -161,6 +174,7 @@ def run_step(
     previous: StepVotes,
     t_h: int,
     own_value: Value,
+    empty: Value,
     coin_bit: int,
     past_mu: bool,
     timed_out: bool,
@@ -168,7 +182,10 @@ def run_step(
     """What BBA step `step` does given the votes of step `step - 1`, or None to keep waiting.
 
     `own_value` is the value this node carries (graded consensus's, or the
-    last one it adopted); `coin_bit` is `coin(r, step)`.
+    last one it adopted); `empty` the round's empty value; `coin_bit` is
+    `coin(r, step)`. A `b = 0` from a passed `W0(v)` carries `v` (the caller
+    adopts it); a default or coin `b = 0` carries `own_value`, or becomes
+    `b = 1` when that is empty (`vote`).
     """
     kind = step_kind(step)
     w0 = previous.w0(t_h)
@@ -176,21 +193,21 @@ def run_step(
     if kind is StepKind.COIN_FIXED_TO_0:
         if w0 is not None:
             return Outcome(Vote(0, w0), decided=True)
-        if w1:
-            return Outcome(Vote(1, own_value), decided=False)
+        if w1 is not None:
+            return Outcome(Vote(1, empty), decided=False)
         default = 0
     elif kind is StepKind.COIN_FIXED_TO_1:
-        if w1:
-            return Outcome(Vote(1, EMPTY_VALUE), decided=True)
+        if w1 is not None:
+            return Outcome(Vote(1, w1), decided=True)
         if w0 is not None:
             return Outcome(Vote(0, w0), decided=False)
         default = 1
     else:
         if w0 is not None:
             return Outcome(Vote(0, w0), decided=False)
-        if w1:
-            return Outcome(Vote(1, own_value), decided=False)
+        if w1 is not None:
+            return Outcome(Vote(1, empty), decided=False)
         default = 1 if past_mu else coin_bit
     if not timed_out:
         return None
-    return Outcome(Vote(default, own_value), decided=False)
+    return Outcome(vote(default, own_value, empty), decided=False)

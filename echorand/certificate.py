@@ -3,9 +3,14 @@
 A certificate is the `cert_sig` votes of one BBA step whose signers' weight
 in `A_step` is > t_h, for a value that step's votes decide (docs/protocol.md
 §7): `b = 0` with `v` from a step `s` with `s ≡ 1 (mod 3)` (4, 7, 10, ...: the
-next step is "coin fixed to 0"), `b = 1` with the empty value from a step
-with `s ≡ 2 (mod 3)` (5, 8, 11, ...: the next step is "coin fixed to 1").
+next step is "coin fixed to 0"), `b = 1` with the round's empty value from a
+step with `s ≡ 2 (mod 3)` (5, 8, 11, ...: the next step is "coin fixed to 1").
 Votes of other steps decide nothing, so they certify nothing.
+
+Every vote signs `(r, s, b, v)` under the genesis hash (PROTOCOL §5, revision
+2): votes of another round, another step or another network never count,
+so votes cast at different steps cannot be pooled into a certificate that
+no step produced.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import TYPE_CHECKING
 from echorand.bba import StepVotes, Vote
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
-from echorand.tally import EMPTY_VALUE, Value
+from echorand.seeds import seed_signing_bytes
+from echorand.tally import Value
 
 if TYPE_CHECKING:
     from echorand.validate import Verifier
@@ -33,13 +39,14 @@ class CertificateError(ValueError):
 
 def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> Certificate:
     """CERT_r from the votes of the deciding step (with its substitutes, §16)."""
-    block_hash, leader = vote.certified_value
+    block_hash, leader = vote.value
     subs = sorted(votes.substitutes_for(vote))
     return Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote), subs)
 
 
 def decides(step: int, b: int) -> bool:
-    """Whether votes for bit `b` in `step` can make a decision."""
+    """Whether votes for bit `b` in `step` can make a decision (the codec refuses a
+    certificate of any other step: this is the rule's Python name and model)."""
     if b == 0:
         return step >= 4 and (step - 4) % 3 == 0
     return step >= 5 and (step - 5) % 3 == 0
@@ -53,9 +60,11 @@ def certified_block_matches(cert: Certificate, block: Block, ctx: RoundContext) 
         )
     if block.prev_hash != ctx.prev_hash:
         raise CertificateError("block: previous hash is not H(B_{r-1})")
-    if cert.b == 1 or cert.value == EMPTY_VALUE:
+    if cert.b == 1:
         if not block.is_empty:
             raise CertificateError("block: the certificate decides the empty block")
+        if cert.value != ctx.empty_value:
+            raise CertificateError("value: not the empty value of this round on this chain")
     elif block.is_empty or block.hash != cert.block_hash or block.producer != cert.leader:
         raise CertificateError("block: not the block whose value the certificate decides")
     elif ctx.priority(block.producer) is None:
@@ -73,15 +82,47 @@ def check_certificate(
 
     Checked against the sortition of that round: a non-empty block's producer
     is in A_1 (under the proposer policy of the genesis), then the votes
-    (`vote_checks`), and every signature verifies (one batch).
+    (`vote_checks`), and every signature verifies (one batch): the votes', and
+    a proposed block's own (`block_checks`: the seed signature, which chooses
+    Q[r], the block signature and the certificate it carries), exactly as the
+    live path checks a `gc_block`. `ctx.previous` must be given when the
+    block carries CERT_{r-1}.
     """
     certified_block_matches(cert, block, ctx)
     checks = vote_checks(cert, ctx, public_key)
+    votes = len(checks)
+    if not block.is_empty:
+        checks += block_checks(block, ctx, public_key)
     answers = verifier.verify_batch(*(list(column) for column in zip(*checks, strict=True)))
-    if not all(answers):
+    if not all(answers[votes:]):
+        raise CertificateError(f"block: {_bad_block_signatures(answers[votes:])}")
+    if not all(answers[:votes]):
         names = [*cert.signers, *cert.principals]
-        bad = [name for name, ok in zip(names, answers, strict=True) if not ok]
+        bad = [name for name, ok in zip(names, answers[:votes], strict=True) if not ok]
         raise CertificateError(f"votes: bad signature from {bad}")
+
+
+def block_checks(block: Block, ctx: RoundContext, public_key: PublicKeys) -> list[SignatureCheck]:
+    """The signatures a proposed block of the round of `ctx` must pass, once its fields
+    hold: its producer's seed signature S over Q[r-1] (which chooses Q[r], PROTOCOL §4), its
+    block signature, then the votes of the CERT_{r-1} it carries (`carried_checks`). The
+    live path (`echorand.validate`) and sync (`check_certificate`) ask the same."""
+    assert block.producer is not None and block.seed_sig is not None
+    assert block.signature is not None
+    pk = public_key(block.producer)
+    if pk is None:
+        raise CertificateError(f"block: producer {block.producer} has no account")
+    carried = carried_checks(block, ctx, public_key)
+    seed = (pk, seed_signing_bytes(ctx.chain, ctx.seed, ctx.round), block.seed_sig)
+    return [seed, (pk, block.signing_bytes(ctx.chain), block.signature), *carried]
+
+
+def _bad_block_signatures(answers: Sequence[bool]) -> str:
+    names = ("seed signature", "block signature")
+    bad = [name for name, ok in zip(names, answers[:2], strict=False) if not ok]
+    if not all(answers[2:]):
+        bad.append("carried certificate")
+    return "bad " + ", ".join(bad)
 
 
 def vote_checks(
@@ -102,7 +143,7 @@ def vote_checks(
     weights = ctx.weights(cert.step)
     weight = 0
     checks: list[SignatureCheck] = []
-    payload = cert.vote_signing_bytes()
+    payload = cert.vote_signing_bytes(ctx.chain)
     for signer, signature in cert.votes:
         seats = weights.get(signer, 0)
         pk = public_key(signer)
@@ -118,7 +159,7 @@ def vote_checks(
         if pk is None or not ctx.may_substitute(cert.step, principal, signer, mode):
             raise CertificateError(f"votes: {signer} may not speak for {principal} in mode {mode}")
         weight += seats
-        checks.append((pk, cert.substitute_signing_bytes(principal, mode), signature))
+        checks.append((pk, cert.substitute_signing_bytes(ctx.chain, principal, mode), signature))
     if weight <= ctx.params.t_h:
         raise CertificateError(f"votes: weight {weight} is not above t_h = {ctx.params.t_h}")
     return checks

@@ -48,7 +48,6 @@ from echorand.proposers import next_authors, policy_for
 from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
-from echorand.tally import EMPTY_VALUE
 from echorand.validate import Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
@@ -80,7 +79,11 @@ def ledger_delegates(ledger: Ledger, round: int) -> Delegates | None:
 class Tip:
     """The last block of the chain: its round, Q[round] and H(B_round) (round 0: genesis),
     and the producers of the last non-empty blocks, most recent last (as many as the
-    proposer policy locks: F under round-robin, none under sortition)."""
+    proposer policy locks: F under round-robin, none under sortition).
+
+    `chain` is the genesis hash, which names the network and which every signature is
+    bound to (PROTOCOL §2); at round 0 it is `block_hash` itself (H(B_0) is the genesis
+    hash), so `Tip(0, Q0, genesis_hash)` needs no more."""
 
     round: int
     seed: bytes
@@ -96,6 +99,14 @@ class Tip:
     previous: Tip | None = None
     """The tip before this one (without its own `previous`): the round whose sortition
     the certificate carried by the next round's blocks is checked against."""
+    chain: bytes = b""
+    """The genesis hash (given for a tip past round 0; the tip's own hash at round 0)."""
+
+    def __post_init__(self) -> None:
+        if not self.chain:
+            if self.round != 0:
+                raise ValueError(f"Tip of round {self.round}: chain (the genesis hash) is needed")
+            object.__setattr__(self, "chain", self.block_hash)
 
     def after(self, block: Block, params: Params, certificate: Certificate | None = None) -> Tip:
         """The tip once `block` (of round self.round + 1), certified by `certificate`, is
@@ -116,6 +127,7 @@ class Tip:
             producer,
             None if producer is None else certificate,
             replace(self, previous=None),
+            self.chain,
         )
 
     @property
@@ -141,10 +153,23 @@ class Tip:
             self.authors,
             active=self.active if params.fallback else (),
             delegates=delegates,
+            chain=self.chain,
             prev_producer=self.producer,
             carried=self.certificate,
             previous=previous,
         )
+
+
+def tip_context(
+    params: Params, ledger: Ledger, tip: Tip, previous: RoundContext | None = None
+) -> RoundContext:
+    """The context of round tip.round + 1 from the ledger, with that of the round before
+    (rebuilt from `tip.previous` unless given) when the tip block is a proposed block whose
+    certificate the next round's blocks carry (§16)."""
+    r = tip.round + 1
+    if previous is None and tip.producer is not None and tip.previous is not None:
+        previous = tip_context(params, ledger, tip.previous)
+    return tip.context(params, ledger.stake_table(r), ledger_delegates(ledger, r), previous)
 
 
 def _no_payload(round: int) -> tuple[()]:
@@ -305,7 +330,7 @@ class Consensus:
             step, vote = rnd.decision
             votes = rnd.decided_votes or rnd.votes[step]
             cert = build_certificate(rnd.ctx.round, step, vote, votes)
-            if vote.b == 1 or vote.value == EMPTY_VALUE:
+            if vote.b == 1:
                 block = Block.empty(rnd.ctx.round, rnd.ctx.prev_hash)
             else:
                 block = rnd.gc.block(vote.value[0])
@@ -353,27 +378,19 @@ class Consensus:
         self.tip = self.tip.after(block, self.params, cert)
         self._begin_round(now_ms, out)
 
-    def _context(self, tip: Tip, previous: RoundContext | None = None) -> RoundContext:
-        """The context of round tip.round + 1, from the ledger."""
-        r = tip.round + 1
-        return tip.context(
-            self.params, self.ledger.stake_table(r), ledger_delegates(self.ledger, r), previous
-        )
-
-    def _previous_context(self) -> RoundContext | None:
-        """The context of round r - 1, when B_{r-1} is a proposed block whose certificate the
-        blocks of round r carry: the round just finished, or rebuilt from `tip.previous`."""
+    def _finished_context(self) -> RoundContext | None:
+        """The context of round r - 1 when B_{r-1} is a proposed block whose certificate the
+        blocks of round r carry and that round just finished here (else `tip_context`
+        rebuilds it from `tip.previous`)."""
         tip = self.tip
-        if tip.producer is None:
+        if tip.producer is None or self.round is None or self.round.ctx.round != tip.round:
             return None
-        if self.round is not None and self.round.ctx.round == tip.round:
-            finished = self.round.ctx
-            finished.previous = None  # only one round back is ever needed: no chain of them
-            return finished
-        return None if tip.previous is None else self._context(tip.previous)
+        finished = self.round.ctx
+        finished.previous = None  # only one round back is ever needed: no chain of them
+        return finished
 
     def _begin_round(self, now_ms: int, out: list[Action]) -> None:
-        ctx = self._context(self.tip, self._previous_context())
+        ctx = tip_context(self.params, self.ledger, self.tip, self._finished_context())
         self.round = Round(ctx, self.keys, now_ms, self.payload)
         self._seen = set()
         self._best = {}

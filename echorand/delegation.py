@@ -39,16 +39,25 @@ _NO_SIGNATURE = bytes(64)
 
 
 def sign_gc_substitute(
-    key: Signer, round: int, step: int, signer: int, principal: int, mode: int, value: Value
+    key: Signer,
+    chain: bytes,
+    round: int,
+    step: int,
+    signer: int,
+    principal: int,
+    mode: int,
+    value: Value,
 ) -> GcSubstitute:
-    """gc_substitute: `signer` proposes `value` in `principal`'s seats."""
+    """gc_substitute: `signer` proposes `value` in `principal`'s seats (`chain`: the genesis
+    hash every signature is bound to, PROTOCOL §2)."""
     fields = (round, step, signer, principal, mode, value[0], value[1])
     draft = GcSubstitute(*fields, _NO_SIGNATURE)
-    return GcSubstitute(*fields, key.sign(draft.signing_bytes()))
+    return GcSubstitute(*fields, key.sign(draft.signing_bytes(chain)))
 
 
 def sign_bba_substitute(
     key: Signer,
+    chain: bytes,
     round: int,
     step: int,
     signer: int,
@@ -59,9 +68,10 @@ def sign_bba_substitute(
 ) -> BbaSubstitute:
     """bba_substitute: `signer` votes `(b, value)` in `principal`'s seats."""
     fields = (round, step, signer, principal, mode, b, value[0], value[1])
-    cert_sig = key.sign(BbaSubstitute(*fields, _NO_SIGNATURE, _NO_SIGNATURE).cert_signing_bytes())
+    unsigned = BbaSubstitute(*fields, _NO_SIGNATURE, _NO_SIGNATURE)
+    cert_sig = key.sign(unsigned.cert_signing_bytes(chain))
     draft = BbaSubstitute(*fields, cert_sig, _NO_SIGNATURE)
-    return BbaSubstitute(*fields, cert_sig, key.sign(draft.signing_bytes()))
+    return BbaSubstitute(*fields, cert_sig, key.sign(draft.signing_bytes(chain)))
 
 
 # --- who may substitute --------------------------------------------------------------

@@ -47,15 +47,25 @@ from echorand.genesis import (
 )
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.params import TX_TAG, Params, Rewards
+from echorand.security import analyse
 from echorand.stats import percentile
 from echorand.transactions import NONCE_TOO_HIGH, devnet_seeds
 
 DEVNET_REWARDS = Rewards(floor=1_000, ceiling=20_000, window=64, decay=3, producer_share=20)
 """Block rewards on (docs/protocol.md §16): small next to the 10^9 of each devnet account."""
-DEVNET_PARAMS = Params(n_g=5, n_c=50, k=4, lam_ms=50, big_lam_ms=500, rewards=DEVNET_REWARDS)
+DEVNET_PARAMS = Params(
+    n_g=5,
+    n_c=50,
+    k=4,
+    lam_ms=50,
+    big_lam_ms=500,
+    rewards=DEVNET_REWARDS,
+    insecure_committee=True,
+)
 """Loopback timing: step 2 waits 2λ = 100 ms for proposals; a 1 MB block needs far
 less than Λ on loopback. 50 seats keep the per-step vote count (and its signatures)
-small on 2 cores."""
+small on 2 cores — far too few to be secure against an adversary (PROTOCOL §5), so the
+genesis waives the committee check (`insecure_committee`) and the summary says so."""
 DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
 MAX_REQUEST_TXS = 10_000
@@ -328,14 +338,18 @@ max_txs = {self.block_txs}
 # --- the load ------------------------------------------------------------------------
 
 
-def sign_transfers(seed: str, accounts: int, count: int, fee: int = TX_FEE) -> list[bytes]:
-    """`count` signed transfers of 1 unit between the devnet's accounts, as 153-byte
-    encodings: transfer j is from account j mod n (nonce j div n) to the next account."""
+def sign_transfers(
+    seed: str, accounts: int, count: int, chain: bytes, fee: int = TX_FEE
+) -> list[bytes]:
+    """`count` signed transfers of 1 unit between the devnet's accounts, for the network whose
+    genesis hash is `chain`, as 153-byte encodings: transfer j is from account j mod n (nonce
+    j div n) to the next account. (Signed in bulk by libsodium over the payload of
+    `Transaction.signing_bytes`, whose prefix `tag || 0x00 || chain` is the same for all.)"""
     from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
     seeds = devnet_seeds(devnet_master(seed), accounts)
     pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
-    prefix = TX_TAG + b"\x00"
+    prefix = TX_TAG + b"\x00" + chain
     amount = (1).to_bytes(8, "big")
     fee_bytes = fee.to_bytes(8, "big")
     heads = [
@@ -609,7 +623,15 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
             "big_lam_ms": options.params.big_lam_ms,
             "block_txs": options.block_txs,
         },
+        "committee": _committee_summary(options.params),
     }
+
+
+def _committee_summary(params: Params) -> dict[str, object]:
+    """The committee security of the devnet's parameters (PROTOCOL §5): a devnet's few seats
+    fail the 2^-80 check, which its genesis waives (`insecure_committee`)."""
+    security = analyse(params)
+    return {**security.to_json(), "waived": params.insecure_committee}
 
 
 def run_devnet(
@@ -626,10 +648,6 @@ def run_devnet(
     assert directory is not None
     try:
         count = int(options.tps * (options.duration + 1)) if options.tps > 0 else 0
-        started = time.perf_counter()
-        txs = sign_transfers(options.seed, options.accounts, count)
-        if count:
-            say(f"signed {count:,} transfers in {time.perf_counter() - started:.1f} s")
         net = Devnet(
             directory,
             nodes=options.nodes,
@@ -641,6 +659,10 @@ def run_devnet(
         )
         net.create()
         say(f"genesis {net.genesis_hash.hex()[:16]}.. in {directory}")
+        started = time.perf_counter()
+        txs = sign_transfers(options.seed, options.accounts, count, net.genesis_hash)
+        if count:
+            say(f"signed {count:,} transfers in {time.perf_counter() - started:.1f} s")
         with net:
             net.start()
             net.wait_ready(options.ready_timeout)
@@ -687,6 +709,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         lam_ms=args.lam_ms,
         big_lam_ms=args.big_lam_ms,
         rewards=rewards_from_args(args),
+        insecure_committee=True,
     )
     return DevnetOptions(
         nodes=args.nodes,
@@ -730,6 +753,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("submitted / accepted", f"{summary['submitted']:,} / {summary['accepted']:,}"),
         ("finality p50 / p99", f"{f['p50']} ms / {f['p99']} ms"),
         ("forks", f"{summary['forks']} in {summary['rounds_compared']} rounds"),
+        ("committees", _committee_row(summary["committee"])),
         *_supply_rows(summary["supply"]),
     ]
     if summary["refused"]:
@@ -737,6 +761,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     Console().print(table)
+
+
+def _committee_row(committee: dict[str, Any]) -> str:
+    if committee["secure"]:
+        return f"secure at f = {committee['f']} (every probability <= 2^-80)"
+    t_h = committee["t_h"]
+    return (
+        f"INSECURE, waived: N_c = {committee['n_c']} lets an adversary of f = {committee['f']}"
+        f" complete two quorums with probability {t_h['equivocating']} a step"
+    )
 
 
 def run_devnet_command(args: argparse.Namespace) -> int:

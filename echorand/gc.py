@@ -2,7 +2,8 @@
 
 - Step 2 (voting): at 2λ the leader `l` is the producer of best priority
   heard so far; a verifier proposes `v = {H(B_l), l}` once it holds `B_l`
-  and its payload is valid, or `{∅, ∅}` at λ+Λ.
+  and its payload is valid, or `{∅, ∅}` at λ+Λ. (`{∅, ∅}` is the round's
+  empty value, `(H(B_ε), 2^64 - 1)`: PROTOCOL §5, revision 2.)
 - Step 3 (vote counting): a value with step-2 weight > t_h is proposed
   again as soon as it passes; `{∅, ∅}` at 3λ+Λ.
 - Step 4 (primary evaluation): a value with step-3 weight > t_h gives
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from echorand.messages import Block
-from echorand.tally import EMPTY_VALUE, Tally, Value
+from echorand.tally import Tally, Value, is_empty
 
 
 @dataclass(slots=True)
@@ -50,10 +51,12 @@ class Graded:
 class GradedConsensus:
     """The counters of steps 2-4 of one round."""
 
-    __slots__ = ("leader", "proposals", "step2", "step3", "t_h")
+    __slots__ = ("empty", "leader", "proposals", "step2", "step3", "t_h")
 
-    def __init__(self, t_h: int) -> None:
+    def __init__(self, t_h: int, empty: Value) -> None:
         self.t_h = t_h
+        self.empty = empty
+        """{∅, ∅} of this round."""
         self.proposals: dict[int, Proposal] = {}
         self.leader: int | None = None
         self.step2: Tally[Value] = Tally()
@@ -63,7 +66,7 @@ class GradedConsensus:
 
     def conflicts(self, value: Value) -> bool:
         """Whether `value` names a producer whose block hash we know to be different."""
-        if value == EMPTY_VALUE:
+        if is_empty(value):
             return False
         known = self.proposals.get(value[1])
         return known is not None and known.block_hash != value[0]
@@ -117,8 +120,8 @@ class GradedConsensus:
         if proposal is not None and proposal.block is not None and proposal.valid is True:
             return proposal.value
         if proposal is not None and proposal.valid is False:
-            return EMPTY_VALUE
-        return EMPTY_VALUE if timed_out else None
+            return self.empty
+        return self.empty if timed_out else None
 
     # --- step 3 --------------------------------------------------------------
 
@@ -127,7 +130,7 @@ class GradedConsensus:
         passed = self.step2.above(self.t_h)
         if passed is not None:
             return passed
-        return EMPTY_VALUE if timed_out else None
+        return self.empty if timed_out else None
 
     # --- step 4 --------------------------------------------------------------
 
@@ -135,8 +138,8 @@ class GradedConsensus:
         """Step 4's (b, v), or None while no value has passed and the timer has not fired."""
         passed = self.step3.above(self.t_h)
         if passed is not None:
-            return Graded(1 if passed == EMPTY_VALUE else 0, passed)
+            return Graded(1, passed) if is_empty(passed) else Graded(0, passed)
         if not timed_out:
             return None
-        half = self.step3.above(self.t_h // 2, exclude=EMPTY_VALUE)
-        return Graded(1, half if half is not None else EMPTY_VALUE)
+        half = self.step3.above(self.t_h // 2, keep=lambda value: not is_empty(value))
+        return Graded(1, half if half is not None else self.empty)

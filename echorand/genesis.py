@@ -10,11 +10,21 @@ A genesis is a directory:
 
 The genesis hash is `H("echorand/genesis" || 0x00 || encoding)` with
 
-    encoding = u8(1) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
+    encoding = u8(2) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
                || u32be(t_h) || u32be(k) || u32be(lam_ms) || u32be(big_lam_ms)
                || u8(proposer policy) || u32be(validators) || u8(fallback)
                || u64be(floor) || u64be(ceiling) || u32be(window) || u8(decay)
-               || u8(producer_share) || u64be(n) || H(accounts.bin)
+               || u8(producer_share)
+               || u32be(max_step) || u32be(t_f) || u32be(f numerator) || u32be(f denominator)
+               || u8(insecure_committee)
+               || u64be(n) || H(accounts.bin)
+
+Format 2 is PROTOCOL revision 2: it adds the bounded committees (`max_step`), the
+final-vote threshold `t_f`, the adversary fraction `f` the committees are checked
+against (`"f": "1/5"` in genesis.json) and the `insecure_committee` waiver. A genesis
+is refused unless its committees pass the check of `echorand.security` (every failure
+probability at most 2^-80), or it says `insecure_committee`; genesis.json records the
+computed probabilities under `security` (informational: recomputed on load).
 
 where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
 1 round-robin, 2 round-robin-seeded: docs/protocol.md §14) and `fallback` is
@@ -36,8 +46,10 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from pathlib import Path
 
 from echorand._columns import column, interleave
@@ -50,6 +62,7 @@ from echorand._native import (
 )
 from echorand.keys import NodeKeys, write_node_keys
 from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, Params, Rewards
+from echorand.security import CommitteeSecurity, analyse, log2, scientific
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -68,7 +81,7 @@ __all__ = [
     "run_genesis",
 ]
 
-GENESIS_FORMAT = 1
+GENESIS_FORMAT = 2
 GENESIS_TAG = b"echorand/genesis"
 DEVNET_Q0_TAG = b"echorand/devnet-q0"
 GENESIS_FILE = "genesis.json"
@@ -80,7 +93,10 @@ SUPPLY_LIMIT = 1 << 63
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _U32_PARAMS = ("n_g", "n_c", "t_h", "k", "lam_ms", "big_lam_ms")
+_REVISION_2_PARAMS = ("max_step", "t_f")
+"""u32 parameters of format 2, encoded after the rewards."""
 _POLICY_PARAMS = ("proposer_policy", "validators", "fallback", "rewards")
+_SECURITY_PARAMS = ("f", "insecure_committee")
 _REWARD_FIELDS = tuple(f.name for f in fields(Rewards))
 
 
@@ -114,10 +130,18 @@ class Genesis:
             raise GenesisError(f"name: 1-64 characters of [A-Za-z0-9._-], got {self.name!r}")
         if not isinstance(self.params, Params):
             raise GenesisError(f"params: expected Params, got {type(self.params).__name__}")
-        for name in (*_U32_PARAMS, "validators"):
+        for name in (*_U32_PARAMS, *_REVISION_2_PARAMS, "validators"):
             value = getattr(self.params, name)
             if value >= 2**32:
                 raise GenesisError(f"params.{name}: must fit a u32, got {value}")
+        if not self.params.insecure_committee:
+            problems = analyse(self.params).problems()
+            if problems:
+                raise GenesisError(
+                    "params: the committees are not secure (PROTOCOL §5): "
+                    + "; ".join(problems)
+                    + " (larger n_c, another t_h/t_f, or insecure_committee to waive it)"
+                )
         if not isinstance(self.seed, bytes) or len(self.seed) != HASH_SIZE:
             raise GenesisError(f"seed: must be {HASH_SIZE} bytes")
         if not isinstance(self.accounts, bytes):
@@ -186,6 +210,10 @@ class Genesis:
                 p.validators.to_bytes(4, "big"),
                 int(p.fallback).to_bytes(1, "big"),
                 _rewards_encoding(p.rewards),
+                *(getattr(p, n).to_bytes(4, "big") for n in _REVISION_2_PARAMS),
+                p.f.numerator.to_bytes(4, "big"),
+                p.f.denominator.to_bytes(4, "big"),
+                int(p.insecure_committee).to_bytes(1, "big"),
                 self.count.to_bytes(8, "big"),
                 self.accounts_digest,
             ]
@@ -204,13 +232,21 @@ class Genesis:
                 "validators": self.params.validators,
                 "fallback": self.params.fallback,
                 "rewards": {n: getattr(self.params.rewards, n) for n in _REWARD_FIELDS},
+                **{n: getattr(self.params, n) for n in _REVISION_2_PARAMS},
+                "f": str(self.params.f),
+                "insecure_committee": self.params.insecure_committee,
             },
+            "security": self.security().to_json(),
             "accounts": {
                 "count": self.count,
                 "total": self.total,
                 "sha256": self.accounts_digest.hex(),
             },
         }
+
+    def security(self) -> CommitteeSecurity:
+        """The committee analysis of the parameters (PROTOCOL §5)."""
+        return analyse(self.params)
 
     def write(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write genesis.json and accounts.bin into directory `path` (created if missing).
@@ -241,6 +277,18 @@ class Genesis:
         if check_keys:
             genesis.check_keys()
         return genesis
+
+
+def _fraction(p: _Fields, name: str) -> Fraction:
+    """A fraction written "a/b" (b < 2^32)."""
+    text = p.str(name)
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise p.error(name, f'not a fraction "a/b": {text!r}') from None
+    if str(value) != text:
+        raise p.error(name, f"write it in lowest terms, {str(value)!r}, not {text!r}")
+    return value
 
 
 def _rewards_encoding(r: Rewards) -> bytes:
@@ -360,14 +408,24 @@ class _Fields:
 def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     where = str(directory / GENESIS_FILE)
     top = _Fields(doc, where)
-    top.only({"format", "name", "hash", "seed", "params", "accounts"})
+    top.only({"format", "name", "hash", "seed", "params", "accounts", "security"})
+    if doc.get("format") == 1:
+        raise top.error(
+            "format",
+            "1 predates PROTOCOL revision 2 (signatures bound to the genesis hash, bounded"
+            " committees); make a new genesis",
+        )
     top.int("format", GENESIS_FORMAT, GENESIS_FORMAT)
     name = top.str("name")
     seed = top.hex("seed", HASH_SIZE)
     expected_hash = top.hex("hash", HASH_SIZE)
     p = top.object("params")
-    p.only({*_U32_PARAMS, *_POLICY_PARAMS})
-    values: dict[str, object] = {n: p.int(n, 0, 2**32 - 1) for n in _U32_PARAMS}
+    p.only({*_U32_PARAMS, *_POLICY_PARAMS, *_REVISION_2_PARAMS, *_SECURITY_PARAMS})
+    values: dict[str, object] = {
+        n: p.int(n, 0, 2**32 - 1) for n in (*_U32_PARAMS, *_REVISION_2_PARAMS)
+    }
+    values["f"] = _fraction(p, "f")
+    values["insecure_committee"] = p.bool("insecure_committee", False)
     values["proposer_policy"] = p.choice("proposer_policy", PROPOSER_POLICIES, "sortition")
     values["validators"] = p.int("validators", 0, 2**32 - 1) if "validators" in p.doc else 0
     values["fallback"] = p.bool("fallback", False)
@@ -490,6 +548,27 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
         "--t-h", type=int, default=None, help="t_h: pass threshold (default 0.69 * N_c)"
     )
     parser.add_argument("--k", type=int, default=defaults.k, help="k: BBA loops (mu = 4 + 3k)")
+    parser.add_argument(
+        "--max-step",
+        type=int,
+        default=None,
+        help="the last step with a committee of its own, 4 + 3m with m >= k (default m = 2k)",
+    )
+    parser.add_argument(
+        "--t-f", type=int, default=None, help="t_f: final-vote threshold (default 0.74 * N_c)"
+    )
+    parser.add_argument(
+        "--adversary",
+        type=Fraction,
+        default=defaults.f,
+        metavar="F",
+        help="f: the adversary's stake fraction the committees are checked against (a/b)",
+    )
+    parser.add_argument(
+        "--insecure-committee",
+        action="store_true",
+        help="write the genesis even if its committees fail the 2^-80 check (devnets, tests)",
+    )
     parser.add_argument("--lam-ms", type=int, default=defaults.lam_ms, help="lambda, in ms")
     parser.add_argument("--big-lam-ms", type=int, default=defaults.big_lam_ms, help="Lambda, in ms")
     parser.add_argument(
@@ -546,6 +625,10 @@ def run_genesis(args: argparse.Namespace) -> int:
             validators=args.validators,
             fallback=args.fallback,
             rewards=rewards_from_args(args),
+            max_step=-1 if args.max_step is None else args.max_step,
+            t_f=-1 if args.t_f is None else args.t_f,
+            f=args.adversary,
+            insecure_committee=args.insecure_committee,
         )
         genesis = create_devnet(
             args.out,
@@ -558,10 +641,29 @@ def run_genesis(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
     except (ValueError, OSError) as e:
-        print(f"echorand genesis: {e}")
+        print(f"echorand genesis: {e}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - start
     print(f"genesis {genesis.hash.hex()}")
     print(f"  {genesis.count:,} accounts, total {genesis.total:,}, {args.nodes} node key files")
+    print(describe_security(genesis.security(), genesis.params.insecure_committee))
     print(f"  written to {args.out} in {elapsed:.2f} s")
     return 0
+
+
+def describe_security(security: CommitteeSecurity, waived: bool) -> str:
+    """The committee analysis in a few lines, for `echorand genesis` and the devnet."""
+    lines = [f"  committees: N_c = {security.n_c}, adversary f = {security.f}"]
+    for t in security.thresholds:
+        lines.append(
+            f"    {t.name} = {t.t}: alone {scientific(t.alone)} (2^{log2(t.alone):.1f}),"
+            f" equivocating {scientific(t.equivocating)} (2^{log2(t.equivocating):.1f})"
+        )
+    if security.secure:
+        lines.append("    secure: every probability is at most 2^-80")
+    elif waived:
+        lines.append(
+            "    INSECURE (waived by --insecure-committee): an adversary of f controls a"
+            " committee with the probabilities above"
+        )
+    return "\n".join(lines)

@@ -49,8 +49,8 @@ from echorand._native import AccountState, Block, Certificate, Changes
 from echorand.certificate import carried_problem
 from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
-from echorand.messages import MAX_SYNC_BLOCKS
-from echorand.params import EMPTY_HASH, KEY_SIZE
+from echorand.messages import MAX_SYNC_BLOCKS, NO_LEADER
+from echorand.params import KEY_SIZE
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable, stake_round
 
@@ -63,9 +63,11 @@ __all__ = [
     "LedgerError",
 ]
 
-LEDGER_FORMAT = 3
+LEDGER_FORMAT = 4
 """2: an account created by a transfer stores its registrar as its delegate (§13);
-3: blocks carry CERT_{r-1}, and meta holds the reward level and the minted units (§16)."""
+3: blocks carry CERT_{r-1}, and meta holds the reward level and the minted units (§16);
+4: PROTOCOL revision 2 (signatures bound to the genesis hash, certificate votes that sign
+their step, the empty value H(B_ε)), and the node's own votes (`own`)."""
 DEFAULT_MAP_SIZE = 1 << 36
 """64 GiB of address space; the file grows as it fills (and the map doubles when full)."""
 DEFAULT_UNDO_ROUNDS = 64
@@ -202,7 +204,12 @@ class Ledger:
             stored = txn.get(b"genesis", db=meta)
             fmt = txn.get(b"format", db=meta)
             if fmt is None or _int(fmt) != LEDGER_FORMAT:
-                raise LedgerError(f"{self._path}: ledger format {fmt!r}, expected {LEDGER_FORMAT}")
+                found = "none" if fmt is None else _int(fmt)
+                raise LedgerError(
+                    f"{self._path}: ledger format {found}, this node reads format {LEDGER_FORMAT}"
+                    " (PROTOCOL revision 2 changed every signature: a ledger of an older format"
+                    " cannot be upgraded; start from an empty data directory and sync)"
+                )
             if stored != self._genesis.hash:
                 raise LedgerError(
                     f"{self._path}: the ledger was made from genesis {bytes(stored or b'').hex()},"
@@ -359,8 +366,8 @@ class Ledger:
         seed = self.seed(round - 1)
         if seed is None:
             raise LedgerError(f"round {round}: no seed Q[{round - 1}] (the tip is {self._tip})")
-        n_c = self._genesis.params.n_c
-        return self.stake_table(round).weights(seed, round, step, n_c)
+        params = self._genesis.params
+        return self.stake_table(round).weights(seed, round, params.committee_step(step), params.n_c)
 
     def _check_extends(self, block: Block, certificate: Certificate, r: int) -> None:
         if not isinstance(block, Block):
@@ -377,9 +384,9 @@ class Ledger:
         if certificate.round != r:
             raise LedgerError(f"block {r}: the certificate is for round {certificate.round}")
         if block.is_empty:
-            if certificate.block_hash != EMPTY_HASH:
+            if certificate.b != 1 or certificate.value != (block.hash, NO_LEADER):
                 raise LedgerError(
-                    f"block {r}: the certificate is for a proposed block, not the empty block"
+                    f"block {r}: the certificate is not for the empty block of this round"
                 )
         elif certificate.b != 0 or certificate.value != (block.hash, block.producer):
             raise LedgerError(
@@ -476,7 +483,7 @@ class Ledger:
         """CERT_round if block `round` is a proposed block; None for the empty block, the
         genesis and rounds past the tip."""
         cert = self.certificate(round)
-        return None if cert is None or cert.block_hash == EMPTY_HASH else cert
+        return None if cert is None or cert.b == 1 else cert
 
     def certificate(self, round: int) -> Certificate | None:
         raw = self._read("certs", round) if round >= 1 else None

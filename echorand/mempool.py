@@ -69,6 +69,7 @@ class Mempool:
         self,
         state: AccountState,
         *,
+        genesis_hash: bytes,
         max_count: int = DEFAULT_MAX_COUNT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_per_sender: int = DEFAULT_MAX_PER_SENDER,
@@ -77,6 +78,8 @@ class Mempool:
         if min(max_count, max_bytes // TX_SIZE, max_per_sender) < 1:
             raise ValueError("the mempool limits must leave room for one transaction")
         self._state = state
+        self.genesis_hash = genesis_hash
+        """The network whose transactions are accepted (signatures are bound to it, PROTOCOL §2)."""
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.max_per_sender = max_per_sender
@@ -126,7 +129,7 @@ class Mempool:
         ids = [tx.id for tx in transactions]
         fresh = self._fresh(transactions, ids, reasons)
         unknown = [i for i in fresh if ids[i] not in verified] if verified else fresh
-        valid = verify_signatures([transactions[i] for i in unknown])
+        valid = verify_signatures([transactions[i] for i in unknown], self.genesis_hash)
         bad = {i for i, ok in zip(unknown, valid, strict=True) if not ok}
         signed = []
         for i in fresh:

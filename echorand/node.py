@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
-from echorand.consensus import Consensus, Tip, ledger_delegates
+from echorand.consensus import Consensus, Tip, tip_context
 from echorand.crypto import Keypair
 from echorand.delegation import ACTIVE_WINDOW
 from echorand.events import (
@@ -151,6 +151,7 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
     from the genesis on (recent authors and producers, CERT_tip for the next block to carry,
     and the tip before it, §16), without replaying the chain."""
     depth = policy_for(params).lock_depth
+    chain = ledger.genesis.hash
     carried = ledger.certificate_to_carry()
     recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1)
     previous = None
@@ -162,7 +163,7 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
         cert = ledger.proposed_certificate(r)
         producer = None if cert is None else cert.leader
         authors, producers = _last(before, depth), before[-ACTIVE_WINDOW:]
-        previous = Tip(r, seed, block_hash, authors, producers, producer, cert)
+        previous = Tip(r, seed, block_hash, authors, producers, producer, cert, chain=chain)
     return Tip(
         ledger.tip,
         ledger.tip_seed,
@@ -172,6 +173,7 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
         None if carried is None else carried.leader,
         carried,
         previous,
+        chain,
     )
 
 
@@ -213,6 +215,7 @@ class Node:
         self.view = LedgerView(self.ledger)
         self.mempool = Mempool(
             self.ledger.state,
+            genesis_hash=self.genesis.hash,
             max_count=config.mempool_max_count,
             max_bytes=config.mempool_max_bytes,
             max_per_sender=config.mempool_max_per_sender,
@@ -345,11 +348,11 @@ class Node:
         return ledger_tip(self.ledger, self.params)
 
     def _round_context(self, round: int) -> RoundContext:
-        """The context of `round` = tip + 1 from the ledger: stake table and delegates (§16)."""
-        view = self.view
-        return self._ledger_tip().context(
-            self.params, view.stake_table(round), ledger_delegates(view, round)
-        )
+        """The context of `round` = tip + 1 from the ledger: stake table, delegates (§16) and
+        the round before (whose sortition weighs the certificate its blocks carry)."""
+        tip = self._ledger_tip()
+        assert round == tip.round + 1
+        return tip_context(self.params, self.view, tip)
 
     def _start_consensus(self) -> None:
         tip = self._ledger_tip()
@@ -500,7 +503,7 @@ class Node:
             verified = self.verified
             unknown = [tx for tx in txs if tx.id not in verified]
             if unknown:
-                oks = verify_signatures(unknown)
+                oks = verify_signatures(unknown, self.genesis.hash)
                 if not all(oks):
                     log.warning(
                         "block %s.. of round %d refused: %d bad signature(s)",

@@ -7,6 +7,7 @@ told the time by its caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 SEED_TAG = b"echorand/seed"
 BLOCK_TAG = b"echorand/block"
@@ -15,11 +16,14 @@ MSG_TAG = b"echorand/msg"
 GC_PROPOSAL_TAG = b"echorand/gc_proposal"
 BBA_TAG = b"echorand/bba"
 CERT_TAG = b"echorand/cert"
+FINAL_TAG = b"echorand/final"
 
 HASH_SIZE = 32
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
-EMPTY_HASH = bytes(HASH_SIZE)
+FINAL_STEP = (1 << 32) - 1
+"""The reserved step of `echorand/final` votes (PROTOCOL §6): its own committee, never
+remapped by `max_step`."""
 
 PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
 """Who produces in step 1 (`echorand.proposers`): A_1 by stake, or the permissioned order of
@@ -74,6 +78,15 @@ def _default_threshold(n_c: int) -> int:
     return (n_c * 69) // 100
 
 
+def _default_final_threshold(n_c: int) -> int:
+    return (n_c * 74) // 100
+
+
+DEFAULT_ADVERSARY = Fraction(1, 5)
+"""f: the adversary's stake fraction a genesis is checked against by default (PROTOCOL §5:
+Algorand's assumption; the whitepaper's 1/3 needs committees of thousands of seats)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Params:
     """Consensus parameters, fixed in the genesis."""
@@ -99,16 +112,40 @@ class Params:
     safety depend on timing (a partition lets each side act for the other's principals)."""
     rewards: Rewards = field(default_factory=Rewards)
     """The block rewards (docs/protocol.md §16); none by default."""
+    max_step: int = field(default=-1)
+    """The last step with a committee of its own (4 + 3m, m >= k; default m = 2k): later
+    steps reuse the committees of steps 5 .. max_step cyclically (PROTOCOL §5)."""
+    f: Fraction = DEFAULT_ADVERSARY
+    """The adversary's stake fraction the committees are checked against (PROTOCOL §5)."""
+    t_f: int = field(default=-1)
+    """t_f: a block is final with `echorand/final` weight > t_f (default floor(0.74 * N_c))."""
+    insecure_committee: bool = False
+    """The genesis waives the committee security check (PROTOCOL §5): devnets and tests."""
 
     def __post_init__(self) -> None:
         if self.t_h < 0:
             object.__setattr__(self, "t_h", _default_threshold(self.n_c))
+        if self.t_f < 0:
+            object.__setattr__(self, "t_f", _default_final_threshold(self.n_c))
+        if self.max_step < 0:
+            object.__setattr__(self, "max_step", 4 + 6 * self.k)
+        if not isinstance(self.f, Fraction):
+            object.__setattr__(self, "f", Fraction(self.f))
         if self.n_g < 1 or self.n_c < 1:
             raise ValueError("n_g and n_c must be at least 1")
         if not 0 <= self.t_h < self.n_c:
             raise ValueError(f"t_h must be in [0, n_c): got t_h={self.t_h}, n_c={self.n_c}")
+        if not 0 <= self.t_f < self.n_c:
+            raise ValueError(f"t_f must be in [0, n_c): got t_f={self.t_f}, n_c={self.n_c}")
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
+        if self.max_step < self.mu or (self.max_step - 4) % 3 or self.max_step >= FINAL_STEP:
+            raise ValueError(
+                f"max_step must be 4 + 3m with m >= k = {self.k} (at least mu = {self.mu}),"
+                f" below 2^32 - 1; got {self.max_step}"
+            )
+        if not 0 <= self.f < 1 or self.f.denominator >= 1 << 32:
+            raise ValueError(f"f must be a fraction in [0, 1) with a u32 denominator, got {self.f}")
         if self.lam_ms <= 0 or self.big_lam_ms <= 0:
             raise ValueError("lam_ms and big_lam_ms must be positive")
         self._check_proposers()
@@ -133,5 +170,13 @@ class Params:
 
     @property
     def mu(self) -> int:
-        """μ = 4 + 3k: the last step; the round ends in the empty block after it."""
+        """μ = 4 + 3k: past it, BBA's coin-flipped steps default to the empty block."""
         return 4 + 3 * self.k
+
+    def committee_step(self, step: int) -> int:
+        """The step whose committee (sortition input) step `step` uses (PROTOCOL §5): itself up
+        to `max_step` (and for the reserved FINAL_STEP), else `5 + ((step - 5) mod (max_step -
+        4))`, which keeps `step mod 3`. Votes and the coin keep the real step."""
+        if step <= self.max_step or step == FINAL_STEP:
+            return step
+        return 5 + (step - 5) % (self.max_step - 4)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step
+from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step, vote
 from echorand.delegation import (
     Mode,
     Substitute,
@@ -46,7 +46,7 @@ from echorand.signing import (
 )
 from echorand.sortition import StakeTable
 from echorand.sortition import weights as sortition_weights
-from echorand.tally import EMPTY_VALUE, Value
+from echorand.tally import Value, empty_value
 
 Delegates = Callable[[int], int | None]
 """An account's explicit delegate in the round's stake snapshot, None if it has none."""
@@ -56,8 +56,9 @@ PayloadSource = Callable[[int], Sequence[Transaction]]
 
 
 class RoundContext:
-    """What a round is computed from: r, Q[r-1], H(B_{r-1}), the stake table of round r, and
-    the authors of the last non-empty blocks (which the round-robin proposer policies lock).
+    """What a round is computed from: the chain (its genesis hash, which every signature is
+    bound to), r, Q[r-1], H(B_{r-1}), the stake table of round r, and the authors of the last
+    non-empty blocks (which the round-robin proposer policies lock).
 
     When B_{r-1} is a proposed block, every block of round r carries CERT_{r-1}
     (docs/protocol.md §16): `prev_producer` is B_{r-1}'s producer, `carried` the certificate
@@ -72,7 +73,9 @@ class RoundContext:
         "active",
         "authors",
         "carried",
+        "chain",
         "delegates",
+        "empty_value",
         "params",
         "policy",
         "prev_hash",
@@ -94,11 +97,16 @@ class RoundContext:
         active: Sequence[int] = (),
         delegates: Delegates | None = None,
         *,
+        chain: bytes,
         prev_producer: int | None = None,
         carried: Certificate | None = None,
         previous: RoundContext | None = None,
     ) -> None:
         self.params = params
+        self.chain = chain
+        """The genesis hash: every signature of the round is over it (PROTOCOL §2)."""
+        self.empty_value = empty_value(round, prev_hash)
+        """{∅, ∅} of this round: (H(B_ε), 2^64 - 1) (PROTOCOL §5)."""
         self.prev_producer = prev_producer
         self.carried = carried
         self.previous = previous
@@ -117,7 +125,9 @@ class RoundContext:
         self._seats: list[int] | None = None
 
     def weights(self, step: int) -> dict[int, int]:
-        """Seats per account in A_step (A_1: the producers, in priority order)."""
+        """Seats per account in A_step (A_1: the producers, in priority order). Past
+        `max_step`, a step has the committee of `params.committee_step(step)` (PROTOCOL §5)."""
+        step = self.params.committee_step(step)
         weights = self._committees.get(step)
         if weights is None:
             if step == 1:
@@ -144,6 +154,7 @@ class RoundContext:
         producers (step 1), without active members, or when it would be the account itself."""
         if step < 2 or not self.active:
             return None
+        step = self.params.committee_step(step)
         first = self._first_seats.get(step)
         if first is None:
             seats = self.table.committee(self.seed, self.round, step, self.params.n_c)
@@ -233,14 +244,14 @@ class Round:
         self.keys = keys
         self.start_ms = start_ms
         self.payload = payload
-        self.gc = GradedConsensus(ctx.params.t_h)
+        self.gc = GradedConsensus(ctx.params.t_h, ctx.empty_value)
         self.votes: dict[int, StepVotes] = {}
         self.subs: dict[int, StepSubstitutes] = {}
         self.values: dict[int, Value | Vote] = {}
         """This node's value (steps 2, 3) or vote (steps >= 4) in each step it completed."""
         self.step = 2
         """The step this node works on now (it has acted in every step before it)."""
-        self.own_value: Value = EMPTY_VALUE
+        self.own_value: Value = ctx.empty_value
         self.decision: tuple[int, Vote] | None = None
         """(the step whose votes decided, the decided vote), once decided."""
         self.decided_votes: StepVotes | None = None
@@ -355,14 +366,14 @@ class Round:
         if not mine:
             return
         priority, producer = min(mine)
-        key = self.keys[producer]
+        key, chain = self.keys[producer], ctx.chain
         r = ctx.round
         payload = self.payload(r)
-        block = sign_block(key, r, ctx.prev_hash, producer, ctx.seed, payload, ctx.carried)
+        block = sign_block(key, chain, r, ctx.prev_hash, producer, ctx.seed, payload, ctx.carried)
         self.gc.add_block(producer, priority, block)
         self.gc.set_valid(block.hash, True)
-        self._out.append(Send(sign_gc_block(key, producer, block)))
-        self._out.append(Send(sign_gc_signature(key, producer, block)))
+        self._out.append(Send(sign_gc_block(key, chain, producer, block)))
+        self._out.append(Send(sign_gc_signature(key, chain, producer, block)))
 
     # --- steps 2.. -----------------------------------------------------------
 
@@ -405,7 +416,7 @@ class Round:
             if graded is None:
                 return False
             self.own_value = graded.value
-            self._vote(4, Vote(graded.b, graded.value))
+            self._vote(4, vote(graded.b, graded.value, self.ctx.empty_value))
         else:
             p, ctx = self.ctx.params, self.ctx
             outcome = run_step(
@@ -413,6 +424,7 @@ class Round:
                 self.step_votes(s - 1),
                 p.t_h,
                 self.own_value,
+                ctx.empty_value,
                 coin(ctx.seed, ctx.round, s),
                 past_mu=s > p.mu,
                 timed_out=timed_out,
@@ -435,17 +447,19 @@ class Round:
     def _propose(self, step: int, value: Value) -> None:
         """gc_proposal {r, s, id, v} for each local account in A_s (counted here too)."""
         self.values[step] = value
+        ctx = self.ctx
         for account, _ in self._local_seats(step):
-            msg = sign_proposal(self.keys[account], self.ctx.round, step, account, value)
+            msg = sign_proposal(self.keys[account], ctx.chain, ctx.round, step, account, value)
             self._count_gc(step, account, value, Mode.OWN)
             self._out.append(Send(msg))
 
     def _vote(self, step: int, vote: Vote) -> None:
         """bba_signature {r, s, id, b, v, sig(b, v)} for each local account in A_s."""
         self.values[step] = vote
+        ctx = self.ctx
         for account, _ in self._local_seats(step):
             key = self.keys[account]
-            msg = sign_vote(key, self.ctx.round, step, account, vote.b, vote.value)
+            msg = sign_vote(key, ctx.chain, ctx.round, step, account, vote.b, vote.value)
             self._count_own_bba(step, account, vote, msg.cert_sig)
             self._out.append(Send(msg))
 
@@ -541,13 +555,13 @@ class Round:
                 signer, mode = fallback, Mode.FALLBACK
             if held is not None and held.mode <= mode:
                 continue
-            key, r = self.keys[signer], ctx.round
+            key, r, chain = self.keys[signer], ctx.round, ctx.chain
             if isinstance(value, Vote):
                 msg: Substitute = sign_bba_substitute(
-                    key, r, step, signer, principal, mode, value.b, value.value
+                    key, chain, r, step, signer, principal, mode, value.b, value.value
                 )
             else:
-                msg = sign_gc_substitute(key, r, step, signer, principal, mode, value)
+                msg = sign_gc_substitute(key, chain, r, step, signer, principal, mode, value)
             subs.hold(msg)
             self._count_held(step, principal)
             self._out.append(Send(msg))

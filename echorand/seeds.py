@@ -7,10 +7,14 @@ import hashlib
 from echorand.params import HASH_SIZE, SEED_TAG, SIGNATURE_SIZE
 
 
-def seed_signing_bytes(prev_seed: bytes, round: int) -> bytes:
-    """The payload a leader signs to make S: tag || 0x00 || u64be(r) || Q[r-1]."""
+def seed_signing_bytes(chain: bytes, prev_seed: bytes, round: int) -> bytes:
+    """The payload a leader signs to make S:
+    `"echorand/seed" || 0x00 || genesis_hash || u64be(r) || Q[r-1]` (`chain` is the genesis
+    hash, PROTOCOL §2)."""
     _check_seed(prev_seed)
-    return SEED_TAG + b"\x00" + round.to_bytes(8, "big") + prev_seed
+    if len(chain) != HASH_SIZE:
+        raise ValueError(f"chain must be the {HASH_SIZE}-byte genesis hash, got {len(chain)} bytes")
+    return SEED_TAG + b"\x00" + bytes(chain) + round.to_bytes(8, "big") + prev_seed
 
 
 def next_seed(prev_seed: bytes, round: int, leader_sig: bytes | None) -> bytes:

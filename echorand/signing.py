@@ -1,8 +1,9 @@
 """Making the signed messages of a round (docs/protocol.md §6).
 
 Each function builds the message, signs the exact bytes its signature is
-over (`signing_bytes()`, tag included) with the account's key, and returns
-the signed message. Ed25519 signing is deterministic: no randomness here.
+over (`signing_bytes(chain)`, tag and genesis hash included: PROTOCOL §2)
+with the account's key, and returns the signed message. `chain` is the
+genesis hash. Ed25519 signing is deterministic: no randomness here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Signer(Protocol):
 
 def sign_block(
     key: Signer,
+    chain: bytes,
     round: int,
     prev_hash: bytes,
     producer: int,
@@ -47,37 +49,41 @@ def sign_block(
 ) -> Block:
     """B_r by `producer`, with its seed signature S = sig(Q[r-1]) and block signature,
     carrying CERT_{r-1} when block r-1 is a proposed block (docs/protocol.md §16)."""
-    seed_sig = key.sign(seed_signing_bytes(prev_seed, round))
+    seed_sig = key.sign(seed_signing_bytes(chain, prev_seed, round))
     fields = (round, prev_hash, producer, seed_sig, tuple(transactions))
     draft = Block(*fields, NO_SIGNATURE, prev_cert)
-    return Block(*fields, key.sign(draft.signing_bytes()), prev_cert)
+    return Block(*fields, key.sign(draft.signing_bytes(chain)), prev_cert)
 
 
-def sign_gc_block(key: Signer, sender: int, block: Block) -> GcBlock:
+def sign_gc_block(key: Signer, chain: bytes, sender: int, block: Block) -> GcBlock:
     draft = GcBlock(block.round, 1, sender, block, NO_SIGNATURE)
-    return GcBlock(block.round, 1, sender, block, key.sign(draft.signing_bytes()))
+    return GcBlock(block.round, 1, sender, block, key.sign(draft.signing_bytes(chain)))
 
 
-def sign_gc_signature(key: Signer, sender: int, block: Block) -> GcSignature:
+def sign_gc_signature(key: Signer, chain: bytes, sender: int, block: Block) -> GcSignature:
     """gc_signature {r, id, sig(Q[r-1]), H(B_r), H(B_{r-1})} for a producer's block."""
     assert block.seed_sig is not None
     fields = (block.round, 1, sender, block.seed_sig, block.hash, block.prev_hash)
     draft = GcSignature(*fields, NO_SIGNATURE)
-    return GcSignature(*fields, key.sign(draft.signing_bytes()))
+    return GcSignature(*fields, key.sign(draft.signing_bytes(chain)))
 
 
-def sign_proposal(key: Signer, round: int, step: int, sender: int, value: Value) -> GcProposal:
+def sign_proposal(
+    key: Signer, chain: bytes, round: int, step: int, sender: int, value: Value
+) -> GcProposal:
     """gc_proposal {r, s, id, v} (steps 2 and 3)."""
     fields = (round, step, sender, value[0], value[1])
     draft = GcProposal(*fields, NO_SIGNATURE)
-    return GcProposal(*fields, key.sign(draft.signing_bytes()))
+    return GcProposal(*fields, key.sign(draft.signing_bytes(chain)))
 
 
 def sign_vote(
-    key: Signer, round: int, step: int, sender: int, b: int, value: Value
+    key: Signer, chain: bytes, round: int, step: int, sender: int, b: int, value: Value
 ) -> BbaSignature:
-    """bba_signature {r, s, id, b, v, sig(r, b, v)}; cert_sig signs the empty value when b = 1."""
+    """bba_signature {r, s, id, b, v, sig(r, s, b, v)} (`value`: the round's empty value when
+    b = 1)."""
     draft = BbaSignature(round, step, sender, b, value[0], value[1], NO_SIGNATURE, NO_SIGNATURE)
-    fields = (round, step, sender, b, value[0], value[1], key.sign(draft.cert_signing_bytes()))
+    cert_sig = key.sign(draft.cert_signing_bytes(chain))
+    fields = (round, step, sender, b, value[0], value[1], cert_sig)
     draft = BbaSignature(*fields, NO_SIGNATURE)
-    return BbaSignature(*fields, key.sign(draft.signing_bytes()))
+    return BbaSignature(*fields, key.sign(draft.signing_bytes(chain)))

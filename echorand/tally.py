@@ -7,16 +7,26 @@ it in the same step (equivocation) adds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-from echorand.params import EMPTY_HASH
+from echorand.messages import NO_LEADER, Block
 
 Value = tuple[bytes, int]
 """v = {block_hash, leader}, the whitepaper's value."""
 
-EMPTY_VALUE: Value = (EMPTY_HASH, 0)
-"""{∅, ∅}: the empty block, no leader."""
+
+def empty_value(round: int, prev_hash: bytes) -> Value:
+    """{∅, ∅} of round r on H(B_{r-1}): `(H(B_ε), 2^64 - 1)`, the hash of the round's empty
+    block and no leader (PROTOCOL §5, revision 2). It binds a vote for the empty block to the
+    fork it was cast on."""
+    return (Block.empty(round, prev_hash).hash, NO_LEADER)
+
+
+def is_empty(value: Value) -> bool:
+    """Whether `value` is an empty value (of some round; validation checks which)."""
+    return value[1] == NO_LEADER
+
 
 K = TypeVar("K", bound=Hashable)
 
@@ -61,17 +71,17 @@ class Tally(Generic[K]):
     def weight(self, key: K) -> int:
         return self._weight.get(key, 0)
 
-    def above(self, threshold: int, exclude: K | None = None) -> K | None:
+    def above(self, threshold: int, keep: Callable[[K], bool] | None = None) -> K | None:
         """The key of largest weight if that weight is > threshold, else None.
 
         Ties between keys above the threshold (possible only below half the
         seats) go to the smallest key, so every node picks the same one.
-        `exclude` is never returned.
+        Only keys for which `keep(key)` holds are considered (all without it).
         """
         above = [
             (-weight, key)
             for key, weight in self._weight.items()
-            if weight > threshold and key != exclude
+            if weight > threshold and (keep is None or keep(key))
         ]
         return min(above)[1] if above else None  # type: ignore[type-var]
 

@@ -92,34 +92,47 @@ _NO_SIGNATURE = bytes(SIGNATURE_SIZE)
 
 
 def sign_transaction(
-    kind: int, keypair: Keypair, recipient: bytes, amount: int, fee: int, nonce: int
+    kind: int,
+    keypair: Keypair,
+    recipient: bytes,
+    amount: int,
+    fee: int,
+    nonce: int,
+    *,
+    chain: bytes,
 ) -> Transaction:
-    """A transaction from `keypair`'s account, signed."""
+    """A transaction from `keypair`'s account, signed for the network whose genesis hash is
+    `chain` (PROTOCOL §2: it never verifies on another network)."""
     unsigned = Transaction(kind, keypair.public_key, recipient, amount, fee, nonce, _NO_SIGNATURE)
-    signature = keypair.sign(unsigned.signing_bytes())
+    signature = keypair.sign(unsigned.signing_bytes(chain))
     return Transaction(kind, keypair.public_key, recipient, amount, fee, nonce, signature)
 
 
 def transfer(
-    keypair: Keypair, recipient: bytes, amount: int, *, fee: int, nonce: int
+    keypair: Keypair, recipient: bytes, amount: int, *, fee: int, nonce: int, chain: bytes
 ) -> Transaction:
     """A signed transfer of `amount` to the account of `recipient` (created if new)."""
-    return sign_transaction(Transaction.TRANSFER, keypair, recipient, amount, fee, nonce)
+    kind = Transaction.TRANSFER
+    return sign_transaction(kind, keypair, recipient, amount, fee, nonce, chain=chain)
 
 
-def delegation(keypair: Keypair, delegate: bytes, *, fee: int, nonce: int) -> Transaction:
+def delegation(
+    keypair: Keypair, delegate: bytes, *, fee: int, nonce: int, chain: bytes
+) -> Transaction:
     """A signed delegation to the account of `delegate` (your own key: no delegate)."""
     if len(delegate) != KEY_SIZE:
         raise ValueError(f"delegate must be {KEY_SIZE} bytes, got {len(delegate)}")
-    return sign_transaction(Transaction.DELEGATION, keypair, delegate, 0, fee, nonce)
+    kind = Transaction.DELEGATION
+    return sign_transaction(kind, keypair, delegate, 0, fee, nonce, chain=chain)
 
 
-def verify_signatures(transactions: Sequence[Transaction]) -> list[bool]:
-    """Whether each transaction's signature verifies: one batch for all (ZIP 215)."""
+def verify_signatures(transactions: Sequence[Transaction], chain: bytes) -> list[bool]:
+    """Whether each transaction's signature verifies for the network `chain` (its genesis
+    hash): one batch for all (ZIP 215)."""
     if not transactions:
         return []
     return verify_batch(
         [tx.sender for tx in transactions],
-        [tx.signing_bytes() for tx in transactions],
+        [tx.signing_bytes(chain) for tx in transactions],
         [tx.signature for tx in transactions],
     )

@@ -36,7 +36,7 @@ from echorand.certificate import (
     CertificateError,
     PublicKeys,
     SignatureCheck,
-    carried_checks,
+    block_checks,
 )
 from echorand.delegation import Substitute
 from echorand.messages import (
@@ -50,7 +50,7 @@ from echorand.messages import (
 )
 from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
-from echorand.tally import EMPTY_VALUE
+from echorand.tally import Value, is_empty
 
 __all__ = [
     "CachingVerifier",
@@ -62,6 +62,7 @@ __all__ = [
     "check_fields",
     "check_substitute",
     "should_relay",
+    "value_problem",
     "verify_messages",
 ]
 
@@ -139,12 +140,22 @@ def check_substitute(
     pk = public_key(msg.sender)
     if pk is None:
         return "unknown account"
-    if msg.value != EMPTY_VALUE and ctx.priority(msg.leader) is None:
-        return "leader not a producer"
-    checks = [(pk, msg.signing_bytes(), msg.signature)]
+    problem = value_problem(msg.value, ctx)
+    if problem is not None:
+        return problem
+    checks = [(pk, msg.signing_bytes(ctx.chain), msg.signature)]
     if isinstance(msg, BbaSubstitute):
-        checks.append((pk, msg.cert_signing_bytes(), msg.cert_sig))
+        checks.append((pk, msg.cert_signing_bytes(ctx.chain), msg.cert_sig))
     return checks
+
+
+def value_problem(value: Value, ctx: RoundContext) -> str | None:
+    """Why a vote's value cannot be of this round, or None: an empty value must be the
+    round's `(H(B_ε), 2^64 - 1)` on our H(B_{r-1}) (a vote for the empty block of another
+    fork, PROTOCOL §5), and a block's value must name a producer in A_1."""
+    if is_empty(value):
+        return None if value == ctx.empty_value else "wrong empty value"
+    return None if ctx.priority(value[1]) is not None else "leader not a producer"
 
 
 def check_fields(
@@ -169,20 +180,21 @@ def check_fields(
     pk = public_key(msg.sender)
     if pk is None:
         return "unknown account"
-    checks = [(pk, msg.signing_bytes(), msg.signature)]
+    checks = [(pk, msg.signing_bytes(ctx.chain), msg.signature)]
     if isinstance(msg, GcBlock):
         return _check_block(msg, ctx, public_key, pk, checks)
     if isinstance(msg, GcSignature):
-        if msg.block_hash == EMPTY_VALUE[0]:
+        if msg.block_hash == ctx.empty_value[0]:
             return "empty block hash"
         if msg.prev_hash != ctx.prev_hash:
             return "wrong previous block"
-        checks.append((pk, seed_signing_bytes(ctx.seed, ctx.round), msg.rand))
+        checks.append((pk, seed_signing_bytes(ctx.chain, ctx.seed, ctx.round), msg.rand))
         return checks
-    if msg.value != EMPTY_VALUE and ctx.priority(msg.leader) is None:
-        return "leader not a producer"
+    problem = value_problem(msg.value, ctx)
+    if problem is not None:
+        return problem
     if isinstance(msg, BbaSignature):
-        checks.append((pk, msg.cert_signing_bytes(), msg.cert_sig))
+        checks.append((pk, msg.cert_signing_bytes(ctx.chain), msg.cert_sig))
     return checks
 
 
@@ -202,14 +214,10 @@ def _check_block(
         return "block of another producer"
     if block.prev_hash != ctx.prev_hash:
         return "wrong previous block"
-    assert block.seed_sig is not None and block.signature is not None
     try:
-        carried = carried_checks(block, ctx, public_key)
+        checks.extend(block_checks(block, ctx, public_key))
     except CertificateError:
         return "bad carried certificate"
-    checks.append((pk, seed_signing_bytes(ctx.seed, ctx.round), block.seed_sig))
-    checks.append((pk, block.signing_bytes(), block.signature))
-    checks.extend(carried)
     return checks
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from echorand.crypto import Keypair
-from echorand.messages import Block, Certificate, Transaction
-from echorand.params import EMPTY_HASH, SIGNATURE_SIZE
+from echorand.messages import NO_LEADER, Block, Certificate, Transaction
+from echorand.params import SIGNATURE_SIZE
 from echorand.seeds import seed_signing_bytes
 
-CERT_STEP = 5
+CERT_STEPS = {0: 4, 1: 5}
+"""The step a certificate of each bit is made at (the first step whose votes decide it)."""
 _ZERO_SIG = bytes(SIGNATURE_SIZE)
 
 
@@ -26,22 +27,29 @@ def proposed_block(
     keypair: Keypair,
     transactions: Sequence[Transaction] = (),
     prev_cert: Certificate | None = None,
+    *,
+    chain: bytes,
 ) -> Block:
-    """A block of `round` by `producer`, with its seed signature, signed, carrying
-    `prev_cert` (CERT_{r-1}, which the ledger requires after a proposed block)."""
-    seed_sig = keypair.sign(seed_signing_bytes(prev_seed, round))
+    """A block of `round` by `producer`, with its seed signature, signed for the network
+    `chain` (its genesis hash), carrying `prev_cert` (CERT_{r-1}, which the ledger requires
+    after a proposed block)."""
+    seed_sig = keypair.sign(seed_signing_bytes(chain, prev_seed, round))
     fields = (round, prev_hash, producer, seed_sig, transactions)
     unsigned = Block(*fields, _ZERO_SIG, prev_cert)
-    return Block(*fields, keypair.sign(unsigned.signing_bytes()), prev_cert)
+    return Block(*fields, keypair.sign(unsigned.signing_bytes(chain)), prev_cert)
 
 
-def certificate(block: Block, signers: Sequence[tuple[int, Keypair]]) -> Certificate:
-    """A certificate for `block` (b = 0 for a proposed block, b = 1 for the empty one)."""
+def certificate(
+    block: Block, signers: Sequence[tuple[int, Keypair]], *, chain: bytes
+) -> Certificate:
+    """A certificate for `block` (b = 0 for a proposed block, b = 1 with the empty value for
+    the empty one), its votes signed for the network `chain`."""
     if block.is_empty:
-        b, value = 1, (EMPTY_HASH, 0)
+        b, value = 1, (block.hash, NO_LEADER)
     else:
         b, value = 0, (block.hash, block.producer)
-    unsigned = Certificate(block.round, CERT_STEP, b, value[0], value[1], [])
-    body = unsigned.vote_signing_bytes()
+    step = CERT_STEPS[b]
+    unsigned = Certificate(block.round, step, b, value[0], value[1], [])
+    body = unsigned.vote_signing_bytes(chain)
     votes = [(i, kp.sign(body)) for i, kp in sorted(signers, key=lambda s: s[0])]
-    return Certificate(block.round, CERT_STEP, b, value[0], value[1], votes)
+    return Certificate(block.round, step, b, value[0], value[1], votes)

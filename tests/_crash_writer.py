@@ -43,11 +43,23 @@ def next_block(ledger: Ledger, keypairs: list[Keypair]) -> Block:
             recipient = keypairs[(sender + 1 + j) % n].public_key
         nonce = ledger.state.nonce(sender)
         amount = 1 + (r + j) % 97
-        txs.append(transfer(keypairs[sender], recipient, amount, fee=(r + j) % 5, nonce=nonce))
+        txs.append(
+            transfer(
+                keypairs[sender],
+                recipient,
+                amount,
+                fee=(r + j) % 5,
+                nonce=nonce,
+                chain=ledger.genesis.hash,
+            )
+        )
     producer = r % n
     carried = ledger.certificate_to_carry()
     kp = keypairs[producer]
-    return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried)
+    chain = ledger.genesis.hash
+    return proposed_block(
+        r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried, chain=chain
+    )
 
 
 def main(genesis_dir: str, ledger_dir: str) -> None:
@@ -59,7 +71,7 @@ def main(genesis_dir: str, ledger_dir: str) -> None:
     print("open", ledger.tip, flush=True)
     while True:
         block = next_block(ledger, keypairs)
-        ledger.apply(block, certificate(block, signers))
+        ledger.apply(block, certificate(block, signers, chain=genesis.hash))
         print("committed", block.round, flush=True)
 
 

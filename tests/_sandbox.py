@@ -29,11 +29,17 @@ from echorand.signing import (
     sign_vote,
 )
 from echorand.sortition import StakeTable
-from echorand.tally import EMPTY_VALUE, Value
+from echorand.tally import Value, empty_value
 from echorand.validate import CachingVerifier, NativeVerifier
 
 PARAMS = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300)
-"""Small committees: t_h = 13 of 20 seats, mu = 10."""
+"""Small committees: t_h = 13 of 20 seats, mu = 10, max_step = 16."""
+
+CHAIN = hashlib.sha256(b"sandbox genesis").digest()
+"""The sandbox's genesis hash: H(B_0), and the chain every signature is bound to."""
+
+EMPTY_VALUE = empty_value(1, CHAIN)
+"""{∅, ∅} of round 1: (H(B_ε) of round 1, 2^64 - 1)."""
 
 LOCAL = 0
 """The account the node under test holds."""
@@ -59,7 +65,7 @@ class Ledger:
 
 def _genesis(attempt: int) -> Tip:
     seed = hashlib.sha256(b"sandbox seed %d" % attempt).digest()
-    return Tip(0, seed, hashlib.sha256(b"sandbox genesis").digest())
+    return Tip(0, seed, CHAIN)
 
 
 class Sandbox:
@@ -94,7 +100,13 @@ class Sandbox:
         return all(ctx.weight(s, LOCAL) > 0 for s in range(2, PARAMS.mu + 2))
 
     def context(self, round: int, tip: Tip) -> RoundContext:
-        return RoundContext(PARAMS, round, tip.seed, tip.block_hash, self.ledger.stake_table(round))
+        table = self.ledger.stake_table(round)
+        return RoundContext(PARAMS, round, tip.seed, tip.block_hash, table, chain=CHAIN)
+
+    @property
+    def empty(self) -> Value:
+        """{∅, ∅} of the node's current round."""
+        return self.ctx.empty_value
 
     @property
     def ctx(self) -> RoundContext:
@@ -174,33 +186,40 @@ class Sandbox:
         carried = ctx.carried if prev_cert == "own" else prev_cert
         assert not isinstance(carried, str)
         return sign_block(
-            key(producer), ctx.round, ctx.prev_hash, producer, ctx.seed, transactions, carried
+            key(producer),
+            CHAIN,
+            ctx.round,
+            ctx.prev_hash,
+            producer,
+            ctx.seed,
+            transactions,
+            carried,
         )
 
     def gc_block(self, block: Block):
-        return sign_gc_block(key(block.producer), block.producer, block)
+        return sign_gc_block(key(block.producer), CHAIN, block.producer, block)
 
     def gc_signature(self, block: Block):
-        return sign_gc_signature(key(block.producer), block.producer, block)
+        return sign_gc_signature(key(block.producer), CHAIN, block.producer, block)
 
     def proposals(self, step: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
-        return [sign_proposal(key(a), self.ctx.round, step, a, value) for a in signers]
+        return [sign_proposal(key(a), CHAIN, self.ctx.round, step, a, value) for a in signers]
 
     def votes(self, step: int, b: int, value: Value, signers: list[int]) -> list[ConsensusMessage]:
-        return [sign_vote(key(a), self.ctx.round, step, a, b, value) for a in signers]
+        return [sign_vote(key(a), CHAIN, self.ctx.round, step, a, b, value) for a in signers]
 
     # --- what the node should send -----
 
     def my_proposals(self, step: int, value: Value) -> list[Send]:
         return [
-            Send(sign_proposal(self.keys[a], self.ctx.round, step, a, value))
+            Send(sign_proposal(self.keys[a], CHAIN, self.ctx.round, step, a, value))
             for a in sorted(self.keys)
             if self.ctx.weight(step, a)
         ]
 
     def my_votes(self, step: int, b: int, value: Value) -> list[Send]:
         return [
-            Send(sign_vote(self.keys[a], self.ctx.round, step, a, b, value))
+            Send(sign_vote(self.keys[a], CHAIN, self.ctx.round, step, a, b, value))
             for a in sorted(self.keys)
             if self.ctx.weight(step, a)
         ]
@@ -209,4 +228,4 @@ class Sandbox:
         return sum(self.ctx.weight(step, a) for a in self.keys)
 
 
-__all__ = ["EMPTY_VALUE", "LOCAL", "PARAMS", "Sandbox", "key"]
+__all__ = ["CHAIN", "EMPTY_VALUE", "LOCAL", "PARAMS", "Sandbox", "key"]

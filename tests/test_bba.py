@@ -29,7 +29,7 @@ def votes(*entries: tuple[int, int, tuple[bytes, int]]) -> StepVotes:
 def step(
     s: int, previous: StepVotes, timed_out: bool = False, coin_bit: int = 0, past_mu: bool = False
 ):
-    return run_step(s, previous, T_H, V, coin_bit, past_mu, timed_out)
+    return run_step(s, previous, T_H, V, EMPTY_VALUE, coin_bit, past_mu, timed_out)
 
 
 def test_step_kinds_cycle_from_step_5() -> None:
@@ -65,7 +65,7 @@ def test_coin_fixed_to_1_decides_empty_on_w1_above_t_h() -> None:
 
 
 def test_coin_fixed_to_1_w0_above_t_h_gives_b0_and_adopts_the_value() -> None:
-    outcome = run_step(6, votes((T_H + 1, 0, W)), T_H, V, 0, False, False)
+    outcome = run_step(6, votes((T_H + 1, 0, W)), T_H, V, EMPTY_VALUE, 0, False, False)
     assert outcome is not None and not outcome.decided and outcome.vote == Vote(0, W)
 
 
@@ -85,6 +85,23 @@ def test_coin_flipped_step_follows_a_passed_bit() -> None:
     for vote in (Vote(0, V), Vote(1, EMPTY_VALUE)):
         outcome = step(7, votes((T_H + 1, vote.b, vote.value)), coin_bit=1 - vote.b)
         assert outcome is not None and outcome.vote.b == vote.b and not outcome.decided
+
+
+def test_a_default_b0_of_a_node_with_an_empty_value_votes_b1() -> None:
+    # PROTOCOL §5 (revision 2): b = 0 always carries a block's value; where only the default
+    # (c = 0) or the coin gives b = 0 to a node whose value is empty, it votes b = 1
+    split = votes((T_H, 0, V), (5, 1, EMPTY_VALUE))
+    for s, coin_bit in ((5, 0), (7, 0)):
+        outcome = run_step(s, split, T_H, EMPTY_VALUE, EMPTY_VALUE, coin_bit, False, True)
+        assert outcome is not None and outcome.vote == Vote(1, EMPTY_VALUE)
+    # with a block's value the default b = 0 carries it
+    outcome = run_step(5, split, T_H, W, EMPTY_VALUE, 0, False, True)
+    assert outcome is not None and outcome.vote == Vote(0, W)
+
+
+def test_a_passed_w1_is_voted_with_the_empty_value_not_the_own_value() -> None:
+    outcome = step(8, votes((T_H + 1, 1, EMPTY_VALUE)))
+    assert outcome is not None and outcome.vote == Vote(1, EMPTY_VALUE)
 
 
 def test_after_mu_the_flipped_step_defaults_to_the_empty_block() -> None:
@@ -146,8 +163,7 @@ def test_step4_quorum_for_a_block_commits_it_with_a_step4_certificate() -> None:
 def test_step5_quorum_for_b1_commits_the_empty_block() -> None:
     sb = Sandbox()
     sb.take()
-    graded = (sb.block(sb.best_remote_producer()).hash, sb.best_remote_producer())
-    msgs = sb.votes(5, 1, graded, sb.signers(5, PARAMS.t_h + 1))  # b = 1 keeps the graded v
+    msgs = sb.votes(5, 1, sb.empty, sb.signers(5, PARAMS.t_h + 1))  # b = 1: the empty value
     sb.recv(*msgs)
     actions = sb.take()
     commit = actions[len(msgs)]
@@ -183,13 +199,13 @@ def test_bba_steps_run_on_their_timers_with_the_default_bits() -> None:
     assert sb.take() == sb.my_proposals(3, EMPTY_VALUE)
     sb.add_time(2 * PARAMS.lam_ms)
     assert sb.take() == sb.my_votes(4, 1, EMPTY_VALUE)
+    # coin fixed to 0: its default b = 0 would carry the empty value, so the node votes b = 1
     sb.add_time(2 * PARAMS.lam_ms)
-    assert sb.take() == sb.my_votes(5, 0, EMPTY_VALUE)  # coin fixed to 0
+    assert sb.take() == sb.my_votes(5, 1, EMPTY_VALUE)
     sb.add_time(2 * PARAMS.lam_ms)
     assert sb.take() == sb.my_votes(6, 1, EMPTY_VALUE)  # coin fixed to 1
     sb.add_time(2 * PARAMS.lam_ms)
-    c = coin(sb.ctx.seed, 1, 7)
-    assert sb.take() == sb.my_votes(7, c, EMPTY_VALUE)  # the coin
+    assert sb.take() == sb.my_votes(7, 1, EMPTY_VALUE)  # the coin, whatever it is: b = 1 again
     sb.assert_state(1, 8)
 
 

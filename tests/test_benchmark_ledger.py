@@ -22,7 +22,7 @@ def test_the_ledger_benchmark_reports_every_operation() -> None:
 
 def test_the_python_baseline_agrees_with_the_native_state() -> None:
     seeds, pks = ledger._keys(300)
-    txs = ledger._block_txs(seeds, pks, 100)
+    txs = ledger._block_txs(seeds, pks, 100, bytes(32))
     keys = [pks[i : i + 32] for i in range(0, len(pks), 32)]
     python = ledger.PythonState(keys, [ledger.BALANCE] * 300)
     entries = b"".join(k + ledger.BALANCE.to_bytes(8, "big") for k in keys)

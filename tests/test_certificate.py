@@ -4,11 +4,13 @@ the fork choice rule."""
 from __future__ import annotations
 
 import pytest
-from _sandbox import EMPTY_VALUE, PARAMS, Sandbox, key
+from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.certificate import CertificateError, check_certificate, choose_chain
+from echorand.certificate import CertificateError, check_certificate, choose_chain, decides
 from echorand.events import Commit
-from echorand.messages import Block, Certificate
+from echorand.messages import Block, Certificate, DecodeError
+from echorand.params import FINAL_STEP
+from echorand.signing import sign_vote
 
 
 def decided(b: int = 0) -> tuple[Sandbox, Block, Certificate]:
@@ -60,7 +62,7 @@ def test_too_little_weight_is_refused() -> None:
 def test_signer_outside_the_committee_is_refused() -> None:
     sb, block, cert = decided()
     outsider = min(a for a in range(16) if a not in sb.round1.weights(4))  # type: ignore[attr-defined]
-    sig = key(outsider).sign(cert.vote_signing_bytes())
+    sig = key(outsider).sign(cert.vote_signing_bytes(CHAIN))
     with pytest.raises(CertificateError, match="not in A_4"):
         check(sb, with_votes(cert, [*cert.votes, (outsider, sig)]), block)
 
@@ -79,11 +81,57 @@ def test_certificate_of_another_round_is_refused() -> None:
         check(sb, with_votes(cert, list(cert.votes), round=2), block)
 
 
-def test_votes_of_a_step_that_decides_nothing_are_refused() -> None:
-    sb, block, cert = decided()
-    # the same signatures claimed for step 5, where b = 0 votes decide nothing
-    with pytest.raises(CertificateError, match="decide nothing"):
-        check(sb, with_votes(cert, list(cert.votes), step=5), block)
+def test_a_certificate_whose_step_decides_nothing_for_its_bit_is_malformed() -> None:
+    _, _, cert = decided()
+    assert not decides(5, 0) and not decides(4, 1) and not decides(FINAL_STEP, 0)
+    # b = 0 votes of step 5 (or b = 1 of step 4) decide nothing: the codec refuses them
+    with pytest.raises(ValueError, match="decide nothing"):
+        with_votes(cert, list(cert.votes), step=5)
+    raw = bytearray(cert.encode())
+    raw[8:12] = (5).to_bytes(4, "big")
+    with pytest.raises(DecodeError, match=r"certificate\.step"):
+        Certificate.from_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("step", [8, 300_000_002])
+def test_votes_relabelled_as_another_step_are_refused(step: int) -> None:
+    # The attack of PROTOCOL revision 2: b = 1 votes honest accounts cast at step 5, relabelled
+    # as the certificate of another b = 1 step (whose committee, past max_step, is one of the
+    # bounded set). The votes sign their step, so none verifies at another.
+    sb, block, _ = decided(1)
+    ctx = sb.round1  # type: ignore[attr-defined]
+    target = ctx.weights(step)
+    both = sorted(a for a in ctx.weights(5) if a in target)
+    assert sum(target[a] for a in both) > PARAMS.t_h, "precondition: A_5 ∩ A_step passes t_h"
+
+    def certificate(cast_at: int) -> Certificate:
+        votes = [sign_vote(key(a), CHAIN, 1, cast_at, a, 1, ctx.empty_value) for a in both]
+        return Certificate(1, step, 1, *ctx.empty_value, [(v.sender, v.cert_sig) for v in votes])
+
+    check(sb, certificate(step), block)  # the same signers, voting at that step: valid
+    with pytest.raises(CertificateError, match="bad signature"):
+        check(sb, certificate(5), block)
+
+
+def test_an_empty_block_certificate_of_another_fork_is_refused() -> None:
+    # The empty value is H(B_ε) of the round on its H(B_{r-1}): b = 1 votes of one fork
+    # certify nothing on another, even for the same round.
+    sb, block, cert = decided(1)
+    other_fork = Block.empty(1, bytes(31) + b"\x01")
+    foreign = with_votes(cert, list(cert.votes), block_hash=other_fork.hash)
+    with pytest.raises(CertificateError, match="empty value"):
+        check(sb, foreign, block)
+
+
+def test_past_max_step_committees_repeat_with_the_step_class() -> None:
+    p = PARAMS
+    assert p.max_step == 4 + 6 * p.k
+    assert [p.committee_step(s) for s in (4, p.max_step, p.max_step + 1)] == [4, p.max_step, 5]
+    for s in range(5, 10 * p.max_step):
+        mapped = p.committee_step(s)
+        assert 5 <= mapped <= p.max_step or s <= p.max_step
+        assert mapped % 3 == s % 3
+    assert p.committee_step(FINAL_STEP) == FINAL_STEP
 
 
 def test_certificate_for_another_block_is_refused() -> None:
@@ -108,7 +156,7 @@ def blocks(pattern: str, prev: bytes = bytes(32)) -> list[Block]:
             chain.append(Block.empty(r, prev))
         else:
             producer = ord(c) - ord("a")
-            chain.append(sign_block(key(producer), r, prev, producer, bytes(32), ()))
+            chain.append(sign_block(key(producer), CHAIN, r, prev, producer, bytes(32), ()))
         prev = chain[-1].hash
     return chain
 

@@ -62,6 +62,10 @@ def test_devnet_runs_real_nodes_and_prints_one_json_object(
     assert out["accepted"] == out["submitted"] > 0
     supply = out["supply"]  # the devnet turns block rewards on
     assert supply["minted"] > 0 and supply["total"] == supply["genesis"] + supply["minted"]
+    # its 50-seat committees fail the 2^-80 check (PROTOCOL §5): waived, and said so
+    committee = out["committee"]
+    assert committee["waived"] is True and committee["secure"] is False
+    assert committee["n_c"] == 50 and committee["f"] == "1/5"
 
 
 def test_genesis_takes_the_block_rewards(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,7 +82,7 @@ def test_genesis_takes_the_block_rewards(tmp_path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     bad = ["genesis", "--accounts", "4", "--nodes", "1", "--out", str(tmp_path / "h")]
     assert main([*bad, "--seed", "r", "--reward-floor", "9", "--reward-ceiling", "3"]) == 1
-    assert "rewards: need 0 <= floor <= ceiling" in capsys.readouterr().out
+    assert "rewards: need 0 <= floor <= ceiling" in capsys.readouterr().err
 
 
 def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:

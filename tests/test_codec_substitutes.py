@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from echorand.messages import (
     MAX_CERT_VOTES,
+    NO_LEADER,
     BbaSubstitute,
     Block,
     Certificate,
@@ -27,12 +28,16 @@ from echorand.params import BBA_TAG, CERT_TAG, GC_PROPOSAL_TAG
 
 ZERO = bytes(32)
 U64 = 2**64 - 1
+CHAIN = bytes(range(32))
+"""The genesis hash the signed payloads here are bound to (PROTOCOL §2)."""
 
 u32s = st.integers(0, 2**32 - 1)
 u64s = st.integers(0, U64)
 hashes = st.binary(min_size=32, max_size=32)
 sigs = st.binary(min_size=64, max_size=64)
-values = st.one_of(st.just((ZERO, 0)), st.tuples(hashes.filter(lambda h: h != ZERO), u64s))
+block_values = st.tuples(hashes, st.integers(0, NO_LEADER - 1))
+empty_values = st.tuples(hashes, st.just(NO_LEADER))
+values = st.one_of(empty_values, block_values)
 modes = st.sampled_from((1, 2))
 
 
@@ -54,8 +59,8 @@ def gc_substitutes(draw: st.DrawFn) -> GcSubstitute:
 @st.composite
 def bba_substitutes(draw: st.DrawFn) -> BbaSubstitute:
     sender, principal, mode = draw(seats())
-    h, leader = draw(values)
     b = draw(st.sampled_from((0, 1)))
+    h, leader = draw(empty_values if b == 1 else block_values)
     return BbaSubstitute(
         draw(u64s), draw(u32s), sender, principal, mode, b, h, leader, draw(sigs), draw(sigs)
     )
@@ -81,27 +86,28 @@ def py_bba_body(m: BbaSubstitute) -> bytes:
 
 
 def py_cert_signing_bytes(
-    round: int, b: int, value: tuple[bytes, int], principal: int, mode: int
+    round: int, step: int, b: int, value: tuple[bytes, int], principal: int, mode: int
 ) -> bytes:
-    block_hash, leader = (ZERO, 0) if b == 1 else value
-    body = struct.pack(">QB32sQQB", round, b, block_hash, leader, principal, mode)
-    return CERT_TAG + b"\x00" + body
+    """PROTOCOL §5 (revision 2): the own vote's body with its step, then principal and mode."""
+    block_hash, leader = value
+    body = struct.pack(">QIB32sQQB", round, step, b, block_hash, leader, principal, mode)
+    return CERT_TAG + b"\x00" + CHAIN + body
 
 
 @given(gc_substitutes())
 def test_gc_substitute_bytes_equal_the_former_python_encoder(m: GcSubstitute) -> None:
     assert m.encode() == encode(m) == py_gc_body(m) + m.signature
-    assert m.signing_bytes() == GC_PROPOSAL_TAG + b"\x00" + py_gc_body(m)
+    assert m.signing_bytes(CHAIN) == GC_PROPOSAL_TAG + b"\x00" + CHAIN + py_gc_body(m)
     assert len(m.encode()) == 1 + 8 + 4 + 8 + 8 + 1 + 40 + 64
 
 
 @given(bba_substitutes())
 def test_bba_substitute_bytes_equal_the_former_python_encoder(m: BbaSubstitute) -> None:
     assert m.encode() == encode(m) == py_bba_body(m) + m.signature
-    assert m.signing_bytes() == BBA_TAG + b"\x00" + py_bba_body(m)
-    expected = py_cert_signing_bytes(m.round, m.b, m.value, m.principal, m.mode)
-    assert m.cert_signing_bytes() == expected
-    assert len(expected) == len(CERT_TAG) + 1 + 58
+    assert m.signing_bytes(CHAIN) == BBA_TAG + b"\x00" + CHAIN + py_bba_body(m)
+    expected = py_cert_signing_bytes(m.round, m.step, m.b, m.value, m.principal, m.mode)
+    assert m.cert_signing_bytes(CHAIN) == expected
+    assert len(expected) == len(CERT_TAG) + 1 + 32 + 62
 
 
 @settings(max_examples=50)
@@ -133,7 +139,8 @@ def _gc(mode: int = 1, principal: int = 7, sender: int = 3) -> GcSubstitute:
 
 
 def _bba(b: int = 0) -> BbaSubstitute:
-    return BbaSubstitute(1, 4, 3, 7, 2, b, b"\x11" * 32, 5, b"\x33" * 64, b"\x22" * 64)
+    leader = NO_LEADER if b == 1 else 5
+    return BbaSubstitute(1, 4, 3, 7, 2, b, b"\x11" * 32, leader, b"\x33" * 64, b"\x22" * 64)
 
 
 MODE_AT = 1 + 8 + 4 + 8 + 8
@@ -159,10 +166,10 @@ def test_a_principal_equal_to_the_sender_is_rejected(make) -> None:
 
 
 def test_a_non_canonical_value_or_flag_is_rejected() -> None:
-    gc = bytearray(GcSubstitute(1, 2, 3, 7, 1, ZERO, 0, bytes(64)).encode())
-    gc[MODE_AT + 1 + 32 : MODE_AT + 1 + 40] = (9).to_bytes(8, "big")
-    with pytest.raises(DecodeError, match=r"^gc_substitute\.leader"):
-        decode(bytes(gc))
+    bba = bytearray(_bba().encode())  # b = 0 with the empty value
+    bba[MODE_AT + 2 + 32 : MODE_AT + 2 + 40] = NO_LEADER.to_bytes(8, "big")
+    with pytest.raises(DecodeError, match=r"^bba_substitute\.leader: b = 0 needs a block"):
+        decode(bytes(bba))
     bba = bytearray(_bba().encode())
     bba[MODE_AT + 1] = 2
     with pytest.raises(DecodeError, match=r"^bba_substitute\.b"):
@@ -187,8 +194,8 @@ def test_constructors_check_the_seat_and_name_the_field() -> None:
         _bba(b=2)
     with pytest.raises(ValueError, match=r"bba_substitute\.cert_sig: must be 64 bytes"):
         BbaSubstitute(1, 4, 3, 7, 2, 0, b"\x11" * 32, 5, b"\x33" * 63, b"\x22" * 64)
-    with pytest.raises(ValueError, match=r"gc_substitute\.leader"):
-        GcSubstitute(1, 2, 3, 7, 1, ZERO, 1, bytes(64))
+    with pytest.raises(ValueError, match=r"bba_substitute\.leader: b = 1 needs the empty"):
+        BbaSubstitute(1, 5, 3, 7, 2, 1, b"\x11" * 32, 5, b"\x33" * 64, b"\x22" * 64)
     with pytest.raises(ValueError, match=r"gc_substitute\.principal: must be in"):
         GcSubstitute(1, 2, 3, -1, 1, ZERO, 0, bytes(64))
 
@@ -207,10 +214,10 @@ def test_fields_match_args_value_and_pickle() -> None:
     assert bba.value == (b"\x11" * 32, 5)
     assert pickle.loads(pickle.dumps(bba)) == bba
     assert "principal=7" in repr(bba)
-    # b = 1 signs the empty value but keeps its own
+    # b = 1 carries, and signs, the empty value
     one = _bba(b=1)
-    assert one.value == (b"\x11" * 32, 5)
-    assert one.cert_signing_bytes() == py_cert_signing_bytes(1, 1, (ZERO, 0), 7, 2)
+    assert one.value == (b"\x11" * 32, NO_LEADER)
+    assert one.cert_signing_bytes(CHAIN) == py_cert_signing_bytes(1, 4, 1, one.value, 7, 2)
 
 
 # --- the certificate's substitute section -----------------------------------------------
@@ -219,7 +226,7 @@ _ENTRY = struct.Struct(">QQB64s")
 
 
 def _cert(votes=((2, b"a" * 64), (9, b"b" * 64)), subs=()) -> Certificate:
-    return Certificate(1, 5, 0, b"h" * 32, 4, list(votes), list(subs))
+    return Certificate(1, 4, 0, b"h" * 32, 4, list(votes), list(subs))
 
 
 def py_delegated_cert(cert: Certificate) -> bytes:
@@ -242,7 +249,9 @@ def test_a_certificate_carries_its_substitutes_in_the_trailing_section() -> None
     assert cert.substitutes == tuple(subs) and cert.principals == (3, 11)
     assert cert.signers == (2, 9)
     assert cert != _cert()
-    assert cert.substitute_signing_bytes(3, 1) == py_cert_signing_bytes(1, 0, cert.value, 3, 1)
+    assert cert.substitute_signing_bytes(CHAIN, 3, 1) == py_cert_signing_bytes(
+        1, 4, 0, cert.value, 3, 1
+    )
 
 
 def test_a_certificate_without_substitutes_ends_with_scount_0() -> None:
@@ -287,11 +296,11 @@ def test_a_truncated_section_names_the_field() -> None:
 
 def test_own_and_substitute_votes_together_stay_within_the_limit() -> None:
     votes = [(2 * i, b"v" * 64) for i in range(MAX_CERT_VOTES - 1)]
-    ok = Certificate(1, 5, 0, b"h" * 32, 4, votes, [(1, 0, 1, b"s" * 64)])
+    ok = Certificate(1, 4, 0, b"h" * 32, 4, votes, [(1, 0, 1, b"s" * 64)])
     assert Certificate.from_bytes(ok.encode()) == ok
     two = [(1, 0, 1, b"s" * 64), (3, 0, 1, b"s" * 64)]
     with pytest.raises(ValueError, match=r"certificate\.substitutes: more than the limit of 1"):
-        Certificate(1, 5, 0, b"h" * 32, 4, votes, two)
+        Certificate(1, 4, 0, b"h" * 32, 4, votes, two)
     data = ok.encode()[:-85] + (2).to_bytes(4, "big") + b"".join(_ENTRY.pack(*e) for e in two)
     with pytest.raises(DecodeError, match=r"certificate\.scount: 2 over limit 1"):
         Certificate.from_bytes(data)
@@ -303,7 +312,7 @@ def test_substitute_entries_must_be_4_tuples() -> None:
 
 
 def test_a_sync_response_carries_certificates_with_substitutes() -> None:
-    cert = Certificate(1, 5, 1, ZERO, 0, [(2, b"a" * 64)], [(3, 7, 2, b"s" * 64)])
+    cert = Certificate(1, 5, 1, ZERO, NO_LEADER, [(2, b"a" * 64)], [(3, 7, 2, b"s" * 64)])
     response = SyncResponse([(Block.empty(1, b"p" * 32), cert)])
     back = decode(response.encode())
     assert back == response and back.blocks[0][1].substitutes == ((3, 7, 2, b"s" * 64),)

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import replace
 
 import pytest
-from _sandbox import PARAMS, Sandbox, key
+from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
 from echorand.bba import Vote
 from echorand.certificate import CertificateError, build_certificate, check_certificate
@@ -33,13 +33,13 @@ from echorand.signing import sign_proposal, sign_vote
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.simulation import SimConfig, Simulation, run
 from echorand.sortition import StakeTable
-from echorand.tally import EMPTY_VALUE
 from echorand.validate import CachingVerifier, NativeVerifier, verify_messages
 
 N = 16
 V = (b"\x07" * 32, 0)
 SEED = hashlib.sha256(b"delegation seed").digest()
-PREV = hashlib.sha256(b"delegation prev").digest()
+PREV = CHAIN
+"""Round 1 follows the sandbox genesis, so that the sandbox's EMPTY_VALUE is this round's."""
 TABLE = StakeTable([1_000] * N)
 PUBLIC = [key(a).public_key for a in range(N)]
 FALLBACK = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300, fallback=True)
@@ -47,7 +47,14 @@ FALLBACK = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300, fallback=True)
 
 def context(delegates: dict[int, int], params: Params = PARAMS, active=()) -> RoundContext:
     return RoundContext(
-        params, 1, SEED, PREV, TABLE, active=active, delegates=lambda a: delegates.get(a)
+        params,
+        1,
+        SEED,
+        PREV,
+        TABLE,
+        active=active,
+        delegates=lambda a: delegates.get(a),
+        chain=CHAIN,
     )
 
 
@@ -63,11 +70,11 @@ def outsiders(step: int) -> list[int]:
 
 
 def bba_sub(step: int, signer: int, principal: int, mode: int, b: int = 0, value=V):
-    return sign_bba_substitute(key(signer), 1, step, signer, principal, mode, b, value)
+    return sign_bba_substitute(key(signer), CHAIN, 1, step, signer, principal, mode, b, value)
 
 
 def gc_sub(step: int, signer: int, principal: int, mode: int, value=V):
-    return sign_gc_substitute(key(signer), 1, step, signer, principal, mode, value)
+    return sign_gc_substitute(key(signer), CHAIN, 1, step, signer, principal, mode, value)
 
 
 def observer(ctx: RoundContext, keys=None) -> Round:
@@ -90,7 +97,7 @@ def test_a_delegated_vote_counts_exactly_once_and_only_after_the_interval() -> N
     assert votes.tally.weight((0, V)) == w_p
     assert not rnd.on_substitute(sub, 510)  # a repeat adds nothing
     assert not rnd.on_substitute(bba_sub(4, d, p, Mode.EXPLICIT, b=1, value=EMPTY_VALUE), 510)
-    own_d = sign_vote(key(d), 1, 4, d, 0, V)
+    own_d = sign_vote(key(d), CHAIN, 1, 4, d, 0, V)
     assert rnd.on_bba_signature(own_d, 520)  # the delegate's own seats are its own
     assert votes.tally.weight((0, V)) == w_p + w_d
     assert votes.substitutes_for(Vote(0, V)) == [(p, d, Mode.EXPLICIT, sub.cert_sig)]
@@ -113,20 +120,20 @@ def test_the_original_overrides_its_delegate() -> None:
     rnd.on_substitute(bba_sub(4, d, p, Mode.EXPLICIT), 10)
     rnd.on_timer(4, TimerKind.DEADLINE, 500)
     votes = rnd.step_votes(4)
-    own = sign_vote(key(p), 1, 4, p, 1, V)
+    own = sign_vote(key(p), CHAIN, 1, 4, p, 1, EMPTY_VALUE)
     assert rnd.on_bba_signature(own, 600)
     assert votes.tally.weight((0, V)) == 0
     assert votes.tally.weight((1, EMPTY_VALUE)) == ctx.weight(4, p)
-    assert votes.votes_for(Vote(1, V)) == [(p, own.cert_sig)]
+    assert votes.votes_for(Vote(1, EMPTY_VALUE)) == [(p, own.cert_sig)]
     assert votes.substitutes_for(Vote(0, V)) == []
-    assert not rnd.on_bba_signature(sign_vote(key(p), 1, 4, p, 0, V), 610)  # equivocation
-    assert not rnd.on_substitute(bba_sub(4, d, p, Mode.EXPLICIT, b=1), 620)
+    assert not rnd.on_bba_signature(sign_vote(key(p), CHAIN, 1, 4, p, 0, V), 610)  # equivocation
+    assert not rnd.on_substitute(bba_sub(4, d, p, Mode.EXPLICIT, b=1, value=EMPTY_VALUE), 620)
 
 
 def test_an_original_heard_first_leaves_no_room_for_substitutes() -> None:
     p, d = principals(2, 2)
     rnd = observer(context({p: d}))
-    assert rnd.on_gc_proposal(sign_proposal(key(p), 1, 2, p, EMPTY_VALUE), 10)
+    assert rnd.on_gc_proposal(sign_proposal(key(p), CHAIN, 1, 2, p, EMPTY_VALUE), 10)
     assert not rnd.on_substitute(gc_sub(2, d, p, Mode.EXPLICIT), 20)
     rnd.on_timer(2, TimerKind.DEADLINE, 400)
     assert rnd.gc.step2.weight(V) == 0
@@ -149,7 +156,7 @@ def test_explicit_beats_fallback_and_the_original_beats_both() -> None:
     assert rnd.on_substitute(bba_sub(4, d, p, Mode.EXPLICIT), 520)
     assert (votes.tally.weight((1, EMPTY_VALUE)), votes.tally.weight((0, V))) == (0, w)
     assert not rnd.on_substitute(bba_sub(4, c, p, Mode.FALLBACK, b=1, value=EMPTY_VALUE), 530)
-    assert rnd.on_bba_signature(sign_vote(key(p), 1, 4, p, 1, EMPTY_VALUE), 540)
+    assert rnd.on_bba_signature(sign_vote(key(p), CHAIN, 1, 4, p, 1, EMPTY_VALUE), 540)
     assert (votes.tally.weight((1, EMPTY_VALUE)), votes.tally.weight((0, V))) == (w, 0)
     assert votes.substitutes == {}
 
@@ -224,7 +231,10 @@ def test_a_delegate_node_speaks_for_a_silent_principal_at_the_end_of_the_interva
     rnd.on_timer(2, TimerKind.DEADLINE, 400)
     value = rnd.values[2]
     sent = [a.message for a in rnd.drain() if isinstance(a, Send)]
-    assert sent == [sign_proposal(key(d), 1, 2, d, value), gc_sub(2, d, p, Mode.EXPLICIT, value)]
+    assert sent == [
+        sign_proposal(key(d), CHAIN, 1, 2, d, value),
+        gc_sub(2, d, p, Mode.EXPLICIT, value),
+    ]
     assert rnd.gc.step2.weight(value) == ctx.weight(2, p) + ctx.weight(2, d)
 
 
@@ -233,11 +243,11 @@ def test_a_delegate_node_stays_quiet_when_the_principal_spoke() -> None:
     rnd = Round(context({p: d}), {d: key(d)}, 0, lambda r: ())
     rnd.start()
     rnd.drain()
-    rnd.on_gc_proposal(sign_proposal(key(p), 1, 2, p, EMPTY_VALUE), 100)
+    rnd.on_gc_proposal(sign_proposal(key(p), CHAIN, 1, 2, p, EMPTY_VALUE), 100)
     rnd.on_timer(2, TimerKind.LEADER, 200)
     rnd.on_timer(2, TimerKind.DEADLINE, 400)
     sent = [a.message for a in rnd.drain() if isinstance(a, Send)]
-    assert sent == [sign_proposal(key(d), 1, 2, d, rnd.values[2])]
+    assert sent == [sign_proposal(key(d), CHAIN, 1, 2, d, rnd.values[2])]
 
 
 # --- certificates -------------------------------------------------------------------
@@ -259,7 +269,7 @@ def _certificate_round():
     ctx = context({p: d})
     rnd = observer(ctx)
     for a in own:
-        rnd.on_bba_signature(sign_vote(key(a), 1, 5, a, 1, EMPTY_VALUE), 10)
+        rnd.on_bba_signature(sign_vote(key(a), CHAIN, 1, 5, a, 1, EMPTY_VALUE), 10)
     rnd.on_timer(5, TimerKind.DEADLINE, 500)
     rnd.on_substitute(bba_sub(5, d, p, Mode.EXPLICIT, b=1, value=EMPTY_VALUE), 510)
     return ctx, rnd, p, d
@@ -349,8 +359,8 @@ def test_a_node_core_routes_decoded_substitutes_into_the_round() -> None:
     sb = Sandbox()
     p = next(a for a in range(1, 16) if sb.ctx.weight(2, a) > 0)
     d = next(a for a in range(1, 16) if a != p)
-    gc = sign_gc_substitute(key(d), 1, 2, d, p, Mode.EXPLICIT, EMPTY_VALUE)
-    bba = sign_bba_substitute(key(d), 1, 1, d, p, Mode.FALLBACK, 1, EMPTY_VALUE)
+    gc = sign_gc_substitute(key(d), CHAIN, 1, 2, d, p, Mode.EXPLICIT, EMPTY_VALUE)
+    bba = sign_bba_substitute(key(d), CHAIN, 1, 1, d, p, Mode.FALLBACK, 1, EMPTY_VALUE)
     frames = [gc.encode(), bba.encode()]
     received = [decode(f) for f in frames]
     assert received == [gc, bba]

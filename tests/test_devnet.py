@@ -67,7 +67,7 @@ def submit(net: Devnet, k: int, txs: list[bytes]) -> dict:
 
 
 def test_four_processes_commit_transactions_and_hold_the_same_chain(devnet: Devnet) -> None:
-    txs = sign_transfers(SEED, ACCOUNTS, 3 * ACCOUNTS)
+    txs = sign_transfers(SEED, ACCOUNTS, 3 * ACCOUNTS, devnet.genesis_hash)
     # Each sender's transfers to one node, in nonce order (a node refuses nonce gaps).
     for k in range(NODES):
         mine = [tx for j, tx in enumerate(txs) if (j % ACCOUNTS) % NODES == k]
@@ -134,7 +134,7 @@ def test_garbage_huge_frames_and_bad_signatures_are_dropped_and_logged(devnet: D
     # A hello, then well-formed messages with bad signatures: a transaction, and
     # gc_proposals of the current round from every account (those in the committee reach
     # the signature check), repeated until the node has logged the drop.
-    tx = Transaction.from_bytes(sign_transfers(SEED, ACCOUNTS, 1)[0])
+    tx = Transaction.from_bytes(sign_transfers(SEED, ACCOUNTS, 1, devnet.genesis_hash)[0])
     forged = Transaction(
         tx.kind, tx.sender, tx.recipient, tx.amount, tx.fee, tx.nonce, bytes(63) + b"\x01"
     )
@@ -171,7 +171,7 @@ def test_a_node_killed_mid_round_restarts_catches_up_and_agrees(devnet: Devnet) 
     k = NODES - 1
     until(lambda: tip(devnet, k) >= 3, "node 3 to commit a few blocks", devnet)
     # Keep some transactions flowing so the killed node has real blocks to catch up on.
-    txs = sign_transfers(SEED, ACCOUNTS, 5 * ACCOUNTS)
+    txs = sign_transfers(SEED, ACCOUNTS, 5 * ACCOUNTS, devnet.genesis_hash)
     before = tip(devnet, k)
     assert devnet.kill(k, signal.SIGKILL) == -signal.SIGKILL
     # The others go on without it (3 of 4 nodes hold 75 % of the stake > t_h).

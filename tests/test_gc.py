@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _sandbox import EMPTY_VALUE, LOCAL, PARAMS, Sandbox, key
+from _sandbox import CHAIN, EMPTY_VALUE, LOCAL, PARAMS, Sandbox, key
 
 from echorand.events import Relay, Send, ValidateBlock
 from echorand.gc import GradedConsensus
@@ -32,10 +32,10 @@ def leader_block(sb: Sandbox):
 def test_step1_producer_sends_block_and_seed_signature() -> None:
     sb = Sandbox()
     ctx = sb.ctx
-    block = sign_block(key(LOCAL), 1, ctx.prev_hash, LOCAL, ctx.seed, ())
+    block = sign_block(key(LOCAL), CHAIN, 1, ctx.prev_hash, LOCAL, ctx.seed, ())
     assert sb.take() == [
-        Send(sign_gc_block(key(LOCAL), LOCAL, block)),
-        Send(sign_gc_signature(key(LOCAL), LOCAL, block)),
+        Send(sign_gc_block(key(LOCAL), CHAIN, LOCAL, block)),
+        Send(sign_gc_signature(key(LOCAL), CHAIN, LOCAL, block)),
     ]
     assert sorted(t.at_ms for t in sb.timers) == [2 * LAM, LAM + BIG, 3 * LAM + BIG]
 
@@ -161,11 +161,14 @@ def test_step4_timer_keeps_a_value_above_half_t_h_with_b1(sb: Sandbox) -> None:
     sb.recv(*msgs)
     sb.take()
     sb.add_time(2 * LAM)
-    assert sb.take() == sb.my_votes(4, 1, value)
+    # b = 1 votes carry the round's empty value (PROTOCOL §5); the node keeps `value` as its
+    # own, for a later coin-0 step
+    assert sb.take() == sb.my_votes(4, 1, sb.empty)
+    assert sb.node.round is not None and sb.node.round.own_value == value
 
 
 def test_step4_timer_without_half_t_h_votes_empty_with_b1() -> None:
-    gc = GradedConsensus(T_H)
+    gc = GradedConsensus(T_H, EMPTY_VALUE)
     gc.step3.add(1, T_H // 2, (b"\x01" * 32, 3))
     assert gc.step4_value(timed_out=False) is None
     graded = gc.step4_value(timed_out=True)
@@ -182,7 +185,7 @@ def test_conflicting_block_hash_from_a_producer_is_dropped(sb: Sandbox) -> None:
 
     k = key(block.producer)
     draft = Transaction(0, k.public_key, k.public_key, 0, 0, 1, NO_SIGNATURE)
-    tx = Transaction(0, k.public_key, k.public_key, 0, 0, 1, k.sign(draft.signing_bytes()))
+    tx = Transaction(0, k.public_key, k.public_key, 0, 0, 1, k.sign(draft.signing_bytes(CHAIN)))
     second = sb.block(block.producer, transactions=(tx,))
     before = dict(sb.node.stats)
     sb.recv(sb.gc_block(second), sb.gc_signature(second))

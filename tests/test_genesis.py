@@ -65,7 +65,7 @@ def test_the_genesis_hash_is_the_tagged_hash_of_its_encoding(devnet):
         (b"").join(g.public_key(i) + g.balance(i).to_bytes(8, "big") for i in range(g.count))
     ).digest()
     encoding = (
-        b"\x01"
+        b"\x02"  # format 2: PROTOCOL revision 2
         + len(g.name).to_bytes(2, "big")
         + g.name.encode()
         + g.seed
@@ -81,6 +81,11 @@ def test_the_genesis_hash_is_the_tagged_hash_of_its_encoding(devnet):
         + (64).to_bytes(4, "big")  # reward window
         + b"\x03"  # reward decay
         + b"\x14"  # producer share: 20 %
+        + (4 + 6 * g.params.k).to_bytes(4, "big")  # max_step: 4 + 3m, m = 2k by default
+        + (g.params.n_c * 74 // 100).to_bytes(4, "big")  # t_f: floor(0.74 N_c)
+        + (1).to_bytes(4, "big")  # f = 1/5: numerator
+        + (5).to_bytes(4, "big")  # and denominator
+        + b"\x00"  # insecure_committee: no
         + g.count.to_bytes(8, "big")
         + accounts_digest
     )
@@ -236,7 +241,8 @@ def test_a_genesis_is_not_overwritten_by_accident(devnet):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(format=2), r"genesis.json: format: must be in \[1, 1\]"),
+        (lambda d: d.update(format=3), r"genesis.json: format: must be in \[2, 2\]"),
+        (lambda d: d.update(format=1), r"genesis.json: format: 1 predates PROTOCOL revision 2"),
         (lambda d: d.update(name="bad name!"), r"genesis.json: name: 1-64 characters"),
         (lambda d: d.update(seed="zz"), r"genesis.json: seed: not hex"),
         (lambda d: d.update(seed="00"), r"genesis.json: seed: must be 32 bytes"),
@@ -337,11 +343,13 @@ def test_echorand_keys_writes_a_key_file_and_prints_its_public_key(tmp_path, cap
 def test_echorand_genesis_writes_a_devnet(tmp_path, capsys):
     out = tmp_path / "g"
     argv = ["--accounts", "12", "--nodes", "4", "--out", str(out), "--seed", "s", "--n-c", "50"]
+    argv.append("--insecure-committee")
     assert run_genesis(parse(add_genesis_arguments, argv)) == 0
     genesis = Genesis.load(out, check_keys=True)
-    assert genesis.params == Params(n_c=50)
-    assert genesis.hash.hex() in capsys.readouterr().out
+    assert genesis.params == Params(n_c=50, insecure_committee=True)
+    printed = capsys.readouterr().out
+    assert genesis.hash.hex() in printed and "INSECURE (waived by --insecure-committee)" in printed
     assert all(node_keys_path(out, i).exists() for i in range(4))
     bad = ["--accounts", "2", "--nodes", "4", "--out", str(tmp_path / "h"), "--seed", "s"]
     assert run_genesis(parse(add_genesis_arguments, bad)) == 1
-    assert "4 nodes need at least as many accounts" in capsys.readouterr().out
+    assert "4 nodes need at least as many accounts" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def refused_for(net: Devnet, tx: Transaction) -> str:
 
 def test_a_valid_transfer_is_accepted_and_committed(node: Devnet) -> None:
     a, b = keypair(0), keypair(1)
-    tx = transfer(a, b.public_key, 5, fee=1, nonce=nonce(node, 0))
+    tx = transfer(a, b.public_key, 5, fee=1, nonce=nonce(node, 0), chain=node.genesis_hash)
     code, doc = post(node, tx.encode())
     assert code == 200 and doc == {
         "accepted": 1,
@@ -84,29 +84,30 @@ def test_a_valid_transfer_is_accepted_and_committed(node: Devnet) -> None:
 def test_invalid_transactions_get_400_with_the_reason(node: Devnet) -> None:
     a, b = keypair(2), keypair(3)
     n = nonce(node, 2)
-    good = transfer(a, b.public_key, 1, fee=1, nonce=n)
+    chain = node.genesis_hash
+
+    def pay(sender: Keypair, to: Keypair, amount: int, fee: int, nonce: int) -> Transaction:
+        return transfer(sender, to.public_key, amount, fee=fee, nonce=nonce, chain=chain)
+
+    good = pay(a, b, 1, 1, n)
     forged = Transaction(
         good.kind, good.sender, good.recipient, 2, good.fee, good.nonce, good.signature
     )
     assert refused_for(node, forged) == "bad signature"
-    assert refused_for(node, transfer(a, b.public_key, 1, fee=1, nonce=n + 5)) == "nonce too high"
+    assert refused_for(node, pay(a, b, 1, 1, n + 5)) == "nonce too high"
     stranger = Keypair.from_seed(bytes(range(32)))
-    assert refused_for(node, transfer(stranger, b.public_key, 1, fee=0, nonce=0)) == (
-        "unknown sender"
-    )
-    assert refused_for(node, transfer(a, b.public_key, 10**18, fee=1, nonce=n)) == (
-        "insufficient balance"
-    )
-    assert refused_for(node, transfer(a, a.public_key, 1, fee=1, nonce=n)) == (
-        "recipient is the sender"
-    )
+    assert refused_for(node, pay(stranger, b, 1, 0, 0)) == "unknown sender"
+    assert refused_for(node, pay(a, b, 10**18, 1, n)) == "insufficient balance"
+    assert refused_for(node, pay(a, a, 1, 1, n)) == "recipient is the sender"
+    other_network = transfer(a, b.public_key, 1, fee=1, nonce=n, chain=bytes(32))
+    assert refused_for(node, other_network) == "bad signature"  # PROTOCOL §2: chain-bound
 
 
 def test_a_mixed_batch_is_400_and_queues_the_good_ones(node: Devnet) -> None:
     a, b = keypair(4), keypair(5)
     n = nonce(node, 4)
-    good = transfer(a, b.public_key, 1, fee=1, nonce=n)
-    bad = transfer(a, b.public_key, 1, fee=1, nonce=n + 3)
+    good = transfer(a, b.public_key, 1, fee=1, nonce=n, chain=node.genesis_hash)
+    bad = transfer(a, b.public_key, 1, fee=1, nonce=n + 3, chain=node.genesis_hash)
     code, doc = post(node, good.encode() + bad.encode())
     assert code == 400
     assert doc["accepted"] == 1 and doc["refused"] == 1
@@ -135,7 +136,7 @@ def test_malformed_bodies_get_400_naming_the_fault(
 
 def test_json_transactions_in_hex(node: Devnet) -> None:
     a, b = keypair(6), keypair(7)
-    tx = transfer(a, b.public_key, 3, fee=0, nonce=nonce(node, 6))
+    tx = transfer(a, b.public_key, 3, fee=0, nonce=nonce(node, 6), chain=node.genesis_hash)
     body = orjson.dumps({"transactions": [tx.encode().hex()]})
     code, doc = post(node, body, "application/json")
     assert code == 200 and doc["results"][0]["id"] == tx.id.hex()
@@ -227,7 +228,7 @@ def test_account_by_id_and_key(node: Devnet) -> None:
 def test_metrics_in_prometheus_text(node: Devnet) -> None:
     import urllib.request
 
-    signed = sign_transfers(SEED, ACCOUNTS, 1)[0]
+    signed = sign_transfers(SEED, ACCOUNTS, 1, node.genesis_hash)[0]
     post(node, signed[:-1] + bytes([signed[-1] ^ 1]))  # a bad signature, counted
     with urllib.request.urlopen(node.url(0, "/metrics"), timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain")

@@ -18,8 +18,7 @@ from echorand.crypto import Keypair
 from echorand.genesis import Genesis, create_devnet, node_keys_path
 from echorand.keys import load_node_keys
 from echorand.ledger import Ledger, LedgerError
-from echorand.messages import Block, Certificate
-from echorand.params import EMPTY_HASH
+from echorand.messages import NO_LEADER, Block, Certificate
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
 from echorand.transactions import delegation, transfer
@@ -39,6 +38,7 @@ class Net:
         keys = load_node_keys(node_keys_path(path / "genesis", 0))
         self.keypairs = [kp for _, kp in keys.keypairs()]
         self.keys = [kp.public_key for kp in self.keypairs]
+        self.chain = self.genesis.hash
 
     def open(self, name: str = "ledger", **options) -> Ledger:
         return Ledger.open(self.path / name, self.genesis, **options)
@@ -47,10 +47,12 @@ class Net:
         r = ledger.tip + 1
         kp = self.keypairs[producer]
         carried = ledger.certificate_to_carry()
-        return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried)
+        return proposed_block(
+            r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, carried, chain=self.chain
+        )
 
     def certify(self, block: Block) -> Certificate:
-        return certificate(block, list(enumerate(self.keypairs[:3])))
+        return certificate(block, list(enumerate(self.keypairs[:3])), chain=self.chain)
 
     def apply(self, ledger: Ledger, producer: int | None, txs=()):
         if producer is None:
@@ -89,14 +91,16 @@ def test_blocks_apply_and_survive_a_reopen(net):
     newcomer = Keypair.from_seed(bytes(32)).public_key
     with net.open() as ledger:
         txs = [
-            transfer(net.keypairs[0], net.keys[1], 100, fee=5, nonce=0),
-            transfer(net.keypairs[0], newcomer, 50, fee=1, nonce=1),
-            delegation(net.keypairs[2], net.keys[3], fee=2, nonce=0),
+            transfer(net.keypairs[0], net.keys[1], 100, fee=5, nonce=0, chain=net.chain),
+            transfer(net.keypairs[0], newcomer, 50, fee=1, nonce=1, chain=net.chain),
+            delegation(net.keypairs[2], net.keys[3], fee=2, nonce=0, chain=net.chain),
         ]
         changes = net.apply(ledger, 4, txs)
         assert (changes.tx_count, changes.fees) == (3, 8)
         net.apply(ledger, None)
-        net.apply(ledger, 1, [transfer(net.keypairs[1], net.keys[0], 7, fee=0, nonce=0)])
+        net.apply(
+            ledger, 1, [transfer(net.keypairs[1], net.keys[0], 7, fee=0, nonce=0, chain=net.chain)]
+        )
         expected = [
             (ledger.block(r), ledger.certificate(r), ledger.seed(r), ledger.hash(r))
             for r in range(4)
@@ -172,24 +176,27 @@ def test_the_certificate_must_be_for_this_round_and_block(net):
         block = net.block(ledger, 1)
         other = net.block(ledger, 2)
         empty = Block.empty(1, ledger.tip_hash)
-        late = Certificate(2, 5, 0, block.hash, 1, [])
+        late = Certificate(2, 4, 0, block.hash, 1, [])
         with pytest.raises(LedgerError, match="the certificate is for round 2"):
             ledger.apply(block, late)
         with pytest.raises(LedgerError, match="not this block"):
             ledger.apply(block, net.certify(other))
         with pytest.raises(LedgerError, match="not this block"):
             ledger.apply(block, net.certify(empty))
-        with pytest.raises(LedgerError, match="not the empty block"):
+        with pytest.raises(LedgerError, match="not for the empty block of this round"):
             ledger.apply(empty, net.certify(block))
-        # b = 0 with the empty value also certifies the empty block.
-        ledger.apply(empty, Certificate(1, 7, 0, EMPTY_HASH, 0, []))
+        # b = 1 with the empty value of another round, or another fork, certifies nothing
+        other_fork = Block.empty(1, bytes(32))
+        with pytest.raises(LedgerError, match="not for the empty block of this round"):
+            ledger.apply(empty, Certificate(1, 5, 1, other_fork.hash, NO_LEADER, []))
+        ledger.apply(empty, net.certify(empty))
         assert ledger.tip == 1
 
 
 def test_a_block_with_a_refused_transaction_changes_nothing(net):
     with net.open() as ledger:
-        good = transfer(net.keypairs[0], net.keys[1], 10, fee=0, nonce=0)
-        broke = transfer(net.keypairs[2], net.keys[1], 5000, fee=0, nonce=0)
+        good = transfer(net.keypairs[0], net.keys[1], 10, fee=0, nonce=0, chain=net.chain)
+        broke = transfer(net.keypairs[2], net.keys[1], 5000, fee=0, nonce=0, chain=net.chain)
         block = net.block(ledger, 3, [good, broke])
         with pytest.raises(LedgerError, match="block 1: transaction 1: insufficient balance"):
             ledger.apply(block, net.certify(block))
@@ -216,7 +223,7 @@ def test_a_full_map_grows(net):
     with big.open(map_size=64 << 10) as ledger:
         for r in range(1, 4):
             txs = [
-                transfer(big.keypairs[i], big.keys[i + 1], 1, fee=0, nonce=0)
+                transfer(big.keypairs[i], big.keys[i + 1], 1, fee=0, nonce=0, chain=big.chain)
                 for i in range(r, 1500, 7)
             ]
             big.apply(ledger, 0, txs)
@@ -243,7 +250,14 @@ def test_stake_table_of_round_r_is_the_balances_after_block_r_minus_2(net):
                 nonce = model.accounts[sender].nonce
                 new = Keypair.from_seed(hashlib.sha256(b"%d %d" % (r, sender)).digest())
                 to = new.public_key if rng.random() < 0.3 else net.keys[(sender + 1) % 8]
-                tx = transfer(net.keypairs[sender], to, rng.randint(1, 200), fee=3, nonce=nonce)
+                tx = transfer(
+                    net.keypairs[sender],
+                    to,
+                    rng.randint(1, 200),
+                    fee=3,
+                    nonce=nonce,
+                    chain=net.chain,
+                )
                 txs.append(tx)
             producer = rng.randrange(8)
             net.apply(ledger, producer, txs)
@@ -285,9 +299,9 @@ def test_delegates_of_round_r_are_the_records_after_block_r_minus_2(net):
                 nonce = model.accounts[sender].nonce
                 to = rng.choice(keypairs).public_key
                 if rng.random() < 0.5:
-                    tx = delegation(kp, to, fee=1, nonce=nonce)
+                    tx = delegation(kp, to, fee=1, nonce=nonce, chain=net.chain)
                 else:
-                    tx = transfer(kp, to, rng.randint(1, 50), fee=1, nonce=nonce)
+                    tx = transfer(kp, to, rng.randint(1, 50), fee=1, nonce=nonce, chain=net.chain)
                 if model.check([tx]) == [None]:
                     model.apply([tx], 0)
                     txs.append(tx)
@@ -307,12 +321,18 @@ def test_delegates_of_round_r_are_the_records_after_block_r_minus_2(net):
 def test_the_registrar_is_the_delegate_until_one_delegates_to_oneself(net):
     newcomer = Keypair.from_seed(hashlib.sha256(b"newcomer").digest())
     with net.open() as ledger:
-        net.apply(ledger, 0, [transfer(net.keypairs[3], newcomer.public_key, 40, fee=0, nonce=0)])
+        net.apply(
+            ledger,
+            0,
+            [transfer(net.keypairs[3], newcomer.public_key, 40, fee=0, nonce=0, chain=net.chain)],
+        )
         net.apply(ledger, None)
         assert ledger.account(8).delegate == 3
         assert ledger.delegate(2, 8) is None  # round 2: after block 0, no account 8 yet
         assert ledger.delegate(3, 8) == 3 and ledger.delegate(3, 3) is None  # genesis: none
-        net.apply(ledger, 0, [delegation(newcomer, newcomer.public_key, fee=0, nonce=0)])
+        net.apply(
+            ledger, 0, [delegation(newcomer, newcomer.public_key, fee=0, nonce=0, chain=net.chain)]
+        )
         assert ledger.account(8).delegate is None
         assert ledger.delegate(4, 8) == 3 and ledger.delegate(5, 8) is None
     with net.open() as ledger:
@@ -342,7 +362,7 @@ def replay_and_check(ledger: Ledger, genesis: Genesis) -> None:
     for r in range(1, ledger.tip + 1):
         block, cert = ledger.block(r), ledger.certificate(r)
         assert (block.round, block.prev_hash, cert.round) == (r, prev_hash, r)
-        assert cert.block_hash == (EMPTY_HASH if block.is_empty else block.hash)
+        assert cert.block_hash == block.hash and cert.b == int(block.is_empty)
         seed = next_seed(seed, r, block.seed_sig)
         assert ledger.seed(r) == seed and ledger.hash(r) == block.hash
         before_before, before_tip = before_tip, state.balances()

@@ -19,6 +19,9 @@ from echorand.mempool import (
 from echorand.messages import Transaction
 from echorand.transactions import AccountState, transfer
 
+CHAIN = bytes(range(32))
+"""The genesis hash transactions here are signed for (PROTOCOL §2)."""
+
 KEYPAIRS = [Keypair.from_seed(hashlib.sha256(b"mempool %d" % i).digest()) for i in range(8)]
 KEYS = [kp.public_key for kp in KEYPAIRS]
 OUTSIDER = Keypair.from_seed(hashlib.sha256(b"outsider").digest())
@@ -27,7 +30,7 @@ SMALL_ORDER = bytes([1]) + bytes(31)
 
 def pay(sender: int, amount: int = 10, *, fee: int = 1, nonce: int = 0, to: int | bytes = 7):
     recipient = KEYS[to] if isinstance(to, int) else to
-    return transfer(KEYPAIRS[sender], recipient, amount, fee=fee, nonce=nonce)
+    return transfer(KEYPAIRS[sender], recipient, amount, fee=fee, nonce=nonce, chain=CHAIN)
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def state() -> AccountState:
 
 @pytest.fixture
 def pool(state: AccountState) -> Mempool:
-    return Mempool(state)
+    return Mempool(state, genesis_hash=CHAIN)
 
 
 # --- reasons ---------------------------------------------------------------------------
@@ -63,9 +66,9 @@ def test_signatures_of_verified_ids_are_not_checked_again(pool, monkeypatch):
     seen: list[int] = []
     real = mempool_module.verify_signatures
 
-    def counting(txs):
+    def counting(txs, chain):
         seen.append(len(txs))
-        return real(txs)
+        return real(txs, chain)
 
     monkeypatch.setattr(mempool_module, "verify_signatures", counting)
     known, new = pay(0), pay(1)
@@ -100,7 +103,7 @@ def test_insufficient_balance(pool):
 
 
 def test_unknown_sender(pool):
-    tx = transfer(OUTSIDER, KEYS[0], 1, fee=1, nonce=0)
+    tx = transfer(OUTSIDER, KEYS[0], 1, fee=1, nonce=0, chain=CHAIN)
     assert pool.add([tx]) == [T.UNKNOWN_SENDER] == ["unknown sender"]
 
 
@@ -109,7 +112,7 @@ def test_small_order_recipient(pool):
 
 
 def test_fee_below_the_minimum(state):
-    pool = Mempool(state, min_fee=2)
+    pool = Mempool(state, genesis_hash=CHAIN, min_fee=2)
     assert pool.add([pay(0, fee=1), pay(1, fee=2)]) == [FEE_TOO_LOW, None]
 
 
@@ -135,7 +138,7 @@ def test_a_batch_gets_one_reason_per_transaction(pool):
 
 
 def test_a_sender_may_queue_so_many(state):
-    pool = Mempool(state, max_per_sender=2)
+    pool = Mempool(state, genesis_hash=CHAIN, max_per_sender=2)
     assert pool.add([pay(0, 1, nonce=n) for n in range(3)]) == [None, None, SENDER_LIMIT]
 
 
@@ -143,7 +146,7 @@ def test_a_sender_may_queue_so_many(state):
 
 
 def test_when_full_a_better_fee_evicts_the_lowest(state):
-    pool = Mempool(state, max_count=3)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=3)
     low, mid, high = pay(0, fee=5), pay(1, fee=6), pay(2, fee=7)
     assert pool.add([low, mid, high]) == [None, None, None]
     assert pool.add([pay(3, fee=5)]) == [MEMPOOL_FULL] == ["mempool full: fee too low"]
@@ -154,12 +157,12 @@ def test_when_full_a_better_fee_evicts_the_lowest(state):
 
 
 def test_the_byte_limit_is_a_count_of_153_byte_transactions(state):
-    pool = Mempool(state, max_bytes=2 * 153 + 100)
+    pool = Mempool(state, genesis_hash=CHAIN, max_bytes=2 * 153 + 100)
     assert pool.add([pay(0, fee=1), pay(1, fee=1), pay(2, fee=1)]) == [None, None, MEMPOOL_FULL]
 
 
 def test_among_equal_fees_the_latest_arrival_goes_first(state):
-    pool = Mempool(state, max_count=2)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=2)
     first, second = pay(0, fee=3), pay(1, fee=3)
     pool.add([first, second])
     assert pool.add([pay(2, fee=4)]) == [None]
@@ -167,7 +170,7 @@ def test_among_equal_fees_the_latest_arrival_goes_first(state):
 
 
 def test_eviction_takes_chain_ends_only(state):
-    pool = Mempool(state, max_count=3)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=3)
     a0, a1, b = pay(0, fee=1, nonce=0), pay(0, fee=10, nonce=1), pay(1, fee=5)
     pool.add([a0, a1, b])
     assert pool.add([pay(2, fee=6)]) == [None]  # b (5) goes; a0 (1) is not a chain end
@@ -179,13 +182,13 @@ def test_eviction_takes_chain_ends_only(state):
 
 
 def test_a_transaction_cannot_evict_its_own_predecessor(state):
-    pool = Mempool(state, max_count=1)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=1)
     pool.add([pay(0, fee=1, nonce=0)])
     assert pool.add([pay(0, 1, fee=50, nonce=1)]) == [MEMPOOL_FULL]
 
 
 def test_a_refused_transaction_breaks_the_rest_of_its_chain_in_the_batch(state):
-    pool = Mempool(state, max_count=2)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=2)
     pool.add([pay(1, fee=5), pay(2, fee=5)])
     assert pool.add([pay(0, fee=1, nonce=0), pay(0, fee=9, nonce=1)]) == [
         MEMPOOL_FULL,

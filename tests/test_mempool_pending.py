@@ -22,6 +22,9 @@ from echorand.mempool import Mempool
 from echorand.messages import Transaction
 from echorand.transactions import AccountState, delegation, transfer
 
+CHAIN = bytes(range(32))
+"""The genesis hash transactions here are signed for (PROTOCOL §2)."""
+
 KEYPAIRS = [Keypair.from_seed(hashlib.sha256(b"pending %d" % i).digest()) for i in range(7)]
 KEYS = [kp.public_key for kp in KEYPAIRS]
 FUNDED = 5
@@ -33,7 +36,7 @@ def genesis(balance: int = 100) -> AccountState:
 
 
 def pay(sender: int, amount: int = 10, *, fee: int = 1, nonce: int = 0, to: int = 4):
-    return transfer(KEYPAIRS[sender], KEYS[to], amount, fee=fee, nonce=nonce)
+    return transfer(KEYPAIRS[sender], KEYS[to], amount, fee=fee, nonce=nonce, chain=CHAIN)
 
 
 class SenderBySender(Mempool):
@@ -59,7 +62,7 @@ class SenderBySender(Mempool):
 
 
 def test_a_credit_from_a_queued_transaction_does_not_count():
-    pool = Mempool(genesis())
+    pool = Mempool(genesis(), genesis_hash=CHAIN)
     assert pool.add([pay(0, 90, to=1)]) == [None]
     # Account 1 has 100 in the state; the queued 90 is not counted.
     assert pool.add([pay(1, 150, to=2)]) == [T.INSUFFICIENT_BALANCE]
@@ -68,7 +71,7 @@ def test_a_credit_from_a_queued_transaction_does_not_count():
 
 
 def test_an_account_created_by_a_queued_transfer_cannot_send_yet():
-    pool = Mempool(genesis())
+    pool = Mempool(genesis(), genesis_hash=CHAIN)
     assert pool.add([pay(0, 50, to=5)]) == [None]
     assert pool.add([pay(5, 10, to=0)]) == [T.UNKNOWN_SENDER]
 
@@ -76,7 +79,7 @@ def test_an_account_created_by_a_queued_transfer_cannot_send_yet():
 def test_any_selection_makes_a_valid_block():
     """Every chain goes into a block alone: no queued transaction relies on another sender's."""
     state = genesis()
-    pool = Mempool(state)
+    pool = Mempool(state, genesis_hash=CHAIN)
     chain = [pay(0, 90, to=1), pay(1, 90, to=2), pay(2, 90, to=3)]
     assert pool.add(chain) == [None, None, None]
     for n in range(1, 4):
@@ -85,7 +88,7 @@ def test_any_selection_makes_a_valid_block():
 
 def test_a_full_pool_refusal_leaves_no_trace_in_the_pending_state():
     state = genesis()
-    pool = Mempool(state, max_count=2)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=2)
     assert pool.add([pay(1, fee=5), pay(2, fee=5)]) == [None, None]
     assert pool.add([pay(0, 95, fee=1)]) == ["mempool full: fee too low"]
     assert pool.add([pay(1, fee=5, nonce=1), pay(0, 95, fee=1)]) == [
@@ -99,7 +102,7 @@ def test_a_full_pool_refusal_leaves_no_trace_in_the_pending_state():
 
 def test_an_evicted_transaction_no_longer_counts_for_its_sender():
     state = genesis()
-    pool = Mempool(state, max_count=2)
+    pool = Mempool(state, genesis_hash=CHAIN, max_count=2)
     assert pool.add([pay(0, 60, fee=1), pay(1, fee=5)]) == [None, None]
     assert pool.add([pay(2, fee=9)]) == [None]  # evicts account 0's transfer
     assert pool.pending(KEYS[0]) == []
@@ -157,11 +160,11 @@ def batches(draw: st.DrawFn, pool: Mempool, state: AccountState) -> list[Transac
         fee = draw(st.integers(0, 6))
         if draw(st.integers(0, 9)) == 0:
             to = draw(st.integers(0, FUNDED - 1))  # a delegate with an account
-            txs.append(delegation(KEYPAIRS[s], KEYS[to], fee=fee, nonce=nonce))
+            txs.append(delegation(KEYPAIRS[s], KEYS[to], fee=fee, nonce=nonce, chain=CHAIN))
         else:
             to = draw(st.integers(0, len(KEYS) - 1))
             amount = draw(st.integers(1, 70))
-            txs.append(transfer(KEYPAIRS[s], KEYS[to], amount, fee=fee, nonce=nonce))
+            txs.append(transfer(KEYPAIRS[s], KEYS[to], amount, fee=fee, nonce=nonce, chain=CHAIN))
     return txs
 
 
@@ -170,7 +173,10 @@ def batches(draw: st.DrawFn, pool: Mempool, state: AccountState) -> list[Transac
 def test_admission_equals_the_sender_by_sender_reference(data):
     state = genesis()
     limits = {"max_count": data.draw(st.integers(3, 14)), "max_per_sender": 3}
-    pool, reference = Mempool(state, **limits), SenderBySender(state, **limits)
+    pool, reference = (
+        Mempool(state, genesis_hash=CHAIN, **limits),
+        SenderBySender(state, genesis_hash=CHAIN, **limits),
+    )
     for _ in range(data.draw(st.integers(1, 14))):
         if data.draw(st.integers(0, 3)) == 0 and len(pool):
             block = pool.select(data.draw(st.integers(1, 6)))

@@ -17,9 +17,8 @@ from echorand.events import Send, TimerKind
 from echorand.genesis import create_devnet, node_keys_path
 from echorand.keys import load_node_keys
 from echorand.ledger import Ledger
-from echorand.messages import Block, Certificate
+from echorand.messages import NO_LEADER, Block, Certificate
 from echorand.node import Node
-from echorand.params import EMPTY_HASH
 from echorand.round import Round
 from echorand.transactions import delegation, transfer
 
@@ -30,9 +29,15 @@ def apply(ledger: Ledger, keypairs: dict[int, Keypair], producer: int | None, tx
         block = Block.empty(ledger.tip + 1, ledger.tip_hash)
     else:
         block = proposed_block(
-            ledger.tip + 1, ledger.tip_hash, ledger.tip_seed, producer, keypairs[producer], txs
+            ledger.tip + 1,
+            ledger.tip_hash,
+            ledger.tip_seed,
+            producer,
+            keypairs[producer],
+            txs,
+            chain=ledger.genesis.hash,
         )
-    ledger.apply(block, certificate(block, sorted(keypairs.items())[:3]))
+    ledger.apply(block, certificate(block, sorted(keypairs.items())[:3], chain=ledger.genesis.hash))
 
 
 def substituted(node: Node) -> set[tuple[int, int]]:
@@ -51,7 +56,7 @@ def substituted(node: Node) -> set[tuple[int, int]]:
 
 def test_a_node_acts_for_the_principals_that_delegated_to_its_accounts(tmp_path: Path) -> None:
     genesis_dir = tmp_path / "genesis"
-    create_devnet(genesis_dir, accounts=8, nodes=2, seed="registrar", balance=1000)
+    chain = create_devnet(genesis_dir, accounts=8, nodes=2, seed="registrar", balance=1000).hash
     keypairs: dict[int, Keypair] = {}
     for n in range(2):
         keypairs.update(load_node_keys(node_keys_path(genesis_dir, n)).keypairs())
@@ -62,9 +67,15 @@ def test_a_node_acts_for_the_principals_that_delegated_to_its_accounts(tmp_path:
     node = Node(config)
     assert sorted(node.keys) == [0, 2, 4, 6]
     txs = [
-        delegation(keypairs[1], keypairs[0].public_key, fee=0, nonce=0),  # node 1's to node 0's
-        transfer(keypairs[2], newcomer.public_key, 300, fee=0, nonce=0),  # registrar: 2
-        delegation(keypairs[3], keypairs[5].public_key, fee=0, nonce=0),  # stays at node 1
+        delegation(
+            keypairs[1], keypairs[0].public_key, fee=0, nonce=0, chain=chain
+        ),  # node 1's to node 0's
+        transfer(
+            keypairs[2], newcomer.public_key, 300, fee=0, nonce=0, chain=chain
+        ),  # registrar: 2
+        delegation(
+            keypairs[3], keypairs[5].public_key, fee=0, nonce=0, chain=chain
+        ),  # stays at node 1
     ]
     apply(node.ledger, keypairs, 0, txs)
     r = node.ledger.tip + 1
@@ -93,16 +104,22 @@ def test_a_node_acts_for_the_principals_that_delegated_to_its_accounts(tmp_path:
 
 
 def substituted_certificate(
-    block: Block, ctx_weights: dict[int, int], keypairs: dict[int, Keypair], signer: int, of: int
+    block: Block,
+    ctx_weights: dict[int, int],
+    keypairs: dict[int, Keypair],
+    signer: int,
+    of: int,
+    chain: bytes,
 ) -> Certificate:
     """A step-5 certificate of the empty `block`: every member of A_5 votes, `of` through
     an explicit substitute signed by `signer`."""
     r = block.round
-    unsigned = Certificate(r, 5, 1, EMPTY_HASH, 0, [])
-    body = unsigned.vote_signing_bytes()
+    unsigned = Certificate(r, 5, 1, block.hash, NO_LEADER, [])
+    body = unsigned.vote_signing_bytes(chain)
     own = [(a, keypairs[a].sign(body)) for a in sorted(ctx_weights) if a != of]
-    sig = keypairs[signer].sign(unsigned.substitute_signing_bytes(of, Mode.EXPLICIT))
-    return Certificate(r, 5, 1, EMPTY_HASH, 0, own, substitutes=((of, signer, Mode.EXPLICIT, sig),))
+    sig = keypairs[signer].sign(unsigned.substitute_signing_bytes(chain, of, Mode.EXPLICIT))
+    subs = ((of, signer, Mode.EXPLICIT, sig),)
+    return Certificate(r, 5, 1, block.hash, NO_LEADER, own, substitutes=subs)
 
 
 def test_a_synced_certificate_is_checked_with_the_ledgers_delegates(tmp_path: Path) -> None:
@@ -110,22 +127,22 @@ def test_a_synced_certificate_is_checked_with_the_ledgers_delegates(tmp_path: Pa
     of its round, delegates included: a substitute by the principal's delegate passes,
     one by another account does not."""
     genesis_dir = tmp_path / "genesis"
-    create_devnet(genesis_dir, accounts=8, nodes=2, seed="registrar", balance=1000)
+    chain = create_devnet(genesis_dir, accounts=8, nodes=2, seed="registrar", balance=1000).hash
     keypairs: dict[int, Keypair] = {}
     for n in range(2):
         keypairs.update(load_node_keys(node_keys_path(genesis_dir, n)).keypairs())
     node = Node(NodeConfig(data_dir=tmp_path / "node0", genesis=genesis_dir))
     try:
-        delegate = delegation(keypairs[1], keypairs[0].public_key, fee=0, nonce=0)
+        delegate = delegation(keypairs[1], keypairs[0].public_key, fee=0, nonce=0, chain=chain)
         apply(node.ledger, keypairs, 0, [delegate])
         apply(node.ledger, keypairs, None)
         block = Block.empty(3, node.ledger.tip_hash)
         ctx = node._round_context(3)
         weights = dict(ctx.weights(5))
         assert weights.get(1, 0) > 0
-        right = substituted_certificate(block, weights, keypairs, signer=0, of=1)
+        right = substituted_certificate(block, weights, keypairs, signer=0, of=1, chain=chain)
         check_certificate(right, block, ctx, node.view.public_key, node.verifier)
-        wrong = substituted_certificate(block, weights, keypairs, signer=2, of=1)
+        wrong = substituted_certificate(block, weights, keypairs, signer=2, of=1, chain=chain)
         with pytest.raises(CertificateError, match="2 may not speak for 1"):
             check_certificate(wrong, block, ctx, node.view.public_key, node.verifier)
         assert not node._sync_apply(block, wrong)

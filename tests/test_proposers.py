@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from _sandbox import key
+from _sandbox import CHAIN, key
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.consensus import Consensus, Tip
@@ -90,7 +90,7 @@ def test_round_robin_order_is_protocol_section_7(round: int, authors: tuple[int,
 
 def test_producers_are_the_first_n_g_of_the_order() -> None:
     order = round_robin_order(N, [], 5)
-    ctx = RoundContext(rr_params(n_g=3), 5, SEED, PREV, TABLE)
+    ctx = RoundContext(rr_params(n_g=3), 5, SEED, PREV, TABLE, chain=CHAIN)
     assert ctx.producer_seats() == order[:3]
     assert ctx.weights(1) == {v: 1 for v in order[:3]}
     assert [ctx.priority(v) for v in order] == [0, 1, 2, *[None] * (N - 3)]
@@ -98,7 +98,7 @@ def test_producers_are_the_first_n_g_of_the_order() -> None:
 
 def test_locked_validators_have_no_priority() -> None:
     authors = (6, 2, 9, 4)  # the last F = 3 are locked
-    ctx = RoundContext(rr_params(), 8, SEED, PREV, TABLE, authors)
+    ctx = RoundContext(rr_params(), 8, SEED, PREV, TABLE, authors, chain=CHAIN)
     order = round_robin_order(N, [2, 9, 4], 8)
     assert all(ctx.priority(v) is None for v in (2, 9, 4))
     assert [ctx.priority(v) for v in order] == list(range(N - F))
@@ -115,7 +115,7 @@ def test_tip_keeps_the_authors_of_the_last_f_non_empty_blocks() -> None:
         if producer is None:
             block = Block.empty(r, tip.block_hash)
         else:
-            block = sign_block(key(producer), r, tip.block_hash, producer, tip.seed, ())
+            block = sign_block(key(producer), CHAIN, r, tip.block_hash, producer, tip.seed, ())
         tip = tip.after(block, params)
     assert tip.round == 6 and tip.authors == (5, 1, 8)
     assert tip.context(params, TABLE).authors == (5, 1, 8)
@@ -145,13 +145,13 @@ def observer(tip: Tip, policy: str = "round-robin") -> Consensus:
 
 
 def gc_block(tip: Tip, producer: int):
-    block = sign_block(key(producer), tip.round + 1, tip.block_hash, producer, tip.seed, ())
-    return sign_gc_block(key(producer), producer, block)
+    block = sign_block(key(producer), CHAIN, tip.round + 1, tip.block_hash, producer, tip.seed, ())
+    return sign_gc_block(key(producer), CHAIN, producer, block)
 
 
 @pytest.mark.parametrize("policy", ["round-robin", "round-robin-seeded"])
 def test_block_from_a_locked_validator_is_dropped(policy: str) -> None:
-    tip = Tip(4, SEED, PREV, authors=(7, 0, 3))
+    tip = Tip(4, SEED, PREV, authors=(7, 0, 3), chain=CHAIN)
     node = observer(tip, policy)
     node.handle(MessagesReceived(10, (gc_block(tip, 3),)))
     assert node.stats["not in committee"] == 1
@@ -162,18 +162,18 @@ def test_block_from_a_locked_validator_is_dropped(policy: str) -> None:
 
 
 def test_certificate_for_a_locked_validators_block_is_refused() -> None:
-    tip = Tip(4, SEED, PREV, authors=(7, 0, 3))
+    tip = Tip(4, SEED, PREV, authors=(7, 0, 3), chain=CHAIN)
     ctx = tip.context(rr_params(), TABLE)
     block = gc_block(tip, 3).block
     signers = sorted(ctx.weights(4))
-    votes = [sign_vote(key(a), 5, 4, a, 0, (block.hash, 3)) for a in signers]
+    votes = [sign_vote(key(a), CHAIN, 5, 4, a, 0, (block.hash, 3)) for a in signers]
     cert = Certificate(5, 4, 0, block.hash, 3, [(v.sender, v.cert_sig) for v in votes])
     verifier = CachingVerifier(NativeVerifier())
     with pytest.raises(CertificateError, match="producer 3 is not in A_1"):
         check_certificate(cert, block, ctx, Ledger().public_key, verifier)
     # the same votes for an unlocked validator's block certify it
     ok = gc_block(tip, ctx.producer_seats()[0]).block
-    votes = [sign_vote(key(a), 5, 4, a, 0, (ok.hash, ok.producer)) for a in signers]
+    votes = [sign_vote(key(a), CHAIN, 5, 4, a, 0, (ok.hash, ok.producer)) for a in signers]
     cert = Certificate(5, 4, 0, ok.hash, ok.producer, [(v.sender, v.cert_sig) for v in votes])
     check_certificate(cert, ok, ctx, Ledger().public_key, verifier)
 

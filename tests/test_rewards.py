@@ -15,14 +15,14 @@ from echorand.crypto import Keypair
 from echorand.genesis import Genesis, create_devnet, node_keys_path
 from echorand.keys import load_node_keys
 from echorand.ledger import Ledger, LedgerError
-from echorand.messages import Block, Certificate
+from echorand.messages import NO_LEADER, Block, Certificate
 from echorand.node import ledger_tip
 from echorand.params import Params, Rewards
 from echorand.sortition import verifiers
 from echorand.transactions import transfer
 
 REWARDS = Rewards(floor=1_000, ceiling=9_000, window=4, decay=1, producer_share=25)
-PARAMS = Params(n_g=5, n_c=40, rewards=REWARDS)
+PARAMS = Params(n_g=5, n_c=40, rewards=REWARDS, insecure_committee=True)
 ACCOUNTS = 8
 
 
@@ -30,7 +30,7 @@ class Chain:
     """A genesis with rewards, its keys, and a ledger to append blocks to."""
 
     def __init__(self, path: Path, rewards: Rewards = REWARDS, balance: int = 10**6) -> None:
-        params = Params(n_g=5, n_c=40, rewards=rewards)
+        params = Params(n_g=5, n_c=40, rewards=rewards, insecure_committee=True)
         self.path = path
         self.genesis = create_devnet(
             path / "genesis", accounts=ACCOUNTS, nodes=1, seed="rewards",
@@ -47,10 +47,13 @@ class Chain:
             return Block.empty(r, ledger.tip_hash)
         prev_cert = ledger.certificate_to_carry() if carried == "own" else carried
         kp = self.keypairs[producer]
-        return proposed_block(r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, prev_cert)
+        chain = self.genesis.hash
+        return proposed_block(
+            r, ledger.tip_hash, ledger.tip_seed, producer, kp, txs, prev_cert, chain=chain
+        )
 
     def certify(self, block: Block, signers: list[int]) -> Certificate:
-        return certificate(block, [(i, self.keypairs[i]) for i in signers])
+        return certificate(block, [(i, self.keypairs[i]) for i in signers], chain=self.genesis.hash)
 
     def append(self, producer: int | None, signers: list[int], txs=()):
         block = self.block(producer, txs)
@@ -149,9 +152,9 @@ def test_a_fallback_vote_pays_its_signer_an_explicit_one_its_principal(chain) ->
     delegate = next(a for a in range(ACCOUNTS) if a not in (own, explicit, fallback, producer))
     value = (block1.hash, block1.producer)
     blank = Certificate(1, 4, 0, *value, [])
-    votes = [(own, chain.keypairs[own].sign(blank.vote_signing_bytes()))]
+    votes = [(own, chain.keypairs[own].sign(blank.vote_signing_bytes(chain.genesis.hash)))]
     subs = [
-        (p, s, m, chain.keypairs[s].sign(blank.substitute_signing_bytes(p, m)))
+        (p, s, m, chain.keypairs[s].sign(blank.substitute_signing_bytes(chain.genesis.hash, p, m)))
         for p, s, m in sorted([(explicit, delegate, 1), (fallback, own, 2)])
     ]
     cert1 = Certificate(1, 4, 0, *value, votes, subs)
@@ -202,6 +205,7 @@ def test_rewards_add_up_to_what_was_minted(tmp_path) -> None:
                         amount,
                         fee=fee,
                         nonce=nonces[sender],
+                        chain=chain.genesis.hash,
                     )
                 )
                 nonces[sender] += 1
@@ -264,7 +268,7 @@ def test_a_block_after_a_proposed_one_must_carry_its_certificate(chain) -> None:
     bare = chain.block(2, carried=None)
     with pytest.raises(LedgerError, match="block 2: does not carry the certificate of block 1"):
         ledger.apply(bare, chain.certify(bare, [0]))
-    wrong = Certificate(1, 5, 1, bytes(32), 0, [])
+    wrong = Certificate(1, 5, 1, bytes(32), NO_LEADER, [])
     odd = chain.block(2, carried=wrong)
     with pytest.raises(
         LedgerError, match="block 2: the certificate it carries is for round 1, b=1"
@@ -287,7 +291,7 @@ def test_the_genesis_rewards_must_match_the_ledger(tmp_path) -> None:
     chain.ledger.close()
     other = Genesis(
         name=chain.genesis.name,
-        params=Params(n_g=5, n_c=40, rewards=Rewards(floor=1, ceiling=2)),
+        params=Params(n_g=5, n_c=40, rewards=Rewards(floor=1, ceiling=2), insecure_committee=True),
         seed=chain.genesis.seed,
         accounts=chain.genesis.accounts,
     )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from _sandbox import PARAMS, Sandbox, key
+from _sandbox import CHAIN, PARAMS, Sandbox, key
 
 from echorand.events import Commit, Relay, Sync, TimerFired, TimerKind
-from echorand.messages import Block, Certificate
+from echorand.messages import NO_LEADER, Block, Certificate
 from echorand.signing import sign_proposal, sign_vote
+from echorand.tally import empty_value
 
 
 def certificate_for(sb: Sandbox, block: Block, step: int = 4) -> Certificate:
     """A certificate for `block` in the node's current round, from remote step-`step` voters."""
     b = 1 if block.is_empty else 0
-    value = (bytes(32), 0) if block.is_empty else (block.hash, block.producer)
+    value = (block.hash, NO_LEADER) if block.is_empty else (block.hash, block.producer)
     signers = sb.signers(step, PARAMS.t_h + 1)
-    votes = [sign_vote(key(a), block.round, step, a, b, value) for a in signers]
+    votes = [sign_vote(key(a), CHAIN, block.round, step, a, b, value) for a in signers]
     return Certificate(
         block.round, step, b, value[0], value[1], sorted((v.sender, v.cert_sig) for v in votes)
     )
@@ -60,10 +61,10 @@ def test_certified_chain_is_applied_in_order() -> None:
 def test_messages_of_a_round_two_ahead_ask_for_a_sync() -> None:
     sb = Sandbox()
     sb.take()
-    sb.recv(sign_proposal(key(1), 3, 2, 1, (bytes(32), 0)))
+    sb.recv(sign_proposal(key(1), CHAIN, 3, 2, 1, (bytes(32), 0)))
     assert sb.take() == [Sync(1)]
     assert sb.node.stats["future round"] == 1
-    sb.recv(sign_proposal(key(2), 3, 2, 2, (bytes(32), 0)))
+    sb.recv(sign_proposal(key(2), CHAIN, 3, 2, 2, (bytes(32), 0)))
     assert sb.take() == []  # at most one sync per 2λ + Λ
 
 
@@ -73,7 +74,8 @@ def test_next_round_messages_are_handled_when_the_node_gets_there() -> None:
     empty = Block.empty(1, sb.ctx.prev_hash)
     cert = certificate_for(sb, empty, step=5)
     # a round-2 proposal arrives early; its sender's membership is only known in round 2
-    early = [sign_proposal(key(a), 2, 2, a, (bytes(32), 0)) for a in range(1, 16)]
+    round2_empty = empty_value(2, empty.hash)
+    early = [sign_proposal(key(a), CHAIN, 2, 2, a, round2_empty) for a in range(1, 16)]
     sb.recv(*early)
     assert sb.take() == []
     sb.certified((empty, cert))

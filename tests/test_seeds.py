@@ -11,6 +11,9 @@ from nacl.signing import SigningKey
 
 from echorand.seeds import next_seed, seed_signing_bytes
 
+CHAIN = hashlib.sha256(b"test_seeds chain").digest()
+"""The genesis hash the seed signature is bound to (PROTOCOL §2, §4)."""
+
 seeds = st.binary(min_size=32, max_size=32)
 rounds = st.integers(1, 2**64 - 1)
 
@@ -31,17 +34,17 @@ def test_after_a_block_the_seed_is_the_hash_of_the_leader_signature(
 
 @given(prev=seeds, round=rounds)
 def test_the_leader_signs_the_tag_the_round_and_the_previous_seed(prev: bytes, round: int) -> None:
-    assert seed_signing_bytes(prev, round) == (
-        b"echorand/seed" + b"\x00" + round.to_bytes(8, "big") + prev
+    assert seed_signing_bytes(CHAIN, prev, round) == (
+        b"echorand/seed" + b"\x00" + CHAIN + round.to_bytes(8, "big") + prev
     )
 
 
 def test_a_real_leader_signature_makes_the_seed() -> None:
     key = SigningKey(bytes(range(32)))
     prev = hashlib.sha256(b"genesis").digest()
-    sig = key.sign(seed_signing_bytes(prev, 7)).signature
+    sig = key.sign(seed_signing_bytes(CHAIN, prev, 7)).signature
     assert len(sig) == 64
-    key.verify_key.verify(b"echorand/seed\x00" + (7).to_bytes(8, "big") + prev, sig)
+    key.verify_key.verify(b"echorand/seed\x00" + CHAIN + (7).to_bytes(8, "big") + prev, sig)
     assert next_seed(prev, 7, sig) == hashlib.sha256(sig + (7).to_bytes(8, "big")).digest()
     assert next_seed(prev, 7, sig) != next_seed(prev, 7, None)
 
@@ -70,4 +73,6 @@ def test_bad_seed_inputs_are_refused(
 
 def test_signing_bytes_refuse_a_short_seed() -> None:
     with pytest.raises(ValueError, match="seed must be 32 bytes"):
-        seed_signing_bytes(bytes(16), 1)
+        seed_signing_bytes(CHAIN, bytes(16), 1)
+    with pytest.raises(ValueError, match="chain must be the 32-byte genesis hash"):
+        seed_signing_bytes(bytes(31), bytes(32), 1)

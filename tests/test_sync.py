@@ -28,6 +28,7 @@ from nethelp import (
 from echorand.crypto import verify, verify_batch
 from echorand.messages import (
     MAX_SYNC_BLOCKS,
+    NO_LEADER,
     Block,
     Certificate,
     SyncRequest,
@@ -44,9 +45,10 @@ CertifiedBlock = tuple[Block, Certificate]
 
 
 def _certify(round: int, b: int, block_hash: bytes, leader: int) -> Certificate:
-    body = Certificate(round, 5, b, block_hash, leader, []).vote_signing_bytes()
+    step = 4 + b  # the first step whose votes decide for b
+    body = Certificate(round, step, b, block_hash, leader, []).vote_signing_bytes(GENESIS)
     votes = [(i, sk.sign(body).signature) for i, sk in enumerate(VALIDATORS) if i != 3]
-    return Certificate(round, 5, b, block_hash, leader, votes)
+    return Certificate(round, step, b, block_hash, leader, votes)
 
 
 def _block(round: int, prev: bytes) -> Block:
@@ -58,7 +60,7 @@ def _block(round: int, prev: bytes) -> Block:
     txs = [Transaction(0, sender, bytes(32), round, 1, n, bytes(64)) for n in range(3)]
     seed_sig = sk.sign(round.to_bytes(8, "big") + prev).signature
     unsigned = Block(round, prev, producer, seed_sig, txs, bytes(64))
-    signature = sk.sign(unsigned.signing_bytes()).signature
+    signature = sk.sign(unsigned.signing_bytes(GENESIS)).signature
     return Block(round, prev, producer, seed_sig, txs, signature)
 
 
@@ -68,7 +70,7 @@ def make_chain(n: int) -> list[CertifiedBlock]:
     for r in range(1, n + 1):
         block = _block(r, prev)
         if block.is_empty:
-            cert = _certify(r, 1, bytes(32), 0)
+            cert = _certify(r, 1, block.hash, NO_LEADER)
         else:
             assert block.producer is not None
             cert = _certify(r, 0, block.hash, block.producer)
@@ -101,13 +103,14 @@ class Ledger:
         if block.round != self.tip() + 1 or block.prev_hash != prev or cert.round != block.round:
             return False
         if block.is_empty:
-            value_ok = cert.b == 1 and cert.value == (bytes(32), 0)
+            value_ok = cert.b == 1 and cert.value == (block.hash, NO_LEADER)
         else:
             assert block.producer is not None and block.signature is not None
             producer = VALIDATORS[block.producer]
             value_ok = cert.b == 0 and cert.value == (block.hash, block.producer)
-            value_ok = value_ok and _verifies(producer, block.signing_bytes(), block.signature)
-        body = cert.vote_signing_bytes()
+            signed = block.signing_bytes(GENESIS)
+            value_ok = value_ok and _verifies(producer, signed, block.signature)
+        body = cert.vote_signing_bytes(GENESIS)
         quorum = 3 * len(cert.votes) > 2 * len(VALIDATORS)
         votes_ok = all(s < len(VALIDATORS) for s, _ in cert.votes) and all(
             verify_batch(

@@ -15,6 +15,9 @@ from echorand.crypto import Keypair, is_valid_account_key
 from echorand.messages import Block, Transaction
 from echorand.transactions import AccountState, delegation, transfer, verify_signatures
 
+CHAIN = bytes(range(32))
+"""The genesis hash transactions here are signed for (PROTOCOL §2)."""
+
 KEYPAIRS = [Keypair.from_seed(hashlib.sha256(b"tx test %d" % i).digest()) for i in range(8)]
 KEYS = [kp.public_key for kp in KEYPAIRS]
 IDENTITY = bytes([1]) + bytes(31)  # the neutral point: small order
@@ -262,9 +265,11 @@ def test_transaction_arguments_are_checked():
 
 
 def test_signatures_are_verified_in_one_batch():
-    good = transfer(KEYPAIRS[0], KEYS[1], 5, fee=1, nonce=0)
+    good = transfer(KEYPAIRS[0], KEYS[1], 5, fee=1, nonce=0, chain=CHAIN)
     forged = Transaction(0, KEYS[0], KEYS[1], 6, 1, 0, good.signature)
-    assert verify_signatures([good, forged, delegation(KEYPAIRS[2], KEYS[0], fee=0, nonce=3)]) == [
+    assert verify_signatures(
+        [good, forged, delegation(KEYPAIRS[2], KEYS[0], fee=0, nonce=3, chain=CHAIN)], CHAIN
+    ) == [
         True,
         False,
         True,

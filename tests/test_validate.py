@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
-from _sandbox import EMPTY_VALUE, PARAMS, Sandbox, key
+from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
 from echorand.events import Relay
-from echorand.messages import GcBlock, GcProposal
+from echorand.messages import BbaSignature, GcBlock, GcProposal
 from echorand.signing import NO_SIGNATURE, sign_proposal, sign_vote
+from echorand.tally import empty_value
 from echorand.validate import CachingVerifier, NativeVerifier, should_relay
 
 
@@ -37,7 +40,7 @@ def non_member(sb: Sandbox, step: int) -> int:
 
 def test_wrong_step_is_dropped(sb: Sandbox) -> None:
     a = member(sb, 2)
-    msg = sign_proposal(key(a), 1, 4, a, EMPTY_VALUE)  # gc_proposal only in steps 2, 3
+    msg = sign_proposal(key(a), CHAIN, 1, 4, a, EMPTY_VALUE)  # gc_proposal only in steps 2, 3
     assert_dropped(sb, msg, "wrong step")
 
 
@@ -47,19 +50,19 @@ def test_old_round_is_dropped(sb: Sandbox) -> None:
     sb.recv(*msgs)
     sb.take()
     assert sb.node.current_round == 2
-    assert_dropped(sb, sign_proposal(key(1), 1, 2, 1, EMPTY_VALUE), "old round")
+    assert_dropped(sb, sign_proposal(key(1), CHAIN, 1, 2, 1, EMPTY_VALUE), "old round")
 
 
 def test_non_member_is_dropped(sb: Sandbox) -> None:
     a = non_member(sb, 2)
-    assert_dropped(sb, sign_proposal(key(a), 1, 2, a, EMPTY_VALUE), "not in committee")
+    assert_dropped(sb, sign_proposal(key(a), CHAIN, 1, 2, a, EMPTY_VALUE), "not in committee")
 
 
 def test_bad_signature_is_dropped(sb: Sandbox) -> None:
     a = member(sb, 2)
-    good = sign_proposal(key(a), 1, 2, a, EMPTY_VALUE)
+    good = sign_proposal(key(a), CHAIN, 1, 2, a, EMPTY_VALUE)
     forged = GcProposal(
-        1, 2, a, good.block_hash, good.leader, key(a + 1).sign(good.signing_bytes())
+        1, 2, a, good.block_hash, good.leader, key(a + 1).sign(good.signing_bytes(CHAIN))
     )
     assert_dropped(sb, forged, "bad signature")
     # the genuine message still counts afterwards
@@ -67,14 +70,44 @@ def test_bad_signature_is_dropped(sb: Sandbox) -> None:
     assert sb.take() == [Relay(good)]
 
 
+def test_a_vote_for_the_empty_block_of_another_fork_is_dropped(sb: Sandbox) -> None:
+    # the empty value is H(B_ε) of the round on its H(B_{r-1}) (PROTOCOL §5): a b = 1 vote
+    # cast on another fork, or for another round's empty block, counts for nothing here
+    a = member(sb, 5)
+    for foreign in (empty_value(1, bytes(31) + b"\x01"), empty_value(2, CHAIN)):
+        assert foreign != EMPTY_VALUE
+        assert_dropped(sb, sign_vote(key(a), CHAIN, 1, 5, a, 1, foreign), "wrong empty value")
+    b = member(sb, 2)
+    foreign = empty_value(1, bytes(32))
+    assert_dropped(sb, sign_proposal(key(b), CHAIN, 1, 2, b, foreign), "wrong empty value")
+
+
+@pytest.mark.parametrize("kind", ["proposal", "vote", "cert_sig"])
+def test_a_message_signed_for_another_network_is_dropped(sb: Sandbox, kind: str) -> None:
+    # PROTOCOL §2 (revision 2): every signature is over the genesis hash; the same keys on
+    # another network sign other bytes
+    other = hashlib.sha256(b"another network").digest()
+    a = member(sb, 2 if kind == "proposal" else 5)
+    if kind == "proposal":
+        msg = sign_proposal(key(a), other, 1, 2, a, EMPTY_VALUE)
+    elif kind == "vote":
+        msg = sign_vote(key(a), other, 1, 5, a, 1, EMPTY_VALUE)
+    else:  # a message signed here around a cert_sig made for the other network
+        theirs = sign_vote(key(a), other, 1, 5, a, 1, EMPTY_VALUE)
+        fields = (1, 5, a, 1, *EMPTY_VALUE, theirs.cert_sig)
+        draft = BbaSignature(*fields, NO_SIGNATURE)
+        msg = BbaSignature(*fields, key(a).sign(draft.signing_bytes(CHAIN)))
+    assert_dropped(sb, msg, "bad signature")
+
+
 def test_vote_with_a_bad_cert_sig_is_dropped(sb: Sandbox) -> None:
     a = member(sb, 4)
-    good = sign_vote(key(a), 1, 4, a, 1, EMPTY_VALUE)
+    good = sign_vote(key(a), CHAIN, 1, 4, a, 1, EMPTY_VALUE)
     from echorand.messages import BbaSignature
 
     fields = (1, 4, a, 1, EMPTY_VALUE[0], EMPTY_VALUE[1], NO_SIGNATURE)
     draft = BbaSignature(*fields, NO_SIGNATURE)
-    bad = BbaSignature(*fields, key(a).sign(draft.signing_bytes()))
+    bad = BbaSignature(*fields, key(a).sign(draft.signing_bytes(CHAIN)))
     assert bad != good
     assert_dropped(sb, bad, "bad signature")
 
@@ -83,8 +116,8 @@ def test_block_on_another_previous_block_is_dropped(sb: Sandbox) -> None:
     from echorand.signing import sign_block, sign_gc_block
 
     p = sb.best_remote_producer()
-    block = sign_block(key(p), 1, b"\x09" * 32, p, sb.ctx.seed, ())
-    assert_dropped(sb, sign_gc_block(key(p), p, block), "wrong previous block")
+    block = sign_block(key(p), CHAIN, 1, b"\x09" * 32, p, sb.ctx.seed, ())
+    assert_dropped(sb, sign_gc_block(key(p), CHAIN, p, block), "wrong previous block")
 
 
 def test_block_from_a_non_producer_is_dropped(sb: Sandbox) -> None:
@@ -93,21 +126,21 @@ def test_block_from_a_non_producer_is_dropped(sb: Sandbox) -> None:
     p = non_member(sb, 1) if any(a not in sb.ctx.weights(1) for a in range(16)) else None
     if p is None:
         pytest.skip("every account is a producer with this seed")
-    block = sign_block(key(p), 1, sb.ctx.prev_hash, p, sb.ctx.seed, ())
-    assert_dropped(sb, sign_gc_block(key(p), p, block), "not in committee")
+    block = sign_block(key(p), CHAIN, 1, sb.ctx.prev_hash, p, sb.ctx.seed, ())
+    assert_dropped(sb, sign_gc_block(key(p), CHAIN, p, block), "not in committee")
 
 
 def test_block_signed_by_another_producer_is_dropped(sb: Sandbox) -> None:
     p = sb.best_remote_producer()
     block = sb.block(p)
     gc = sb.gc_block(block)
-    other = GcBlock(1, 1, p, block, key(p + 1).sign(gc.signing_bytes()))
+    other = GcBlock(1, 1, p, block, key(p + 1).sign(gc.signing_bytes(CHAIN)))
     assert_dropped(sb, other, "bad signature")
 
 
 def test_repeated_vote_counts_once_and_is_relayed_once(sb: Sandbox) -> None:
     a = member(sb, 2)
-    msg = sign_proposal(key(a), 1, 2, a, EMPTY_VALUE)
+    msg = sign_proposal(key(a), CHAIN, 1, 2, a, EMPTY_VALUE)
     sb.recv(msg)
     assert sb.take() == [Relay(msg)]
     weight = sb.node.round.gc.step2.weight(EMPTY_VALUE)
@@ -121,8 +154,8 @@ def test_equivocating_vote_adds_no_weight_and_is_not_relayed(sb: Sandbox) -> Non
     a = member(sb, 2)
     p = sb.best_remote_producer()
     block = sb.block(p)
-    first = sign_proposal(key(a), 1, 2, a, EMPTY_VALUE)
-    second = sign_proposal(key(a), 1, 2, a, (block.hash, p))
+    first = sign_proposal(key(a), CHAIN, 1, 2, a, EMPTY_VALUE)
+    second = sign_proposal(key(a), CHAIN, 1, 2, a, (block.hash, p))
     sb.recv(first)
     sb.take()
     sb.recv(second)
@@ -137,12 +170,14 @@ def test_proposal_conflicting_with_a_known_block_hash_is_dropped(sb: Sandbox) ->
     sb.recv(sb.gc_signature(block))
     sb.take()
     a = member(sb, 2)
-    assert_dropped(sb, sign_proposal(key(a), 1, 2, a, (b"\x05" * 32, p)), "repeat or conflict")
+    assert_dropped(
+        sb, sign_proposal(key(a), CHAIN, 1, 2, a, (b"\x05" * 32, p)), "repeat or conflict"
+    )
 
 
 def test_messages_of_the_next_round_wait_for_it(sb: Sandbox) -> None:
     a = member(sb, 2)
-    early = sign_proposal(key(a), 2, 2, a, EMPTY_VALUE)
+    early = sign_proposal(key(a), CHAIN, 2, 2, a, EMPTY_VALUE)
     sb.recv(early)
     assert sb.take() == []
     assert sb.node.stats["accepted"] == 0
@@ -171,7 +206,7 @@ def test_first_gc_block_is_relayed_later_ones_only_if_better(sb: Sandbox) -> Non
 
 
 def test_should_relay_pure_rule() -> None:
-    msg = sign_proposal(key(1), 1, 2, 1, EMPTY_VALUE)
+    msg = sign_proposal(key(1), CHAIN, 1, 2, 1, EMPTY_VALUE)
     assert should_relay(msg, counted=True, priority=None, best_before=None)
     assert not should_relay(msg, counted=False, priority=None, best_before=None)
 

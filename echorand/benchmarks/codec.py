@@ -82,7 +82,7 @@ _HEAD = struct.Struct(">BQIQ")
 _HEADER = struct.Struct(">BQ32sQ64s32s")
 _COUNT = struct.Struct(">I")
 _BBA = struct.Struct(">BQIQB32sQ64s64s")
-_ZERO = bytes(32)
+_NO_LEADER = (1 << 64) - 1
 
 
 def py_decode_gc_block(data: bytes) -> PyGcBlock:
@@ -143,8 +143,8 @@ def py_decode_bba(data: bytes) -> PyBbaSignature:
         raise ValueError(f"type: expected 0x04, got {code:#04x}")
     if b > 1:
         raise ValueError(f"bba_signature.b: non-canonical value {b}")
-    if leader != 0 and block_hash == _ZERO:
-        raise ValueError("bba_signature.leader: non-zero leader with empty block hash")
+    if (leader == _NO_LEADER) != (b == 1):
+        raise ValueError("bba_signature.leader: b = 1 carries the empty value, b = 0 a block's")
     return PyBbaSignature(round_, step, sender, b, block_hash, leader, cert_sig, sig)
 
 
@@ -193,7 +193,7 @@ def make_votes(n: int, rng: random.Random) -> list[BbaSignature]:
             sender=i,
             b=1 if i % 10 == 0 else 0,
             block_hash=value,
-            leader=17,
+            leader=_NO_LEADER if i % 10 == 0 else 17,
             cert_sig=rng.randbytes(64),
             signature=rng.randbytes(64),
         )

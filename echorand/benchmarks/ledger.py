@@ -129,8 +129,9 @@ def _keys(accounts: int) -> tuple[bytes, bytes]:
     return seeds, derive_public_keys(seeds)
 
 
-def _block_txs(seeds: bytes, keys: bytes, transactions: int) -> list[Transaction]:
-    """`transactions` signed transfers from distinct accounts, some to new keys."""
+def _block_txs(seeds: bytes, keys: bytes, transactions: int, chain: bytes) -> list[Transaction]:
+    """`transactions` signed transfers from distinct accounts, some to new keys, for the
+    network `chain`."""
     rng = random.Random(1)
     accounts = len(keys) // 32
     senders = rng.sample(range(accounts), transactions)
@@ -143,7 +144,8 @@ def _block_txs(seeds: bytes, keys: bytes, transactions: int) -> list[Transaction
             r = (s + 1 + rng.randrange(accounts - 1)) % accounts
             to = keys[32 * r : 32 * r + 32]
         kp = Keypair.from_seed(seeds[32 * s : 32 * s + 32])
-        txs.append(transfer(kp, to, rng.randint(1, 1000), fee=rng.randint(0, 9), nonce=0))
+        amount, fee = rng.randint(1, 1000), rng.randint(0, 9)
+        txs.append(transfer(kp, to, amount, fee=fee, nonce=0, chain=chain))
     return txs
 
 
@@ -243,13 +245,13 @@ def _rows_keys(report: Report, seeds: bytes, keys: bytes, count: int, repeat: in
 
 def _certified(ledger: Ledger, producer_seed: bytes, txs: list[Transaction]):
     kp = Keypair.from_seed(producer_seed)
-    r = ledger.tip + 1
-    seed_sig = kp.sign(seed_signing_bytes(ledger.tip_seed, r))
+    r, chain = ledger.tip + 1, ledger.genesis.hash
+    seed_sig = kp.sign(seed_signing_bytes(chain, ledger.tip_seed, r))
     unsigned = Block(r, ledger.tip_hash, 0, seed_sig, txs, bytes(64))
-    block = Block(r, ledger.tip_hash, 0, seed_sig, txs, kp.sign(unsigned.signing_bytes()))
-    cert = Certificate(r, 5, 0, block.hash, 0, [])
-    body = cert.vote_signing_bytes()
-    return block, Certificate(r, 5, 0, block.hash, 0, [(0, kp.sign(body))])
+    block = Block(r, ledger.tip_hash, 0, seed_sig, txs, kp.sign(unsigned.signing_bytes(chain)))
+    cert = Certificate(r, 4, 0, block.hash, 0, [])
+    body = cert.vote_signing_bytes(chain)
+    return block, Certificate(r, 4, 0, block.hash, 0, [(0, kp.sign(body))])
 
 
 def _rows_genesis(report: Report, root: Path, accounts: int) -> Genesis:
@@ -299,7 +301,7 @@ def run(
         seeds, pks = _keys(max(accounts, keys))
         if pks[: 32 * accounts] != genesis.public_keys():
             raise AssertionError("the devnet keys are not the benchmark's keys")
-        txs = _block_txs(seeds[: 32 * accounts], pks[: 32 * accounts], transactions)
+        txs = _block_txs(seeds[: 32 * accounts], pks[: 32 * accounts], transactions, genesis.hash)
         _rows_rules(report, genesis, txs, repeat)
         _rows_keys(report, seeds, pks, keys, repeat)
         _rows_ledger(report, root, genesis, txs, seeds[:32])

@@ -22,6 +22,8 @@ from echorand.messages import Transaction
 from echorand.transactions import AccountState, transfer
 
 SEED = b"echorand mempool benchmark"
+CHAIN = hashlib.sha256(SEED).digest()
+"""The genesis hash the benchmark's transactions are signed for."""
 BALANCE = 10**12
 
 
@@ -51,7 +53,8 @@ def _workload(
     for n in range(queued + batch):
         s = n % senders
         to = keypairs[(s + 1) % senders].public_key
-        txs.append(transfer(keypairs[s], to, 1 + n % 97, fee=1 + n % 7, nonce=n // senders))
+        amount, fee, nonce = 1 + n % 97, 1 + n % 7, n // senders
+        txs.append(transfer(keypairs[s], to, amount, fee=fee, nonce=nonce, chain=CHAIN))
     return state, txs[:queued], txs[queued:]
 
 
@@ -60,7 +63,7 @@ def _admission(pool_type: type[Mempool], state, queued, batch, repeat: int) -> f
     verified = {tx.id for tx in queued} | {tx.id for tx in batch}
     best = float("inf")
     for _ in range(repeat):
-        pool = pool_type(state)
+        pool = pool_type(state, genesis_hash=CHAIN)
         if pool.add(queued, verified) != [None] * len(queued):
             raise RuntimeError("the queued transactions were not all admitted")
         start = time.perf_counter()

@@ -23,8 +23,8 @@ from echorand.events import (
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock
 from echorand.params import Params
 from echorand.signing import Signer
-from echorand.sim.byzantine import Behaviour
-from echorand.tally import Value
+from echorand.sim.byzantine import Behaviour, Known
+from echorand.tally import empty_value
 from echorand.validate import Verifier
 
 if TYPE_CHECKING:
@@ -141,14 +141,17 @@ class SimNode:
             self.blocks.setdefault(msg.block.hash, msg.block)
         peers = self.sim.network.neighbours[self.index]
         extra = self.sim.producer_delay_ms(self, msg)
-        for targets, out, delay in self.behaviour.outgoing(msg, peers, self._known_values()):
+        for targets, out, delay in self.behaviour.outgoing(msg, peers, self._known(msg.round)):
             self.sim.broadcast(self.index, out, targets, delay + extra)
 
-    def _known_values(self) -> list[Value]:
-        if self.core is None or self.core.round is None:
-            return []
-        proposals = self.core.round.gc.proposals.values()
-        return sorted(p.value for p in proposals)
+    def _known(self, round: int) -> Known:
+        """The block values of round `round` this node heard of, and its empty value."""
+        rnd = self.core.round if self.core is not None else None
+        if rnd is not None and rnd.ctx.round == round:
+            values = tuple(sorted(p.value for p in rnd.gc.proposals.values()))
+            return Known(values, rnd.ctx.empty_value)
+        prev = self.chain[round - 2][0].hash if round >= 2 else self.sim.genesis.block_hash
+        return Known((), empty_value(round, prev))
 
     def _commit(self, block: Block, cert: Certificate, now: int) -> None:
         self.chain.append((block, cert))

@@ -14,6 +14,7 @@ from echorand.crypto import Keypair
 from echorand.events import BlockReceived, CertifiedBlocksReceived
 from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
 from echorand.params import Params
+from echorand.round import RoundContext
 from echorand.sim.byzantine import make_behaviour
 from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
@@ -217,7 +218,11 @@ class Simulation:
             mine = {a: keys[a] for a in accounts if a not in self.offline_accounts}
             name = config.behaviour if i in byzantine else "honest"
             behaviour = make_behaviour(
-                name, mine, random.Random(config.seed * 1_000 + i), config.lam_ms
+                name,
+                mine,
+                random.Random(config.seed * 1_000 + i),
+                config.lam_ms,
+                self.genesis.chain,
             )
             node = SimNode(i, self, mine, behaviour, honest=i not in byzantine)
             node.mute_producer = config.mute_producers
@@ -276,7 +281,7 @@ class Simulation:
             return True
         answers = self.verifier.verify_batch(
             [tx.sender for tx in txs],
-            [tx.signing_bytes() for tx in txs],
+            [tx.signing_bytes(self.genesis.chain) for tx in txs],
             [tx.signature for tx in txs],
         )
         return all(answers)
@@ -411,18 +416,20 @@ class Simulation:
         bad: list[str] = []
         for node in nodes:
             tip = self.genesis
+            previous: RoundContext | None = None
             for block, cert in node.chain:
                 r = block.round
+                delegates = ledger_delegates(self.ledger, r)
+                ctx = tip.context(self.params, self.ledger.stake_table(r), delegates, previous)
                 key = (r, block.hash, cert.encode())
                 if key not in seen:
                     seen.add(key)
-                    delegates = ledger_delegates(self.ledger, r)
-                    ctx = tip.context(self.params, self.ledger.stake_table(r), delegates)
                     try:
                         check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
                     except CertificateError as e:
                         bad.append(f"node {node.index} round {r}: {e}")
-                tip = tip.after(block, self.params)
+                tip = tip.after(block, self.params, cert)
+                previous = ctx
         return len(seen), bad
 
 

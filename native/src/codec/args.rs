@@ -94,3 +94,9 @@ pub fn fixed<const N: usize>(obj: &Bound<'_, PyAny>, field: impl Display) -> PyR
         ))),
     }
 }
+
+/// The `chain` argument of every `signing_bytes` method: the 32-byte genesis hash that
+/// binds a signature to its network (PROTOCOL §2).
+pub fn chain(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 32]> {
+    fixed::<32>(obj, "chain")
+}

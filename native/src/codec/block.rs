@@ -444,14 +444,19 @@ value_methods! {
         PyBytes::new(py, &self.header())
     }
 
-    /// `"echorand/block" || 0x00 || header_body`: what the producer signs.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    /// `"echorand/block" || 0x00 || chain || header_body`: what the producer signs.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let chain = args::chain(chain)?;
         if self.proposed.is_none() {
             return Err(PyValueError::new_err(
                 "block.signature: the empty block is not signed",
             ));
         }
-        let mut out = signed_payload(tag::BLOCK, PROPOSED_HEADER_SIZE);
+        let mut out = signed_payload(tag::BLOCK, &chain, PROPOSED_HEADER_SIZE);
         out.put(&self.header());
         Ok(PyBytes::new(py, &out))
     }

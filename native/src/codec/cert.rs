@@ -1,5 +1,10 @@
 //! Certificates `CERT[r]`: the `echorand/cert` signatures of the step that decided.
 //!
+//! Every vote signs `u64be(round) || u32be(step) || u8(b) || block_hash || u64be(leader)`
+//! (PROTOCOL §5, revision 2): a vote counts for one round and one step only. The step
+//! must be one whose votes decide for the bit (`decides`): `b = 0` at steps 4, 7, 10, ...,
+//! `b = 1` at steps 5, 8, 11, ...; `b = 0` certifies a block's value, `b = 1` the empty value.
+//!
 //! ```text
 //! round u64 || step u32 || b u8 || block_hash 32 || leader u64 || count u32 || (signer u64 || signature 64) * count
 //!   || scount u32 || (principal u64 || signer u64 || mode u8 || signature 64) * scount
@@ -27,28 +32,48 @@ use super::wire::{
 };
 use super::{DecodeError, Encode};
 
-/// The body every certificate vote signs: `u64be(round) || u8(b) || block_hash || u64be(leader)`.
-pub fn cert_signing_bytes(round: u64, b: u8, value: &Value) -> Vec<u8> {
-    let mut out = signed_payload(tag::CERT, 8 + 1 + Value::SIZE);
+/// What every certificate vote signs: `"echorand/cert" || 0x00 || chain || u64be(round) ||
+/// u32be(step) || u8(b) || block_hash || u64be(leader)`.
+pub fn cert_signing_bytes(
+    chain: &[u8; HASH_SIZE],
+    round: u64,
+    step: u32,
+    b: u8,
+    value: &Value,
+) -> Vec<u8> {
+    let mut out = signed_payload(tag::CERT, chain, 8 + 4 + 1 + Value::SIZE + 8 + 1);
     out.put_u64(round);
+    out.put_u32(step);
     out.put_u8(b);
     value.write(&mut out);
     out
 }
 
-/// What a substitute's `cert_sig` signs: the body of [`cert_signing_bytes`]
-/// followed by `u64be(principal) || u8(mode)` (58 bytes of body, an own vote's is 49).
+/// What a substitute's `cert_sig` signs: the payload of [`cert_signing_bytes`]
+/// followed by `u64be(principal) || u8(mode)` (62 bytes of body, an own vote's is 53).
 pub fn substitute_cert_signing_bytes(
+    chain: &[u8; HASH_SIZE],
     round: u64,
+    step: u32,
     b: u8,
     value: &Value,
     principal: u64,
     mode: u8,
 ) -> Vec<u8> {
-    let mut out = cert_signing_bytes(round, b, value);
+    let mut out = cert_signing_bytes(chain, round, step, b, value);
     out.put_u64(principal);
     out.put_u8(mode);
     out
+}
+
+/// Whether votes for bit `b` in `step` can decide: `b = 0` at steps `4 + 3k`, `b = 1` at
+/// steps `5 + 3k` (the Python twin is `echorand.certificate.decides`).
+pub fn decides(step: u32, b: u8) -> bool {
+    match b {
+        0 => step >= 4 && (step - 4) % 3 == 0,
+        1 => step >= 5 && (step - 5) % 3 == 0,
+        _ => false,
+    }
 }
 
 /// The rules of a substitute's seat (§16), for field paths under `path`:
@@ -135,12 +160,16 @@ impl Hash for Certificate {
     }
 }
 
-/// The canonical rules shared by the constructor and the decoder.
-fn check(b: u8, value: &Value) -> Result<(), String> {
+/// The canonical rules shared by the constructor and the decoder: the bit, its value, and
+/// a step whose votes decide for it.
+fn check(step: u32, b: u8, value: &Value) -> Result<(), String> {
     check_flag("certificate.b", b)?;
-    value.check("certificate")?;
-    if b == 1 && *value != Value::EMPTY {
-        return Err("certificate.block_hash: b = 1 requires the empty value".to_owned());
+    value.check_vote("certificate", b)?;
+    if !decides(step, b) {
+        return Err(format!(
+            "certificate.step: votes b = {b} of step {step} decide nothing \
+             (b = 0 needs a step 4 + 3k, b = 1 a step 5 + 3k)"
+        ));
     }
     Ok(())
 }
@@ -226,7 +255,7 @@ impl Certificate {
         let b = r.u8("certificate.b")?;
         check_flag("certificate.b", b)?;
         let value = Value::parse(r, "certificate")?;
-        check(b, &value)?;
+        check(step, b, &value)?;
         let count = r.count("certificate.count", MAX_CERT_VOTES)?;
         let bytes = r.take(count * VOTE_SIZE, "certificate.votes")?;
         let votes: Vec<Vote> = bytes
@@ -358,7 +387,7 @@ value_methods! {
             block_hash: args::fixed::<HASH_SIZE>(block_hash, "certificate.block_hash")?,
             leader: args::u64_arg(leader, "certificate.leader")?,
         };
-        check(b, &value).map_err(PyValueError::new_err)?;
+        check(step, b, &value).map_err(PyValueError::new_err)?;
         let votes = Items::from_py(votes, "certificate.votes", MAX_CERT_VOTES, Self::vote_from_py)?;
         check_ascending(votes.as_slice()).map_err(PyValueError::new_err)?;
         let substitutes = match substitutes {
@@ -401,10 +430,16 @@ value_methods! {
         PyTuple::new(py, self.votes.as_slice().iter().map(|v| v.signer))
     }
 
-    /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)`:
-    /// what every vote of the certificate signs.
-    fn vote_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &cert_signing_bytes(self.round, self.b, &self.value))
+    /// `"echorand/cert" || 0x00 || chain || u64be(round) || u32be(step) || u8(b) ||
+    /// block_hash || u64be(leader)`: what every own vote of the certificate signs.
+    fn vote_signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let chain = args::chain(chain)?;
+        let payload = cert_signing_bytes(&chain, self.round, self.step, self.b, &self.value);
+        Ok(PyBytes::new(py, &payload))
     }
 
     /// The principals of the substitute votes, ascending.
@@ -418,14 +453,18 @@ value_methods! {
     fn substitute_signing_bytes<'py>(
         &self,
         py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
         principal: &Bound<'py, PyAny>,
         mode: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let chain = args::chain(chain)?;
         let principal = args::u64_arg(principal, "principal")?;
         let mode = args::u8_arg(mode, "mode")?;
         Ok(PyBytes::new(
             py,
-            &substitute_cert_signing_bytes(self.round, self.b, &self.value, principal, mode),
+            &substitute_cert_signing_bytes(
+                &chain, self.round, self.step, self.b, &self.value, principal, mode,
+            ),
         ))
     }
 

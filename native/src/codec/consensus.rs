@@ -1,7 +1,12 @@
 //! The consensus messages of a round. Each carries `round u64 || step u32 ||
 //! sender u64` and ends with the sender's signature over
-//! `tag || 0x00 || (everything before the signature, type byte included)`;
+//! `tag || 0x00 || genesis_hash || (everything before the signature, type byte included)`;
 //! in `gc_block` the block inside that signed body is replaced by its hash.
+//!
+//! Values (PROTOCOL §5, revision 2): the empty value is `(H(B_ε), NO_LEADER)`, the hash of
+//! the round's empty block with leader `2^64 - 1`. A BBA vote with `b = 0` carries a
+//! non-empty value and one with `b = 1` the empty value; anything else is malformed. (Whether
+//! an empty value's hash is the round's `H(B_ε)` needs the chain: validation checks it.)
 //!
 //! ```text
 //! gc_block       0x01 round step sender || block                                     tag echorand/msg
@@ -27,7 +32,7 @@ use super::block::Block;
 use super::cert::{cert_signing_bytes, check_delegation, substitute_cert_signing_bytes};
 use super::wire::{
     check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader, HASH_SIZE,
-    SIG_SIZE, ZERO_HASH,
+    NO_LEADER, SIG_SIZE,
 };
 use super::{Encode, Wire};
 
@@ -96,8 +101,8 @@ impl Head {
     }
 }
 
-/// A value `v = (block_hash, leader)`. The empty value is 32 zero bytes and
-/// leader 0; a zero hash with a non-zero leader is non-canonical.
+/// A value `v = (block_hash, leader)`: a proposed block and its producer, or the empty
+/// value `(H(B_ε), NO_LEADER)` of the round.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Value {
     pub block_hash: [u8; HASH_SIZE],
@@ -106,44 +111,46 @@ pub struct Value {
 
 impl Value {
     pub const SIZE: usize = HASH_SIZE + 8;
-    pub const EMPTY: Value = Value {
-        block_hash: ZERO_HASH,
-        leader: 0,
-    };
 
-    /// The canonical rule, for the value of message `msg`.
-    pub fn check(&self, msg: &str) -> Result<(), String> {
-        if self.block_hash == ZERO_HASH && self.leader != 0 {
-            return Err(format!(
-                "{msg}.leader: non-zero leader with empty block hash"
-            ));
-        }
-        Ok(())
+    /// Whether this is an empty value (its leader is `NO_LEADER`).
+    pub fn is_empty(&self) -> bool {
+        self.leader == NO_LEADER
     }
 
-    /// Reads and checks the value of message `msg`.
+    /// The rule of a vote for bit `b` (message or certificate `msg`): `b = 0` carries a
+    /// block's value, `b = 1` the empty value.
+    pub fn check_vote(&self, msg: &str, b: u8) -> Result<(), String> {
+        match (b, self.is_empty()) {
+            (0, true) => Err(format!(
+                "{msg}.leader: b = 0 needs a block's value, not the empty value"
+            )),
+            (1, false) => Err(format!(
+                "{msg}.leader: b = 1 needs the empty value (leader 2^64 - 1), got leader {}",
+                self.leader
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the value of message `msg`.
     #[inline]
     pub fn parse(r: &mut Reader<'_>, msg: &str) -> DecodeResult<Self> {
-        let value = Value {
+        Ok(Value {
             block_hash: r.array(Dotted(msg, "block_hash"))?,
             leader: r.u64(Dotted(msg, "leader"))?,
-        };
-        value.check(msg)?;
-        Ok(value)
+        })
     }
 
-    /// The value from constructor arguments of message `msg`, checked.
+    /// The value from constructor arguments of message `msg`.
     pub fn from_args(
         msg: &str,
         block_hash: &Bound<'_, PyAny>,
         leader: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let value = Value {
+        Ok(Value {
             block_hash: args::fixed(block_hash, Dotted(msg, "block_hash"))?,
             leader: args::u64_arg(leader, Dotted(msg, "leader"))?,
-        };
-        value.check(msg).map_err(PyValueError::new_err)?;
-        Ok(value)
+        })
     }
 
     pub fn write<P: Put>(&self, out: &mut P) {
@@ -157,10 +164,10 @@ impl Value {
     }
 }
 
-/// `tag || 0x00 || (the encoding before the signature)`: what the sender of
+/// `tag || 0x00 || chain || (the encoding before the signature)`: what the sender of
 /// `gc_signature`, `gc_proposal` and `bba_signature` signs.
-fn sign_prefix<W: Wire>(tag: &[u8], msg: &W) -> Vec<u8> {
-    let mut out = signed_payload(tag, msg.encoded_len());
+fn sign_prefix<W: Wire>(tag: &[u8], chain: &[u8; HASH_SIZE], msg: &W) -> Vec<u8> {
+    let mut out = signed_payload(tag, chain, msg.encoded_len());
     msg.write(&mut out);
     out.truncate(out.len().saturating_sub(SIG_SIZE));
     out
@@ -274,12 +281,16 @@ message_methods! {
         })
     }
 
-    /// `"echorand/msg" || 0x00 || 0x01 || round || step || sender || block.hash`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let mut out = signed_payload(tag::MSG, HEAD_SIZE + HASH_SIZE);
+    /// `"echorand/msg" || 0x00 || chain || 0x01 || round || step || sender || block.hash`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = signed_payload(tag::MSG, &args::chain(chain)?, HEAD_SIZE + HASH_SIZE);
         self.head.write(&mut out, Self::CODE);
         out.put(self.block.get().block_hash());
-        PyBytes::new(py, &out)
+        Ok(PyBytes::new(py, &out))
     }
 }
 
@@ -360,9 +371,13 @@ message_methods! {
         })
     }
 
-    /// `"echorand/msg" || 0x00 || (the encoding before the signature)`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::MSG, self))
+    /// `"echorand/msg" || 0x00 || chain || (the encoding before the signature)`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &sign_prefix(tag::MSG, &args::chain(chain)?, self)))
     }
 }
 
@@ -437,16 +452,20 @@ message_methods! {
         self.value.to_py(py)
     }
 
-    /// `"echorand/gc_proposal" || 0x00 || (the encoding before the signature)`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, self))
+    /// `"echorand/gc_proposal" || 0x00 || chain || (the encoding before the signature)`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, &args::chain(chain)?, self)))
     }
 }
 
 // ----------------------------------------------------------- bba_signature
 
-/// `bba_signature`, steps 4..mu: a verifier's bit `b`, its value `v`, and its
-/// certificate signature `cert_sig` on `(round, b, v)` (the empty value when `b = 1`).
+/// `bba_signature`, steps 4 and later: a verifier's bit `b`, its value `v` (the empty value
+/// exactly when `b = 1`), and its certificate signature `cert_sig` on `(round, step, b, v)`.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct BbaSignature {
@@ -462,23 +481,15 @@ impl BbaSignature {
         let head = Head::parse(r, "bba_signature")?;
         let b = r.u8("bba_signature.b")?;
         check_flag("bba_signature.b", b).map_err(DecodeErr::new)?;
+        let value = Value::parse(r, "bba_signature")?;
+        value.check_vote("bba_signature", b)?;
         Ok(BbaSignature {
             head,
             b,
-            value: Value::parse(r, "bba_signature")?,
+            value,
             cert_sig: r.array("bba_signature.cert_sig")?,
             signature: r.array("bba_signature.signature")?,
         })
-    }
-
-    /// The `echorand/cert` payload `cert_sig` is over.
-    fn cert_payload(&self) -> Vec<u8> {
-        let value = if self.b == 1 {
-            Value::EMPTY
-        } else {
-            self.value
-        };
-        cert_signing_bytes(self.head.round(), self.b, &value)
     }
 }
 
@@ -529,30 +540,44 @@ message_methods! {
         let head = Head::from_args("bba_signature", round, step, sender)?;
         let b = args::u8_arg(b, "bba_signature.b")?;
         check_flag("bba_signature.b", b).map_err(PyValueError::new_err)?;
+        let value = Value::from_args("bba_signature", block_hash, leader)?;
+        value
+            .check_vote("bba_signature", b)
+            .map_err(PyValueError::new_err)?;
         Ok(BbaSignature {
             head,
             b,
-            value: Value::from_args("bba_signature", block_hash, leader)?,
+            value,
             cert_sig: args::fixed(cert_sig, "bba_signature.cert_sig")?,
             signature: args::fixed(signature, "bba_signature.signature")?,
         })
     }
 
-    /// The value `v = (block_hash, leader)` (kept even when `b = 1`).
+    /// The value `v = (block_hash, leader)`: the empty value when `b = 1`.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
         self.value.to_py(py)
     }
 
-    /// `"echorand/bba" || 0x00 || (the encoding before the signature)`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::BBA, self))
+    /// `"echorand/bba" || 0x00 || chain || (the encoding before the signature)`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &sign_prefix(tag::BBA, &args::chain(chain)?, self)))
     }
 
-    /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)`,
-    /// with the empty value when `b = 1`: what `cert_sig` signs.
-    fn cert_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.cert_payload())
+    /// `"echorand/cert" || 0x00 || chain || u64be(round) || u32be(step) || u8(b) ||
+    /// block_hash || u64be(leader)`: what `cert_sig` signs.
+    fn cert_signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (head, chain) = (self.head, args::chain(chain)?);
+        let payload = cert_signing_bytes(&chain, head.round(), head.step(), self.b, &self.value);
+        Ok(PyBytes::new(py, &payload))
     }
 }
 
@@ -690,13 +715,17 @@ message_methods! {
         self.value.to_py(py)
     }
 
-    /// `"echorand/gc_proposal" || 0x00 || (the encoding before the signature)`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, self))
+    /// `"echorand/gc_proposal" || 0x00 || chain || (the encoding before the signature)`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &sign_prefix(tag::GC_PROPOSAL, &args::chain(chain)?, self)))
     }
 }
 
-/// `bba_substitute`, steps 4..mu: a BBA vote `(b, v)` the sender casts in
+/// `bba_substitute`, steps 4 and later: a BBA vote `(b, v)` the sender casts in
 /// `principal`'s seats, with its `cert_sig` over the principal and the mode.
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 #[derive(PartialEq, Eq, Hash)]
@@ -715,30 +744,16 @@ impl BbaSubstitute {
         let seat = Seat::parse(r, "bba_substitute", &head)?;
         let b = r.u8("bba_substitute.b")?;
         check_flag("bba_substitute.b", b).map_err(DecodeErr::new)?;
+        let value = Value::parse(r, "bba_substitute")?;
+        value.check_vote("bba_substitute", b)?;
         Ok(BbaSubstitute {
             head,
             seat,
             b,
-            value: Value::parse(r, "bba_substitute")?,
+            value,
             cert_sig: r.array("bba_substitute.cert_sig")?,
             signature: r.array("bba_substitute.signature")?,
         })
-    }
-
-    /// The `echorand/cert` payload `cert_sig` is over.
-    fn cert_payload(&self) -> Vec<u8> {
-        let value = if self.b == 1 {
-            Value::EMPTY
-        } else {
-            self.value
-        };
-        substitute_cert_signing_bytes(
-            self.head.round(),
-            self.b,
-            &value,
-            self.seat.principal(),
-            self.seat.mode(),
-        )
     }
 }
 
@@ -797,31 +812,53 @@ message_methods! {
         let seat = Seat::from_args("bba_substitute", &head, principal, mode)?;
         let b = args::u8_arg(b, "bba_substitute.b")?;
         check_flag("bba_substitute.b", b).map_err(PyValueError::new_err)?;
+        let value = Value::from_args("bba_substitute", block_hash, leader)?;
+        value
+            .check_vote("bba_substitute", b)
+            .map_err(PyValueError::new_err)?;
         Ok(BbaSubstitute {
             head,
             seat,
             b,
-            value: Value::from_args("bba_substitute", block_hash, leader)?,
+            value,
             cert_sig: args::fixed(cert_sig, "bba_substitute.cert_sig")?,
             signature: args::fixed(signature, "bba_substitute.signature")?,
         })
     }
 
-    /// The value `v = (block_hash, leader)` (kept even when `b = 1`).
+    /// The value `v = (block_hash, leader)`: the empty value when `b = 1`.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
         self.value.to_py(py)
     }
 
-    /// `"echorand/bba" || 0x00 || (the encoding before the signature)`.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &sign_prefix(tag::BBA, self))
+    /// `"echorand/bba" || 0x00 || chain || (the encoding before the signature)`.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &sign_prefix(tag::BBA, &args::chain(chain)?, self)))
     }
 
-    /// `"echorand/cert" || 0x00 || u64be(round) || u8(b) || block_hash || u64be(leader)
-    /// || u64be(principal) || u8(mode)`, with the empty value when `b = 1`: what `cert_sig` signs.
-    fn cert_signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.cert_payload())
+    /// `"echorand/cert" || 0x00 || chain || u64be(round) || u32be(step) || u8(b) ||
+    /// block_hash || u64be(leader) || u64be(principal) || u8(mode)`: what `cert_sig` signs.
+    fn cert_signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (head, seat) = (self.head, self.seat);
+        let payload = substitute_cert_signing_bytes(
+            &args::chain(chain)?,
+            head.round(),
+            head.step(),
+            self.b,
+            &self.value,
+            seat.principal(),
+            seat.mode(),
+        );
+        Ok(PyBytes::new(py, &payload))
     }
 }
 

@@ -466,5 +466,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_CERT_VOTES", wire::MAX_CERT_VOTES)?;
     m.add("MAX_BATCH_TXS", wire::MAX_BATCH_TXS)?;
     m.add("MAX_SYNC_BLOCKS", wire::MAX_SYNC_BLOCKS)?;
+    m.add("NO_LEADER", wire::NO_LEADER)?;
     Ok(())
 }

@@ -187,11 +187,17 @@ value_methods! {
         PyBytes::new(py, self.tx_id())
     }
 
-    /// `"echorand/tx" || 0x00 || kind .. nonce` (the first 89 bytes): what the sender signs.
-    fn signing_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let mut out = super::wire::signed_payload(tag::TX, TX_SIGNED_SIZE);
+    /// `"echorand/tx" || 0x00 || chain || kind .. nonce` (the first 89 bytes): what the
+    /// sender signs.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let chain = super::args::chain(chain)?;
+        let mut out = super::wire::signed_payload(tag::TX, &chain, TX_SIGNED_SIZE);
         out.put(field(&self.raw, 0, TX_SIGNED_SIZE));
-        PyBytes::new(py, &out)
+        Ok(PyBytes::new(py, &out))
     }
 
     /// The 153-byte encoding.

@@ -28,7 +28,9 @@ pub const MAX_CERT_VOTES: usize = 10_000;
 pub const MAX_BATCH_TXS: usize = 10_000;
 pub const MAX_SYNC_BLOCKS: usize = 256;
 
-pub const ZERO_HASH: [u8; HASH_SIZE] = [0; HASH_SIZE];
+/// The leader of the empty value `(H(B_ε), NO_LEADER)` (PROTOCOL §5, revision 2): no
+/// account has this id (ids are dense from 0), so it marks a vote for the empty block.
+pub const NO_LEADER: u64 = u64::MAX;
 
 /// Message type codes: the first byte of every message.
 pub mod code {
@@ -330,11 +332,14 @@ pub fn new_bytes<'py>(
     })
 }
 
-/// `tag || 0x00`, the start of every signed payload, with room for `body_len` more bytes.
-pub fn signed_payload(tag: &[u8], body_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(tag.len() + 1 + body_len);
+/// `tag || 0x00 || chain`, the start of every signed payload (PROTOCOL §2, revision 2:
+/// `chain` is the genesis hash, so a signature of one network never verifies on another),
+/// with room for `body_len` more bytes.
+pub fn signed_payload(tag: &[u8], chain: &[u8; HASH_SIZE], body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tag.len() + 1 + HASH_SIZE + body_len);
     out.put(tag);
     out.put_u8(0);
+    out.put(chain);
     out
 }
 
