@@ -206,6 +206,7 @@ class Certificate:
     def __hash__(self) -> int: ...
 
 class GcBlock:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -228,6 +229,7 @@ class GcBlock:
     def signing_bytes(self, chain: bytes) -> bytes: ...
 
 class GcSignature:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -261,6 +263,7 @@ class GcSignature:
     def signing_bytes(self, chain: bytes) -> bytes: ...
 
 class GcProposal:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -293,6 +296,7 @@ class GcProposal:
     def signing_bytes(self, chain: bytes) -> bytes: ...
 
 class BbaSignature:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -332,6 +336,7 @@ class BbaSignature:
     def cert_signing_bytes(self, chain: bytes) -> bytes: ...
 
 class GcSubstitute:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -370,6 +375,7 @@ class GcSubstitute:
     def signing_bytes(self, chain: bytes) -> bytes: ...
 
 class BbaSubstitute:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -415,6 +421,7 @@ class BbaSubstitute:
     def cert_signing_bytes(self, chain: bytes) -> bytes: ...
 
 class TxBatch:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -428,6 +435,7 @@ class TxBatch:
     def tx_count(self) -> int: ...
 
 class Hello:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -454,6 +462,7 @@ class Hello:
     def listen_port(self) -> int: ...
 
 class SyncRequest:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...
@@ -467,6 +476,7 @@ class SyncRequest:
     def count(self) -> int: ...
 
 class SyncResponse:
+    CODE: ClassVar[int]
     __match_args__: ClassVar[tuple[str, ...]]
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self: ...

@@ -47,6 +47,7 @@ from echorand.params import Params
 from echorand.proposers import next_authors, policy_for
 from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
+from echorand.signed import SignedLog
 from echorand.sortition import StakeTable
 from echorand.validate import Verifier, should_relay, verify_messages
 
@@ -188,11 +189,15 @@ class Consensus:
         tip: Tip,
         payload: PayloadSource = _no_payload,
         on_commit: Callable[[Block, Certificate], None] | None = None,
+        signed: SignedLog | None = None,
     ) -> None:
         """`on_commit(block, cert)`, when given, is called with each decided block before the
         next round begins, so that a real ledger applies it first: the next round's stake
         table and its producer's payload (`payload`) then see the block. The `Commit`
-        action is returned as well."""
+        action is returned as well.
+
+        `signed` is what this node signed before (its durable records, after a restart):
+        it never signs anything else for those slots (PROTOCOL §6)."""
         self.params = params
         self.keys = keys
         self.ledger = ledger
@@ -200,6 +205,7 @@ class Consensus:
         self.payload = payload
         self.on_commit = on_commit
         self.tip = tip
+        self.signed = SignedLog() if signed is None else signed
         self.stats: Counter[str] = Counter()
         """Messages dropped (by reason) or accepted; certificates refused."""
         self.round: Round | None = None
@@ -391,7 +397,8 @@ class Consensus:
 
     def _begin_round(self, now_ms: int, out: list[Action]) -> None:
         ctx = tip_context(self.params, self.ledger, self.tip, self._finished_context())
-        self.round = Round(ctx, self.keys, now_ms, self.payload)
+        self.signed.prune(ctx.round)
+        self.round = Round(ctx, self.keys, now_ms, self.payload, self.signed)
         self._seen = set()
         self._best = {}
         self._fetching = None

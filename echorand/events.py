@@ -7,7 +7,7 @@ source. Its caller feeds it events, each stamped with the caller's time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from echorand.messages import Block, Certificate, ConsensusMessage
@@ -76,9 +76,14 @@ Event = MessagesReceived | TimerFired | BlockValidated | BlockReceived | Certifi
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Broadcast a message this node made (signed by one of its accounts)."""
+    """Broadcast a message this node made (signed by one of its accounts).
+
+    The executor first makes it durable with `prev_hash`, the H(B_{r-1}) it was signed on
+    (`echorand.signed`): a node that crashes and restarts must find every message it sent,
+    so that it never signs another one for the same slot (PROTOCOL §6)."""
 
     message: ConsensusMessage
+    prev_hash: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

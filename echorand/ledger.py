@@ -12,6 +12,7 @@ One directory holds one LMDB environment with these named databases (keys
 | `hashes`   | round >= 0   | the block hash (round 0: the genesis hash)                 |
 | `accounts` | account id   | `pk 32 || balance u64be || nonce u64be || delegate u64be`  |
 | `undo`     | round >= 1   | the old records of the accounts block r changed            |
+| `own`      | slot         | this node's signed messages (`echorand.signed`)            |
 
 A block and everything it changes (block, certificate, seed, hash, accounts,
 undo record, tip) commit in one write transaction: after a crash the ledger
@@ -38,7 +39,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,7 @@ from echorand.incentives import next_level, producer_reward, verifier_credits, v
 from echorand.messages import MAX_SYNC_BLOCKS, NO_LEADER
 from echorand.params import KEY_SIZE
 from echorand.seeds import next_seed
+from echorand.signed import Signed, round_key, slot, slot_key
 from echorand.sortition import StakeTable, stake_round
 
 __all__ = [
@@ -78,7 +80,7 @@ _STAKE_TABLES = 3
 """Stake tables kept in memory: after the tip and the two blocks before it."""
 _DELEGATE_TABLES = 2
 """Delegate tables of past snapshots kept (dropped at each block)."""
-_DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
+_DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo", b"own")
 _PUT_CHUNK = 100_000
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
@@ -313,6 +315,7 @@ class Ledger:
             txn.put(key, changes.undo, db=db["undo"], append=True)
             if old_undo >= 1:
                 txn.delete(_u64(old_undo), db=db["undo"])
+                _delete_below(txn.cursor(db=db["own"]), round_key(old_undo + 1))
             if records:
                 txn.cursor(db=db["accounts"]).putmulti(records)
             txn.put(b"tip", key, db=db["meta"])
@@ -394,6 +397,33 @@ class Ledger:
                 f" {certificate.leader}) with b={certificate.b}, not this block"
                 f" ({block.hash.hex()}, {block.producer})"
             )
+
+    # --- this node's signatures (PROTOCOL §6) -------------------------------------
+
+    def record_signed(self, records: Sequence[Signed]) -> None:
+        """Make the messages this node is about to send durable, in one write transaction,
+        before any of them leaves the node: after a crash it re-sends them instead of
+        signing others (`echorand.signed`). Kept for the last `undo_rounds` rounds."""
+        if not records:
+            return
+        db = self._db["own"]
+
+        def write(txn: lmdb.Transaction) -> None:
+            for record in records:
+                txn.put(slot_key(slot(record.message)), record.encode(), db=db)
+
+        self._write(write)
+
+    def signed_records(self) -> list[Signed]:
+        """Every stored message this node signed, oldest round first."""
+        out = []
+        with self._environment().begin() as txn:
+            for key, raw in txn.cursor(db=self._db["own"]):
+                try:
+                    out.append(Signed.decode(bytes(raw)))
+                except ValueError as e:
+                    raise LedgerError(f"{self._path}: own record {bytes(key).hex()}: {e}") from None
+        return out
 
     # --- reading -------------------------------------------------------------------
 
@@ -643,6 +673,14 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger({str(self._path)!r}, tip={self._tip}, accounts={len(self._state)})"
+
+
+def _delete_below(cursor: lmdb.Cursor, key: bytes) -> None:
+    """Delete every entry whose key sorts before `key`."""
+    if cursor.first():
+        while cursor.key() < key:
+            if not cursor.delete():
+                break
 
 
 def _lock(path: Path) -> int:

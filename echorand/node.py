@@ -72,6 +72,7 @@ from echorand.params import Params
 from echorand.peer import Peer
 from echorand.proposers import policy_for
 from echorand.round import RoundContext
+from echorand.signed import Signed, SignedLog
 from echorand.sortition import StakeTable
 from echorand.sync import Syncer
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
@@ -364,6 +365,7 @@ class Node:
             tip,
             payload=self._payload,
             on_commit=self._commit,
+            signed=SignedLog(self.ledger.signed_records()),
         )
         log.info("joining consensus at round %d", tip.round + 1)
         self._run(self.core.start(self.now_ms()))
@@ -458,12 +460,14 @@ class Node:
     def _run(self, actions: list[Action], queue: deque[Event] | None = None) -> None:
         assert self._loop is not None and self.net is not None
         own: list[bytes] = []
+        signed: list[Signed] = []
         relays: dict[Peer | None, list[bytes]] = {}
         for action in actions:
             match action:
-                case Send(msg):
+                case Send(msg, prev_hash):
                     if isinstance(msg, GcBlock):
                         self._blocks.setdefault(msg.block.hash, msg.block)
+                    signed.append(Signed(prev_hash, msg))
                     own.append(msg.encode())
                 case Relay(msg):
                     frame, peer = self._origin.get(id(msg), (None, None))
@@ -488,6 +492,7 @@ class Node:
                 case Commit():
                     pass  # applied by _commit before the next round began
         if own:
+            self.ledger.record_signed(signed)  # durable before anything leaves (PROTOCOL §6)
             self.net.broadcast_frames(own)
         for peer, frames in relays.items():
             self.net.broadcast_frames(frames, exclude=peer, mark=False)

@@ -14,6 +14,7 @@ step `s - 1` ended. A step ends earlier as soon as a threshold is reached.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step, vote
 from echorand.delegation import (
@@ -27,7 +28,9 @@ from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
 from echorand.messages import (
     BbaSignature,
+    BbaSubstitute,
     Certificate,
+    ConsensusMessage,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -36,6 +39,7 @@ from echorand.messages import (
 )
 from echorand.params import Params
 from echorand.proposers import policy_for
+from echorand.signed import SignedLog, Slot
 from echorand.signing import (
     Signer,
     sign_block,
@@ -53,6 +57,8 @@ Delegates = Callable[[int], int | None]
 
 PayloadSource = Callable[[int], Sequence[Transaction]]
 """PAY_r: the transactions a producer puts in its block of round r (from its mempool)."""
+
+M = TypeVar("M", bound=ConsensusMessage)
 
 
 class RoundContext:
@@ -239,11 +245,14 @@ class Round:
         keys: Mapping[int, Signer],
         start_ms: int,
         payload: PayloadSource,
+        signed: SignedLog | None = None,
     ) -> None:
         self.ctx = ctx
         self.keys = keys
         self.start_ms = start_ms
         self.payload = payload
+        self.signed = SignedLog() if signed is None else signed
+        """Every slot this node filled (PROTOCOL §6): consulted before each signature."""
         self.gc = GradedConsensus(ctx.params.t_h, ctx.empty_value)
         self.votes: dict[int, StepVotes] = {}
         self.subs: dict[int, StepSubstitutes] = {}
@@ -358,7 +367,8 @@ class Round:
 
     def _produce(self) -> None:
         """Step 1: the best local producer (N_1[0]) sends gc_block and gc_signature. A node
-        without CERT_{r-1} after a proposed block cannot make a valid block and sends none."""
+        without CERT_{r-1} after a proposed block cannot make a valid block and sends none.
+        A node that proposed in this round before (it restarted) sends that block again."""
         ctx = self.ctx
         if ctx.prev_producer is not None and ctx.carried is None:
             return
@@ -366,14 +376,42 @@ class Round:
         if not mine:
             return
         priority, producer = min(mine)
-        key, chain = self.keys[producer], ctx.chain
-        r = ctx.round
-        payload = self.payload(r)
-        block = sign_block(key, chain, r, ctx.prev_hash, producer, ctx.seed, payload, ctx.carried)
+        key, chain, r = self.keys[producer], ctx.chain, ctx.round
+
+        def make_block() -> GcBlock:
+            txs = self.payload(r)
+            block = sign_block(key, chain, r, ctx.prev_hash, producer, ctx.seed, txs, ctx.carried)
+            return sign_gc_block(key, chain, producer, block)
+
+        gc_block = self._own((r, 1, GcBlock.CODE, producer, producer), make_block)
+        if gc_block is None:
+            return
+        block = gc_block.block
+        gc_sig = self._own(
+            (r, 1, GcSignature.CODE, producer, producer),
+            lambda: sign_gc_signature(key, chain, producer, block),
+        )
         self.gc.add_block(producer, priority, block)
         self.gc.set_valid(block.hash, True)
-        self._out.append(Send(sign_gc_block(key, chain, producer, block)))
-        self._out.append(Send(sign_gc_signature(key, chain, producer, block)))
+        self._send(gc_block)
+        if gc_sig is not None:
+            self._send(gc_sig)
+
+    def _own(self, slot: Slot, make: Callable[[], M]) -> M | None:
+        """The message for `slot` (PROTOCOL §6): the one this node signed for it before, if
+        on this H(B_{r-1}); None — abstain — if on another fork (the node rolled back since);
+        else a new one, `make()`, recorded before it is sent."""
+        known = self.signed.get(slot)
+        if known is not None:
+            if known.prev_hash != self.ctx.prev_hash:
+                return None
+            return known.message  # type: ignore[return-value]
+        msg = make()
+        self.signed.add(self.ctx.prev_hash, msg)
+        return msg
+
+    def _send(self, msg: ConsensusMessage) -> None:
+        self._out.append(Send(msg, self.ctx.prev_hash))
 
     # --- steps 2.. -----------------------------------------------------------
 
@@ -445,23 +483,38 @@ class Round:
         return True
 
     def _propose(self, step: int, value: Value) -> None:
-        """gc_proposal {r, s, id, v} for each local account in A_s (counted here too)."""
+        """gc_proposal {r, s, id, v} for each local account in A_s (counted here too); an
+        account that proposed in this step before (a restart) sends the same again."""
         self.values[step] = value
-        ctx = self.ctx
-        for account, _ in self._local_seats(step):
-            msg = sign_proposal(self.keys[account], ctx.chain, ctx.round, step, account, value)
-            self._count_gc(step, account, value, Mode.OWN)
-            self._out.append(Send(msg))
-
-    def _vote(self, step: int, vote: Vote) -> None:
-        """bba_signature {r, s, id, b, v, sig(b, v)} for each local account in A_s."""
-        self.values[step] = vote
-        ctx = self.ctx
+        ctx, code = self.ctx, GcProposal.CODE
         for account, _ in self._local_seats(step):
             key = self.keys[account]
-            msg = sign_vote(key, ctx.chain, ctx.round, step, account, vote.b, vote.value)
-            self._count_own_bba(step, account, vote, msg.cert_sig)
-            self._out.append(Send(msg))
+            msg = self._own(
+                (ctx.round, step, code, account, account),
+                lambda k=key, a=account: sign_proposal(k, ctx.chain, ctx.round, step, a, value),
+            )
+            if msg is None:
+                continue
+            self._count_gc(step, account, msg.value, Mode.OWN)
+            self._send(msg)
+
+    def _vote(self, step: int, vote: Vote) -> None:
+        """bba_signature {r, s, id, b, v, sig(r, s, b, v)} for each local account in A_s; an
+        account that voted in this step before (a restart) sends the same vote again."""
+        self.values[step] = vote
+        ctx, code = self.ctx, BbaSignature.CODE
+        for account, _ in self._local_seats(step):
+            key = self.keys[account]
+            msg = self._own(
+                (ctx.round, step, code, account, account),
+                lambda k=key, a=account: sign_vote(
+                    k, ctx.chain, ctx.round, step, a, vote.b, vote.value
+                ),
+            )
+            if msg is None:
+                continue
+            self._count_own_bba(step, account, Vote(msg.b, msg.value), msg.cert_sig)
+            self._send(msg)
 
     def _local_seats(self, step: int) -> list[tuple[int, int]]:
         weights = self.ctx.weights(step)
@@ -555,16 +608,29 @@ class Round:
                 signer, mode = fallback, Mode.FALLBACK
             if held is not None and held.mode <= mode:
                 continue
-            key, r, chain = self.keys[signer], ctx.round, ctx.chain
-            if isinstance(value, Vote):
-                msg: Substitute = sign_bba_substitute(
-                    key, chain, r, step, signer, principal, mode, value.b, value.value
-                )
-            else:
-                msg = sign_gc_substitute(key, chain, r, step, signer, principal, mode, value)
+            msg = self._sign_substitute(step, signer, principal, mode, value)
+            if msg is None:
+                continue
             subs.hold(msg)
             self._count_held(step, principal)
-            self._out.append(Send(msg))
+            self._send(msg)
+
+    def _sign_substitute(
+        self, step: int, signer: int, principal: int, mode: int, value: Value | Vote
+    ) -> Substitute | None:
+        key, ctx = self.keys[signer], self.ctx
+        r, chain = ctx.round, ctx.chain
+        if isinstance(value, Vote):
+            return self._own(
+                (r, step, BbaSubstitute.CODE, signer, principal),
+                lambda: sign_bba_substitute(
+                    key, chain, r, step, signer, principal, mode, value.b, value.value
+                ),
+            )
+        return self._own(
+            (r, step, GcSubstitute.CODE, signer, principal),
+            lambda: sign_gc_substitute(key, chain, r, step, signer, principal, mode, value),
+        )
 
     def _request_validation(self) -> None:
         """Ask the ledger about PAY_r of the block that can lead: the leader's, or the best."""

@@ -20,7 +20,8 @@ from echorand.events import (
 )
 from echorand.messages import Block, Certificate, ConsensusMessage
 from echorand.params import Params
-from echorand.round import RoundContext
+from echorand.round import PayloadSource, RoundContext
+from echorand.signed import SignedLog
 from echorand.signing import (
     sign_block,
     sign_gc_block,
@@ -77,7 +78,12 @@ class Sandbox:
     can lead.
     """
 
-    def __init__(self, local: tuple[int, ...] = (LOCAL,)) -> None:
+    def __init__(
+        self,
+        local: tuple[int, ...] = (LOCAL,),
+        signed: SignedLog | None = None,
+        payload: PayloadSource | None = None,
+    ) -> None:
         balances = [1_500 if a == LOCAL else 1_000 for a in range(N_ACCOUNTS)]
         self.ledger = Ledger(balances)
         self.verifier = CachingVerifier(NativeVerifier())
@@ -87,7 +93,10 @@ class Sandbox:
             if self._usable(ctx):
                 break
         self.keys = {a: key(a) for a in local}
-        self.node = Consensus(PARAMS, self.keys, self.ledger, self.verifier, self.genesis)
+        options = {"signed": signed} if payload is None else {"signed": signed, "payload": payload}
+        self.node = Consensus(
+            PARAMS, self.keys, self.ledger, self.verifier, self.genesis, **options
+        )
         self.now = 0
         self.timers: list[SetTimer] = []
         self._actions: list[Action] = []

@@ -22,6 +22,7 @@ from echorand.events import (
 )
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock
 from echorand.params import Params
+from echorand.signed import Signed, SignedLog
 from echorand.signing import Signer
 from echorand.sim.byzantine import Behaviour, Known
 from echorand.tally import empty_value
@@ -52,6 +53,8 @@ class SimNode:
         self.round_ms: list[int] = []
         """Simulated time each round took at this node (start of round to commit)."""
         self.blocks: dict[bytes, Block] = {}
+        self.disk: list[Signed] = []
+        """What the node signed, kept across crashes like the node's LMDB (PROTOCOL §6)."""
         self.core: Consensus | None = None
         self._epoch = 0
         self._round_start = 0
@@ -69,7 +72,7 @@ class SimNode:
         tip = genesis
         for block, cert in self.chain:
             tip = tip.after(block, params, cert)
-        self.core = Consensus(params, self.keys, ledger, verifier, tip)
+        self.core = Consensus(params, self.keys, ledger, verifier, tip, signed=SignedLog(self.disk))
         self._epoch += 1
         self._round_start = self.sim.clock.now_ms
         self.sim.network.online[self.index] = True
@@ -114,7 +117,8 @@ class SimNode:
         now = self.sim.clock.now_ms
         for action in actions:
             match action:
-                case Send(msg):
+                case Send(msg, prev_hash):
+                    self.disk.append(Signed(prev_hash, msg))
                     self._send(msg)
                 case Relay(msg) if self.behaviour.relays:
                     self.sim.broadcast(self.index, msg, None, 0)

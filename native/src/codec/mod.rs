@@ -100,6 +100,13 @@ macro_rules! message_methods {
             fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
                 $crate::codec::Encode::py_bytes(self, py)
             }
+
+            /// The type byte that starts this message on the wire (docs/protocol.md §6).
+            #[classattr]
+            #[pyo3(name = "CODE")]
+            fn py_code() -> u8 {
+                <$ty as $crate::codec::Wire>::CODE
+            }
         }
     };
 }
