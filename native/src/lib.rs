@@ -1,7 +1,8 @@
 //! The native hot path of echorand, exposed to Python as `echorand._native`.
 //!
 //! Pure functions and compact data structures only: SHA-256 hash chains for
-//! sortition, the stake table, Ed25519 verification and the wire codec.
+//! sortition, the stake table, Ed25519 verification, the ECVRF of RFC 9381
+//! and the wire codec.
 //! Every long call releases the GIL; every error becomes a Python exception.
 
 use pyo3::prelude::*;
@@ -13,6 +14,7 @@ mod leader;
 mod pool;
 mod stake;
 mod state;
+mod vrf;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -23,5 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     leader::register(m)?;
     pool::register(m)?;
     state::register(m)?;
+    vrf::register(m)?;
     Ok(())
 }
