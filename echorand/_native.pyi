@@ -521,6 +521,37 @@ def verify_batch(
 def is_valid_account_key(public_key: Buffer) -> bool:
     """False for a non-canonical encoding, a non-point or a small-order point."""
 
+# --- vrf (native/src/vrf.rs) ---------------------------------------------------
+
+VRF_SUITE: int
+"""0x04: the suite_string of ECVRF-EDWARDS25519-SHA512-ELL2 (RFC 9381)."""
+VRF_PROOF_SIZE: int
+"""80: Gamma (32) || c (16) || s (32)."""
+VRF_OUTPUT_SIZE: int
+"""64: the output beta (SHA-512)."""
+
+def vrf_prove(seed: Buffer, alpha: Buffer) -> bytes:
+    """The 80-byte proof of `alpha` under the key of the 32-byte Ed25519 `seed` (RFC 9381 §5.1)."""
+
+def vrf_proof_to_hash(proof: Buffer) -> bytes:
+    """The 64-byte output of an 80-byte proof, unverified; ValueError when it does not decode."""
+
+def vrf_verify(public_key: Buffer, alpha: Buffer, proof: Buffer) -> bytes | None:
+    """The output when the proof is valid (RFC 9381 §5.3, validate_key, canonical points)."""
+
+def vrf_verify_batch(
+    public_keys: Sequence[Buffer],
+    alphas: Sequence[Buffer],
+    proofs: Sequence[Buffer],
+    threads: int | None = None,
+) -> list[bytes | None]:
+    """`vrf_verify` of each triple, the GIL released; chunks share their compressions.
+
+    `ValueError` for sequences of different lengths, a key that is not 32
+    bytes or a proof that is not 80 (naming the item). `threads`: None for
+    all cores, 1 for the calling thread, n for a pool of n threads.
+    """
+
 # --- leader (native/src/leader.rs) -------------------------------------------
 
 LEADER_MAX_VALIDATORS: int

@@ -368,7 +368,10 @@ pub(crate) fn bytes_like(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<PyB
 
 /// A bytes-like `obj` of exactly `N` bytes, copied into an array, or a
 /// `ValueError` naming it.
-pub(crate) fn fixed_like<const N: usize>(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<[u8; N]> {
+pub(crate) fn fixed_like<const N: usize>(
+    obj: &Bound<'_, PyAny>,
+    name: Name<'_>,
+) -> PyResult<[u8; N]> {
     let wrong =
         |len: usize| PyValueError::new_err(format!("{} must be {N} bytes, got {len}", name()));
     if let Ok(b) = obj.cast::<PyBytes>() {

@@ -312,8 +312,7 @@ mod tests {
         let key = ExpandedKey::from_seed(&hex(
             "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
         ));
-        let pk: [u8; 32] =
-            hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let pk: [u8; 32] = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         assert_eq!(key.public.to_bytes(), pk);
         let pi = prove(&key, b"");
         let want: Proof = hex(concat!(
@@ -365,7 +364,11 @@ mod tests {
             .collect();
         let many = verify_many(&items);
         for (i, item) in items.iter().enumerate() {
-            assert_eq!(many[i], verify(item.public, item.alpha, item.proof), "item {i}");
+            assert_eq!(
+                many[i],
+                verify(item.public, item.alpha, item.proof),
+                "item {i}"
+            );
             assert_eq!(many[i].is_some(), ![3, 5, 7].contains(&i), "item {i}");
         }
     }
