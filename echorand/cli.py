@@ -137,6 +137,17 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     add_participation_arguments(p)
     p.set_defaults(func=run_participation)
 
+    from echorand.studies.grinding import add_grinding_arguments, run_grinding
+
+    p = kinds.add_parser(
+        "grinding",
+        help="what a leader gains by grinding Ed25519 seed signatures, against VRF seeds",
+        description="A coalition's share of leaderships and committee seats when its leaders "
+        "try k seed signatures, swept over k and its stake, for Ed25519 and VRF seeds.",
+    )
+    add_grinding_arguments(p)
+    p.set_defaults(func=run_grinding)
+
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:
     from echorand.devnet import add_devnet_arguments, main_devnet

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 mod chain;
 mod codec;
 mod ed25519;
+mod grinding;
 mod leader;
 mod pool;
 mod stake;
@@ -26,5 +27,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pool::register(m)?;
     state::register(m)?;
     vrf::register(m)?;
+    grinding::register(m)?;
     Ok(())
 }
