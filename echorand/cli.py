@@ -64,7 +64,10 @@ def _mempool_options(p: argparse.ArgumentParser) -> None:
 
 
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
-    "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
+    "verify": (
+        "Ed25519 verification (single and batch) against PyNaCl; the VRF against Ed25519 verify",
+        _verify_options,
+    ),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
     "chain": ("the VRF(r, s) SHA-256 hash chain against a hashlib loop", _chain_options),
     "codec": ("decoding and encoding blocks and votes", _codec_options),
