@@ -82,6 +82,12 @@ def test_every_single_bit_flip_of_a_proof_is_refused() -> None:
     assert all(refused)
 
 
+def test_every_single_bit_flip_of_the_key_is_refused() -> None:
+    v = _vectors()[2]
+    refused = [vrf.verify(_flip(v.pk, bit), v.alpha, v.pi) is None for bit in range(8 * 32)]
+    assert all(refused)
+
+
 def test_s_at_or_above_the_group_order_is_refused_even_when_equal_mod_q() -> None:
     """s + q is the same scalar mod q: a lenient decoder would accept a second spelling."""
     v = _vectors()[0]

@@ -1,8 +1,8 @@
 //! The native hot path of echorand, exposed to Python as `echorand._native`.
 //!
 //! Pure functions and compact data structures only: SHA-256 hash chains for
-//! sortition, the stake table, Ed25519 verification, the ECVRF of RFC 9381
-//! and the wire codec.
+//! sortition, the stake table, Ed25519 verification, the ECVRF of RFC 9381,
+//! the wire codec and the loops of the studies.
 //! Every long call releases the GIL; every error becomes a Python exception.
 
 use pyo3::prelude::*;
