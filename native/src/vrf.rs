@@ -22,6 +22,16 @@
 //!   draft-03 hashing predates RFC 9380, so their proofs are not RFC 9381
 //!   proofs; ours are, and the RFC's Appendix B.4 vectors pass.
 //!
+//! ## Ours, on dalek
+//!
+//! Written here (`vrf/ecvrf.rs`, the RFC's composition of dalek's curve
+//! arithmetic, hash to the curve and scalar field) rather than taken from
+//! a crate: the RFC 9381 crates we found are young (`vrf-rfc9381` 0.0.x)
+//! or TAI-only, and adopting one would need a differential proof against
+//! an implementation of our own anyway. It is checked against the RFC's
+//! Appendix B.4 vectors and an independent pure-Python model
+//! (`tests/_ecvrf_model.py`).
+//!
 //! ## Keys, encodings and validation
 //!
 //! The secret key is the 32-byte Ed25519 seed, expanded by RFC 8032 §5.1.5
