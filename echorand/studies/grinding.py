@@ -147,10 +147,8 @@ def expected_shares(f: float, k: int, objective: str, seats: int, rounds: int) -
     a = 1.0 - (1.0 - f) ** k if objective == "lead" else f
     lam = a - f
     pi = f / (1.0 - lam)
-    mu_g, var_g = _ground_seats(f, k, seats, objective) if k > 1 else (f * seats, 0.0)
-    if k == 1:
-        var_g = f * (1 - f) * seats
-    mu_h, var_h = f * seats, f * (1.0 - f) * seats
+    mu_h, var_h = f * seats, f * (1.0 - f) * seats  # a round after an honest one
+    mu_g, var_g = _ground_seats(f, k, seats, objective) if k > 1 else (mu_h, var_h)
     p, leads, seat_sum = f, 0.0, mu_h  # p: P(coalition leads round r), round 1 first
     for _ in range(rounds - 1):
         leads += p
