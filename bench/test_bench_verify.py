@@ -1,8 +1,9 @@
-"""Ed25519 verification under pytest-benchmark: ours (ZIP 215) against PyNaCl.
+"""Ed25519 verification under pytest-benchmark: ours (ZIP 215) against PyNaCl; the VRF.
 
 Run with `pytest bench/test_bench_verify.py` (bench/ is not collected by
 default). Compare each `verify_batch` group with its PyNaCl row: the same
-signatures, verified one by one.
+signatures, verified one by one. The group "one operation" puts PyNaCl
+signing and the VRF's prove and verify beside our Ed25519 verify.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from echorand.benchmarks.verify import Signatures, pynacl_verify_all
+from echorand import vrf
+from echorand.benchmarks.verify import Proofs, Signatures, pynacl_verify_all
 from echorand.crypto import verify, verify_batch
 
 SIZES = [1, 64, 1024]
@@ -56,3 +58,42 @@ def test_pynacl_one_by_one(benchmark: BenchmarkFixture, signatures: Signatures, 
         signatures.signatures[:size],
     )
     assert benchmark(pynacl_verify_all, *args) == size
+
+
+@pytest.fixture(scope="module")
+def proofs(signatures: Signatures) -> Proofs:
+    return Proofs(signatures, seed=1)
+
+
+def test_ed25519_verify_beside_the_vrf(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one operation"
+    args = (signatures.public_keys[0], signatures.messages[0], signatures.signatures[0])
+    assert benchmark(verify, *args)
+
+
+def test_pynacl_sign(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one operation"
+    key = signatures.keypairs[0]
+    assert benchmark(key.sign, signatures.messages[0]) == signatures.signatures[0]
+
+
+def test_vrf_prove(benchmark: BenchmarkFixture, signatures: Signatures, proofs: Proofs) -> None:
+    benchmark.group = "one operation"
+    seed, alpha = signatures.keypairs[0].seed, proofs.alphas[0]
+    assert benchmark(vrf.prove, seed, alpha) == proofs.proofs[0]
+
+
+def test_vrf_verify(benchmark: BenchmarkFixture, proofs: Proofs) -> None:
+    benchmark.group = "one operation"
+    args = (proofs.public_keys[0], proofs.alphas[0], proofs.proofs[0])
+    assert benchmark(vrf.verify, *args) is not None
+
+
+@pytest.mark.parametrize("threads", [1, None], ids=["1 thread", "all cores"])
+@pytest.mark.parametrize("size", SIZES[1:])
+def test_vrf_verify_batch(
+    benchmark: BenchmarkFixture, proofs: Proofs, size: int, threads: int | None
+) -> None:
+    benchmark.group = f"VRF batch of {size}"
+    batch = (proofs.public_keys[:size], proofs.alphas[:size], proofs.proofs[:size])
+    assert None not in benchmark(vrf.verify_batch, *batch, threads=threads)

@@ -532,6 +532,98 @@ def verify_batch(
 def is_valid_account_key(public_key: Buffer) -> bool:
     """False for a non-canonical encoding, a non-point or a small-order point."""
 
+# --- vrf (native/src/vrf.rs) ---------------------------------------------------
+
+VRF_SUITE: int
+"""0x04: the suite_string of ECVRF-EDWARDS25519-SHA512-ELL2 (RFC 9381)."""
+VRF_PROOF_SIZE: int
+"""80: Gamma (32) || c (16) || s (32)."""
+VRF_OUTPUT_SIZE: int
+"""64: the output beta (SHA-512)."""
+
+def vrf_prove(seed: Buffer, alpha: Buffer) -> bytes:
+    """The 80-byte proof of `alpha` under the key of the 32-byte Ed25519 `seed` (RFC 9381 §5.1)."""
+
+def vrf_proof_to_hash(proof: Buffer) -> bytes:
+    """The 64-byte output of an 80-byte proof, unverified; ValueError when it does not decode."""
+
+def vrf_verify(public_key: Buffer, alpha: Buffer, proof: Buffer) -> bytes | None:
+    """The output when the proof is valid (RFC 9381 §5.3, validate_key, canonical points)."""
+
+def vrf_verify_batch(
+    public_keys: Sequence[Buffer],
+    alphas: Sequence[Buffer],
+    proofs: Sequence[Buffer],
+    threads: int | None = None,
+) -> list[bytes | None]:
+    """`vrf_verify` of each triple, the GIL released; chunks share their compressions.
+
+    `ValueError` for sequences of different lengths, a key that is not 32
+    bytes or a proof that is not 80 (naming the item). `threads`: None for
+    all cores, 1 for the calling thread, n for a pool of n threads.
+    """
+
+# --- grinding (native/src/grinding.rs) -------------------------------------------
+
+GRINDING_MAX_CANDIDATES: int
+"""2**20: the most signatures a coalition leader may try in one round."""
+
+def grinding_signatures(seed: Buffer, message: Buffer, count: int) -> bytes:
+    """`count` Ed25519 signatures of `message` (64 bytes each) with the nonces r0 + j.
+
+    r0 is RFC 8032's nonce, so the first is the standard signature; all verify.
+    """
+
+@final
+class GrindingStudy:
+    """Rounds of leaders and seeds over a snapshot of a stake table (echorand sim grinding).
+
+    The leader of round r is the account of seat 0 of step 1 from Q[r-1]. `kind`
+    'signature': Q[r] = H(S || u64be(r)), S a signature of the seed payload
+    ("echorand/seed" || 0x00 || genesis_hash || u64be(r) || Q[r-1]); a coalition
+    leader tries `candidates` signatures and keeps the seed best for round r + 1 by
+    `objective` ('lead': leading r + 1, then seats; 'seats': its seats in the
+    committee of `step`, `seats` seats). `kind` 'vrf': Q[r] = H(beta || u64be(r)),
+    beta the ECVRF output of the payload. `secrets`: 32-byte Ed25519 seeds by id.
+    """
+
+    def __init__(
+        self,
+        table: StakeTable,
+        coalition: Iterable[int],
+        secrets: Buffer,
+        *,
+        kind: str,
+        candidates: int,
+        objective: str,
+        step: int,
+        seats: int,
+        genesis_hash: Buffer,
+        seed: Buffer,
+    ) -> None: ...
+    def run(self, rounds: int) -> None:
+        """Run `rounds` more rounds with the GIL released."""
+    def trace(self, rounds: int) -> list[tuple[int, bytes, bytes]]:
+        """Run `rounds` more rounds; (leader, S or beta, Q[r]) of each."""
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def leaderships(self) -> int:
+        """Rounds the coalition led."""
+    @property
+    def coalition_seats(self) -> int:
+        """The coalition's seats in the committees of `step`, all rounds."""
+    @property
+    def ground_rounds(self) -> int:
+        """Rounds whose seed the coalition chose among more than one candidate."""
+    @property
+    def seed(self) -> bytes:
+        """Q of the next round."""
+    @property
+    def seats(self) -> int: ...
+    @property
+    def candidates(self) -> int: ...
+
 # --- leader (native/src/leader.rs) -------------------------------------------
 
 LEADER_MAX_VALIDATORS: int

@@ -64,7 +64,10 @@ def _mempool_options(p: argparse.ArgumentParser) -> None:
 
 
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
-    "verify": ("Ed25519 verification (single and batch) against PyNaCl", _verify_options),
+    "verify": (
+        "Ed25519 verification (single and batch) against PyNaCl; the VRF against Ed25519 verify",
+        _verify_options,
+    ),
     "sortition": ("the stake table: build, committee, updates", _sortition_options),
     "chain": ("the VRF(r, s) SHA-256 hash chain against a hashlib loop", _chain_options),
     "codec": ("decoding and encoding blocks and votes", _codec_options),
@@ -136,6 +139,17 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     )
     add_participation_arguments(p)
     p.set_defaults(func=run_participation)
+
+    from echorand.studies.grinding import add_grinding_arguments, run_grinding
+
+    p = kinds.add_parser(
+        "grinding",
+        help="what a leader gains by grinding Ed25519 seed signatures, against VRF seeds",
+        description="A coalition's share of leaderships and committee seats when its leaders "
+        "try k seed signatures, swept over k and its stake, for Ed25519 and VRF seeds.",
+    )
+    add_grinding_arguments(p)
+    p.set_defaults(func=run_grinding)
 
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:

@@ -15,13 +15,33 @@ def test_run_reports_each_row_against_pynacl() -> None:
     assert names[0] == "verify, one signature"
     assert "verify_batch 64, 1 thread" in names
     assert any(name.startswith("verify_batch 8, all cores") for name in names)
-    assert names[-1].endswith("3 invalid")
+    assert any(name.endswith("3 invalid") for name in names)
     for row in report.rows:
         assert row.baseline is not None and row.ratio is not None and row.ratio > 0
     (target,) = [row for row in report.rows if row.target is not None]
     assert target.name == "verify_batch 64, 1 thread"
     assert target.target_met == (target.ratio >= bench.TARGET_RATIO)
     assert report.to_json()["rows"]
+
+
+def test_run_reports_the_vrf_against_ed25519_verify_of_the_same_run() -> None:
+    report = bench.run(batch_sizes=(8,), threads=(1, None), repeat=1, min_seconds=0.0)
+    verify_row = report.rows[0]
+    rows = {row.name: row for row in report.rows}
+    vrf_names = ["Ed25519 sign (PyNaCl)", "VRF prove", "VRF verify", "VRF verify_batch 8, 1 thread"]
+    for name in vrf_names:
+        row = rows[name]
+        assert row.baseline is not None and row.baseline.startswith("Ed25519 verify (ours)")
+        assert row.baseline_seconds == pytest.approx(verify_row.seconds * row.items)
+        assert row.extra["ed25519_verifies"] == pytest.approx(1 / row.ratio)
+    assert rows["VRF verify_batch 8, 1 thread"].items == 8
+    assert any(name.startswith("VRF verify_batch 8, all cores") for name in rows)
+    # The existing rows come first, unchanged.
+    assert [r.name for r in report.rows[:3]] == [
+        "verify, one signature",
+        "verify_batch 8, 1 thread",
+        f"verify_batch 8, {bench._threads_label(None)}",
+    ]
 
 
 def test_signatures_are_valid_and_corruption_is_counted() -> None:

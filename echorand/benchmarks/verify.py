@@ -1,10 +1,17 @@
-"""Ed25519 verification: our ZIP 215 verifier against PyNaCl, measured in the same run.
+"""Ed25519 verification: our ZIP 215 verifier against PyNaCl; the VRF against Ed25519 verify.
 
 Rows: one signature (`crypto.verify` against `nacl.signing.VerifyKey.verify`),
 then batches (`crypto.verify_batch` on one thread and on all cores against
 PyNaCl verifying the same signatures one by one), then a batch with about 1%
 invalid signatures, which our verifier narrows down to give each its answer.
 The ratio is PyNaCl's time over ours.
+
+Then what the seed's VRF (`echorand.vrf`, RFC 9381 ECVRF) costs beside
+Ed25519: PyNaCl signing, VRF prove and verify per call, and `vrf.verify_batch`
+on one thread and on all cores, each against our Ed25519 `verify` of one
+signature measured in the same run (n of them for a batch of n). There the
+ratio is below 1: `extra["ed25519_verifies"]`, its inverse, says how many
+Ed25519 verifications one operation costs.
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from echorand import vrf
 from echorand.benchmarks import Report, Row, best_time
 from echorand.crypto import Keypair, signing_payload, verify, verify_batch
-from echorand.params import CERT_TAG
+from echorand.params import CERT_TAG, SEED_TAG
 
 TARGET_RATIO = 3.0
 TARGET_BATCH = 64
@@ -37,6 +46,7 @@ class Signatures:
             signing_payload(CERT_TAG, rng.randbytes(max(0, message_size - len(CERT_TAG) - 1)))
             for _ in range(n)
         ]
+        self.keypairs = keypairs
         self.public_keys = [k.public_key for k in keypairs]
         self.signatures = [k.sign(m) for k, m in zip(keypairs, self.messages, strict=True)]
         self.verify_keys = [VerifyKey(k) for k in self.public_keys]
@@ -52,6 +62,18 @@ class Signatures:
         for i in rng.sample(range(len(out)), count):
             out[i] = out[i][:32] + bytes([out[i][32] ^ 0x01]) + out[i][33:]
         return out, count
+
+
+class Proofs:
+    """n VRF proofs by the keys of `signatures` over seed-payload-sized alphas."""
+
+    def __init__(self, signatures: Signatures, seed: int) -> None:
+        rng = random.Random(seed)
+        self.public_keys = signatures.public_keys
+        self.alphas = [signing_payload(SEED_TAG, rng.randbytes(72)) for _ in signatures.public_keys]
+        self.proofs = [
+            vrf.prove(k.seed, a) for k, a in zip(signatures.keypairs, self.alphas, strict=True)
+        ]
 
 
 def pynacl_verify_all(
@@ -105,7 +127,9 @@ def run(
         raise ValueError(f"invalid_fraction must be in [0, 1], got {invalid_fraction}")
     timing = {"repeat": repeat, "min_seconds": min_seconds}
     data = Signatures(max(batch_sizes), message_size, seed)
-    report = Report(title="Ed25519 verification (ZIP 215, ed25519-zebra) vs PyNaCl")
+    report = Report(
+        title="Ed25519 verification (ZIP 215, ed25519-zebra) vs PyNaCl; ECVRF vs Ed25519 verify"
+    )
 
     one = (data.public_keys[0], data.messages[0], data.signatures[0])
     report.add(
@@ -139,19 +163,79 @@ def run(
             report.add(row)
 
     if invalid_fraction > 0:
-        n = max(batch_sizes)
-        sigs, bad = data.corrupted(invalid_fraction, seed)
-        ours = partial(verify_batch, data.public_keys, data.messages, sigs)
-        pynacl = partial(pynacl_verify_all, data.verify_keys, data.messages, sigs)
-        _check_same_answers(ours(), pynacl())
-        report.add(
-            Row(
-                name=f"verify_batch {n}, {_threads_label(None)}, {bad} invalid",
-                seconds=best_time(ours, **timing),
-                items=n,
-                baseline=f"PyNaCl, {n} one by one",
-                baseline_seconds=best_time(pynacl, **timing),
-                extra={"invalid": bad},
-            )
-        )
+        _add_invalid_row(report, data, invalid_fraction, seed, timing)
+    _add_vrf_rows(report, data, batch_sizes, threads, seed, timing)
     return report
+
+
+def _add_invalid_row(
+    report: Report,
+    data: Signatures,
+    invalid_fraction: float,
+    seed: int,
+    timing: dict[str, Any],
+) -> None:
+    """The largest batch, all cores, about `invalid_fraction` of it invalid, against PyNaCl."""
+    n = len(data.signatures)
+    sigs, bad = data.corrupted(invalid_fraction, seed)
+    ours = partial(verify_batch, data.public_keys, data.messages, sigs)
+    pynacl = partial(pynacl_verify_all, data.verify_keys, data.messages, sigs)
+    _check_same_answers(ours(), pynacl())
+    report.add(
+        Row(
+            name=f"verify_batch {n}, {_threads_label(None)}, {bad} invalid",
+            seconds=best_time(ours, **timing),
+            items=n,
+            baseline=f"PyNaCl, {n} one by one",
+            baseline_seconds=best_time(pynacl, **timing),
+            extra={"invalid": bad},
+        )
+    )
+
+
+def _against_verify(name: str, seconds: float, verify_seconds: float, items: int = 1) -> Row:
+    """A row timed against `items` Ed25519 verifications (ours, one signature each)."""
+    baseline = "Ed25519 verify (ours)" + (f" x {items}" if items > 1 else "")
+    return Row(
+        name=name,
+        seconds=seconds,
+        items=items,
+        baseline=baseline,
+        baseline_seconds=verify_seconds * items,
+        extra={"ed25519_verifies": seconds / (verify_seconds * items)},
+    )
+
+
+def _add_vrf_rows(
+    report: Report,
+    data: Signatures,
+    batch_sizes: Sequence[int],
+    threads: Sequence[int | None],
+    seed: int,
+    timing: dict[str, Any],
+) -> None:
+    """Ed25519 signing and the VRF, each as a multiple of one Ed25519 verification."""
+    one = report.rows[0].seconds  # our `verify`, one signature, measured in this run
+    key, msg = data.keypairs[0], data.messages[0]
+    report.add(
+        _against_verify("Ed25519 sign (PyNaCl)", best_time(partial(key.sign, msg), **timing), one)
+    )
+    proofs = Proofs(data, seed)
+    pk, alpha, proof = proofs.public_keys[0], proofs.alphas[0], proofs.proofs[0]
+    prove = best_time(partial(vrf.prove, key.seed, alpha), **timing)
+    report.add(_against_verify("VRF prove", prove, one))
+    report.add(
+        _against_verify(
+            "VRF verify", best_time(partial(vrf.verify, pk, alpha, proof), **timing), one
+        )
+    )
+    for n in batch_sizes:
+        batch = (proofs.public_keys[:n], proofs.alphas[:n], proofs.proofs[:n])
+        for t in threads:
+            call = partial(vrf.verify_batch, *batch, threads=t)
+            if None in call():
+                raise RuntimeError("a VRF proof of the benchmark does not verify")
+            seconds = best_time(call, **timing)
+            report.add(
+                _against_verify(f"VRF verify_batch {n}, {_threads_label(t)}", seconds, one, n)
+            )

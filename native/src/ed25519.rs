@@ -61,7 +61,7 @@ struct Entry {
 
 /// Why a batch could not be checked at all (not "a signature is invalid").
 #[derive(Debug)]
-enum BatchError {
+pub(crate) enum BatchError {
     /// The OS random source failed; batch coefficients must be unpredictable.
     Randomness(SysError),
     /// A thread pool of the requested size could not be started.
@@ -118,17 +118,7 @@ fn verify_batch(
     signatures: &Bound<'_, PyAny>,
     threads: Option<i64>,
 ) -> PyResult<Vec<bool>> {
-    let threads = match threads {
-        None => None,
-        Some(t) => match usize::try_from(t) {
-            Ok(n) if (1..=MAX_THREADS).contains(&n) => Some(n),
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "threads must be between 1 and {MAX_THREADS}, got {t}"
-                )))
-            }
-        },
-    };
+    let threads = threads_arg(threads)?;
     let keys = each_item(public_keys, "public_keys", |x, name| {
         fixed_like::<KEY_SIZE>(x, name)
     })?;
@@ -151,6 +141,20 @@ fn verify_batch(
         .map(|((key, msg), sig)| Entry { key, sig, msg })
         .collect();
     Ok(py.detach(|| verify_entries(&entries, threads))?)
+}
+
+/// The `threads` argument of a batch call: `None` (rayon's global pool) or
+/// a count in `1 ..= MAX_THREADS`.
+pub(crate) fn threads_arg(threads: Option<i64>) -> PyResult<Option<usize>> {
+    match threads {
+        None => Ok(None),
+        Some(t) => match usize::try_from(t) {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
+            _ => Err(PyValueError::new_err(format!(
+                "threads must be between 1 and {MAX_THREADS}, got {t}"
+            ))),
+        },
+    }
 }
 
 /// Whether `public_key` may own an account (PROTOCOL §2).
@@ -220,7 +224,7 @@ fn chunk_len(n: usize, workers: usize) -> usize {
 }
 
 /// A rayon pool of `n` threads, built on first use and kept.
-fn thread_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, BatchError> {
+pub(crate) fn thread_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, BatchError> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Default::default)
@@ -231,7 +235,7 @@ fn thread_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, BatchError> {
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
-        .thread_name(|i| format!("echorand-ed25519-{i}"))
+        .thread_name(|i| format!("echorand-verify-{i}"))
         .build()
         .map_err(|e| BatchError::ThreadPool(e.to_string()))?;
     let pool = Arc::new(pool);
@@ -338,11 +342,11 @@ fn s_is_canonical(entry: &Entry) -> bool {
 
 /// How an argument is named in an error message; called only on error, so
 /// that the hot path formats nothing.
-type Name<'a> = &'a dyn Fn() -> String;
+pub(crate) type Name<'a> = &'a dyn Fn() -> String;
 
 /// `obj` as bytes without a copy (`bytes`), or copied once (`bytearray`,
 /// other buffers such as `memoryview`).
-fn bytes_like(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<PyBackedBytes> {
+pub(crate) fn bytes_like(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<PyBackedBytes> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(PyBackedBytes::from(b.clone()));
     }
@@ -364,7 +368,10 @@ fn bytes_like(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<PyBackedBytes>
 
 /// A bytes-like `obj` of exactly `N` bytes, copied into an array, or a
 /// `ValueError` naming it.
-fn fixed_like<const N: usize>(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResult<[u8; N]> {
+pub(crate) fn fixed_like<const N: usize>(
+    obj: &Bound<'_, PyAny>,
+    name: Name<'_>,
+) -> PyResult<[u8; N]> {
     let wrong =
         |len: usize| PyValueError::new_err(format!("{} must be {N} bytes, got {len}", name()));
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -378,7 +385,7 @@ fn fixed_like<const N: usize>(obj: &Bound<'_, PyAny>, name: Name<'_>) -> PyResul
 /// `convert` applied to each item of a sequence (lists and tuples directly,
 /// any other iterable through the iterator protocol), with the item's name
 /// `name[i]` for its errors.
-fn each_item<'py, T>(
+pub(crate) fn each_item<'py, T>(
     seq: &Bound<'py, PyAny>,
     name: &str,
     convert: impl Fn(&Bound<'py, PyAny>, Name<'_>) -> PyResult<T>,

@@ -281,6 +281,11 @@ impl Draw {
 }
 
 impl StakeTable {
+    /// A copy of the table's tree, for the studies.
+    pub(crate) fn stakes_snapshot(&self) -> Stakes {
+        self.stakes.snapshot()
+    }
+
     /// The account of each seat of `draw`, with the GIL released for big committees.
     fn seats(&self, py: Python<'_>, draw: &Draw) -> PyResult<Vec<u64>> {
         if self.stakes.total() == 0 {
