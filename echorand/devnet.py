@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,11 @@ class Devnet:
         block_txs: int = DEFAULT_BLOCK_TXS,
         durable: bool = True,
         log_level: str = "info",
+        peers: Sequence[Sequence[str]] | None = None,
     ) -> None:
+        """`peers[k]`: the `host:port` addresses node k dials (default: nodes 0 .. k-1)."""
         self.directory = directory
+        self.peers = peers
         self.nodes = nodes
         self.accounts = accounts
         self.seed = seed
@@ -180,7 +183,12 @@ class Devnet:
         for k in range(self.nodes):
             node_dir = self.directory / f"node-{k}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            peers = ", ".join(f'"127.0.0.1:{self.p2p_ports[j]}"' for j in range(k))
+            dials = (
+                [f"127.0.0.1:{self.p2p_ports[j]}" for j in range(k)]
+                if self.peers is None
+                else self.peers[k]
+            )
+            peers = ", ".join(f'"{address}"' for address in dials)
             (node_dir / "node.toml").write_text(
                 f"""[node]
 data_dir = "data"
