@@ -30,6 +30,7 @@ import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from echorand.messages import Certificate
 from echorand.params import HASH_SIZE
 from echorand.tally import Tally, Value, is_empty
 
@@ -211,3 +212,10 @@ def run_step(
     if not timed_out:
         return None
     return Outcome(vote(default, own_value, empty), decided=False)
+
+
+def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> Certificate:
+    """CERT_r from the votes of the deciding step (with its substitutes, §16)."""
+    block_hash, leader = vote.value
+    subs = sorted(votes.substitutes_for(vote))
+    return Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote), subs)

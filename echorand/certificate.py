@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from echorand.bba import StepVotes, Vote
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
@@ -35,13 +34,6 @@ SignatureCheck = tuple[bytes, bytes, bytes]
 
 class CertificateError(ValueError):
     """A certificate that does not prove its block; the message says why."""
-
-
-def build_certificate(round: int, step: int, vote: Vote, votes: StepVotes) -> Certificate:
-    """CERT_r from the votes of the deciding step (with its substitutes, §16)."""
-    block_hash, leader = vote.value
-    subs = sorted(votes.substitutes_for(vote))
-    return Certificate(round, step, vote.b, block_hash, leader, votes.votes_for(vote), subs)
 
 
 def decides(step: int, b: int) -> bool:

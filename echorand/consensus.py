@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from echorand.certificate import CertificateError, build_certificate, check_certificate
+from echorand.certificate import CertificateError, check_certificate
 from echorand.delegation import ACTIVE_WINDOW
 from echorand.events import (
     Action,
@@ -26,6 +26,7 @@ from echorand.events import (
     Commit,
     Event,
     FetchBlock,
+    ForkEvidence,
     MessagesReceived,
     Relay,
     Send,
@@ -333,9 +334,8 @@ class Consensus:
                 out.append(action)
             if rnd.decision is None or self._fetching is not None:
                 return
-            step, vote = rnd.decision
-            votes = rnd.decided_votes or rnd.votes[step]
-            cert = build_certificate(rnd.ctx.round, step, vote, votes)
+            vote = rnd.decision[1]
+            cert = rnd.certificate()
             if vote.b == 1:
                 block = Block.empty(rnd.ctx.round, rnd.ctx.prev_hash)
             else:
@@ -362,20 +362,36 @@ class Consensus:
     def _certified_blocks(
         self, blocks: tuple[tuple[Block, Certificate], ...], now_ms: int, out: list[Action]
     ) -> None:
+        """Certified blocks from sync (PROTOCOL §6). Blocks of committed rounds are the
+        executor's to compare with what it holds. A certificate for the round this node runs
+        is the votes of one deciding step: if the node has not decided, it decides from them
+        as from votes that arrived by gossip; if it decided the same, the block answers its
+        fetch; if it decided otherwise, the two certificates are fork evidence, and nothing is
+        committed."""
         for block, cert in blocks:
             if block.round < self.current_round:
                 continue
-            if block.round > self.current_round or self.round is None:
+            rnd = self.round
+            if block.round > self.current_round or rnd is None:
                 return
             try:
-                check_certificate(
-                    cert, block, self.round.ctx, self.ledger.public_key, self.verifier
-                )
+                check_certificate(cert, block, rnd.ctx, self.ledger.public_key, self.verifier)
             except CertificateError:
                 self.stats["bad certificate"] += 1
                 return
-            self._fetching = None
-            self._commit(block, cert, now_ms, out)
+            if rnd.decision is None:
+                rnd.adopt(cert)  # the certificate's block came with it: no fetch
+                self._fetching = None
+                self._commit(block, cert, now_ms, out)
+                continue
+            ours = rnd.certificate()
+            if ours.value != cert.value:
+                self.stats["fork evidence"] += 1
+                out.append(ForkEvidence(block.round, ours, cert, block))
+                return
+            if self._fetching == block.hash:
+                self._fetching = None
+                self._commit(block, ours, now_ms, out)
 
     def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
         if self.on_commit is not None:

@@ -134,4 +134,17 @@ class Commit:
     certificate: Certificate
 
 
-Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit
+@dataclass(frozen=True, slots=True)
+class ForkEvidence:
+    """Two valid certificates for different values of one round (PROTOCOL §6): this node's
+    decision (`ours`) and one that arrived (`theirs`, with its block). Keep both and report
+    them; nothing is committed or replaced on their strength alone."""
+
+    round: int
+    ours: Certificate
+    theirs: Certificate
+    block: Block
+    """The block `theirs` certifies."""
+
+
+Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit | ForkEvidence

@@ -44,6 +44,7 @@ from echorand.events import (
     Commit,
     Event,
     FetchBlock,
+    ForkEvidence,
     MessagesReceived,
     Relay,
     Send,
@@ -90,6 +91,8 @@ BENIGN_DROPS = frozenset(
     {"accepted", "duplicate", "old round", "future round", "repeat or conflict"}
 )
 """Consensus verdicts that are normal on a live network (logged at debug level)."""
+MAX_FORKS = 1_000
+"""Pieces of fork evidence kept in memory."""
 MAX_READ_BATCHES = 64
 """Network batches handled together (one verification batch for all their messages)."""
 
@@ -227,6 +230,8 @@ class Node:
         self.core: Consensus | None = None
         self.counters: Counter[str] = Counter()
         self.tx_refused: Counter[str] = Counter()
+        self.forks: deque[ForkEvidence] = deque(maxlen=MAX_FORKS)
+        """The fork evidence seen (newest last)."""
         self.commit_times: OrderedDict[int, int] = OrderedDict()
         """Round -> wall-clock ms (Unix) of its commit here, for the last COMMIT_TIMES rounds."""
         self.fatal: BaseException | None = None
@@ -491,11 +496,28 @@ class Node:
                     log.debug("behind: need certified blocks from round %d", from_round)
                 case Commit():
                     pass  # applied by _commit before the next round began
+                case ForkEvidence() as evidence:
+                    self._fork_evidence(evidence)
         if own:
             self.ledger.record_signed(signed)  # durable before anything leaves (PROTOCOL §6)
             self.net.broadcast_frames(own)
         for peer, frames in relays.items():
             self.net.broadcast_frames(frames, exclude=peer, mark=False)
+
+    def _fork_evidence(self, evidence: ForkEvidence) -> None:
+        """Two valid certificates for different values of one round (PROTOCOL §6): kept and
+        reported, never applied on their own."""
+        self.forks.append(evidence)
+        self.counters["fork_evidence"] += 1
+        log.error(
+            "fork evidence in round %d: we decided %s.. (step %d), a peer's certificate says"
+            " %s.. (step %d)",
+            evidence.round,
+            evidence.ours.block_hash.hex()[:16],
+            evidence.ours.step,
+            evidence.theirs.block_hash.hex()[:16],
+            evidence.theirs.step,
+        )
 
     def _payload(self, round: int) -> list[Transaction]:
         """PAY_r: the best transactions of the mempool (the ledger is at round - 1)."""

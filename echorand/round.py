@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from echorand.bba import StepVotes, Vote, coin, deciding_vote, run_step, vote
+from echorand.bba import StepVotes, Vote, build_certificate, coin, deciding_vote, run_step, vote
 from echorand.delegation import (
     Mode,
     Substitute,
@@ -265,6 +265,7 @@ class Round:
         """(the step whose votes decided, the decided vote), once decided."""
         self.decided_votes: StepVotes | None = None
         """The deciding step's votes as they were at the decision: the certificate."""
+        self._adopted: Certificate | None = None
         self._leader_time = False
         self._finished = False
         self._expired: set[int] = set()
@@ -350,6 +351,23 @@ class Round:
         self._count_held(msg.step, msg.principal)
         self._advance(now_ms)
         return True
+
+    def adopt(self, cert: Certificate) -> None:
+        """Decide from a verified certificate of this round (the votes of one deciding step,
+        from sync): as if its votes had arrived by gossip."""
+        assert self.decision is None and cert.round == self.ctx.round
+        self.decision = (cert.step, Vote(cert.b, cert.value))
+        self._adopted = cert
+
+    def certificate(self) -> Certificate:
+        """CERT_r of the decision: the deciding step's votes at the decision (or the
+        certificate the decision was adopted from)."""
+        assert self.decision is not None
+        if self._adopted is not None:
+            return self._adopted
+        step, vote = self.decision
+        votes = self.decided_votes or self.votes[step]
+        return build_certificate(self.ctx.round, step, vote, votes)
 
     def step_subs(self, step: int) -> StepSubstitutes:
         subs = self.subs.get(step)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
+from test_round import certificate_for
 
 from echorand.certificate import CertificateError, check_certificate, choose_chain, decides
-from echorand.events import Commit
+from echorand.events import Commit, FetchBlock, ForkEvidence
 from echorand.messages import Block, Certificate, DecodeError
 from echorand.params import FINAL_STEP
 from echorand.signing import sign_vote
@@ -173,3 +174,54 @@ def test_then_the_smaller_hash_at_the_last_non_empty_block() -> None:
     one, two = blocks("ab"), blocks("ac")
     expected = 0 if one[-1].hash < two[-1].hash else 1
     assert choose_chain([one, two]) == expected
+
+
+# --- sync never overrides a decision (PROTOCOL §6) ------------------------------------------
+
+
+def test_a_synced_block_with_a_wrong_seed_signature_is_refused_even_with_votes() -> None:
+    # votes signed for the block's hash (the adversary holds the keys here) cannot make a block
+    # whose seed signature is not its producer's over Q[r-1] acceptable: it would choose Q[r]
+    sb = Sandbox()
+    sb.take()
+    producer = sb.best_remote_producer()
+    good = sb.block(producer)
+    ctx = sb.ctx
+    forged_seed = key(producer).sign(b"not the seed payload")
+    fields = (1, ctx.prev_hash, producer, forged_seed, ())
+    draft = Block(*fields, bytes(64))
+    bad = Block(*fields, key(producer).sign(draft.signing_bytes(CHAIN)))
+    assert bad.hash != good.hash
+    value = (bad.hash, producer)
+    signers = sb.signers(4, PARAMS.t_h + 1)
+    votes = [sign_vote(key(a), CHAIN, 1, 4, a, 0, value) for a in signers]
+    cert = Certificate(1, 4, 0, *value, [(v.sender, v.cert_sig) for v in votes])
+    with pytest.raises(CertificateError, match="bad seed signature"):
+        check_certificate(cert, bad, ctx, sb.ledger.public_key, sb.verifier)
+    sb.certified((bad, cert))
+    assert sb.take() == [] and sb.node.stats["bad certificate"] == 1
+    assert sb.node.current_round == 1
+
+
+def test_a_synced_certificate_against_the_decision_is_fork_evidence_not_a_commit() -> None:
+    sb = Sandbox()
+    sb.take()
+    block = sb.block(sb.best_remote_producer())
+    value = (block.hash, block.producer)
+    # the node decides `block` from step-4 votes but does not hold it: it fetches it
+    sb.recv(*sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1)))
+    assert [a for a in sb.take() if isinstance(a, FetchBlock)] == [FetchBlock(1, block.hash)]
+    ours = sb.node.round.certificate()  # type: ignore[union-attr]
+    # a valid certificate for the empty block of the same round arrives by sync
+    empty = Block.empty(1, sb.ctx.prev_hash)
+    signers = sorted(sb.remote(5))
+    votes = [sign_vote(key(a), CHAIN, 1, 5, a, 1, sb.empty) for a in signers]
+    theirs = Certificate(1, 5, 1, *sb.empty, [(v.sender, v.cert_sig) for v in votes])
+    check_certificate(theirs, empty, sb.ctx, sb.ledger.public_key, sb.verifier)  # valid
+    sb.certified((empty, theirs))
+    assert sb.take() == [ForkEvidence(1, ours, theirs, empty)]
+    assert sb.node.current_round == 1 and sb.node.stats["fork evidence"] == 1
+    # the decided block, when it comes with its own certificate, is committed
+    sb.certified((block, certificate_for(sb, block)))
+    commits = [a for a in sb.take() if isinstance(a, Commit)]
+    assert [c.block for c in commits] == [block] and commits[0].certificate == ours

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.bba import Vote
-from echorand.certificate import CertificateError, build_certificate, check_certificate
+from echorand.bba import Vote, build_certificate
+from echorand.certificate import CertificateError, check_certificate
 from echorand.delegation import (
     Mode,
     fallback_signer,

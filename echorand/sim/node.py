@@ -12,6 +12,7 @@ from echorand.events import (
     Commit,
     Event,
     FetchBlock,
+    ForkEvidence,
     MessagesReceived,
     Relay,
     Send,
@@ -53,6 +54,8 @@ class SimNode:
         self.round_ms: list[int] = []
         """Simulated time each round took at this node (start of round to commit)."""
         self.blocks: dict[bytes, Block] = {}
+        self.evidence: list[ForkEvidence] = []
+        """Two certificates for different values of one round that this node saw."""
         self.disk: list[Signed] = []
         """What the node signed, kept across crashes like the node's LMDB (PROTOCOL §6)."""
         self.core: Consensus | None = None
@@ -135,6 +138,8 @@ class SimNode:
                     self.sim.sync(self, from_round)
                 case Commit(block, certificate):
                     self._commit(block, certificate, now)
+                case ForkEvidence() as evidence:
+                    self.evidence.append(evidence)
                 case _:
                     pass
 
