@@ -293,6 +293,26 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
         check_certificate(cert, block, context({p: other}), PUBLIC.__getitem__, verifier)
 
 
+def test_substitute_votes_relabelled_as_another_step_are_refused() -> None:
+    # PROTOCOL revision 2: a substitute's cert_sig signs the step too; the same votes claimed
+    # for another b = 1 step (whose committee has the same members here) do not verify
+    ctx, rnd, p, d = _certificate_round()
+    cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
+    verifier = CachingVerifier(NativeVerifier())
+    block = Block.empty(1, PREV)
+    accounts = (*cert.signers, *cert.principals)
+
+    def fits(step: int) -> bool:  # every voter sits in that step's committee, above t_h
+        weights = [ctx.weight(step, a) for a in accounts]
+        return all(weights) and sum(weights) > PARAMS.t_h
+
+    step = next((s for s in range(8, 200, 3) if fits(s)), None)
+    assert step is not None, "precondition: a b = 1 step with the same voters"
+    relabelled = Certificate(1, step, 1, *cert.value, cert.votes, cert.substitutes)
+    with pytest.raises(CertificateError, match=rf"bad signature from \[.*{p}"):
+        check_certificate(relabelled, block, ctx, PUBLIC.__getitem__, verifier)
+
+
 def test_a_certificate_never_counts_a_principal_twice() -> None:
     _, rnd, _, d = _certificate_round()
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
