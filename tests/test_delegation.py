@@ -296,7 +296,7 @@ def test_a_certificate_carries_substitutes_and_an_acceptor_checks_them() -> None
 def test_substitute_votes_relabelled_as_another_step_are_refused() -> None:
     # PROTOCOL revision 2: a substitute's cert_sig signs the step too; the same votes claimed
     # for another b = 1 step (whose committee has the same members here) do not verify
-    ctx, rnd, p, d = _certificate_round()
+    ctx, rnd, p, _ = _certificate_round()
     cert = build_certificate(1, 5, Vote(1, EMPTY_VALUE), rnd.votes[5])
     verifier = CachingVerifier(NativeVerifier())
     block = Block.empty(1, PREV)
