@@ -23,6 +23,8 @@ import orjson
 from aiohttp import web
 
 from echorand.delegation import Mode
+from echorand.events import ForkEvidence
+from echorand.finality import FinalCertificate
 from echorand.messages import (
     MAX_BATCH_TXS,
     Certificate,
@@ -108,6 +110,22 @@ def prometheus_text(metrics: dict[str, dict[str, int] | int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _final_json(cert: FinalCertificate | None) -> dict[str, object] | None:
+    """The proof a block is final, when this node holds it: who signed final votes."""
+    if cert is None:
+        return None
+    return {"votes": len(cert.votes), "signers": list(cert.signers)}
+
+
+def fork_json(evidence: ForkEvidence) -> dict[str, object]:
+    """Two certificates for different values of one round: ours and the one we met."""
+    return {
+        "round": evidence.round,
+        "ours": {"block_hash": evidence.ours.block_hash.hex(), "step": evidence.ours.step},
+        "theirs": {"block_hash": evidence.theirs.block_hash.hex(), "step": evidence.theirs.step},
+    }
+
+
 def _certificate_json(cert: Certificate) -> dict[str, object]:
     """A certificate without its signatures: who voted, and who voted in whose seats."""
     return {
@@ -139,6 +157,7 @@ class Api:
                 web.get("/hashes", self.get_hashes),
                 web.get("/account/{account}", self.get_account),
                 web.get("/metrics", self.get_metrics),
+                web.get("/forks", self.get_forks),
             ]
         )
         self._runner: web.AppRunner | None = None
@@ -215,8 +234,14 @@ class Api:
                 if empty or block.prev_cert is None
                 else _certificate_json(block.prev_cert),
                 "committed_at_ms": self.node.commit_times.get(r),
+                "final": ledger.is_final(r),
+                "final_certificate": _final_json(ledger.final_certificate(r)),
             }
         )
+
+    async def get_forks(self, request: web.Request) -> web.Response:
+        """The fork evidence this node holds (PROTOCOL §6), oldest first."""
+        return _json({"forks": [fork_json(e) for e in self.node.forks]})
 
     async def get_hashes(self, request: web.Request) -> web.Response:
         ledger = self.node.ledger

@@ -203,19 +203,25 @@ def carried_problem(block: Block, round: int, prev_value: Value | None) -> str |
 # --- fork choice ------------------------------------------------------------------
 
 
-def chain_key(chain: Sequence[Block]) -> tuple[int, int, bytes]:
-    """What fork choice compares (larger is preferred).
+def chain_key(chain: Sequence[Block]) -> tuple[int, int, bytes, bytes]:
+    """What fork choice compares (larger is preferred), for chains from a common block.
 
     1. more non-empty blocks; 2. then the later last non-empty block (the
     shorter run of empty blocks at the tip); 3. then the smaller hash of that
-    block.
+    block; 4. then the smaller hash of the first block (chains from a common
+    block differ there, so two nodes always pick the same chain).
     """
     non_empty = [i for i, block in enumerate(chain) if not block.is_empty]
+    first = _inverted(chain[0].hash) if chain else b""
     if not non_empty:
-        return (0, -len(chain), b"")
+        return (0, -len(chain), b"", first)
     last = non_empty[-1]
-    inverted = bytes(255 - x for x in chain[last].hash)
-    return (len(non_empty), last - len(chain), inverted)
+    return (len(non_empty), last - len(chain), _inverted(chain[last].hash), first)
+
+
+def _inverted(digest: bytes) -> bytes:
+    """Orders like the digest, reversed: the smaller hash gives the larger key."""
+    return bytes(255 - x for x in digest)
 
 
 def choose_chain(chains: Sequence[Sequence[Block]]) -> int:

@@ -26,19 +26,23 @@ from echorand.events import (
     Commit,
     Event,
     FetchBlock,
+    Finalized,
     ForkEvidence,
+    Halted,
     MessagesReceived,
     Relay,
     Send,
     Sync,
     TimerFired,
 )
+from echorand.finality import FinalCertificate, FinalTally
 from echorand.messages import (
     BbaSignature,
     BbaSubstitute,
     Block,
     Certificate,
     ConsensusMessage,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -54,6 +58,8 @@ from echorand.validate import Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
+FINAL_WINDOW = 8
+"""Rounds back whose final votes are still counted (they arrive after the commit)."""
 
 
 class Ledger(Protocol):
@@ -217,6 +223,12 @@ class Consensus:
         self._fetching: bytes | None = None
         self._pending_cert: Certificate | None = None
         self._last_sync_ms: int | None = None
+        self._finals: dict[int, FinalTally] = {}
+        """The final votes of the current round and the FINAL_WINDOW before it."""
+        self._committed: dict[int, bytes] = {tip.round: tip.block_hash}
+        """H(B_r) of the rounds this core committed (and the tip it started on), recent ones."""
+        self.halted: str | None = None
+        """Why consensus stopped, once a certificate conflicted with a final block."""
 
     @property
     def current_round(self) -> int:
@@ -235,6 +247,8 @@ class Consensus:
         out: list[Action] = []
         if self.round is None:
             raise RuntimeError("call start() before handle()")
+        if self.halted is not None:
+            return out
         match event:
             case MessagesReceived(now_ms, messages):
                 self._receive(messages, now_ms, out)
@@ -260,6 +274,7 @@ class Consensus:
     ) -> None:
         r = self.current_round
         current: list[ConsensusMessage] = []
+        late_finals: list[FinalVote] = []
         for msg in messages:
             key = msg.encode()
             if key in self._seen:
@@ -272,10 +287,15 @@ class Consensus:
             elif msg.round > r + 1:
                 self.stats["future round"] += 1
                 self._sync(now_ms, out)
+            elif isinstance(msg, FinalVote) and msg.round in self._finals:
+                self._seen.add(key)
+                late_finals.append(msg)
             else:
                 self.stats["old round"] += 1
         if current:
             self._apply(current, now_ms, out)
+        if late_finals:
+            self._late_finals(late_finals, out)
 
     def _apply(self, messages: list[ConsensusMessage], now_ms: int, out: list[Action]) -> None:
         rnd = self.round
@@ -289,7 +309,10 @@ class Consensus:
             if verdict.reason is not None:
                 self.stats[verdict.reason] += 1
                 continue
-            counted = self._count(rnd, msg, now_ms)
+            if isinstance(msg, FinalVote):
+                counted = self._count_final(msg, out)
+            else:
+                counted = self._count(rnd, msg, now_ms)
             self.stats["accepted" if counted else "repeat or conflict"] += 1
             priority = (
                 rnd.ctx.priority(msg.sender) if isinstance(msg, GcBlock | GcSignature) else None
@@ -312,6 +335,55 @@ class Consensus:
             return rnd.on_substitute(msg, now_ms)
         assert isinstance(msg, BbaSignature)
         return rnd.on_bba_signature(msg, now_ms)
+
+    # --- final votes (PROTOCOL §6) -------------------------------------------------
+
+    def _late_finals(self, messages: list[FinalVote], out: list[Action]) -> None:
+        """Final votes of rounds this node has committed (they follow the decision): checked
+        against their round's final committee, counted, relayed once."""
+        by_round: dict[int, list[FinalVote]] = {}
+        for msg in messages:
+            by_round.setdefault(msg.round, []).append(msg)
+        for round, msgs in by_round.items():
+            ctx = self._finals[round].ctx
+            for verdict in verify_messages(msgs, ctx, self.ledger.public_key, self.verifier, 0):
+                if verdict.reason is not None:
+                    self.stats[verdict.reason] += 1
+                    continue
+                assert isinstance(verdict.message, FinalVote)
+                counted = self._count_final(verdict.message, out)
+                self.stats["accepted" if counted else "repeat or conflict"] += 1
+                if counted:
+                    out.append(Relay(verdict.message))
+
+    def _count_final(self, msg: FinalVote, out: list[Action]) -> bool:
+        tally = self._finals[msg.round]
+        before = tally.decided
+        counted = tally.add(msg)
+        if before is None and tally.decided is not None:
+            self._final(tally.decided, out)
+        return counted
+
+    def _final(self, cert: FinalCertificate, out: list[Action]) -> None:
+        """A block's final votes passed t_f: final if it is the block this node committed;
+        a conflict halts consensus (it needs an adversary beyond f)."""
+        committed = self._committed.get(cert.round)
+        if committed is None:
+            return  # the round is not committed here yet: checked at its commit
+        if committed == cert.block_hash:
+            out.append(Finalized(cert))
+        else:
+            self._halt(
+                f"round {cert.round}: a final certificate for {cert.block_hash.hex()[:16]}.."
+                f" conflicts with the block this node committed, {committed.hex()[:16]}..",
+                (cert,),
+                out,
+            )
+
+    def _halt(self, reason: str, evidence: tuple[object, ...], out: list[Action]) -> None:
+        self.halted = reason
+        self.stats["halted"] += 1
+        out.append(Halted(reason, evidence))
 
     def _hold(self, msg: ConsensusMessage, key: bytes) -> None:
         if key in self._buffered:
@@ -388,6 +460,14 @@ class Consensus:
             if ours.value != cert.value:
                 self.stats["fork evidence"] += 1
                 out.append(ForkEvidence(block.round, ours, cert, block))
+                final = self._finals[block.round].decided
+                if final is not None and final.block_hash == ours.block_hash:
+                    self._halt(
+                        f"round {block.round}: a certificate for {cert.block_hash.hex()[:16]}.."
+                        " conflicts with the final block this node decided",
+                        (final, cert),
+                        out,
+                    )
                 return
             if self._fetching == block.hash:
                 self._fetching = None
@@ -398,7 +478,12 @@ class Consensus:
             self.on_commit(block, cert)
         out.append(Commit(block, cert))
         self.tip = self.tip.after(block, self.params, cert)
-        self._begin_round(now_ms, out)
+        self._committed[block.round] = block.hash
+        final = self._finals.get(block.round)
+        if final is not None and final.decided is not None:
+            self._final(final.decided, out)
+        if self.halted is None:
+            self._begin_round(now_ms, out)
 
     def _finished_context(self) -> RoundContext | None:
         """The context of round r - 1 when B_{r-1} is a proposed block whose certificate the
@@ -414,6 +499,10 @@ class Consensus:
     def _begin_round(self, now_ms: int, out: list[Action]) -> None:
         ctx = tip_context(self.params, self.ledger, self.tip, self._finished_context())
         self.signed.prune(ctx.round)
+        self._finals[ctx.round] = FinalTally(ctx)
+        oldest = ctx.round - FINAL_WINDOW
+        self._finals = {r: t for r, t in self._finals.items() if r >= oldest}
+        self._committed = {r: h for r, h in self._committed.items() if r >= oldest}
         self.round = Round(ctx, self.keys, now_ms, self.payload, self.signed)
         self._seen = set()
         self._best = {}

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from echorand.messages import Block, Certificate, ConsensusMessage
+
+if TYPE_CHECKING:
+    from echorand.finality import FinalCertificate
 
 
 class TimerKind(Enum):
@@ -147,4 +151,33 @@ class ForkEvidence:
     """The block `theirs` certifies."""
 
 
-Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit | ForkEvidence
+@dataclass(frozen=True, slots=True)
+class Finalized:
+    """Block `certificate.block_hash` of `certificate.round`, which this node committed, is
+    final (PROTOCOL §6): final votes of weight > t_f. It is never rolled back."""
+
+    certificate: FinalCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class Halted:
+    """The node must stop consensus: a valid certificate conflicts with a final block, which
+    no adversary within the declared fraction `f` can make (PROTOCOL §6). Report it loudly;
+    `evidence` is what proves it."""
+
+    reason: str
+    evidence: tuple[object, ...] = ()
+
+
+Action = (
+    Send
+    | Relay
+    | SetTimer
+    | ValidateBlock
+    | FetchBlock
+    | Sync
+    | Commit
+    | ForkEvidence
+    | Finalized
+    | Halted
+)

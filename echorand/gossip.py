@@ -17,16 +17,22 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
-from echorand.messages import MAX_BATCH_TXS, Message, Transaction, TxBatch
+from echorand.messages import (
+    CONSENSUS_TYPES,
+    MAX_BATCH_TXS,
+    Message,
+    Transaction,
+    TxBatch,
+)
 
 if TYPE_CHECKING:
     from echorand.network import Batch, Network
 
-GOSSIP_CODES = frozenset({0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10})
+GOSSIP_CODES = frozenset({*(t.CODE for t in CONSENSUS_TYPES), TxBatch.CODE})
 """Type bytes of the messages that are gossiped (and de-duplicated): consensus (the
-substitutes of §16 included) and tx_batch."""
+substitutes of §16 and final votes included) and tx_batch."""
 
-TX_BATCH_CODE = 0x10
+TX_BATCH_CODE = TxBatch.CODE
 """The type byte of `tx_batch`, the low-priority gossip shed first under backpressure."""
 
 DEFAULT_SEEN = 1 << 17

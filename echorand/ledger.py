@@ -13,6 +13,8 @@ One directory holds one LMDB environment with these named databases (keys
 | `accounts` | account id   | `pk 32 || balance u64be || nonce u64be || delegate u64be`  |
 | `undo`     | round >= 1   | the old records of the accounts block r changed            |
 | `own`      | slot         | this node's signed messages (`echorand.signed`)            |
+| `levels`   | round >= 1   | `u64be(reward level) || u64be(minted)` after block r       |
+| `finals`   | round >= 1   | the final certificate of block r, when this node has one   |
 
 A block and everything it changes (block, certificate, seed, hash, accounts,
 undo record, tip) commit in one write transaction: after a crash the ledger
@@ -48,6 +50,7 @@ import lmdb
 
 from echorand._native import AccountState, Block, Certificate, Changes
 from echorand.certificate import carried_problem
+from echorand.finality import FinalCertificate
 from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
 from echorand.messages import MAX_SYNC_BLOCKS, NO_LEADER
@@ -80,8 +83,23 @@ _STAKE_TABLES = 3
 """Stake tables kept in memory: after the tip and the two blocks before it."""
 _DELEGATE_TABLES = 2
 """Delegate tables of past snapshots kept (dropped at each block)."""
-_DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo", b"own")
+_DBS = (
+    b"meta",
+    b"blocks",
+    b"certs",
+    b"seeds",
+    b"hashes",
+    b"accounts",
+    b"undo",
+    b"own",
+    b"levels",
+    b"finals",
+)
+_PER_ROUND = ("blocks", "certs", "seeds", "hashes", "undo", "levels")
+"""The databases with one entry per block (round >= 1; seeds and hashes from 0)."""
 _PUT_CHUNK = 100_000
+_UNDO_ENTRY = 32
+"""One entry of an undo record: `id || old balance || old nonce || old delegate`, u64be."""
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
 _PRODUCER_AT = 1 + 8 + 32
@@ -196,6 +214,7 @@ class Ledger:
             txn.put(b"accounts", _u64(len(state)), db=meta)
             txn.put(b"level", _u64(next_level(g.params.rewards, 0, 0)), db=meta)
             txn.put(b"minted", _u64(0), db=meta)
+            txn.put(b"final", _u64(0), db=meta)
             txn.put(b"genesis", g.hash, db=meta)
 
         self._write(write)
@@ -221,6 +240,7 @@ class Ledger:
             count = _int(txn.get(b"accounts", db=meta))
             self._level = _int(txn.get(b"level", db=meta))
             self._minted = _int(txn.get(b"minted", db=meta))
+            self._final = _int(txn.get(b"final", db=meta))
             cursor = txn.cursor(db=self._db["accounts"])
             records = b"".join(cursor.iternext(keys=False, values=True))
             self._tip_hash = self._get(txn, "hashes", self._tip)
@@ -313,6 +333,7 @@ class Ledger:
             txn.put(key, seed, db=db["seeds"], append=True)
             txn.put(key, block.hash, db=db["hashes"], append=True)
             txn.put(key, changes.undo, db=db["undo"], append=True)
+            txn.put(key, _u64(level) + _u64(minted), db=db["levels"], append=True)
             if old_undo >= 1:
                 txn.delete(_u64(old_undo), db=db["undo"])
                 _delete_below(txn.cursor(db=db["own"]), round_key(old_undo + 1))
@@ -397,6 +418,95 @@ class Ledger:
                 f" {certificate.leader}) with b={certificate.b}, not this block"
                 f" ({block.hash.hex()}, {block.producer})"
             )
+
+    # --- final blocks and rollback (PROTOCOL §6) -----------------------------------
+
+    @property
+    def final_round(self) -> int:
+        """The last final block (0: the genesis): it and every block before it are final,
+        never rolled back; later blocks are tentative."""
+        return self._final
+
+    @property
+    def rollback_floor(self) -> int:
+        """The earliest round `rollback` can go back to: the last final block, or as far as
+        the undo records let the stake tables be rebuilt."""
+        return max(self._final, self._tip - self._undo_rounds + _STAKE_TABLES - 1, 0)
+
+    def is_final(self, round: int) -> bool:
+        return 0 <= round <= self._final
+
+    def record_final(self, cert: FinalCertificate) -> None:
+        """Keep the proof that block `cert.round` is final (the caller checked it), and move
+        the final round up to it. The block must be the one held at that round."""
+        held = self.hash(cert.round)
+        if held is None or held != cert.block_hash:
+            raise LedgerError(
+                f"final certificate of round {cert.round} is for {cert.block_hash.hex()},"
+                f" not the block held there ({'none' if held is None else held.hex()})"
+            )
+        final = max(self._final, cert.round)
+        db = self._db
+
+        def write(txn: lmdb.Transaction) -> None:
+            txn.put(_u64(cert.round), cert.encode(), db=db["finals"])
+            txn.put(b"final", _u64(final), db=db["meta"])
+
+        self._write(write)
+        self._final = final
+
+    def final_certificate(self, round: int) -> FinalCertificate | None:
+        """The stored proof that block `round` is final, if this node has it."""
+        raw = self._read("finals", round) if round >= 1 else None
+        return None if raw is None else FinalCertificate.decode(raw)
+
+    def rollback(self, to: int) -> list[Block]:
+        """Remove the tentative blocks after round `to`, in one write transaction: the account
+        records (balances, nonces, delegates, created accounts), the stake snapshots, the
+        reward level and the minted units return to what they were after block `to`. Never
+        past the last final block, nor further back than the undo records reach
+        (`LedgerError`). Returns the removed blocks, oldest first."""
+        tip = self._tip
+        if not self._final <= to <= tip:
+            raise LedgerError(
+                f"rollback to round {to}: allowed from the last final block ({self._final})"
+                f" to the tip ({tip})"
+            )
+        reach = tip - self._undo_rounds + _STAKE_TABLES - 1
+        if to < reach:
+            raise LedgerError(
+                f"rollback to round {to}: the undo records reach back to {reach} (the stake"
+                " tables after the new tip are rebuilt from them)"
+            )
+        removed = [self.block(r) for r in range(to + 1, tip + 1)]
+        db, meta = self._db, self._db["meta"]
+
+        def write(txn: lmdb.Transaction) -> None:
+            accounts = txn.cursor(db=db["accounts"])
+            count = None
+            for r in range(tip, to, -1):
+                undo = txn.get(_u64(r), db=db["undo"])
+                if undo is None:
+                    raise LedgerError(f"rollback: the undo record of block {r} is gone")
+                count = _undo_block(txn, accounts, db["accounts"], bytes(undo))
+            for name in _PER_ROUND:
+                for r in range(tip, to, -1):
+                    txn.delete(_u64(r), db=db[name])
+            if to >= 1:
+                level_minted = bytes(txn.get(_u64(to), db=db["levels"]))
+                level, minted = _int(level_minted[:8]), _int(level_minted[8:])
+            else:
+                level, minted = next_level(self._genesis.params.rewards, 0, 0), 0
+            txn.put(b"tip", _u64(to), db=meta)
+            if count is not None:
+                txn.put(b"accounts", _u64(count), db=meta)
+            txn.put(b"level", _u64(level), db=meta)
+            txn.put(b"minted", _u64(minted), db=meta)
+
+        self._write(write)
+        self._delegate_tables.clear()
+        self._load()
+        return [b for b in removed if b is not None]
 
     # --- this node's signatures (PROTOCOL §6) -------------------------------------
 
@@ -629,7 +739,7 @@ class Ledger:
         state. `LedgerError` names what differs. O(accounts): for tools and tests.
         """
         tip = self._tip
-        expect = {"blocks": tip, "certs": tip, "seeds": tip, "hashes": tip, "undo": tip}
+        expect = {name: tip for name in _PER_ROUND}
         with self._environment().begin() as txn:
             for name, last in expect.items():
                 cursor = txn.cursor(db=self._db[name])
@@ -673,6 +783,25 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger({str(self._path)!r}, tip={self._tip}, accounts={len(self._state)})"
+
+
+def _undo_block(
+    txn: lmdb.Transaction, accounts: lmdb.Cursor, db: object, undo: bytes
+) -> int:
+    """Restore the account records a block changed and remove those it created; the number
+    of accounts before the block."""
+    before = _int(undo[:8])
+    for at in range(8, len(undo), _UNDO_ENTRY):
+        entry = undo[at : at + _UNDO_ENTRY]
+        id = entry[:8]
+        record = txn.get(id, db=db)
+        if record is None:
+            raise LedgerError(f"rollback: account {_int(id)} has no record")
+        txn.put(id, bytes(record[:KEY_SIZE]) + entry[8:], db=db)
+    if accounts.set_range(_u64(before)):
+        while accounts.delete():
+            pass
+    return before
 
 
 def _delete_below(cursor: lmdb.Cursor, key: bytes) -> None:

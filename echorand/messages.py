@@ -22,6 +22,9 @@ The whitepaper's messages, in its words:
 - `BbaSignature` (`bba_signature`, 0x04) -- "BBA Consensus Result", sent in step 4 and every
   later step: `{r, s, id, b, v, sig(b, v)}`; `cert_sig` is the vote that goes into the
   certificate `CERT_r`, signed over `(r, b, v)` (the empty value when `b = 1`).
+- `FinalVote` (`final_vote`, 0x07) -- PROTOCOL §6: sent in the reserved step `2^32 - 1` by
+  a verifier that decided from the first deciding step's votes before it voted again; a
+  block with final votes of weight > t_f is *final* and is never rolled back.
 - `GcSubstitute` (`gc_substitute`, 0x05) and `BbaSubstitute` (`bba_substitute`, 0x06) --
   docs/protocol.md §16: a `gc_proposal` or `bba_signature` that the sender signs in the
   seats of another account, `principal`, as its explicit delegate (`mode` 1) or its
@@ -43,6 +46,7 @@ buffer into frames and rejects a length of 0 or over `MAX_FRAME` (the peer is dr
 from __future__ import annotations
 
 from echorand._native import (
+    FINAL_STEP,
     MAX_BATCH_TXS,
     MAX_BLOCK_TXS,
     MAX_CERT_VOTES,
@@ -54,6 +58,7 @@ from echorand._native import (
     Block,
     Certificate,
     DecodeError,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -70,9 +75,22 @@ from echorand._native import (
     split_frames,
 )
 
-ConsensusMessage = GcBlock | GcSignature | GcProposal | BbaSignature | GcSubstitute | BbaSubstitute
+ConsensusMessage = (
+    GcBlock | GcSignature | GcProposal | BbaSignature | GcSubstitute | BbaSubstitute | FinalVote
+)
 """The messages of a round's steps, each signed by its sender (the substitutes in another
-account's seats, §16)."""
+account's seats, §16; final votes in the reserved step, PROTOCOL §6)."""
+
+CONSENSUS_TYPES: tuple[type, ...] = (
+    GcBlock,
+    GcSignature,
+    GcProposal,
+    BbaSignature,
+    GcSubstitute,
+    BbaSubstitute,
+    FinalVote,
+)
+"""The classes of `ConsensusMessage`, in type-code order."""
 
 NetworkMessage = TxBatch | Hello | SyncRequest | SyncResponse
 """The messages between peers outside consensus."""
@@ -88,6 +106,8 @@ def frame(msg: Message) -> bytes:
 
 
 __all__ = [
+    "CONSENSUS_TYPES",
+    "FINAL_STEP",
     "MAX_BATCH_TXS",
     "MAX_BLOCK_TXS",
     "MAX_CERT_VOTES",
@@ -100,6 +120,7 @@ __all__ = [
     "Certificate",
     "ConsensusMessage",
     "DecodeError",
+    "FinalVote",
     "GcBlock",
     "GcProposal",
     "GcSignature",

@@ -32,6 +32,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
+from echorand import forks
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
 from echorand.consensus import Consensus, Tip, tip_context
@@ -44,7 +45,9 @@ from echorand.events import (
     Commit,
     Event,
     FetchBlock,
+    Finalized,
     ForkEvidence,
+    Halted,
     MessagesReceived,
     Relay,
     Send,
@@ -54,6 +57,7 @@ from echorand.events import (
     TimerKind,
     ValidateBlock,
 )
+from echorand.finality import FinalCertificate
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip
 from echorand.keys import load_keypair, load_node_keys
@@ -65,6 +69,7 @@ from echorand.messages import (
     Certificate,
     ConsensusMessage,
     GcBlock,
+    GcSignature,
     Transaction,
     TxBatch,
 )
@@ -75,7 +80,7 @@ from echorand.proposers import policy_for
 from echorand.round import RoundContext
 from echorand.signed import Signed, SignedLog
 from echorand.sortition import StakeTable
-from echorand.sync import Syncer
+from echorand.sync import CertifiedBlock, ForkSuspected, Syncer
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
 from echorand.validate import NativeVerifier
 
@@ -217,14 +222,7 @@ class Node:
             len(self.keys),
         )
         self.view = LedgerView(self.ledger)
-        self.mempool = Mempool(
-            self.ledger.state,
-            genesis_hash=self.genesis.hash,
-            max_count=config.mempool_max_count,
-            max_bytes=config.mempool_max_bytes,
-            max_per_sender=config.mempool_max_per_sender,
-            min_fee=config.mempool_min_fee,
-        )
+        self.mempool = self._new_mempool()
         self.verifier = NativeVerifier()
         self.verified = VerifiedTxs()
         self.core: Consensus | None = None
@@ -232,6 +230,8 @@ class Node:
         self.tx_refused: Counter[str] = Counter()
         self.forks: deque[ForkEvidence] = deque(maxlen=MAX_FORKS)
         """The fork evidence seen (newest last)."""
+        self.halted: str | None = None
+        """Why consensus stopped (a conflict with a final block, PROTOCOL §6), if it did."""
         self.commit_times: OrderedDict[int, int] = OrderedDict()
         """Round -> wall-clock ms (Unix) of its commit here, for the last COMMIT_TIMES rounds."""
         self.fatal: BaseException | None = None
@@ -285,6 +285,8 @@ class Node:
             tip=lambda: self.ledger.tip,
             on_caught_up=self._on_caught_up,
             on_behind=self._on_behind,
+            on_fork=self._on_fork,
+            fork_start=lambda: self.ledger.rollback_floor + 1,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -348,7 +350,11 @@ class Node:
                         cfg.min_peers,
                         cfg.join_timeout,
                     )
-        self._start_consensus()
+        try:
+            self._start_consensus()
+        except Exception as e:
+            log.exception("joining consensus failed")
+            self._fail(e)
 
     def _ledger_tip(self) -> Tip:
         return ledger_tip(self.ledger, self.params)
@@ -394,6 +400,16 @@ class Node:
                 self._fail(e)
                 return
 
+    def _on_another_chain(self, msg: object) -> bool:
+        """A producer's message of our next round built on another H(B_{r-1}): its sender
+        holds another chain (PROTOCOL §6: compare, and let the fork choice decide)."""
+        ledger = self.ledger
+        if isinstance(msg, GcBlock):
+            return msg.round == ledger.tip + 1 and msg.block.prev_hash != ledger.tip_hash
+        if isinstance(msg, GcSignature):
+            return msg.round == ledger.tip + 1 and msg.prev_hash != ledger.tip_hash
+        return False
+
     def _handle_batches(self, batches: list[Batch]) -> None:
         txs: list[tuple[Peer, Sequence[Transaction]]] = []
         messages: list[ConsensusMessage] = []
@@ -409,6 +425,8 @@ class Node:
                 top = max(top, msg.round)  # type: ignore[union-attr]
                 if isinstance(msg, GcBlock):
                     self._blocks.setdefault(msg.block.hash, msg.block)
+                if self._on_another_chain(msg) and self.syncer is not None:
+                    self.syncer.suspect_fork(batch.peer)
             if top and self.syncer is not None:
                 self.syncer.note_tip(batch.peer, top - 1)
         if txs:
@@ -498,11 +516,25 @@ class Node:
                     pass  # applied by _commit before the next round began
                 case ForkEvidence() as evidence:
                     self._fork_evidence(evidence)
+                case Finalized(certificate):
+                    self._finalized(certificate)
+                case Halted(reason):
+                    self._halt(reason)
         if own:
             self.ledger.record_signed(signed)  # durable before anything leaves (PROTOCOL §6)
             self.net.broadcast_frames(own)
         for peer, frames in relays.items():
             self.net.broadcast_frames(frames, exclude=peer, mark=False)
+
+    def _finalized(self, cert: FinalCertificate) -> None:
+        """Our block of `cert.round` is final: keep the proof; it is never rolled back."""
+        try:
+            self.ledger.record_final(cert)
+        except LedgerError as e:
+            self._halt(f"a final certificate does not match our chain: {e}")
+            return
+        self.counters["finalized"] += 1
+        log.info("round %d is final (%d final votes)", cert.round, len(cert.votes))
 
     def _fork_evidence(self, evidence: ForkEvidence) -> None:
         """Two valid certificates for different values of one round (PROTOCOL §6): kept and
@@ -578,9 +610,12 @@ class Node:
     # --- sync ----------------------------------------------------------------------
 
     def _sync_apply(self, block: Block, cert: Certificate) -> bool:
-        """A certified block from a peer: through the core when it runs, else checked here."""
-        if self.ledger.tip + 1 != block.round:
+        """A certified block from a peer: through the core when it runs, else checked here.
+        One that does not extend our tip may come from another chain (`ForkSuspected`)."""
+        if self.ledger.tip + 1 != block.round or self.halted is not None:
             return False
+        if block.prev_hash != self.ledger.tip_hash:
+            raise ForkSuspected(block.round)
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
@@ -592,6 +627,111 @@ class Node:
             return False
         self._commit(block, cert)
         return True
+
+    # --- forks (PROTOCOL §6, docs/protocol.md §10) ----------------------------------
+
+    def _on_fork(self, peer: Peer, blocks: list[CertifiedBlock]) -> bool:
+        """A peer's certified chain from the first round we could roll back: the fork
+        choice against ours. True when we follow that chain afterwards."""
+        if self.halted is not None:
+            return False
+        try:
+            plan = forks.plan(self.ledger, blocks)
+        except forks.ForkError as e:
+            self._halt(
+                f"a peer's chain parts from ours at or below round {blocks[0][0].round - 1},"
+                f" which we cannot roll back (last final block {self.ledger.final_round}): {e}"
+            )
+            return False
+        if plan is None:
+            return True
+        (mine, ours), (theirs_block, theirs) = plan.ours[0], plan.theirs[0]
+        self._fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, theirs_block))
+        if plan.choice is forks.Choice.HALT:
+            theirs_hash, mine_hash = theirs_block.hash.hex()[:16], mine.hash.hex()[:16]
+            self._halt(
+                f"round {plan.fork_round}: a peer's certified block {theirs_hash}.. conflicts"
+                f" with our final block {mine_hash}.."
+            )
+            return False
+        if plan.choice is forks.Choice.OURS:
+            log.warning("fork at round %d: our chain wins the fork choice; kept", plan.fork_round)
+            return False
+        return self._switch(plan)
+
+    def _switch(self, plan: forks.ForkPlan) -> bool:
+        """Roll back to the fork point and apply the other chain, each block checked as sync
+        checks it; if one fails, restore ours. Consensus restarts on the new tip (it abstains
+        in the slots it filled on the old chain)."""
+        self.core = None
+        removed = self.ledger.rollback(plan.rollback_to)
+        self.counters["rollbacks"] += 1
+        self.counters["rolled_back_blocks"] += len(removed)
+        applied = self._apply_certified(plan.theirs)
+        if applied < len(plan.theirs):
+            log.error(
+                "fork at round %d: the other chain failed its checks; ours restored",
+                plan.fork_round,
+            )
+            self.ledger.rollback(plan.rollback_to)
+            self._apply_certified(plan.ours)
+        else:
+            log.warning(
+                "fork at round %d: switched to the chain the fork choice prefers (%d blocks"
+                " rolled back, %d applied), now at round %d",
+                plan.fork_round,
+                len(removed),
+                applied,
+                self.ledger.tip,
+            )
+        self._reset_mempool([tx for block in removed for tx in block.transactions])
+        if self._caught_up.is_set():
+            self._start_consensus()
+        return applied == len(plan.theirs)
+
+    def _apply_certified(self, blocks: Sequence[CertifiedBlock]) -> int:
+        """Apply consecutive certified blocks on the tip, each certificate checked against
+        its round's committee; how many were applied before one failed."""
+        for n, (block, cert) in enumerate(blocks):
+            if block.round != self.ledger.tip + 1 or block.prev_hash != self.ledger.tip_hash:
+                return n
+            ctx = self._round_context(block.round)
+            try:
+                check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
+            except CertificateError as e:
+                log.warning("fork: the certificate of round %d is refused: %s", block.round, e)
+                return n
+            self._commit(block, cert)
+        return len(blocks)
+
+    def _halt(self, reason: str) -> None:
+        """Stop consensus for good: a conflict with a final block (PROTOCOL §6) means the
+        adversary exceeded the declared fraction; an operator must look."""
+        if self.halted is None:
+            self.halted = reason
+            self.counters["halted"] = 1
+            log.critical("CONSENSUS HALTED: %s", reason)
+        if self.core is not None:
+            self.core.halted = self.core.halted or reason
+
+    def _new_mempool(self) -> Mempool:
+        cfg = self.config
+        return Mempool(
+            self.ledger.state,
+            genesis_hash=self.genesis.hash,
+            max_count=cfg.mempool_max_count,
+            max_bytes=cfg.mempool_max_bytes,
+            max_per_sender=cfg.mempool_max_per_sender,
+            min_fee=cfg.mempool_min_fee,
+        )
+
+    def _reset_mempool(self, returned: Sequence[Transaction]) -> None:
+        """After a rollback: a fresh pool on the rolled-back state, with the transactions of
+        the removed blocks and those that were queued (admission checks them again)."""
+        queued = self.mempool.select(len(self.mempool))
+        self.mempool = self._new_mempool()
+        if returned or queued:
+            self.mempool.add([*returned, *queued], self.verified)
 
     # --- transactions --------------------------------------------------------------
 
@@ -680,6 +820,9 @@ class Node:
                 "total": ledger.supply,
                 "reward_level": ledger.reward_level,
             },
+            "final_round": ledger.final_round,
+            "forks": len(self.forks),
+            "halted": self.halted,
             "uptime_s": round(time.time() - self.started_at, 3),
         }
 
@@ -701,6 +844,12 @@ class Node:
             "consensus_messages_total": dict(core.stats) if core is not None else {},
             "held_dropped_total": self.counters["held_dropped"],
             "supply": self.ledger.supply,
+            "final_round": self.ledger.final_round,
+            "finalized_total": self.counters["finalized"],
+            "fork_evidence_total": self.counters["fork_evidence"],
+            "rollbacks_total": self.counters["rollbacks"],
+            "rolled_back_blocks_total": self.counters["rolled_back_blocks"],
+            "halted": 1 if self.halted is not None else 0,
             "minted_total": self.ledger.minted,
             "reward_level": self.ledger.reward_level,
         }

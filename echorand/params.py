@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from echorand._native import FINAL_STEP
+
 SEED_TAG = b"echorand/seed"
 BLOCK_TAG = b"echorand/block"
 TX_TAG = b"echorand/tx"
@@ -21,9 +23,6 @@ FINAL_TAG = b"echorand/final"
 HASH_SIZE = 32
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
-FINAL_STEP = (1 << 32) - 1
-"""The reserved step of `echorand/final` votes (PROTOCOL §6): its own committee, never
-remapped by `max_step`."""
 
 PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
 """Who produces in step 1 (`echorand.proposers`): A_1 by stake, or the permissioned order of

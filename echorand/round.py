@@ -27,10 +27,12 @@ from echorand.delegation import (
 from echorand.events import Action, Send, SetTimer, TimerKind, ValidateBlock
 from echorand.gc import GradedConsensus
 from echorand.messages import (
+    FINAL_STEP,
     BbaSignature,
     BbaSubstitute,
     Certificate,
     ConsensusMessage,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -43,6 +45,7 @@ from echorand.signed import SignedLog, Slot
 from echorand.signing import (
     Signer,
     sign_block,
+    sign_final,
     sign_gc_block,
     sign_gc_signature,
     sign_proposal,
@@ -268,6 +271,12 @@ class Round:
         self._adopted: Certificate | None = None
         self._leader_time = False
         self._finished = False
+        self._finishing = False
+        self._final_done = False
+        self.sealed = self._final_slot_filled()
+        """Whether this node sent final votes in the round (PROTOCOL §6): it then signs no
+        new vote of the round, so that it never helps a certificate against a final block
+        (kept across a restart through the signed log)."""
         self._expired: set[int] = set()
         self._requested: set[bytes] = set()
         self._out: list[Action] = []
@@ -280,9 +289,15 @@ class Round:
         return out
 
     def start(self) -> None:
-        """Step 1 (block generation) and the timers of steps 2 and 3."""
+        """Step 1 (block generation) and the timers of steps 2 and 3; after a restart in a
+        round where this node sent final votes, those again."""
         p, r, t0 = self.ctx.params, self.ctx.round, self.start_ms
         self._produce()
+        if self.sealed:
+            for record in self.signed:
+                msg = record.message
+                if msg.round == r and isinstance(msg, FinalVote):
+                    self._send(msg)
         self._out.append(SetTimer(t0 + 2 * p.lam_ms, r, 2, TimerKind.LEADER))
         self._out.append(SetTimer(t0 + p.lam_ms + p.big_lam_ms, r, 2, TimerKind.DEADLINE))
         self._out.append(SetTimer(t0 + 3 * p.lam_ms + p.big_lam_ms, r, 3, TimerKind.DEADLINE))
@@ -424,6 +439,8 @@ class Round:
             if known.prev_hash != self.ctx.prev_hash:
                 return None
             return known.message  # type: ignore[return-value]
+        if self.sealed and slot[1] != FINAL_STEP and not self._finishing:
+            return None  # final votes sent (now or before a restart): nothing new in the round
         msg = make()
         self.signed.add(self.ctx.prev_hash, msg)
         return msg
@@ -438,8 +455,49 @@ class Round:
         self._request_validation()
         while self.decision is None and self._try_step(now_ms):
             pass
+        if self.decision is not None and not self._final_done:
+            self._final()
         if self.decision is not None and not self._finished and self.ctx.substitutes:
             self._finish()
+
+    def _final(self) -> None:
+        """Final votes (PROTOCOL §6), once: when the decision came from the first deciding
+        step's votes — step 4's b = 0, step 5's b = 1 — and no local account signed a later
+        vote of the round, every local account with seats in the final committee says so."""
+        self._final_done = True
+        assert self.decision is not None
+        step, vote = self.decision
+        if (step, vote.b) not in ((4, 0), (5, 1)) or self._signed_after(step):
+            return
+        ctx = self.ctx
+        r, chain, block_hash = ctx.round, ctx.chain, vote.value[0]
+        for account, _ in self._local_seats(FINAL_STEP):
+            key = self.keys[account]
+            msg = self._own(
+                (r, FINAL_STEP, FinalVote.CODE, account, account),
+                lambda k=key, a=account: sign_final(k, chain, r, a, block_hash),
+            )
+            if msg is not None:
+                self._send(msg)
+        self.sealed = True
+
+    def _signed_after(self, step: int) -> bool:
+        """Whether a local account signed a vote of this round in a step after `step`."""
+        r = self.ctx.round
+        return any(
+            record.message.round == r and step < record.message.step < FINAL_STEP
+            for record in self.signed
+        )
+
+    def _final_slot_filled(self) -> bool:
+        """Whether this node's accounts sent final votes in this round on this fork."""
+        r, prev = self.ctx.round, self.ctx.prev_hash
+        return any(
+            record.message.round == r
+            and isinstance(record.message, FinalVote)
+            and record.prev_hash == prev
+            for record in self.signed
+        )
 
     def _finish(self) -> None:
         """Once decided, vote the decision in the three steps after the deciding one (those
@@ -448,9 +506,13 @@ class Round:
         self._finished = True
         assert self.decision is not None
         step, vote = self.decision
-        for later in range(max(self.step, step + 1), step + 4):
-            if later >= 4 and self._local_seats(later):
-                self._vote(later, vote)
+        self._finishing = True  # votes for the decision itself: allowed after final votes
+        try:
+            for later in range(max(self.step, step + 1), step + 4):
+                if later >= 4 and self._local_seats(later):
+                    self._vote(later, vote)
+        finally:
+            self._finishing = False
 
     def _try_step(self, now_ms: int) -> bool:
         s = self.step

@@ -21,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from echorand.messages import BbaSubstitute, ConsensusMessage, GcSubstitute, decode
+from echorand.messages import (
+    CONSENSUS_TYPES,
+    BbaSubstitute,
+    ConsensusMessage,
+    GcSubstitute,
+    decode,
+)
 from echorand.params import HASH_SIZE
 
 Slot = tuple[int, int, int, int, int]
@@ -69,7 +75,7 @@ class Signed:
         if len(raw) <= HASH_SIZE:
             raise ValueError(f"signed record: {len(raw)} bytes, too short")
         message = decode(raw[HASH_SIZE:])
-        if not hasattr(message, "step") or message.CODE > BbaSubstitute.CODE:
+        if not isinstance(message, CONSENSUS_TYPES):
             raise ValueError(f"signed record: a {type(message).__name__} is not a vote")
         return cls(bytes(raw[:HASH_SIZE]), message)  # type: ignore[arg-type]
 

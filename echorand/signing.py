@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from echorand.messages import (
+    FINAL_STEP,
     BbaSignature,
     Block,
     Certificate,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -87,3 +89,10 @@ def sign_vote(
     fields = (round, step, sender, b, value[0], value[1], cert_sig)
     draft = BbaSignature(*fields, NO_SIGNATURE)
     return BbaSignature(*fields, key.sign(draft.signing_bytes(chain)))
+
+
+def sign_final(key: Signer, chain: bytes, round: int, sender: int, block_hash: bytes) -> FinalVote:
+    """final_vote {r, 2^32 - 1, id, H(B_r)}: `sender` decided block `block_hash` from the first
+    deciding step's votes and signed nothing later in the round (PROTOCOL §6)."""
+    draft = FinalVote(round, FINAL_STEP, sender, block_hash, NO_SIGNATURE)
+    return FinalVote(round, FINAL_STEP, sender, block_hash, key.sign(draft.signing_bytes(chain)))

@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 
 CertifiedBlock = tuple[Block, Certificate]
 
+FORK_CHECK_INTERVAL = 5.0
+"""Seconds between two fork checks with one peer."""
+
+
+class ForkSuspected(Exception):
+    """Raised by `check_and_apply`: the block does not extend our tip, so the peer may hold
+    another chain (PROTOCOL §6). The syncer then fetches that chain for the node's fork
+    choice instead of dropping the peer."""
+
 
 class BlockSource(Protocol):
     """The node's ledger as sync sees it: the tip and certified blocks by round."""
@@ -95,9 +104,14 @@ class Syncer:
         tip: Callable[[], int],
         on_caught_up: Callable[[int], None] | None = None,
         on_behind: Callable[[int], None] | None = None,
+        on_fork: Callable[[Peer, list[CertifiedBlock]], bool] | None = None,
+        fork_start: Callable[[], int] | None = None,
         batch: int = MAX_SYNC_BLOCKS,
         timeout: float = 20.0,
     ) -> None:
+        """`on_fork(peer, blocks)`: the certified blocks of `peer` from `fork_start()` (the
+        first round the node could roll back) to its tip, when it may hold another chain;
+        True when the node follows that chain afterwards, False when it kept its own."""
         if not 1 <= batch <= MAX_SYNC_BLOCKS:
             raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
         if timeout <= 0:
@@ -107,6 +121,8 @@ class Syncer:
         self.tip = tip
         self.on_caught_up = on_caught_up
         self.on_behind = on_behind
+        self.on_fork = on_fork
+        self.fork_start = fork_start
         self.batch = batch
         self.timeout = timeout
         self.applied = 0
@@ -119,6 +135,8 @@ class Syncer:
         self._wake = asyncio.Event()
         self._turn = 0
         self._caught_up = False
+        self._suspects: dict[Peer, float] = {}
+        """Peers to check for another chain, and when each was last checked."""
         self._task: asyncio.Task[None] | None = None
         net.attach_syncer(self)
 
@@ -157,7 +175,18 @@ class Syncer:
         self._claims[peer] = peer.hello.tip_round if peer.hello is not None else 0
         self._kick()
 
+    def suspect_fork(self, peer: Peer) -> None:
+        """`peer` sent a message of our round on another H(B_{r-1}): check its chain."""
+        if self.on_fork is None or self.fork_start is None:
+            return
+        now = asyncio.get_running_loop().time()
+        last = self._suspects.get(peer)
+        if last is None or now - last >= FORK_CHECK_INTERVAL:
+            self._suspects[peer] = -1.0 if last is None else last
+            self._kick()
+
     def peer_lost(self, peer: Peer) -> None:
+        self._suspects.pop(peer, None)
         self._claims.pop(peer, None)
         self._cooldown.pop(peer, None)
         self._late.pop(peer, None)
@@ -192,6 +221,7 @@ class Syncer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await self._check_forks()
             await self._catch_up()
             connected = any(p.is_open for p in self._claims)
             if not self._caught_up and connected and not self.behind:
@@ -233,23 +263,60 @@ class Syncer:
     async def _fetch(self, peer: Peer) -> None:
         first = self.tip() + 1
         count = min(self.batch, self._claims[peer] - first + 1)
+        blocks = await self._request(peer, first, count)
+        if blocks is not None:
+            await self._apply(peer, blocks, first, count)
+
+    async def _request(
+        self, peer: Peer, first: int, count: int
+    ) -> Sequence[CertifiedBlock] | None:
+        """Ask `peer` for `count` blocks from `first`; its answer, None when it has none for
+        us (gone, or silent until the timeout)."""
         fut: asyncio.Future[SyncResponse | None] = asyncio.get_running_loop().create_future()
         self._pending = (peer, first, fut)
         try:
             if not peer.send(SyncRequest(first, count)):
                 self._claims.pop(peer, None)  # gone; the network tells us soon
-                return
+                return None
             response = await asyncio.wait_for(fut, self.timeout)
         except TimeoutError:
             log.info("sync: %r did not answer for rounds %d.. in %ss", peer, first, self.timeout)
             self.net.counters["sync_timeouts"] += 1
             self._cooldown[peer] = asyncio.get_running_loop().time() + self.timeout
             self._late[peer] = self._late.get(peer, 0) + 1
-            return
+            return None
         finally:
             self._pending = None
-        if response is not None:
-            await self._apply(peer, response.blocks, first, count)
+        return None if response is None else response.blocks
+
+    async def _check_forks(self) -> None:
+        """Fetch the chain of each suspected peer from the node's `fork_start()` to its tip
+        (checked for shape only) and hand it to `on_fork`."""
+        for peer in [p for p, t in self._suspects.items() if t < 0]:
+            self._suspects[peer] = asyncio.get_running_loop().time()
+            if not peer.is_open or self.on_fork is None or self.fork_start is None:
+                continue
+            blocks = await self._chain_of(peer, self.fork_start())
+            if blocks:
+                self.net.counters["fork_checks"] += 1
+                if not self.on_fork(peer, blocks) and peer in self._claims:
+                    # it stays on another chain: its tip is not ahead on ours
+                    self._claims[peer] = min(self._claims[peer], self.tip())
+
+    async def _chain_of(self, peer: Peer, first: int) -> list[CertifiedBlock]:
+        out: list[CertifiedBlock] = []
+        while True:
+            start = first + len(out)
+            blocks = await self._request(peer, start, self.batch)
+            if not blocks:
+                return out
+            problem = shape_problem(blocks, start, self.batch)
+            if problem is not None:
+                peer.drop("bad_sync_response", problem)
+                return []
+            out.extend(blocks)
+            if len(blocks) < self.batch:
+                return out
 
     async def _apply(
         self, peer: Peer, blocks: Sequence[CertifiedBlock], first: int, count: int
@@ -277,6 +344,12 @@ class Syncer:
     def _check(self, peer: Peer, block: Block, cert: Certificate) -> bool:
         try:
             ok = self.check_and_apply(block, cert)
+        except ForkSuspected:
+            # Not ahead on our chain: stop syncing from it until its chain was compared.
+            now = asyncio.get_running_loop().time()
+            self._cooldown[peer] = now + FORK_CHECK_INTERVAL
+            self.suspect_fork(peer)
+            return False
         except Exception as e:
             log.exception("sync: checking the block of round %d from %r failed", block.round, peer)
             peer.drop("bad_certificate", f"round {block.round}: {type(e).__name__}: {e}")

@@ -39,10 +39,12 @@ from echorand.certificate import (
     block_checks,
 )
 from echorand.delegation import Substitute
+from echorand.finality import final_vote_checks
 from echorand.messages import (
     BbaSignature,
     BbaSubstitute,
     ConsensusMessage,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -165,6 +167,8 @@ def check_fields(
     signatures the message still has to pass."""
     if isinstance(msg, GcSubstitute | BbaSubstitute):
         return check_substitute(msg, ctx, public_key, max_step)
+    if isinstance(msg, FinalVote):
+        return final_vote_checks(msg, ctx, public_key)
     if msg.round != ctx.round:
         return "wrong round"
     if isinstance(msg, GcBlock | GcSignature):

@@ -19,11 +19,12 @@ from echorand.events import (
     TimerFired,
 )
 from echorand.messages import Block, Certificate, ConsensusMessage
-from echorand.params import Params
+from echorand.params import FINAL_STEP, Params
 from echorand.round import PayloadSource, RoundContext
 from echorand.signed import SignedLog
 from echorand.signing import (
     sign_block,
+    sign_final,
     sign_gc_block,
     sign_gc_signature,
     sign_proposal,
@@ -231,6 +232,15 @@ class Sandbox:
             Send(sign_vote(self.keys[a], CHAIN, self.ctx.round, step, a, b, value))
             for a in sorted(self.keys)
             if self.ctx.weight(step, a)
+        ]
+
+    def my_finals(self, block_hash: bytes) -> list[Send]:
+        """The final votes the node's accounts send for `block_hash` (PROTOCOL §6)."""
+        ctx = self.ctx
+        return [
+            Send(sign_final(self.keys[a], CHAIN, ctx.round, a, block_hash))
+            for a in sorted(self.keys)
+            if ctx.weight(FINAL_STEP, a)
         ]
 
     def my_weight(self, step: int) -> int:

@@ -148,10 +148,12 @@ def test_step4_quorum_for_a_block_commits_it_with_a_step4_certificate() -> None:
     value = (block.hash, block.producer)
     msgs = sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1))
     sb.take()
+    finals = sb.my_finals(block.hash)  # decided from step-4 votes, nothing signed later
     sb.recv(*msgs)
     actions = sb.take()
     assert actions[: len(msgs)] == [Relay(m) for m in msgs]
-    commit = actions[len(msgs)]
+    assert finals and actions[len(msgs) : len(msgs) + len(finals)] == finals
+    commit = actions[len(msgs) + len(finals)]
     assert isinstance(commit, Commit) and commit.block == block
     cert = commit.certificate
     assert (cert.round, cert.step, cert.b, cert.value) == (1, 4, 0, value)
@@ -164,9 +166,11 @@ def test_step5_quorum_for_b1_commits_the_empty_block() -> None:
     sb = Sandbox()
     sb.take()
     msgs = sb.votes(5, 1, sb.empty, sb.signers(5, PARAMS.t_h + 1))  # b = 1: the empty value
+    finals = sb.my_finals(sb.empty[0])  # decided from step-5 votes, nothing signed later
     sb.recv(*msgs)
     actions = sb.take()
-    commit = actions[len(msgs)]
+    assert finals and actions[len(msgs) : len(msgs) + len(finals)] == finals
+    commit = actions[len(msgs) + len(finals)]
     assert isinstance(commit, Commit)
     assert commit.block == Block.empty(1, sb.genesis.block_hash)
     assert (commit.certificate.step, commit.certificate.b) == (5, 1)
@@ -179,10 +183,11 @@ def test_decided_block_not_held_is_fetched_then_committed() -> None:
     block = sb.block(sb.best_remote_producer())
     value = (block.hash, block.producer)
     msgs = sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1))
+    finals = sb.my_finals(block.hash)
     sb.recv(*msgs)
     from echorand.events import FetchBlock
 
-    assert sb.take()[len(msgs) :] == [FetchBlock(1, block.hash)]
+    assert sb.take()[len(msgs) :] == [*finals, FetchBlock(1, block.hash)]
     sb.block_received(sb.block(sb.best_remote_producer(), transactions=()))
     commit = sb.take()[0]
     assert isinstance(commit, Commit) and commit.block == block

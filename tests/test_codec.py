@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echorand.messages import (
+    FINAL_STEP,
     MAX_BATCH_TXS,
     MAX_BLOCK_TXS,
     MAX_CERT_VOTES,
@@ -24,6 +25,7 @@ from echorand.messages import (
     Block,
     Certificate,
     DecodeError,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -127,6 +129,9 @@ def bba_signatures(draw: st.DrawFn) -> BbaSignature:
     )  # fmt: skip
 
 
+final_votes = st.builds(
+    FinalVote, round=u64s, step=st.just(FINAL_STEP), sender=u64s, block_hash=hashes, signature=sigs
+)
 gc_blocks = st.builds(
     GcBlock, round=u64s, step=u32s, sender=u64s, block=proposed_blocks, signature=sigs
 )
@@ -143,7 +148,7 @@ sync_responses = st.builds(
     SyncResponse, blocks=st.lists(st.tuples(blocks, certificates()), max_size=3)
 )
 messages = st.one_of(
-    gc_blocks, gc_signatures, gc_proposals(), bba_signatures(),
+    gc_blocks, gc_signatures, gc_proposals(), bba_signatures(), final_votes,
     tx_batches, hellos, sync_requests, sync_responses,
 )  # fmt: skip
 
@@ -424,6 +429,20 @@ def test_gc_proposal_bytes_agree_with_an_independent_encoder(m: GcProposal) -> N
     assert m.signing_bytes(CHAIN) == b"echorand/gc_proposal\x00" + CHAIN + enc[:-64]
 
 
+@given(final_votes)
+def test_final_vote_bytes_agree_with_an_independent_encoder(m: FinalVote) -> None:
+    enc = struct.pack(">BQIQ32s64s", 7, m.round, m.step, m.sender, m.block_hash, m.signature)
+    assert m.encode() == enc and decode(enc) == m
+    # PROTOCOL §6: "echorand/final" over u64be(r) || block_hash, bound to the chain
+    body = struct.pack(">Q32s", m.round, m.block_hash)
+    assert m.signing_bytes(CHAIN) == b"echorand/final\x00" + CHAIN + body
+
+
+def test_a_final_vote_is_only_of_the_reserved_step() -> None:
+    enc = struct.pack(">BQIQ32s64s", 7, 1, 5, 0, b"h" * 32, bytes(64))
+    assert reject(enc) == "final_vote.step: must be the reserved step 2^32 - 1, got 5"
+
+
 @given(gc_blocks)
 def test_gc_block_signs_the_block_hash_not_the_block(m: GcBlock) -> None:
     head = struct.pack(">BQIQ", 1, m.round, m.step, m.sender)
@@ -500,7 +519,7 @@ def test_from_bytes_wants_its_own_type() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 0x10, 0x20, 0x21, 0x22})
+    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0x21, 0x22})
 )
 def test_unknown_message_types_are_rejected(code: int) -> None:
     assert reject(bytes([code]) + bytes(200)) == f"type: unknown message type 0x{code:02x}"

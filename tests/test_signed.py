@@ -7,9 +7,9 @@ import pytest
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 
 from echorand.events import Send
-from echorand.messages import Transaction
+from echorand.messages import Transaction, TxBatch
 from echorand.signed import Signed, SignedLog, slot, slot_key
-from echorand.signing import NO_SIGNATURE, sign_proposal
+from echorand.signing import NO_SIGNATURE, sign_final, sign_proposal
 
 
 def own_sends(sb: Sandbox) -> list[Send]:
@@ -83,6 +83,10 @@ def test_the_log_refuses_a_second_message_for_a_filled_slot() -> None:
     assert slot(msg) == (1, 2, msg.CODE, a, a) and len(slot_key(slot(msg))) == 29
     stored = Signed(CHAIN, msg)
     assert Signed.decode(stored.encode()) == stored
+    final = Signed(CHAIN, sign_final(key(a), CHAIN, 1, a, b"\x01" * 32))
+    assert Signed.decode(final.encode()) == final  # every consensus message, final votes too
+    with pytest.raises(ValueError, match="not a vote"):
+        Signed.decode(CHAIN + TxBatch([]).encode())
 
 
 def test_signed_records_survive_a_ledger_reopen_and_are_pruned_with_the_undo_window(

@@ -31,8 +31,8 @@ use super::args;
 use super::block::Block;
 use super::cert::{cert_signing_bytes, check_delegation, substitute_cert_signing_bytes};
 use super::wire::{
-    check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader, HASH_SIZE,
-    NO_LEADER, SIG_SIZE,
+    check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader, FINAL_STEP,
+    HASH_SIZE, NO_LEADER, SIG_SIZE,
 };
 use super::{Encode, Wire};
 
@@ -859,6 +859,104 @@ message_methods! {
             seat.mode(),
         );
         Ok(PyBytes::new(py, &payload))
+    }
+}
+
+// -------------------------------------------------------------- final_vote
+
+/// `final_vote`, the reserved step `2^32 - 1` (PROTOCOL §6): a verifier that decided from the
+/// first deciding step's votes (step 4 for `b = 0`, step 5 for `b = 1`) before it voted in any
+/// later step says so, for the block it decided (`block_hash`: H(B_ε) for the empty block).
+/// Its one signature is over `"echorand/final" || 0x00 || chain || u64be(round) || block_hash`.
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct FinalVote {
+    head: Head,
+    block_hash: [u8; HASH_SIZE],
+    signature: [u8; SIG_SIZE],
+}
+
+fn check_final_step(step: u32) -> Result<(), String> {
+    if step != FINAL_STEP {
+        return Err(format!(
+            "final_vote.step: must be the reserved step 2^32 - 1, got {step}"
+        ));
+    }
+    Ok(())
+}
+
+impl FinalVote {
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        let head = Head::parse(r, "final_vote")?;
+        check_final_step(head.step())?;
+        Ok(FinalVote {
+            head,
+            block_hash: r.array("final_vote.block_hash")?,
+            signature: r.array("final_vote.signature")?,
+        })
+    }
+
+    /// `"echorand/final" || 0x00 || chain || u64be(round) || block_hash`.
+    fn payload(&self, chain: &[u8; HASH_SIZE]) -> Vec<u8> {
+        let mut out = signed_payload(tag::FINAL, chain, 8 + HASH_SIZE);
+        out.put_u64(self.head.round());
+        out.put(&self.block_hash);
+        out
+    }
+}
+
+impl Encode for FinalVote {
+    fn encoded_len(&self) -> usize {
+        HEAD_SIZE + HASH_SIZE + SIG_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        self.head.write(out, Self::CODE);
+        out.put(&self.block_hash);
+        out.put(&self.signature);
+    }
+}
+
+impl Wire for FinalVote {
+    const CODE: u8 = code::FINAL_VOTE;
+}
+
+message_methods! {
+    FinalVote;
+    fields(m) {
+        round: m.head.round(),
+        step: m.head.step(),
+        sender: m.head.sender(),
+        block_hash: m.block_hash,
+        signature: m.signature,
+    }
+
+    #[new]
+    #[pyo3(signature = (round, step, sender, block_hash, signature))]
+    fn py_new(
+        round: &Bound<'_, PyAny>,
+        step: &Bound<'_, PyAny>,
+        sender: &Bound<'_, PyAny>,
+        block_hash: &Bound<'_, PyAny>,
+        signature: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let head = Head::from_args("final_vote", round, step, sender)?;
+        check_final_step(head.step()).map_err(PyValueError::new_err)?;
+        Ok(FinalVote {
+            head,
+            block_hash: args::fixed(block_hash, "final_vote.block_hash")?,
+            signature: args::fixed(signature, "final_vote.signature")?,
+        })
+    }
+
+    /// `"echorand/final" || 0x00 || chain || u64be(round) || block_hash`: what the
+    /// signature is over.
+    fn signing_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        chain: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.payload(&args::chain(chain)?)))
     }
 }
 

@@ -122,7 +122,9 @@ pub mod wire;
 
 pub use block::Block;
 pub use cert::Certificate;
-pub use consensus::{BbaSignature, BbaSubstitute, GcBlock, GcProposal, GcSignature, GcSubstitute};
+pub use consensus::{
+    BbaSignature, BbaSubstitute, FinalVote, GcBlock, GcProposal, GcSignature, GcSubstitute,
+};
 pub use network::{Hello, SyncRequest, SyncResponse, TxBatch};
 pub use tx::Transaction;
 
@@ -161,6 +163,7 @@ pub enum Parsed {
     BbaSignature(BbaSignature),
     GcSubstitute(GcSubstitute),
     BbaSubstitute(BbaSubstitute),
+    FinalVote(FinalVote),
     TxBatch(TxBatch),
     Hello(Hello),
     SyncRequest(SyncRequest),
@@ -176,6 +179,7 @@ impl Parsed {
             Parsed::BbaSignature(_) => code::BBA_SIGNATURE,
             Parsed::GcSubstitute(_) => code::GC_SUBSTITUTE,
             Parsed::BbaSubstitute(_) => code::BBA_SUBSTITUTE,
+            Parsed::FinalVote(_) => code::FINAL_VOTE,
             Parsed::TxBatch(_) => code::TX_BATCH,
             Parsed::Hello(_) => code::HELLO,
             Parsed::SyncRequest(_) => code::SYNC_REQUEST,
@@ -191,6 +195,7 @@ impl Parsed {
             Parsed::BbaSignature(m) => Py::new(py, m)?.into_any(),
             Parsed::GcSubstitute(m) => Py::new(py, m)?.into_any(),
             Parsed::BbaSubstitute(m) => Py::new(py, m)?.into_any(),
+            Parsed::FinalVote(m) => Py::new(py, m)?.into_any(),
             Parsed::TxBatch(m) => Py::new(py, m)?.into_any(),
             Parsed::Hello(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncRequest(m) => Py::new(py, m)?.into_any(),
@@ -215,6 +220,7 @@ pub fn parse_message(mut r: Reader<'_>) -> DecodeResult<Parsed> {
         code::BBA_SIGNATURE => Parsed::BbaSignature(BbaSignature::parse(r)?),
         code::GC_SUBSTITUTE => Parsed::GcSubstitute(GcSubstitute::parse(r)?),
         code::BBA_SUBSTITUTE => Parsed::BbaSubstitute(BbaSubstitute::parse(r)?),
+        code::FINAL_VOTE => Parsed::FinalVote(FinalVote::parse(r)?),
         code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(r)?),
         code::HELLO => Parsed::Hello(Hello::parse(r)?),
         code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(r)?),
@@ -332,6 +338,7 @@ fn message_bytes<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> 
         GcBlock,
         BbaSubstitute,
         GcSubstitute,
+        FinalVote,
         TxBatch,
         Hello,
         SyncRequest,
@@ -459,6 +466,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BbaSignature>()?;
     m.add_class::<GcSubstitute>()?;
     m.add_class::<BbaSubstitute>()?;
+    m.add_class::<FinalVote>()?;
     m.add_class::<TxBatch>()?;
     m.add_class::<Hello>()?;
     m.add_class::<SyncRequest>()?;
@@ -474,5 +482,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_BATCH_TXS", wire::MAX_BATCH_TXS)?;
     m.add("MAX_SYNC_BLOCKS", wire::MAX_SYNC_BLOCKS)?;
     m.add("NO_LEADER", wire::NO_LEADER)?;
+    m.add("FINAL_STEP", wire::FINAL_STEP)?;
     Ok(())
 }

@@ -31,6 +31,8 @@ pub const MAX_SYNC_BLOCKS: usize = 256;
 /// The leader of the empty value `(H(B_ε), NO_LEADER)` (PROTOCOL §5, revision 2): no
 /// account has this id (ids are dense from 0), so it marks a vote for the empty block.
 pub const NO_LEADER: u64 = u64::MAX;
+/// The reserved step of final votes (PROTOCOL §6): `2^32 - 1`, never a step of a round.
+pub const FINAL_STEP: u32 = u32::MAX;
 
 /// Message type codes: the first byte of every message.
 pub mod code {
@@ -40,6 +42,7 @@ pub mod code {
     pub const BBA_SIGNATURE: u8 = 0x04;
     pub const GC_SUBSTITUTE: u8 = 0x05;
     pub const BBA_SUBSTITUTE: u8 = 0x06;
+    pub const FINAL_VOTE: u8 = 0x07;
     pub const TX_BATCH: u8 = 0x10;
     pub const HELLO: u8 = 0x20;
     pub const SYNC_REQUEST: u8 = 0x21;
@@ -54,6 +57,7 @@ pub mod tag {
     pub const GC_PROPOSAL: &[u8] = b"echorand/gc_proposal";
     pub const BBA: &[u8] = b"echorand/bba";
     pub const CERT: &[u8] = b"echorand/cert";
+    pub const FINAL: &[u8] = b"echorand/final";
 }
 
 /// SHA-256.
