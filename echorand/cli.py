@@ -172,6 +172,12 @@ def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_genesis)
 
 
+def _add_client(sub: argparse._SubParsersAction) -> None:
+    from echorand.client.commands import add_client_commands
+
+    add_client_commands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="echorand", description="A node for the EchoRand consensus protocol."
@@ -183,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devnet(sub)
     _add_node(sub)
     _add_ledger_tools(sub)
+    _add_client(sub)
     return parser
 
 
