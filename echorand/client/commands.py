@@ -61,7 +61,7 @@ def _print_json(doc: object) -> None:
 def _table(title: str, rows: list[tuple[str, object]]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("", style="bold")
-    table.add_column("")
+    table.add_column("", overflow="fold")
     for name, value in rows:
         table.add_row(name, "-" if value is None else str(value))
     return table
