@@ -185,9 +185,9 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
 
 def load_keys(
     config: NodeConfig, genesis: Genesis, passphrase: Passphrase | None = None
-) -> dict[int, Keypair]:
-    """The node's accounts (id -> key pair) from its node key file and key pair files; a
-    warning names the files that are not sealed with a passphrase (echorand.seal)."""
+) -> tuple[dict[int, Keypair], list[str]]:
+    """The node's accounts (id -> key pair) from its node key file and key pair files, and
+    the files that are not sealed with a passphrase (echorand.seal)."""
     keys: dict[int, Keypair] = {}
     plaintext: list[str] = []
     public_keys = genesis.public_keys()
@@ -208,13 +208,7 @@ def load_keys(
             if account is None:
                 raise ValueError(f"{path}: its public key has no account in the genesis")
             keys[account] = pair
-    if plaintext:
-        log.warning(
-            "validator keys not encrypted (plaintext, for devnets; seal them with "
-            "`echorand keys --encrypt`): %s",
-            ", ".join(plaintext),
-        )
-    return keys
+    return keys, plaintext
 
 
 class Node:
@@ -224,7 +218,7 @@ class Node:
         self.config = config
         self.genesis = Genesis.load(config.genesis)
         self.params = self.genesis.params
-        self.keys = load_keys(config, self.genesis, passphrase)
+        self.keys, self.plaintext_keys = load_keys(config, self.genesis, passphrase)
         self.ledger = Ledger.open(config.data_dir, self.genesis, durable=config.durable)
         log.info(
             "ledger %s at round %d; %d local accounts",
@@ -286,6 +280,12 @@ class Node:
         self._loop = loop
         self._t0 = loop.time()
         cfg = self.config
+        if self.plaintext_keys:
+            log.warning(
+                "validator keys not encrypted (plaintext, for devnets; seal them with "
+                "`echorand keys --encrypt`): %s",
+                ", ".join(self.plaintext_keys),
+            )
         self.net = Network(
             NetConfig(
                 genesis_hash=self.genesis.hash,
