@@ -408,3 +408,28 @@ def test_promtool_check_metrics(node: Devnet) -> None:
         [promtool, "check", "metrics"], input=metrics_text(node), capture_output=True, text=True
     )
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_the_grafana_dashboard_charts_only_exported_metrics(node: Devnet) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from echorand.dashboard import dashboard, text
+
+    path = Path(__file__).parent.parent / "docs" / "grafana" / "echorand.json"
+    assert path.read_text() == text(), "stale: python -m echorand.dashboard > " + str(path)
+    samples = {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics_text(node).splitlines()
+        if line and not line.startswith("#")
+    }
+    # families that have no sample yet (labelled counters before their first count)
+    families = {
+        line.split()[2] for line in metrics_text(node).splitlines() if line.startswith("# TYPE")
+    }
+    exprs = [t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
+    assert len(exprs) >= 20 and len(dashboard()["panels"]) >= 12
+    for expr in exprs:
+        for name in re.findall(r"echorand_[a-z_]+", expr):
+            assert name in samples or name in families, f"{name} is not exported: {expr}"
