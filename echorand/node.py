@@ -845,6 +845,9 @@ def _start(args: argparse.Namespace) -> Node | int:
     except (GenesisError, KeyFileError, LedgerError, PassphraseError, ValueError, OSError) as e:
         log.error("cannot start: %s", e)
         return 1
+    except KeyboardInterrupt:
+        log.error("cannot start: interrupted while opening the ledger")
+        return 130
 
 
 def run_node(args: argparse.Namespace) -> int:
