@@ -1,146 +1,89 @@
-"""The node's HTTP API: JSON (orjson) on aiohttp, on the node's uvloop (docs/protocol.md §15).
+"""The node's HTTP API: JSON (orjson) on aiohttp, on the node's uvloop (docs/api.md).
 
-- `POST /tx`: admit transactions. The body is 153-byte encodings back to back (any
-  content type but JSON), or JSON `{"transactions": ["<306 hex digits>", ...]}`, at most
-  10 000. The answer gives each transaction's id and whether it was admitted, or the
-  reason; 200 when all were admitted, else 400 (the admitted ones are queued all the same).
-- `GET /status`: round, step, tip, peers, mempool, sync state, and the supply (genesis
-  total, units minted by block rewards, their sum, the reward level).
-- `GET /block/{round}`: the committed block: hash, producer, transaction ids, a summary of
-  its certificate and of the CERT_{r-1} it carries (signers, and substitutes with their
-  principal and mode), local commit time (`committed_at_ms`); `?raw` for its encoding.
-- `GET /hashes?from=A&to=B`: block hashes of rounds A..B (at most 10 000).
-- `GET /account/{key hex or id}`: balance, nonce, delegate, queued transactions.
-- `GET /metrics`: Prometheus text format.
+The routes and their documents are described by `echorand.openapi` (served at
+`GET /openapi.json`, kept in docs/api.md); the documents are built by the pure functions
+of `echorand.answers`. This module only wires them: every refusal is a 4xx JSON
+`{"error": reason}`, aiohttp's own (404 no route, 405, 413 body too large) included.
+
+- `POST /tx`: admit transactions (153-byte encodings back to back, or JSON hex).
+- `GET /status`, `GET /block/{round}` (`?raw`: the encoding), `GET /hashes?from=A&to=B`,
+  `GET /account/{key hex or id}`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
-from echorand.delegation import Mode
-from echorand.events import ForkEvidence
-from echorand.finality import FinalCertificate
-from echorand.messages import (
-    MAX_BATCH_TXS,
-    Certificate,
-    DecodeError,
-    Transaction,
-    TxBatch,
-    decode,
+from echorand.answers import (
+    ApiError,
+    account_answer,
+    block_answer,
+    forks_answer,
+    hashes_answer,
+    raw_block,
+    transactions_from_body,
+    tx_answer,
 )
+from echorand.messages import MAX_BATCH_TXS
+from echorand.metrics import exposition
+from echorand.openapi import openapi_document
 from echorand.transactions import TX_SIZE
 
 if TYPE_CHECKING:
     from echorand.node import Node
 
-MAX_HASHES = 10_000
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
-_METRIC_PREFIX = "echorand_"
+log = logging.getLogger(__name__)
+
+MAX_BODY = 2 * MAX_BATCH_TXS * TX_SIZE + (1 << 16)
+"""Bytes a request body may have: the JSON (hex) form of MAX_BATCH_TXS transactions."""
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(data: object, status: int = 200) -> web.Response:
+def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _error(status: int, reason: str) -> web.Response:
-    return _json({"error": reason}, status)
+def error_response(status: int, reason: str) -> web.Response:
+    return json_response({"error": reason}, status)
 
 
-def parse_transactions(body: bytes) -> list[Transaction]:
-    """Transactions from encodings back to back; ValueError naming the one that is wrong."""
-    if not body:
-        raise ValueError("body: no transactions")
-    if len(body) % TX_SIZE:
-        raise ValueError(f"body: {len(body)} bytes is not a multiple of {TX_SIZE}")
-    count = len(body) // TX_SIZE
-    if count > MAX_BATCH_TXS:
-        raise ValueError(f"body: {count} transactions, at most {MAX_BATCH_TXS} per request")
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal as `{"error": reason}`: ours (ApiError) and aiohttp's (no such route,
+    method not allowed, body too large); anything else is a 500 that is logged."""
     try:
-        batch = decode(b"\x10" + count.to_bytes(4, "big") + body)
-    except DecodeError:
-        for i in range(count):
-            try:
-                Transaction.from_bytes(body[i * TX_SIZE : (i + 1) * TX_SIZE])
-            except DecodeError as e:
-                raise ValueError(f"transaction {i}: {e}") from None
-        raise
-    assert isinstance(batch, TxBatch)
-    return list(batch.transactions)
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e.status, e.reason)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        response = error_response(e.status, _reason(request, e))
+        if isinstance(e, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ", ".join(sorted(e.allowed_methods))
+        return response
+    except Exception:
+        log.exception("the API failed on %s %s", request.method, request.path)
+        return error_response(500, "internal error (logged by the node)")
 
 
-def _json_transactions(body: bytes) -> bytes:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise ValueError(f"body: not JSON: {e}") from None
-    items = doc.get("transactions") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise ValueError('body: expected {"transactions": ["<hex>", ...]}')
-    out = bytearray()
-    for i, item in enumerate(items):
-        try:
-            raw = bytes.fromhex(item) if isinstance(item, str) else None
-        except ValueError:
-            raw = None
-        if raw is None or len(raw) != TX_SIZE:
-            raise ValueError(f"transactions[{i}]: expected {2 * TX_SIZE} hex digits")
-        out += raw
-    return bytes(out)
-
-
-def prometheus_text(metrics: dict[str, dict[str, int] | int]) -> str:
-    """The Prometheus text exposition of the node's metrics (dict values become labels)."""
-    lines = []
-    for name, value in sorted(metrics.items()):
-        full = _METRIC_PREFIX + name
-        kind = "counter" if name.endswith("_total") else "gauge"
-        lines.append(f"# TYPE {full} {kind}")
-        if isinstance(value, dict):
-            label = "reason"
-            for key, v in sorted(value.items()):
-                text = str(key).replace("\\", "\\\\").replace('"', '\\"')
-                lines.append(f'{full}{{{label}="{text}"}} {v}')
-        else:
-            lines.append(f"{full} {value}")
-    return "\n".join(lines) + "\n"
-
-
-def _final_json(cert: FinalCertificate | None) -> dict[str, object] | None:
-    """The proof a block is final, when this node holds it: who signed final votes."""
-    if cert is None:
-        return None
-    return {"votes": len(cert.votes), "signers": list(cert.signers)}
-
-
-def fork_json(evidence: ForkEvidence) -> dict[str, object]:
-    """Two certificates for different values of one round: ours and the one we met."""
-    return {
-        "round": evidence.round,
-        "ours": {"block_hash": evidence.ours.block_hash.hex(), "step": evidence.ours.step},
-        "theirs": {"block_hash": evidence.theirs.block_hash.hex(), "step": evidence.theirs.step},
-    }
-
-
-def _certificate_json(cert: Certificate) -> dict[str, object]:
-    """A certificate without its signatures: who voted, and who voted in whose seats."""
-    return {
-        "round": cert.round,
-        "step": cert.step,
-        "b": cert.b,
-        "block_hash": cert.block_hash.hex(),
-        "leader": cert.leader,
-        "votes": len(cert.signers),
-        "signers": list(cert.signers),
-        "substitutes": [
-            {"principal": principal, "signer": signer, "mode": Mode(mode).name.lower()}
-            for principal, signer, mode, _ in cert.substitutes
-        ],
-    }
+def _reason(request: web.Request, e: web.HTTPException) -> str:
+    """aiohttp's refusal in words that name the request."""
+    where = f"{request.method} {request.path}"
+    if isinstance(e, web.HTTPNotFound):
+        return f"{where}: no such endpoint (GET /openapi.json lists them)"
+    if isinstance(e, web.HTTPMethodNotAllowed):
+        return f"{where}: method not allowed (allowed: {', '.join(sorted(e.allowed_methods))})"
+    if isinstance(e, web.HTTPRequestEntityTooLarge):
+        return f"{where}: body larger than {MAX_BODY} bytes"
+    return f"{where}: {e.reason}"
 
 
 class Api:
@@ -148,7 +91,7 @@ class Api:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.app = web.Application(client_max_size=2 * MAX_BATCH_TXS * TX_SIZE + (1 << 16))
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
         self.app.add_routes(
             [
                 web.post("/tx", self.post_tx),
@@ -157,9 +100,11 @@ class Api:
                 web.get("/hashes", self.get_hashes),
                 web.get("/account/{account}", self.get_account),
                 web.get("/metrics", self.get_metrics),
+                web.get("/openapi.json", self.get_openapi),
                 web.get("/forks", self.get_forks),
             ]
         )
+        self._openapi = orjson.dumps(openapi_document())
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -180,107 +125,35 @@ class Api:
     # --- handlers ------------------------------------------------------------------
 
     async def post_tx(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            if request.content_type == "application/json":
-                body = _json_transactions(body)
-            txs = parse_transactions(body)
-        except ValueError as e:
-            return _error(400, str(e))
-        reasons = self.node.submit(txs)
-        results = []
-        for tx, reason in zip(txs, reasons, strict=True):
-            item: dict[str, object] = {"id": tx.id.hex()}
-            if reason is None:
-                item["accepted"] = True
-            else:
-                item["accepted"] = False
-                item["error"] = reason
-            results.append(item)
-        refused = sum(r is not None for r in reasons)
-        return _json(
-            {"accepted": len(txs) - refused, "refused": refused, "results": results},
-            400 if refused else 200,
-        )
+        txs = transactions_from_body(await request.read(), request.content_type)
+        status, doc = tx_answer(txs, self.node.submit(txs))
+        return json_response(doc, status)
 
     async def get_status(self, request: web.Request) -> web.Response:
-        return _json(self.node.status())
+        return json_response(self.node.status())
 
     async def get_block(self, request: web.Request) -> web.Response:
         text = request.match_info["round"]
-        if not text.isdigit():
-            return _error(400, f"round: {text!r} is not a number")
-        r = int(text)
-        ledger = self.node.ledger
-        if not 1 <= r <= ledger.tip:
-            return _error(404, f"round {r}: no committed block (the tip is {ledger.tip})")
-        block, cert = ledger.block(r), ledger.certificate(r)
-        if block is None or cert is None:
-            return _error(404, f"round {r}: no committed block")
         if "raw" in request.query:
-            return web.Response(body=block.encode(), content_type="application/octet-stream")
-        empty = block.is_empty
-        return _json(
-            {
-                "round": r,
-                "hash": block.hash.hex(),
-                "prev_hash": block.prev_hash.hex(),
-                "empty": empty,
-                "producer": None if empty else block.producer,
-                "tx_count": 0 if empty else block.tx_count,
-                "tx_ids": [] if empty else [tx.id.hex() for tx in block.transactions],
-                "certificate": _certificate_json(cert),
-                "prev_cert": None
-                if empty or block.prev_cert is None
-                else _certificate_json(block.prev_cert),
-                "committed_at_ms": self.node.commit_times.get(r),
-                "final": ledger.is_final(r),
-                "final_certificate": _final_json(ledger.final_certificate(r)),
-            }
-        )
-
-    async def get_forks(self, request: web.Request) -> web.Response:
-        """The fork evidence this node holds (PROTOCOL §6), oldest first."""
-        return _json({"forks": [fork_json(e) for e in self.node.forks]})
+            body = raw_block(self.node.ledger, text)
+            return web.Response(body=body, content_type="application/octet-stream")
+        return json_response(block_answer(self.node.ledger, self.node.commit_times, text))
 
     async def get_hashes(self, request: web.Request) -> web.Response:
-        ledger = self.node.ledger
-        try:
-            first = int(request.query.get("from", "1"))
-            last = int(request.query.get("to", str(ledger.tip)))
-        except ValueError:
-            return _error(400, "from, to: must be numbers")
-        last = min(last, ledger.tip)
-        if first < 0 or last - first + 1 > MAX_HASHES:
-            return _error(400, f"from..to: at most {MAX_HASHES} rounds from round 0")
-        hashes = [ledger.hash(r) for r in range(first, last + 1)]
-        return _json({"from": first, "hashes": [h.hex() for h in hashes if h is not None]})
+        return json_response(hashes_answer(self.node.ledger, request.query))
 
     async def get_account(self, request: web.Request) -> web.Response:
         text = request.match_info["account"]
-        ledger = self.node.ledger
-        if _HEX_KEY.fullmatch(text):
-            account = ledger.account_by_key(bytes.fromhex(text))
-        elif text.isdigit():
-            account = ledger.account(int(text))
-        else:
-            return _error(400, f"account: {text!r} is neither a 64-hex-digit key nor an id")
-        if account is None:
-            return _error(404, f"account {text}: no such account")
-        return _json(
-            {
-                "id": account.id,
-                "public_key": account.public_key.hex(),
-                "balance": account.balance,
-                "nonce": account.nonce,
-                "delegate": account.delegate,
-                "queued": len(self.node.mempool.pending(account.public_key)),
-            }
-        )
+        return json_response(account_answer(self.node.ledger, self.node.mempool, text))
 
     async def get_metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=prometheus_text(self.node.metrics()),
-            content_type="text/plain",
-            charset="utf-8",
-        )
+        body = exposition(self.node.metrics()).encode()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+        return response
+
+    async def get_forks(self, request: web.Request) -> web.Response:
+        return json_response(forks_answer(self.node.forks))
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")

@@ -186,6 +186,19 @@ def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_genesis)
 
 
+def _add_network(sub: argparse._SubParsersAction) -> None:
+    from echorand.kit import add_network_arguments
+
+    p = sub.add_parser("network", help="the files of a network on several machines (init, join)")
+    add_network_arguments(p)
+
+
+def _add_client(sub: argparse._SubParsersAction) -> None:
+    from echorand.client.commands import add_client_commands
+
+    add_client_commands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="echorand", description="A node for the EchoRand consensus protocol."
@@ -197,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devnet(sub)
     _add_node(sub)
     _add_ledger_tools(sub)
+    _add_network(sub)
+    _add_client(sub)
     return parser
 
 

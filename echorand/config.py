@@ -5,6 +5,7 @@
 data_dir = "data"             # the LMDB ledger (created when new)
 genesis = "genesis"           # the genesis directory (genesis.json, accounts.bin)
 keys = "keys/node-0.keys"     # a devnet node key file, or key_files = ["a.json", ...]
+validator = true              # false: a node with no keys that syncs and follows
 log_level = "info"
 min_peers = 0                 # peers to wait for before joining consensus (0: none)
 join_timeout = 10.0           # seconds to wait for them at most
@@ -181,6 +182,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
             "min_peers",
             "join_timeout",
             "durable",
+            "validator",
         },
     )
     net = _Table(doc, where, "network", {"host", "port", "peers"})
@@ -190,8 +192,15 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
 
     keys = node.path("keys", base) if node.has("keys") else None
     key_files = tuple((base / p).resolve() for p in node.list("key_files"))
-    if keys is None and not key_files:
-        raise node.error("keys", "missing (give keys or key_files: whose votes this node signs)")
+    validator = node.bool("validator", True)
+    if validator and keys is None and not key_files:
+        raise node.error(
+            "keys",
+            "missing (give keys or key_files: whose votes this node signs; or set "
+            "validator = false for a node that only follows)",
+        )
+    if not validator and (keys is not None or key_files):
+        raise node.error("validator", "false, yet keys are given: a non-validator signs nothing")
     level = node.str("log_level", "info").lower()
     if level not in LOG_LEVELS:
         raise node.error("log_level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")

@@ -29,8 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from echorand.client import NodeClient, http_json
 from echorand.genesis import (
     add_reward_arguments,
     create_devnet,
@@ -119,19 +118,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def http_json(url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, Any]:
-    """(status, decoded JSON) of a GET (or POST of raw bytes)."""
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    if body is not None:
-        request.add_header("Content-Type", "application/octet-stream")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as e:
-        data = e.read()
-        return e.code, orjson.loads(data) if data else None
 
 
 class Devnet:
@@ -315,18 +301,11 @@ max_txs = {self.block_txs}
                 raise TimeoutError(f"nodes {sorted(todo)} not ready after {timeout} s")
             time.sleep(0.2)
 
+    def client(self, k: int) -> NodeClient:
+        return NodeClient(f"http://127.0.0.1:{self.api_ports[k]}")
+
     def hashes(self, k: int, first: int, last: int) -> list[str]:
-        out: list[str] = []
-        while first <= last:
-            upto = min(last, first + 9_999)
-            code, doc = http_json(self.url(k, f"/hashes?from={first}&to={upto}"))
-            if code != 200:
-                raise RuntimeError(f"node {k}: /hashes answered {code}: {doc}")
-            out += doc["hashes"]
-            if len(doc["hashes"]) < upto - first + 1:
-                break
-            first = upto + 1
-        return out
+        return self.client(k).hashes(first, last)
 
     def forks(self) -> tuple[int, int]:
         """(rounds where two nodes hold different blocks, rounds compared): up to the lowest

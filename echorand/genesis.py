@@ -507,25 +507,36 @@ def create_devnet(
         raise FileExistsError(f"{directory / GENESIS_FILE}: exists (use overwrite to replace it)")
     master = devnet_master(seed)
     seeds = devnet_seeds(master, accounts)
-    entries = bytearray(GENESIS_ENTRY_SIZE * accounts)
-    balances = balance.to_bytes(8, "big") * accounts
-    interleave(
-        entries,
-        GENESIS_ENTRY_SIZE,
-        [(0, KEY_SIZE, derive_public_keys(seeds)), (KEY_SIZE, 8, balances)],
-    )
     q0 = hashlib.sha256(DEVNET_Q0_TAG + b"\x00" + master).digest()
-    genesis = Genesis(name=name, params=params or Params(), seed=q0, accounts=bytes(entries))
+    entries = account_entries(derive_public_keys(seeds), balance)
+    genesis = Genesis(name=name, params=params or Params(), seed=q0, accounts=entries)
     genesis.write(directory, overwrite=overwrite)
     (directory / KEYS_DIR).mkdir(exist_ok=True)
+    for node, keys in enumerate(round_robin_keys(genesis.hash, seeds, nodes)):
+        write_node_keys(node_keys_path(directory, node), keys, overwrite=overwrite)
+    return genesis
+
+
+def account_entries(public_keys: bytes, balance: int) -> bytes:
+    """`accounts.bin` for these keys (n * 32 bytes), each account holding `balance`."""
+    count = len(public_keys) // KEY_SIZE
+    entries = bytearray(GENESIS_ENTRY_SIZE * count)
+    balances = balance.to_bytes(8, "big") * count
+    interleave(entries, GENESIS_ENTRY_SIZE, [(0, KEY_SIZE, public_keys), (KEY_SIZE, 8, balances)])
+    return bytes(entries)
+
+
+def round_robin_keys(genesis_hash: bytes, seeds: bytes, nodes: int) -> list[NodeKeys]:
+    """The key files of `nodes` nodes: account i (seed i of `seeds`) run by node i mod nodes."""
+    accounts = len(seeds) // KEY_SIZE
+    out = []
     for node in range(nodes):
         ids = range(node, accounts, nodes)
         mine = bytearray(KEY_SIZE * len(ids))
         for j in range(KEY_SIZE):
             mine[j::KEY_SIZE] = seeds[KEY_SIZE * node + j :: KEY_SIZE * nodes]
-        keys = NodeKeys(genesis.hash, node, nodes, tuple(ids), bytes(mine))
-        write_node_keys(node_keys_path(directory, node), keys, overwrite=overwrite)
-    return genesis
+        out.append(NodeKeys(genesis_hash, node, nodes, tuple(ids), bytes(mine)))
+    return out
 
 
 # --- echorand genesis ----------------------------------------------------------------
@@ -533,7 +544,6 @@ def create_devnet(
 
 def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `echorand genesis`."""
-    defaults = Params()
     parser.add_argument("--accounts", type=int, required=True, help="accounts to create")
     parser.add_argument("--nodes", type=int, required=True, help="devnet nodes to make keys for")
     parser.add_argument("--out", required=True, help="the genesis directory to write")
@@ -542,6 +552,13 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
         "--balance", type=int, default=DEFAULT_BALANCE, help="each account's balance"
     )
     parser.add_argument("--name", default="devnet", help="the chain's name")
+    add_params_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
+
+
+def add_params_arguments(parser: argparse.ArgumentParser) -> None:
+    """The protocol parameters' options (`genesis`, `network init`): `params_from_args`."""
+    defaults = Params()
     parser.add_argument("--n-g", type=int, default=defaults.n_g, help="N_g: producer seats")
     parser.add_argument("--n-c", type=int, default=defaults.n_c, help="N_c: verifier seats")
     parser.add_argument(
@@ -585,7 +602,6 @@ def add_genesis_arguments(parser: argparse.ArgumentParser) -> None:
         "--fallback", action="store_true", help="turn on the automatic fallback (delegation)"
     )
     add_reward_arguments(parser, defaults.rewards)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing genesis")
 
 
 _REWARD_OPTIONS = (
@@ -605,6 +621,26 @@ def add_reward_arguments(parser: argparse.ArgumentParser, defaults: Rewards) -> 
         group.add_argument(flag, type=int, default=default, dest=f"reward_{field_name}", help=text)
 
 
+def params_from_args(args: argparse.Namespace) -> Params:
+    """The `Params` of `add_params_arguments`' options (ValueError naming a bad one)."""
+    return Params(
+        n_g=args.n_g,
+        n_c=args.n_c,
+        t_h=-1 if args.t_h is None else args.t_h,
+        k=args.k,
+        lam_ms=args.lam_ms,
+        big_lam_ms=args.big_lam_ms,
+        proposer_policy=args.proposer_policy,
+        validators=args.validators,
+        fallback=args.fallback,
+        rewards=rewards_from_args(args),
+        max_step=-1 if args.max_step is None else args.max_step,
+        t_f=-1 if args.t_f is None else args.t_f,
+        f=args.adversary,
+        insecure_committee=args.insecure_committee,
+    )
+
+
 def rewards_from_args(args: argparse.Namespace) -> Rewards:
     """The `Rewards` of `add_reward_arguments`' options (ValueError naming a bad one)."""
     return Rewards(**{name: getattr(args, f"reward_{name}") for name, _, _ in _REWARD_OPTIONS})
@@ -614,22 +650,7 @@ def run_genesis(args: argparse.Namespace) -> int:
     """`echorand genesis`: write a devnet genesis; print its hash and size."""
     start = time.perf_counter()
     try:
-        params = Params(
-            n_g=args.n_g,
-            n_c=args.n_c,
-            t_h=-1 if args.t_h is None else args.t_h,
-            k=args.k,
-            lam_ms=args.lam_ms,
-            big_lam_ms=args.big_lam_ms,
-            proposer_policy=args.proposer_policy,
-            validators=args.validators,
-            fallback=args.fallback,
-            rewards=rewards_from_args(args),
-            max_step=-1 if args.max_step is None else args.max_step,
-            t_f=-1 if args.t_f is None else args.t_f,
-            f=args.adversary,
-            insecure_committee=args.insecure_committee,
-        )
+        params = params_from_args(args)
         genesis = create_devnet(
             args.out,
             accounts=args.accounts,

@@ -9,6 +9,10 @@ A node's key file (`keys/node-<i>.keys` of a devnet) is binary:
     magic "ERKEYS01" || genesis_hash 32 || node u32be || nodes u32be || count u64be
     || (account_id u64be || seed 32) * count          (ids strictly ascending)
 
+Either file may be sealed with a passphrase (`echorand.seal`: Argon2id and SecretBox;
+`echorand keys --encrypt`): its bytes are then `ERSEAL01...`, and reading it asks the
+`passphrase` callable given to the loader. Plaintext files stay readable (devnets).
+
 Errors (`KeyFileError`, a `ValueError`) name the file and the field.
 """
 
@@ -27,6 +31,19 @@ from echorand._columns import column, interleave
 from echorand._native import derive_public_keys
 from echorand.crypto import SEED_SIZE, Keypair
 from echorand.params import HASH_SIZE, KEY_SIZE
+from echorand.seal import (
+    DEFAULT_STRENGTH,
+    SEAL_MAGIC,
+    STRENGTHS,
+    Passphrase,
+    PassphraseError,
+    SealError,
+    add_passphrase_arguments,
+    is_sealed,
+    passphrase_source,
+    seal,
+    unseal,
+)
 
 __all__ = [
     "KEYPAIR_FORMAT",
@@ -34,8 +51,10 @@ __all__ = [
     "KeyFileError",
     "NodeKeys",
     "add_keys_arguments",
+    "is_sealed_file",
     "load_keypair",
     "load_node_keys",
+    "read_key_file",
     "run_keys",
     "write_keypair",
     "write_node_keys",
@@ -68,17 +87,65 @@ def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
         raise
 
 
-def write_keypair(
-    path: str | os.PathLike[str], keypair: Keypair, *, overwrite: bool = False
+def write_key_file(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    overwrite: bool = False,
+    passphrase: bytes | None = None,
+    strength: str = DEFAULT_STRENGTH,
 ) -> None:
-    """Save a key pair as a JSON key file (mode 0600)."""
+    """Write a key file (mode 0600), sealed when a passphrase is given."""
+    if passphrase is not None:
+        data = seal(data, passphrase, strength)
+    write_secret(Path(path), data, overwrite=overwrite)
+
+
+def is_sealed_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts as a sealed one does (False when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return is_sealed(f.read(len(SEAL_MAGIC)))
+    except OSError:
+        return False
+
+
+def read_key_file(
+    path: str | os.PathLike[str], passphrase: Passphrase | None = None
+) -> tuple[bytes, bool]:
+    """(the key file's plaintext, whether it was sealed); KeyFileError naming the file."""
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"{where}: cannot read: {e.strerror}") from None
+    if not is_sealed(data):
+        return data, False
+    if passphrase is None:
+        raise KeyFileError(f"{where}: sealed with a passphrase, and none was given")
+    try:
+        return unseal(data, passphrase(), where), True
+    except (SealError, PassphraseError) as e:
+        raise KeyFileError(str(e) if isinstance(e, SealError) else f"{where}: {e}") from None
+
+
+def write_keypair(
+    path: str | os.PathLike[str],
+    keypair: Keypair,
+    *,
+    overwrite: bool = False,
+    passphrase: bytes | None = None,
+    strength: str = DEFAULT_STRENGTH,
+) -> None:
+    """Save a key pair as a JSON key file (mode 0600; sealed when given a passphrase)."""
     doc = {
         "format": KEYPAIR_FORMAT,
         "type": "ed25519",
         "public_key": keypair.public_key.hex(),
         "seed": keypair.seed.hex(),
     }
-    write_secret(Path(path), (json.dumps(doc, indent=2) + "\n").encode(), overwrite=overwrite)
+    data = (json.dumps(doc, indent=2) + "\n").encode()
+    write_key_file(path, data, overwrite=overwrite, passphrase=passphrase, strength=strength)
 
 
 def _hex_field(doc: dict[str, object], name: str, size: int, where: str) -> bytes:
@@ -94,13 +161,12 @@ def _hex_field(doc: dict[str, object], name: str, size: int, where: str) -> byte
     return raw
 
 
-def load_keypair(path: str | os.PathLike[str]) -> Keypair:
+def load_keypair(path: str | os.PathLike[str], *, passphrase: Passphrase | None = None) -> Keypair:
     """The key pair of a JSON key file, checked (the public key must match the seed)."""
     where = str(path)
+    data, _ = read_key_file(path, passphrase)
     try:
-        doc = json.loads(Path(path).read_bytes())
-    except OSError as e:
-        raise KeyFileError(f"{where}: cannot read: {e.strerror}") from None
+        doc = json.loads(data)
     except ValueError as e:
         raise KeyFileError(f"{where}: not JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -189,23 +255,32 @@ def _from_u64be(data: bytes) -> tuple[int, ...]:
 
 
 def write_node_keys(
-    path: str | os.PathLike[str], keys: NodeKeys, *, overwrite: bool = False
+    path: str | os.PathLike[str],
+    keys: NodeKeys,
+    *,
+    overwrite: bool = False,
+    passphrase: bytes | None = None,
+    strength: str = DEFAULT_STRENGTH,
 ) -> None:
-    """Save a node's keys (mode 0600)."""
-    write_secret(Path(path), keys.encode(), overwrite=overwrite)
+    """Save a node's keys (mode 0600; sealed when given a passphrase)."""
+    write_key_file(
+        path, keys.encode(), overwrite=overwrite, passphrase=passphrase, strength=strength
+    )
 
 
-def load_node_keys(path: str | os.PathLike[str], *, public_keys: bytes | None = None) -> NodeKeys:
+def load_node_keys(
+    path: str | os.PathLike[str],
+    *,
+    public_keys: bytes | None = None,
+    passphrase: Passphrase | None = None,
+) -> NodeKeys:
     """A node's keys from its file, checked.
 
     With `public_keys` (the genesis keys, n * 32 bytes by account id), every
     account must exist and its derived public key must match.
     """
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise KeyFileError(f"{where}: cannot read: {e.strerror}") from None
+    data, _ = read_key_file(path, passphrase)
     if len(data) < _NODE_HEADER or not data.startswith(NODE_KEYS_MAGIC):
         raise KeyFileError(f"{where}: not a node key file (magic {NODE_KEYS_MAGIC.decode()})")
     at = len(NODE_KEYS_MAGIC)
@@ -249,15 +324,42 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `echorand keys`."""
     parser.add_argument("--out", required=True, help="the key file to write (JSON, mode 0600)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    add_encrypt_arguments(parser)
+
+
+def add_encrypt_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--encrypt`, `--strength` and where the passphrase comes from."""
+    parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="seal the key file(s) with a passphrase (Argon2id + XSalsa20-Poly1305)",
+    )
+    parser.add_argument(
+        "--strength",
+        choices=tuple(STRENGTHS),
+        default=DEFAULT_STRENGTH,
+        help="the passphrase hash's cost (default %(default)s)",
+    )
+    add_passphrase_arguments(parser)
+
+
+def new_passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase to seal new key files with (--encrypt), else None."""
+    if not args.encrypt:
+        return None
+    return passphrase_source(args, confirm=True)()
 
 
 def run_keys(args: argparse.Namespace) -> int:
     """`echorand keys --out FILE`: make a key pair, save it, print its public key."""
     keypair = Keypair.generate()
     try:
-        write_keypair(args.out, keypair, overwrite=args.force)
-    except (FileExistsError, OSError) as e:
-        print(f"echorand keys: {e}")
+        passphrase = new_passphrase(args)
+        write_keypair(
+            args.out, keypair, overwrite=args.force, passphrase=passphrase, strength=args.strength
+        )
+    except (FileExistsError, OSError, PassphraseError) as e:
+        print(f"echorand keys: {e}", file=sys.stderr)
         return 1
     print(keypair.public_key.hex())
     return 0

@@ -157,12 +157,11 @@ class Ledger:
         if undo_rounds < 1:
             raise ValueError(f"undo_rounds must be at least 1, got {undo_rounds}")
         self._path = Path(path)
-        self._path.mkdir(parents=True, exist_ok=True)
         self._genesis = genesis
         self._undo_rounds = undo_rounds
         self._delegate_tables: dict[int, memoryview] = {}
         self._env: lmdb.Environment | None = None
-        self._lock: int | None = _lock(self._path)
+        self._lock: int | None = _checked_lock(self._path, genesis)
         try:
             self._env = lmdb.open(
                 str(self._path),
@@ -224,18 +223,7 @@ class Ledger:
         with self._environment().begin() as txn:
             stored = txn.get(b"genesis", db=meta)
             fmt = txn.get(b"format", db=meta)
-            if fmt is None or _int(fmt) != LEDGER_FORMAT:
-                found = "none" if fmt is None else _int(fmt)
-                raise LedgerError(
-                    f"{self._path}: ledger format {found}, this node reads format {LEDGER_FORMAT}"
-                    " (PROTOCOL revision 2 changed every signature: a ledger of an older format"
-                    " cannot be upgraded; start from an empty data directory and sync)"
-                )
-            if stored != self._genesis.hash:
-                raise LedgerError(
-                    f"{self._path}: the ledger was made from genesis {bytes(stored or b'').hex()},"
-                    f" not {self._genesis.hash.hex()}"
-                )
+            _check_meta(self._path, fmt, stored, self._genesis)
             self._tip = _int(txn.get(b"tip", db=meta))
             count = _int(txn.get(b"accounts", db=meta))
             self._level = _int(txn.get(b"level", db=meta))
@@ -785,9 +773,7 @@ class Ledger:
         return f"Ledger({str(self._path)!r}, tip={self._tip}, accounts={len(self._state)})"
 
 
-def _undo_block(
-    txn: lmdb.Transaction, accounts: lmdb.Cursor, db: object, undo: bytes
-) -> int:
+def _undo_block(txn: lmdb.Transaction, accounts: lmdb.Cursor, db: object, undo: bytes) -> int:
     """Restore the account records a block changed and remove those it created; the number
     of accounts before the block."""
     before = _int(undo[:8])
@@ -810,6 +796,100 @@ def _delete_below(cursor: lmdb.Cursor, key: bytes) -> None:
         while cursor.key() < key:
             if not cursor.delete():
                 break
+
+
+_META_KEYS = (b"format", b"genesis", b"tip", b"accounts", b"level", b"minted", b"final")
+_OUR_FILES = frozenset({"data.mdb", "lock.mdb", "ledger.lock"})
+
+
+def _check_directory(path: Path, genesis: Genesis) -> None:
+    """Refuse, before anything is written, a data directory that is not an empty place for
+    a new ledger nor a sound ledger of `genesis`: a file, a non-empty directory without a
+    ledger, an LMDB environment that does not open, is truncated, or lacks a database or a
+    meta key, a ledger of another format or genesis. Read-only, without LMDB's lock file."""
+    if path.exists() and not path.is_dir():
+        raise LedgerError(f"{path}: not a directory")
+    data = path / "data.mdb"
+    if not data.exists():
+        others = (
+            sorted(p.name for p in path.iterdir() if p.name not in _OUR_FILES)
+            if path.exists()
+            else []
+        )
+        if others:
+            raise LedgerError(
+                f"{path}: holds no ledger (no data.mdb) but other files ({others[0]}, ...):"
+                " not a data directory"
+            )
+        return
+    size = data.stat().st_size
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(_DBS), subdir=True)
+    except lmdb.Error as e:
+        raise LedgerError(f"{data}: not an LMDB environment that opens ({e})") from None
+    try:
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        if size < need:
+            raise LedgerError(f"{data}: truncated: {size} bytes, its pages need {need}")
+        dbs, absent = {}, []
+        for name in _DBS:
+            try:
+                dbs[name] = env.open_db(name, create=False)
+            except lmdb.NotFoundError:
+                absent.append(name.decode())
+        with env.begin() as txn:
+            names = {bytes(key) for key in txn.cursor().iternext(keys=True, values=False)}
+            entries = sum(txn.stat(db)["entries"] for db in dbs.values())
+            meta = (
+                {key: txn.get(key, db=dbs[b"meta"]) for key in _META_KEYS} if b"meta" in dbs else {}
+            )
+    except lmdb.Error as e:
+        raise LedgerError(f"{data}: damaged ({e})") from None
+    finally:
+        env.close()
+    if entries == 0 and names <= set(_DBS):
+        return  # a creation that stopped before its first commit: start it again
+    if absent:
+        raise LedgerError(f"{path}: no {absent[0]!r} database: not an echorand ledger")
+    missing = [key.decode() for key, value in meta.items() if value is None]
+    if missing:
+        raise LedgerError(f"{path}: meta has no {missing[0]!r} key: the ledger is damaged")
+    _check_meta(path, meta[b"format"], meta[b"genesis"], genesis)
+
+
+def _check_meta(path: Path, fmt: bytes | None, stored: bytes | None, genesis: Genesis) -> None:
+    """The ledger's format and genesis are ours (LedgerError otherwise)."""
+    if fmt is None or len(fmt) != 4 or _int(fmt) != LEDGER_FORMAT:
+        found = "none" if fmt is None else _int(fmt)
+        raise LedgerError(
+            f"{path}: ledger format {found}, this node reads format {LEDGER_FORMAT}"
+            " (PROTOCOL revision 2 changed every signature: a ledger of an older format"
+            " cannot be upgraded; start from an empty data directory and sync)"
+        )
+    if stored != genesis.hash:
+        raise LedgerError(
+            f"{path}: the ledger was made from genesis {bytes(stored or b'').hex()},"
+            f" not {genesis.hash.hex()} (another network's data directory?)"
+        )
+
+
+def _checked_lock(path: Path, genesis: Genesis) -> int:
+    """The ledger's lock, taken on a directory `_check_directory` finds sound (a lock file
+    this call made is removed again when it is not)."""
+    if path.exists() and not path.is_dir():
+        raise LedgerError(f"{path}: not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    lock_file = path / "ledger.lock"
+    made = not lock_file.exists()
+    fd = _lock(path)
+    try:
+        _check_directory(path, genesis)
+    except BaseException:
+        os.close(fd)
+        if made:
+            lock_file.unlink(missing_ok=True)
+        raise
+    return fd
 
 
 def _lock(path: Path) -> int:

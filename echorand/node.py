@@ -60,7 +60,7 @@ from echorand.events import (
 from echorand.finality import FinalCertificate
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip
-from echorand.keys import load_keypair, load_node_keys
+from echorand.keys import is_sealed_file, load_keypair, load_node_keys
 from echorand.ledger import Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
@@ -73,11 +73,13 @@ from echorand.messages import (
     Transaction,
     TxBatch,
 )
+from echorand.metrics import Histogram, Metric, network_metrics
 from echorand.network import Batch, NetConfig, Network
 from echorand.params import Params
 from echorand.peer import Peer
 from echorand.proposers import policy_for
 from echorand.round import RoundContext
+from echorand.seal import Passphrase
 from echorand.signed import Signed, SignedLog
 from echorand.sortition import StakeTable
 from echorand.sync import CertifiedBlock, ForkSuspected, Syncer
@@ -100,6 +102,10 @@ MAX_FORKS = 1_000
 """Pieces of fork evidence kept in memory."""
 MAX_READ_BATCHES = 64
 """Network batches handled together (one verification batch for all their messages)."""
+ADMITTED_TIMES = 200_000
+"""Admitted transactions whose admission time is remembered (for their finality)."""
+SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+STEP_BUCKETS = (4, 5, 6, 7, 8, 10, 13, 16, 25, 40)
 
 
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
@@ -186,34 +192,42 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
     )
 
 
-def load_keys(config: NodeConfig, genesis: Genesis) -> dict[int, Keypair]:
-    """The node's accounts (id -> key pair) from its node key file and key pair files."""
+def load_keys(
+    config: NodeConfig, genesis: Genesis, passphrase: Passphrase | None = None
+) -> tuple[dict[int, Keypair], list[str]]:
+    """The node's accounts (id -> key pair) from its node key file and key pair files, and
+    the files that are not sealed with a passphrase (echorand.seal)."""
     keys: dict[int, Keypair] = {}
+    plaintext: list[str] = []
     public_keys = genesis.public_keys()
     if config.keys is not None:
-        node_keys = load_node_keys(config.keys, public_keys=public_keys)
+        if not is_sealed_file(config.keys):
+            plaintext.append(str(config.keys))
+        node_keys = load_node_keys(config.keys, public_keys=public_keys, passphrase=passphrase)
         if node_keys.genesis_hash != genesis.hash:
             raise ValueError(f"{config.keys}: made for another genesis")
         keys.update(node_keys.keypairs())
     if config.key_files:
         state = genesis.account_state(check_keys=False)
         for path in config.key_files:
-            pair = load_keypair(path)
+            if not is_sealed_file(path):
+                plaintext.append(str(path))
+            pair = load_keypair(path, passphrase=passphrase)
             account = state.id_of(pair.public_key)
             if account is None:
                 raise ValueError(f"{path}: its public key has no account in the genesis")
             keys[account] = pair
-    return keys
+    return keys, plaintext
 
 
 class Node:
     """One node: `await Node(config).run()` until `stop()` (or SIGTERM/SIGINT)."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, passphrase: Passphrase | None = None) -> None:
         self.config = config
         self.genesis = Genesis.load(config.genesis)
         self.params = self.genesis.params
-        self.keys = load_keys(config, self.genesis)
+        self.keys, self.plaintext_keys = load_keys(config, self.genesis, passphrase)
         self.ledger = Ledger.open(config.data_dir, self.genesis, durable=config.durable)
         log.info(
             "ledger %s at round %d; %d local accounts",
@@ -234,6 +248,12 @@ class Node:
         """Why consensus stopped (a conflict with a final block, PROTOCOL §6), if it did."""
         self.commit_times: OrderedDict[int, int] = OrderedDict()
         """Round -> wall-clock ms (Unix) of its commit here, for the last COMMIT_TIMES rounds."""
+        self.admitted_at: OrderedDict[bytes, float] = OrderedDict()
+        """Transaction id -> monotonic time of its admission here (the last ADMITTED_TIMES)."""
+        self.round_seconds = Histogram(SECONDS_BUCKETS)
+        self.finality_seconds = Histogram(SECONDS_BUCKETS)
+        self.commit_steps = Histogram(STEP_BUCKETS)
+        self._last_commit: float | None = None
         self.fatal: BaseException | None = None
         self.started_at = time.time()
         self.net: Network | None = None
@@ -266,6 +286,12 @@ class Node:
         self._loop = loop
         self._t0 = loop.time()
         cfg = self.config
+        if self.plaintext_keys:
+            log.warning(
+                "validator keys not encrypted (plaintext, for devnets; seal them with "
+                "`echorand keys --encrypt`): %s",
+                ", ".join(self.plaintext_keys),
+            )
         self.net = Network(
             NetConfig(
                 genesis_hash=self.genesis.hash,
@@ -591,6 +617,7 @@ class Node:
         if len(self.commit_times) > COMMIT_TIMES:
             self.commit_times.popitem(last=False)
         n = block.tx_count if not block.is_empty else 0
+        self._observe_commit(block, cert, n)
         dropped = self.mempool.recheck({tx.sender for tx in block.transactions}) if n else 0
         self.counters["blocks"] += 1
         self.counters["transactions"] += n
@@ -606,6 +633,30 @@ class Node:
             len(self.mempool),
             dropped,
         )
+
+    def _observe_commit(self, block: Block, cert: Certificate, n: int) -> None:
+        """The round's length and step, and the finality of the transactions admitted here
+        (rounds applied before the node joined consensus are sync, not rounds)."""
+        now = time.monotonic()
+        if self.core is not None:
+            self.commit_steps.observe(cert.step)
+            if self._last_commit is not None:
+                self.round_seconds.observe(now - self._last_commit)
+            self._last_commit = now
+        if n and self.admitted_at:
+            admitted_at = self.admitted_at
+            for tx in block.transactions:
+                at = admitted_at.pop(tx.id, None)
+                if at is not None:
+                    self.finality_seconds.observe(now - at)
+
+    def _note_admitted(self, ids: Sequence[bytes]) -> None:
+        now = time.monotonic()
+        admitted_at = self.admitted_at
+        for tx_id in ids:
+            admitted_at[tx_id] = now
+        while len(admitted_at) > ADMITTED_TIMES:
+            admitted_at.popitem(last=False)
 
     # --- sync ----------------------------------------------------------------------
 
@@ -760,7 +811,9 @@ class Node:
                 sorted({r for r in reasons if r is not None}),
             )
         if admitted:
-            self.verified.add_many([tx.id for tx in admitted])
+            ids = [tx.id for tx in admitted]
+            self.verified.add_many(ids)
+            self._note_admitted(ids)
             if self.net is not None:
                 self.net.broadcast_frames(_tx_frames(admitted), exclude=source)
         return reasons
@@ -787,7 +840,9 @@ class Node:
             )
         if not admitted:
             return
-        self.verified.add_many([txs[i].id for i in admitted])
+        ids = [txs[i].id for i in admitted]
+        self.verified.add_many(ids)
+        self._note_admitted(ids)
         by_source: dict[Peer, list[Transaction]] = {}
         for i in admitted:
             by_source.setdefault(sources[i], []).append(txs[i])
@@ -826,40 +881,140 @@ class Node:
             "uptime_s": round(time.time() - self.started_at, 3),
         }
 
-    def metrics(self) -> dict[str, dict[str, int] | int]:
-        """Everything counted, for /metrics: flat gauges and labelled counters."""
-        core = self.core
-        out: dict[str, dict[str, int] | int] = {
-            "tip_round": self.ledger.tip,
-            "round": core.current_round if core is not None else 0,
-            "step": core.round.step if core is not None and core.round is not None else 0,
-            "mempool_transactions": len(self.mempool),
-            "mempool_bytes": self.mempool.nbytes,
-            "mempool_evicted_total": self.mempool.evicted,
-            "blocks_committed_total": self.counters["blocks"],
-            "empty_blocks_committed_total": self.counters["empty_blocks"],
-            "transactions_committed_total": self.counters["transactions"],
-            "transactions_admitted_total": self.counters["tx_admitted"],
-            "transactions_refused_total": dict(self.tx_refused),
-            "consensus_messages_total": dict(core.stats) if core is not None else {},
-            "held_dropped_total": self.counters["held_dropped"],
-            "supply": self.ledger.supply,
-            "final_round": self.ledger.final_round,
-            "finalized_total": self.counters["finalized"],
-            "fork_evidence_total": self.counters["fork_evidence"],
-            "rollbacks_total": self.counters["rollbacks"],
-            "rolled_back_blocks_total": self.counters["rolled_back_blocks"],
-            "halted": 1 if self.halted is not None else 0,
-            "minted_total": self.ledger.minted,
-            "reward_level": self.ledger.reward_level,
-        }
+    def metrics(self) -> list[Metric]:
+        """Everything counted, for /metrics (echorand.metrics)."""
+        core, ledger, pool = self.core, self.ledger, self.mempool
+        step = core.round.step if core is not None and core.round is not None else 0
+        out = [
+            Metric("tip_round", "gauge", "round of the last committed block", ledger.tip),
+            Metric(
+                "round",
+                "gauge",
+                "the round in progress (0: not joined)",
+                core.current_round if core is not None else 0,
+            ),
+            Metric("step", "gauge", "the step in progress", step),
+            Metric("joined", "gauge", "1 once the node runs consensus", int(core is not None)),
+            Metric("start_time_seconds", "gauge", "Unix time the node started", self.started_at),
+            Metric("mempool_transactions", "gauge", "transactions queued", len(pool)),
+            Metric("mempool_bytes", "gauge", "bytes of the queued transactions", pool.nbytes),
+            Metric(
+                "mempool_evicted_total",
+                "counter",
+                "transactions evicted from the mempool",
+                pool.evicted,
+            ),
+            Metric(
+                "blocks_committed_total",
+                "counter",
+                "blocks committed here",
+                self.counters["blocks"],
+            ),
+            Metric(
+                "empty_blocks_committed_total",
+                "counter",
+                "empty blocks committed here",
+                self.counters["empty_blocks"],
+            ),
+            Metric(
+                "transactions_committed_total",
+                "counter",
+                "transactions in blocks committed here",
+                self.counters["transactions"],
+            ),
+            Metric(
+                "transactions_admitted_total",
+                "counter",
+                "transactions admitted to the mempool",
+                self.counters["tx_admitted"],
+            ),
+            Metric(
+                "transactions_refused_total",
+                "counter",
+                "transactions refused, by reason",
+                dict(self.tx_refused),
+            ),
+            Metric(
+                "consensus_messages_total",
+                "counter",
+                "consensus messages by verdict (accepted or why dropped)",
+                dict(core.stats) if core is not None else {},
+            ),
+            Metric(
+                "held_dropped_total",
+                "counter",
+                "consensus messages dropped before joining",
+                self.counters["held_dropped"],
+            ),
+            Metric(
+                "supply", "gauge", "units in existence: genesis total plus minted", ledger.supply
+            ),
+            Metric(
+                "minted_total",
+                "counter",
+                "units minted by block rewards since the genesis",
+                ledger.minted,
+            ),
+            Metric(
+                "reward_level", "gauge", "units a non-empty block mints now", ledger.reward_level
+            ),
+            Metric(
+                "final_round",
+                "gauge",
+                "the last final block (never rolled back)",
+                ledger.final_round,
+            ),
+            Metric(
+                "finalized_total",
+                "counter",
+                "blocks this node saw become final",
+                self.counters["finalized"],
+            ),
+            Metric(
+                "fork_evidence_total",
+                "counter",
+                "pairs of valid certificates for different blocks of one round",
+                self.counters["fork_evidence"],
+            ),
+            Metric(
+                "rollbacks_total",
+                "counter",
+                "switches to another chain by the fork choice",
+                self.counters["rollbacks"],
+            ),
+            Metric(
+                "rolled_back_blocks_total",
+                "counter",
+                "tentative blocks removed by rollbacks",
+                self.counters["rolled_back_blocks"],
+            ),
+            Metric(
+                "halted",
+                "gauge",
+                "1 when consensus stopped on a conflict with a final block",
+                int(self.halted is not None),
+            ),
+            Metric(
+                "round_duration_seconds",
+                "histogram",
+                "time between consecutive commits",
+                self.round_seconds,
+            ),
+            Metric(
+                "commit_step",
+                "histogram",
+                "the step whose certificate decided each round",
+                self.commit_steps,
+            ),
+            Metric(
+                "transaction_finality_seconds",
+                "histogram",
+                "from a transaction's admission here to its block's commit",
+                self.finality_seconds,
+            ),
+        ]
         if self.net is not None:
-            net = self.net.metrics()
-            drops = {k.removeprefix("drop_"): v for k, v in net.items() if k.startswith("drop_")}
-            out["peer_drops_total"] = drops
-            for k, v in net.items():
-                if not k.startswith("drop_"):
-                    out[f"net_{k}"] = v
+            out += network_metrics(self.net.metrics())
         return out
 
 
@@ -867,31 +1022,49 @@ class Node:
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    from echorand.logs import LOG_FORMATS
+    from echorand.seal import add_passphrase_arguments
+
     parser.add_argument("--config", required=True, help="the node's TOML configuration")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="text lines or JSON lines"
+    )
+    add_passphrase_arguments(parser)
 
 
-def run_node(args: argparse.Namespace) -> int:
-    """`echorand node --config FILE`: run until SIGTERM or SIGINT."""
+def _start(args: argparse.Namespace) -> Node | int:
+    """The node of `args.config`, or the exit status after one line naming the problem."""
     from echorand.config import ConfigError, load_config
     from echorand.genesis import GenesisError
     from echorand.keys import KeyFileError
-    from echorand.network import run
+    from echorand.logs import configure_logging
+    from echorand.seal import PassphraseError, passphrase_source
 
     try:
         config = load_config(args.config)
     except ConfigError as e:
         print(f"echorand node: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level_number,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config.log_level_number, args.log_format)
     try:
-        node = Node(config)
-    except (GenesisError, KeyFileError, LedgerError, ValueError, OSError) as e:
+        return Node(config, passphrase_source(args))
+    except (GenesisError, KeyFileError, LedgerError, PassphraseError, ValueError, OSError) as e:
         log.error("cannot start: %s", e)
         return 1
+    except KeyboardInterrupt:
+        log.error("cannot start: interrupted while opening the ledger")
+        return 130
+
+
+def run_node(args: argparse.Namespace) -> int:
+    """`echorand node --config FILE`: run until SIGTERM or SIGINT, which finish the commit in
+    progress, close the ledger and exit 0. A start-up error is one line and exit 1 (2 for
+    the configuration)."""
+    from echorand.network import run
+
+    node = _start(args)
+    if isinstance(node, int):
+        return node
     profile = os.environ.get("ECHORAND_PROFILE")
     try:
         if profile:
@@ -906,4 +1079,8 @@ def run_node(args: argparse.Namespace) -> int:
     except LedgerError as e:
         log.error("stopped: %s", e)
         return 1
+    except OSError as e:
+        log.error("cannot start: %s", e)
+        return 1
+    log.info("stopped at round %d, ledger closed", node.ledger.tip)
     return 0

@@ -267,9 +267,7 @@ class Syncer:
         if blocks is not None:
             await self._apply(peer, blocks, first, count)
 
-    async def _request(
-        self, peer: Peer, first: int, count: int
-    ) -> Sequence[CertifiedBlock] | None:
+    async def _request(self, peer: Peer, first: int, count: int) -> Sequence[CertifiedBlock] | None:
         """Ask `peer` for `count` blocks from `first`; its answer, None when it has none for
         us (gone, or silent until the timeout)."""
         fut: asyncio.Future[SyncResponse | None] = asyncio.get_running_loop().create_future()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from echorand.devnet import Devnet, http_json, sign_transfers
+from echorand.client import http_json
+from echorand.devnet import Devnet, sign_transfers
 from echorand.messages import GcProposal, Hello, TxBatch, frame
 from echorand.network import PROTOCOL_VERSION
 from echorand.transactions import Transaction

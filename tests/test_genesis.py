@@ -337,7 +337,7 @@ def test_echorand_keys_writes_a_key_file_and_prints_its_public_key(tmp_path, cap
     printed = capsys.readouterr().out.strip()
     assert load_keypair(tmp_path / "node.key").public_key.hex() == printed
     assert run_keys(args) == 1
-    assert "exists" in capsys.readouterr().out
+    assert "exists" in capsys.readouterr().err
 
 
 def test_echorand_genesis_writes_a_devnet(tmp_path, capsys):

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from echorand.client import http_json
 from echorand.crypto import Keypair
-from echorand.devnet import Devnet, http_json, sign_transfers
+from echorand.devnet import Devnet, sign_transfers
 from echorand.genesis import devnet_master
 from echorand.messages import Block
 from echorand.transactions import Transaction, devnet_seeds, transfer
@@ -231,7 +232,7 @@ def test_metrics_in_prometheus_text(node: Devnet) -> None:
     signed = sign_transfers(SEED, ACCOUNTS, 1, node.genesis_hash)[0]
     post(node, signed[:-1] + bytes([signed[-1] ^ 1]))  # a bad signature, counted
     with urllib.request.urlopen(node.url(0, "/metrics"), timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = response.read().decode()
     assert "# TYPE echorand_blocks_committed_total counter" in text
     assert "# TYPE echorand_mempool_transactions gauge" in text
@@ -240,4 +241,197 @@ def test_metrics_in_prometheus_text(node: Devnet) -> None:
     )
     assert int(values["echorand_blocks_committed_total"]) >= 1
     assert int(values['echorand_transactions_refused_total{reason="bad signature"}']) >= 1
-    assert values["echorand_net_peers"] == "0" and int(values["echorand_tip_round"]) >= 1
+    assert values["echorand_peers"] == "0" and int(values["echorand_tip_round"]) >= 1
+
+
+# --- hostile inputs: every one a 4xx with a reason (issue 4) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/block/%C2%B2", 400, "is not a number"),  # "²": str.isdigit() says yes
+        ("/block/" + "9" * 5000, 400, "is not a number"),  # int() refuses > 4300 digits
+        ("/block/18446744073709551616", 400, "above 2^64 - 1"),
+        ("/block/-1", 400, "is not a number"),
+        ("/block/0", 404, "no committed block"),
+        ("/block/latest", 200, None),
+        ("/account/%C2%B2", 400, "neither a 64-hex-digit key nor an id"),
+        ("/account/" + "1" * 5000, 400, "neither a 64-hex-digit key nor an id"),
+        ("/account/18446744073709551616", 400, "above 2^64 - 1"),
+        ("/account/18446744073709551615", 404, "no such account"),
+        ("/hashes?from=%C2%B2", 400, "from: '²' is not a number"),
+        ("/hashes?to=" + "7" * 5000, 400, "to: "),
+        ("/hashes?from=1&to=x", 400, "to: 'x' is not a number"),
+        ("/hashes?form=1", 400, "unknown parameter"),
+        ("/nowhere", 404, "no such endpoint"),
+    ],
+)
+def test_hostile_paths_get_a_4xx_with_a_reason(
+    node: Devnet, path: str, status: int, reason: str | None
+) -> None:
+    code, doc = get(node, path)
+    assert code == status, doc
+    if reason is not None:
+        assert reason in doc["error"]
+
+
+def test_hashes_ranges(node: Devnet) -> None:
+    wait_for_tip(node, 2)
+    code, doc = get(node, "/hashes?from=5&to=2")
+    assert code == 200 and doc == {"from": 5, "hashes": []}
+    code, doc = get(node, "/hashes?from=0&to=1")
+    assert code == 200 and doc["hashes"][0] == node.genesis_hash.hex() and len(doc["hashes"]) == 2
+    code, doc = get(node, f"/hashes?from=1&to={2**64 - 1}")  # capped at the tip
+    assert code == 200 and 2 <= len(doc["hashes"]) <= 10_000
+    code, doc = get(node, "/hashes?from=18446744073709551615")
+    assert code == 200 and doc["hashes"] == []
+
+
+def test_the_batch_and_body_limits(node: Devnet) -> None:
+    import urllib.request
+
+    from echorand.api import MAX_BODY
+
+    code, doc = post(node, bytes(153 * 10_001))
+    assert code == 400 and "10001 transactions, at most 10000" in doc["error"]
+    body = orjson.dumps({"transactions": ["00" * 153] * 10_001})
+    assert len(body) <= MAX_BODY
+    code, doc = post(node, body, "application/json")
+    assert code == 400 and "at most 10000" in doc["error"]
+    code, doc = post(node, bytes(MAX_BODY + 1))
+    assert code == 413 and f"larger than {MAX_BODY} bytes" in doc["error"]
+    request = urllib.request.Request(node.url(0, "/status"), method="DELETE")
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as e:
+        assert e.code == 405 and "GET" in e.headers["Allow"]
+        assert "method not allowed" in orjson.loads(e.read())["error"]
+    else:
+        raise AssertionError("DELETE /status was answered")
+
+
+# --- the OpenAPI document, and schemathesis against it ---------------------------------
+
+
+def test_openapi_is_served_and_kept_in_docs(node: Devnet) -> None:
+    from pathlib import Path
+
+    from echorand.openapi import markdown_block, openapi_document
+
+    code, doc = get(node, "/openapi.json")
+    assert code == 200 and doc == orjson.loads(orjson.dumps(openapi_document()))
+    assert doc["openapi"].startswith("3.1")
+    routes = {"/tx", "/status", "/block/{round}", "/hashes", "/account/{account}", "/metrics"}
+    routes |= {"/forks"}
+    assert routes | {"/openapi.json"} == set(doc["paths"])
+    docs = Path(__file__).parent.parent / "docs" / "api.md"
+    kept = orjson.loads(markdown_block(docs.read_text(encoding="utf-8")))
+    assert kept == doc, "docs/api.md is stale: python -m echorand.openapi docs/api.md"
+
+
+def schemathesis_command(
+    url: str, examples: int, seed: int, *, deterministic: bool = True
+) -> list[str]:
+    """`st run` with every check and bounded examples: deterministic in the suite, from
+    `seed` in bench/api_fuzz.py."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
+    assert st is not None, "schemathesis is a test dependency: pip install '.[test]'"
+    config = Path(__file__).parent / "data" / "schemathesis.toml"
+    return [
+        st,
+        "--config-file",
+        str(config),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(examples),
+        *(["--generation-deterministic"] if deterministic else ["--seed", str(seed)]),
+        "--workers",
+        "1",
+    ]
+
+
+def test_schemathesis_finds_no_5xx_and_every_answer_conforms(node: Devnet) -> None:
+    import subprocess
+
+    url = node.url(0, "")
+    command = schemathesis_command(url, examples=25, seed=7)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    tail = "\n".join(line[:300] for line in done.stdout.splitlines()[-60:])
+    assert done.returncode == 0, f"schemathesis failed:\n{tail}\n{done.stderr[-2000:]}"
+    assert "passed" in done.stdout and "failure" not in done.stdout.split("SUMMARY")[-1]
+
+
+# --- metrics read by the real tools -------------------------------------------------------
+
+
+def metrics_text(node: Devnet) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(node.url(0, "/metrics"), timeout=10) as response:
+        return response.read().decode()
+
+
+def test_metrics_parse_with_prometheus_client(node: Devnet) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wait_for_tip(node, 3)
+    families = {f.name: f for f in text_string_to_metric_families(metrics_text(node))}
+    assert families["echorand_blocks_committed"].type == "counter"
+    assert families["echorand_mempool_bytes"].type == "gauge"
+    for family in families.values():
+        assert family.documentation, f"{family.name}: no HELP"
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+    steps = families["echorand_commit_step"]
+    assert steps.type == "histogram"
+    count = next(s.value for s in steps.samples if s.name.endswith("_count"))
+    inf = next(s.value for s in steps.samples if s.labels.get("le") == "+Inf")
+    assert count == inf >= 2
+    rounds = families["echorand_round_duration_seconds"]
+    assert next(s.value for s in rounds.samples if s.name.endswith("_sum")) > 0
+
+
+def test_promtool_check_metrics(node: Devnet) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian's prometheus package; .ci/run installs it)")
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=metrics_text(node), capture_output=True, text=True
+    )
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_the_grafana_dashboard_charts_only_exported_metrics(node: Devnet) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from echorand.dashboard import dashboard, text
+
+    path = Path(__file__).parent.parent / "docs" / "grafana" / "echorand.json"
+    assert path.read_text() == text(), "stale: python -m echorand.dashboard > " + str(path)
+    samples = {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics_text(node).splitlines()
+        if line and not line.startswith("#")
+    }
+    # families that have no sample yet (labelled counters before their first count)
+    families = {
+        line.split()[2] for line in metrics_text(node).splitlines() if line.startswith("# TYPE")
+    }
+    exprs = [t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
+    assert len(exprs) >= 20 and len(dashboard()["panels"]) >= 12
+    for expr in exprs:
+        for name in re.findall(r"echorand_[a-z_]+", expr):
+            assert name in samples or name in families, f"{name} is not exported: {expr}"

@@ -83,3 +83,13 @@ def test_devnet_configs_load(tmp_path: Path) -> None:
         assert config.genesis.is_dir() and config.min_peers == 2
         assert config.port == net.p2p_ports[k] and len(config.peers) == k
         assert config.api is not None and config.api.port == net.api_ports[k]
+
+
+def test_a_non_validator_has_no_keys(tmp_path: Path) -> None:
+    follower = '[node]\ndata_dir = "data"\ngenesis = "g"\nvalidator = false\n'
+    config = load_config(write(tmp_path, follower))
+    assert config.keys is None and config.key_files == ()
+    with pytest.raises(ConfigError, match="validator: false, yet keys are given"):
+        load_config(write(tmp_path, MINIMAL + "validator = false\n"))
+    with pytest.raises(ConfigError, match="validator = false for a node that only follows"):
+        load_config(write(tmp_path, '[node]\ndata_dir = "data"\ngenesis = "g"\n'))

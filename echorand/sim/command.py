@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from echorand.params import PROPOSER_POLICIES
 from echorand.sim.byzantine import BEHAVIOURS
@@ -149,6 +150,19 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lambda-ms", type=_positive, default=d.lam_ms, help="λ (default %(default)s)")
     add("--big-lambda-ms", type=_positive, default=d.big_lam_ms, help="Λ (default %(default)s)")
     add("--max-time-ms", type=_positive, default=None, help="stop after this much simulated time")
+    add(
+        "--seeds",
+        type=_positive,
+        default=1,
+        help="a sweep: run seeds SEED .. SEED + N - 1, one row each (default %(default)s)",
+    )
+    add(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run the sweep's runs on this Dask distributed cluster (tcp://host:8786): the "
+        "same results for the same seeds",
+    )
     add("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -186,6 +200,8 @@ def run_consensus(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"echorand sim consensus: {e}", file=sys.stderr)
         return 2
+    if args.seeds > 1 or args.cluster is not None:
+        return _run_sweep(config, args)
     if args.json:
         result = run(config)
         print(json.dumps(result.summary(), sort_keys=False))
@@ -193,6 +209,59 @@ def run_consensus(args: argparse.Namespace) -> int:
         result = _run_with_progress(config)
         _print_table(result)
     return 0 if not result.forks and not result.bad_certificates else 1
+
+
+def run_summary(config: SimConfig) -> dict[str, object]:
+    """One run's summary (what a sweep's worker sends back)."""
+    return run(config).summary()
+
+
+def sweep(config: SimConfig, seeds: int, cluster: str | None = None) -> list[dict[str, object]]:
+    """The summaries of seeds config.seed .. + seeds - 1, here or on a Dask cluster."""
+    configs = [replace(config, seed=config.seed + i) for i in range(seeds)]
+    if cluster is None:
+        return [run_summary(c) for c in configs]
+    from echorand.studies.cluster import run_on_cluster
+
+    return run_on_cluster(cluster, run_summary, configs)[0]
+
+
+def _run_sweep(config: SimConfig, args: argparse.Namespace) -> int:
+    from echorand.studies.cluster import ClusterError
+
+    try:
+        summaries = sweep(config, args.seeds, args.cluster)
+    except ClusterError as e:
+        print(f"echorand sim consensus: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summaries))
+    else:
+        _print_sweep(summaries)
+    safe = all(not s["forks"] and not s["bad_certificates"] for s in summaries)
+    return 0 if safe else 1
+
+
+def _print_sweep(summaries: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="echorand sim consensus: one run per seed")
+    for name in ("seed", "committed", "empty", "forks", "bad certs", "p50 ms", "p99 ms"):
+        table.add_column(name, justify="right")
+    for s in summaries:
+        latency = s["latency_ms"]
+        assert isinstance(latency, dict) and isinstance(s["forks"], list)
+        table.add_row(
+            str(s["seed"]),
+            f"{s['committed']} of {s['rounds']}",
+            str(s["empty_blocks"]),
+            str(len(s["forks"])),
+            str(len(s["bad_certificates"])),  # type: ignore[arg-type]
+            str(latency["p50"]),
+            str(latency["p99"]),
+        )
+    Console().print(table)
 
 
 def _run_with_progress(config: SimConfig) -> SimResult:

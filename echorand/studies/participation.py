@@ -54,6 +54,7 @@ from rich.table import Table
 from echorand.params import Params
 from echorand.sim.simulation import SimConfig, SimResult, run
 from echorand.stats import percentile
+from echorand.studies.cluster import ClusterError
 
 DEFAULT_POINTS = (1.0, 0.8, 0.7, 0.65, 0.6, 0.5)
 
@@ -412,11 +413,14 @@ def run_sweep(
     *,
     jobs: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    cluster: str | None = None,
 ) -> SweepResult:
-    """Run every (variant, point, seed) and aggregate; `jobs` processes (1: in this process).
+    """Run every (variant, point, seed) and aggregate; `jobs` processes (1: in this process),
+    or the workers of the Dask cluster at `cluster` (echorand.studies.cluster).
 
     `on_progress(rounds_done, rounds_total)` follows the committed rounds (a stalled run's
-    missing rounds count as done when it stops). The outcome does not depend on `jobs`.
+    missing rounds count as done when it stops; on a cluster, a run counts when it ends).
+    The outcome does not depend on `jobs` nor on where the runs ran.
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -432,7 +436,19 @@ def run_sweep(
 
     start = time.perf_counter()
     outcomes: list[RunOutcome | None] = [None] * len(tasks)
-    if jobs == 1 or len(tasks) == 1:
+    if cluster is not None:
+        from functools import partial
+
+        from echorand.studies.cluster import run_on_cluster
+
+        results, jobs = run_on_cluster(
+            cluster,
+            partial(_run_task, config),
+            tasks,
+            on_result=lambda i, _: advance(i, config.rounds),
+        )
+        outcomes[:] = results
+    elif jobs == 1 or len(tasks) == 1:
         for task in tasks:
             queue = _Direct(advance)
             outcomes[task[0]] = _run_task(config, task, queue if on_progress else None)
@@ -601,6 +617,13 @@ def add_participation_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes (default: the cores this process may use)",
     )
     add(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run on this Dask distributed cluster (tcp://host:8786) instead of local "
+        "processes: the same results for the same seeds",
+    )
+    add(
         "--delegation",
         action="store_true",
         help="run the sweep with and without delegation (half of the offline accounts "
@@ -642,7 +665,13 @@ def run_participation(args: argparse.Namespace) -> int:
     except ValueError as e:
         err.print(f"[red]echorand sim participation: error:[/] {e}")
         return 2
-    result = _run_with_progress(config, args.jobs, err, show=not args.json)
+    try:
+        result = _run_with_progress(
+            config, args.jobs, err, show=not args.json, cluster=args.cluster
+        )
+    except ClusterError as e:
+        err.print(f"[red]echorand sim participation: error:[/] {e}")
+        return 2
     if args.json:
         print(orjson.dumps(result.to_json()).decode())
     else:
@@ -655,10 +684,15 @@ def run_participation(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(
-    config: SweepConfig, jobs: int | None, console: Console, *, show: bool
+    config: SweepConfig,
+    jobs: int | None,
+    console: Console,
+    *,
+    show: bool,
+    cluster: str | None = None,
 ) -> SweepResult:
     if not show:
-        return run_sweep(config, jobs=jobs)
+        return run_sweep(config, jobs=jobs, cluster=cluster)
     columns = (
         TextColumn("rounds"),
         BarColumn(),
@@ -667,7 +701,7 @@ def _run_with_progress(
     )
     progress = _LazyProgress(Progress(*columns, console=console, transient=True))
     try:
-        return run_sweep(config, jobs=jobs, on_progress=progress.update)
+        return run_sweep(config, jobs=jobs, on_progress=progress.update, cluster=cluster)
     finally:
         progress.stop()
 
