@@ -32,6 +32,7 @@ from echorand.events import (
     MessagesReceived,
     Relay,
     Send,
+    SuspectFork,
     Sync,
     TimerFired,
 )
@@ -427,6 +428,12 @@ class Consensus:
         assert cert is not None
         if block.round != cert.round or block.producer != cert.leader:
             self.stats["unexpected block"] += 1
+            return
+        if block.prev_hash != self.tip.block_hash:
+            # The votes decided a block of another chain: this node is on a fork. It never
+            # commits a block that does not extend its tip; the fork choice settles it.
+            self.stats["decided block of another chain"] += 1
+            out.append(SuspectFork(block.round, block.hash))
             return
         self._fetching = None
         self._commit(block, cert, now_ms, out)

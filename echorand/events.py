@@ -152,6 +152,16 @@ class ForkEvidence:
 
 
 @dataclass(frozen=True, slots=True)
+class SuspectFork:
+    """The round decided a block that does not extend this node's chain: the voters hold
+    another chain. Compare chains with the peers (the fork choice, PROTOCOL §6); nothing is
+    committed meanwhile."""
+
+    round: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Finalized:
     """Block `certificate.block_hash` of `certificate.round`, which this node committed, is
     final (PROTOCOL §6): final votes of weight > t_f. It is never rolled back."""
@@ -178,6 +188,7 @@ Action = (
     | Sync
     | Commit
     | ForkEvidence
+    | SuspectFork
     | Finalized
     | Halted
 )

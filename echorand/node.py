@@ -52,6 +52,7 @@ from echorand.events import (
     Relay,
     Send,
     SetTimer,
+    SuspectFork,
     Sync,
     TimerFired,
     TimerKind,
@@ -546,6 +547,15 @@ class Node:
                     self._finalized(certificate)
                 case Halted(reason):
                     self._halt(reason)
+                case SuspectFork(round, block_hash):
+                    log.warning(
+                        "round %d decided block %s.. of another chain: comparing chains",
+                        round,
+                        block_hash.hex()[:16],
+                    )
+                    if self.syncer is not None and self.net is not None:
+                        for peer in self.net.peers:
+                            self.syncer.suspect_fork(peer)
         if own:
             self.ledger.record_signed(signed)  # durable before anything leaves (PROTOCOL §6)
             self.net.broadcast_frames(own)

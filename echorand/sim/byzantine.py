@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from echorand.delegation import sign_bba_substitute, sign_gc_substitute
 from echorand.messages import (
@@ -41,6 +42,9 @@ from echorand.signing import (
     sign_vote,
 )
 from echorand.tally import Value
+
+if TYPE_CHECKING:
+    from echorand.sim.adversary import SplitDecision
 
 Targets = tuple[int, ...] | None
 """Peers to send to (None: all of them)."""
@@ -202,6 +206,38 @@ class RandomVote(_Signing):
             out = sign_bba_substitute(key, chain, *head, msg.principal, msg.mode, b, value)
             return [(None, out, 0)]
         return [(None, msg, 0)]
+
+
+class Split(_Signing):
+    """The Byzantine nodes of `echorand.sim.adversary.SplitDecision`: honest but in its round,
+    where their step-4 votes go to the deciders only, their final votes nowhere, and their
+    later votes say `b = 1` (the empty block) to everyone."""
+
+    name = "split"
+
+    def __init__(
+        self, keys: Mapping[int, Signer], rng: random.Random, chain: bytes, scenario: SplitDecision
+    ) -> None:
+        super().__init__(keys, rng, chain)
+        self.scenario = scenario
+
+    def outgoing(self, msg: ConsensusMessage, peers: list[int], known: Known) -> Outgoing:
+        where = self.scenario.byzantine_targets(msg)
+        if where is None:
+            return [(None, msg, 0)]
+        if where != "empty":
+            return [(tuple(t for t in where if t in peers), msg, 0)]
+        key = self.keys.get(msg.sender)
+        if key is None or not isinstance(msg, BbaSignature | BbaSubstitute):
+            return [(None, msg, 0)]
+        if isinstance(msg, BbaSignature):
+            out: ConsensusMessage = sign_vote(
+                key, self.chain, msg.round, msg.step, msg.sender, 1, known.empty
+            )
+        else:
+            head = (msg.round, msg.step, msg.sender, msg.principal, msg.mode)
+            out = sign_bba_substitute(key, self.chain, *head, 1, known.empty)
+        return [(None, out, 0)]
 
 
 def make_behaviour(

@@ -5,23 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from echorand import forks
 from echorand.consensus import Consensus, Ledger, Tip
 from echorand.events import (
     Action,
     BlockValidated,
+    CertifiedBlocksReceived,
     Commit,
     Event,
     FetchBlock,
+    Finalized,
     ForkEvidence,
+    Halted,
     MessagesReceived,
     Relay,
     Send,
     SetTimer,
+    SuspectFork,
     Sync,
     TimerFired,
     ValidateBlock,
 )
-from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock
+from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 from echorand.params import Params
 from echorand.signed import Signed, SignedLog
 from echorand.signing import Signer
@@ -56,6 +61,13 @@ class SimNode:
         self.blocks: dict[bytes, Block] = {}
         self.evidence: list[ForkEvidence] = []
         """Two certificates for different values of one round that this node saw."""
+        self.finals: dict[int, bytes] = {}
+        """Round -> H(B_r) of the blocks this node saw become final (PROTOCOL §6)."""
+        self.final_round = 0
+        """Its last final block: nothing at or below it is ever rolled back."""
+        self.halted: str | None = None
+        self.rollbacks = 0
+        self.rolled_back = 0
         self.disk: list[Signed] = []
         """What the node signed, kept across crashes like the node's LMDB (PROTOCOL §6)."""
         self.core: Consensus | None = None
@@ -77,6 +89,7 @@ class SimNode:
             tip = tip.after(block, params, cert)
         self.core = Consensus(params, self.keys, ledger, verifier, tip, signed=SignedLog(self.disk))
         self._epoch += 1
+        self._inbox = []  # a flush scheduled before belongs to the old core
         self._round_start = self.sim.clock.now_ms
         self.sim.network.online[self.index] = True
         self._execute(self.core.start(self.sim.clock.now_ms))
@@ -89,10 +102,16 @@ class SimNode:
 
     # --- input ------------------------------------------------------------------------
 
-    def receive(self, msg: ConsensusMessage) -> None:
-        """A message arrives; all that arrive at the same instant form one batch."""
+    def receive(self, msg: ConsensusMessage, src: int) -> None:
+        """A message arrives (from neighbour `src`); all that arrive at the same instant form
+        one batch. A producer's message of our next round on another H(B_{r-1}) means `src`
+        may hold another chain: compare them (PROTOCOL §6)."""
         if self.core is None:
             return
+        if isinstance(msg, GcBlock | GcSignature) and msg.round == self.tip + 1:
+            prev = msg.block.prev_hash if isinstance(msg, GcBlock) else msg.prev_hash
+            if prev != self.hash(self.tip):
+                self.sim.check_fork(self, src)
         if isinstance(msg, GcBlock):
             self.blocks.setdefault(msg.block.hash, msg.block)
         if not self._inbox:
@@ -140,6 +159,13 @@ class SimNode:
                     self._commit(block, certificate, now)
                 case ForkEvidence() as evidence:
                     self.evidence.append(evidence)
+                case SuspectFork():
+                    for peer in self.sim.network.neighbours[self.index]:
+                        self.sim.check_fork(self, peer)
+                case Finalized(cert):
+                    self._finalized(cert.round, cert.block_hash)
+                case Halted(reason):
+                    self._halt(reason)
                 case _:
                     pass
 
@@ -162,7 +188,84 @@ class SimNode:
         prev = self.chain[round - 2][0].hash if round >= 2 else self.sim.genesis.block_hash
         return Known((), empty_value(round, prev))
 
+    # --- the chain, as the fork choice reads it (forks.ChainView) --------------------------
+
+    @property
+    def tip(self) -> int:
+        return len(self.chain)
+
+    def hash(self, round: int) -> bytes | None:
+        if round == 0:
+            return self.sim.genesis.block_hash
+        return self.chain[round - 1][0].hash if 1 <= round <= self.tip else None
+
+    def block(self, round: int) -> Block | None:
+        return self.chain[round - 1][0] if 1 <= round <= self.tip else None
+
+    def certificate(self, round: int) -> Certificate | None:
+        return self.chain[round - 1][1] if 1 <= round <= self.tip else None
+
+    # --- final blocks and forks (PROTOCOL §6) -------------------------------------------
+
+    def synced(self, peer: int, blocks: tuple[tuple[Block, Certificate], ...]) -> None:
+        """Certified blocks from `peer`: to the core when they extend our chain; a block of
+        our next round on another H(B_{r-1}) means the peer holds another chain."""
+        if not blocks or self.core is None:
+            return
+        first = blocks[0][0]
+        if first.round == self.tip + 1 and first.prev_hash != self.hash(self.tip):
+            self.sim.check_fork(self, peer)
+            return
+        self.deliver(CertifiedBlocksReceived(self.sim.clock.now_ms, blocks))
+
+    def on_chain(self, blocks: list[tuple[Block, Certificate]]) -> None:
+        """A peer's chain from our first round that may be rolled back: the fork choice."""
+        if self.core is None or self.halted is not None or not blocks:
+            return
+        try:
+            plan = forks.plan(self, blocks)
+        except forks.ForkError as e:
+            self._halt(f"a peer's chain parts from ours below what we may roll back: {e}")
+            return
+        if plan is None:
+            return
+        (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
+        self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
+        if plan.choice is forks.Choice.HALT:
+            self._halt(f"round {plan.fork_round}: a certified block conflicts with a final one")
+        elif plan.choice is forks.Choice.THEIRS:
+            self._switch(plan)
+
+    def _switch(self, plan: forks.ForkPlan) -> None:
+        """Roll back to the fork point, apply the other chain (each certificate checked),
+        and restart the core on it: it abstains in the slots it filled on the old chain."""
+        assert plan.fork_round > self.final_round, "never past the last final block"
+        kept = self.chain[: plan.rollback_to]
+        checked = self.sim.checked_suffix(kept, plan.theirs)
+        if len(checked) < len(plan.theirs):
+            return  # a certificate of theirs failed: keep ours
+        self.rollbacks += 1
+        self.rolled_back += len(self.chain) - len(kept)
+        self.chain = kept + list(checked)
+        self.commit_ms = self.commit_ms[: len(kept)] + [self.sim.clock.now_ms] * len(checked)
+        for block, _ in checked:
+            self.blocks.setdefault(block.hash, block)
+            self.sim.record_commit(self, block)
+        self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
+        self.sim.on_commit(self)
+
+    def _finalized(self, round: int, block_hash: bytes) -> None:
+        self.finals[round] = block_hash
+        self.final_round = max(self.final_round, round)
+        self.sim.record_final(self, round, block_hash)
+
+    def _halt(self, reason: str) -> None:
+        """Stop for good: a conflict with a final block (the adversary exceeded f)."""
+        self.halted = reason
+        self.crash()
+
     def _commit(self, block: Block, cert: Certificate, now: int) -> None:
+        self.sim.record_commit(self, block)
         self.chain.append((block, cert))
         self.blocks.setdefault(block.hash, block)
         self.commit_ms.append(now)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.consensus import Tip, ledger_delegates
 from echorand.crypto import Keypair
-from echorand.events import BlockReceived, CertifiedBlocksReceived
+from echorand.events import BlockReceived
 from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
 from echorand.params import Params
 from echorand.round import RoundContext
-from echorand.sim.byzantine import make_behaviour
+from echorand.sim.adversary import ADVERSARIES, SplitDecision
+from echorand.sim.byzantine import Behaviour, Split, make_behaviour
 from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
 from echorand.sim.node import SimNode
@@ -64,6 +65,11 @@ class SimConfig:
     (else of the next honest node with one): docs/protocol.md §16."""
     fallback: bool = False
     """Whether the automatic fallback of §16 is on (`Params.fallback`)."""
+    adversary: str | None = None
+    """An adversarial scheduler beyond the timing assumption (`echorand.sim.adversary`):
+    `split-decision` (the Byzantine nodes then act its part, whatever `behaviour` says)."""
+    attack_round: int = 2
+    """The round the adversary attacks."""
     n_g: int = 10
     n_c: int = 60
     k: int = 4
@@ -106,6 +112,19 @@ class SimResult:
     chains: list[list[tuple[Block, Certificate]]] = field(repr=False)
     commit_ms: list[list[int]] = field(repr=False, default_factory=list)
     """When each honest node (in the order of `chains`) committed each block."""
+    final_forks: list[int] = field(default_factory=list)
+    """Rounds at which two honest nodes held different *final* blocks (must stay empty)."""
+    unhealed: list[int] = field(default_factory=list)
+    """Rounds at which the honest nodes' chains still differ at the end."""
+    final_blocks: int = 0
+    """Blocks the honest nodes all saw become final (the lowest final round among them)."""
+    rollbacks: int = 0
+    """Switches of an honest node to another chain by the fork choice."""
+    converged_after_rounds: int | None = None
+    """After the first fork: how many rounds the longest honest chain grew until every honest
+    chain agreed again (None: no fork, or not converged by the end)."""
+    halted: int = 0
+    """Honest nodes that stopped on a conflict with a final block (must stay 0)."""
 
     def summary(self) -> dict[str, object]:
         c = self.config
@@ -122,6 +141,13 @@ class SimResult:
             "committed": self.committed,
             "empty_blocks": self.empty_blocks,
             "forks": self.forks,
+            "final_forks": self.final_forks,
+            "unhealed": self.unhealed,
+            "final_blocks": self.final_blocks,
+            "rollbacks": self.rollbacks,
+            "converged_after_rounds": self.converged_after_rounds,
+            "halted": self.halted,
+            "adversary": c.adversary,
             "latency_ms": {"p50": self.latency_p50_ms, "p99": self.latency_p99_ms},
             "messages": self.messages,
             "lost": self.lost,
@@ -212,23 +238,48 @@ class Simulation:
                 sorted(offline_accounts, key=lambda a: _digest(b"offline", config.seed, a)),
                 rest,
             )
+        self.adversary = self._adversary(rest, stake, byzantine)
         self.nodes: list[SimNode] = []
         for i in range(config.nodes):
             accounts = range(i * config.accounts, (i + 1) * config.accounts)
             mine = {a: keys[a] for a in accounts if a not in self.offline_accounts}
             name = config.behaviour if i in byzantine else "honest"
-            behaviour = make_behaviour(
-                name,
-                mine,
-                random.Random(config.seed * 1_000 + i),
-                config.lam_ms,
-                self.genesis.chain,
-            )
+            rng = random.Random(config.seed * 1_000 + i)
+            if self.adversary is not None and i in byzantine:
+                behaviour: Behaviour = Split(mine, rng, self.genesis.chain, self.adversary)
+            else:
+                behaviour = make_behaviour(name, mine, rng, config.lam_ms, self.genesis.chain)
             node = SimNode(i, self, mine, behaviour, honest=i not in byzantine)
             node.mute_producer = config.mute_producers
             self.nodes.append(node)
         self._progress: Callable[[int], None] | None = None
         self._committed = 0
+        self._ever: dict[int, set[bytes]] = {}
+        """Round -> every block an honest node committed there, rolled back or not."""
+        self._finals: dict[int, set[bytes]] = {}
+        """Round -> every block an honest node saw become final there."""
+        self._fork_tip: int | None = None
+        self._converged_at: int | None = None
+        self._fork_checks: dict[tuple[int, int], int] = {}
+
+    def _adversary(
+        self, honest: list[int], stake: list[int], byzantine: set[int]
+    ) -> SplitDecision | None:
+        """The groups of `SplitDecision`: the honest node of least stake decides, about a
+        quarter of the stake (honest nodes in seeded order) is group B."""
+        c = self.config
+        if c.adversary is None:
+            return None
+        if c.adversary != "split-decision":
+            raise ValueError(f"adversary must be one of {', '.join(ADVERSARIES)}")
+        live = [i for i in honest if i not in self.offline]
+        decider = min(live, key=lambda i: (stake[i], i))
+        others = [i for i in live if i != decider]
+        group_b = _take(others, stake, 0.25 * sum(stake))
+        hold = 30 * c.lam_ms + 2 * c.big_lam_ms
+        return SplitDecision(
+            c.attack_round, frozenset({decider}), frozenset(group_b), frozenset(byzantine), hold
+        )
 
     def _delegations(self, offline: list[int], honest_nodes: list[int]) -> dict[int, int]:
         """Explicit delegates of the first `delegate_offline` of the offline accounts: the
@@ -259,9 +310,11 @@ class Simulation:
         self, src: int, msg: ConsensusMessage, targets: tuple[int, ...] | None, delay: int
     ) -> None:
         peers = self.network.neighbours[src] if targets is None else targets
+        adversary, now = self.adversary, self.clock.now_ms
         for dst in peers:
             node = self.nodes[dst]
-            self.network.send(src, dst, lambda n=node: n.receive(msg), delay)
+            extra = 0 if adversary is None else adversary.delay_ms(msg, src, dst, now)
+            self.network.send(src, dst, lambda n=node: n.receive(msg, src), delay + extra)
 
     def producer_delay_ms(self, node: SimNode, msg: ConsensusMessage) -> int:
         """The adversary's extra delay of a node's own step-1 message (`slow_honest_producers_ms`
@@ -295,6 +348,7 @@ class Simulation:
                     peer.index,
                     node.index,
                     lambda b=block: node.deliver(BlockReceived(self.clock.now_ms, b)),
+                    self._link_delay(peer.index, node.index),
                 )
                 return
         core = node.core
@@ -312,11 +366,71 @@ class Simulation:
             return
         peer = max(peers, key=lambda p: (len(p.chain), -p.index))
         blocks = tuple(peer.chain[from_round - 1 : from_round - 1 + MAX_SYNC_BLOCKS])
-        self.network.send(
-            peer.index,
-            node.index,
-            lambda: node.deliver(CertifiedBlocksReceived(self.clock.now_ms, blocks)),
-        )
+        delay = self._link_delay(peer.index, node.index)
+        self.network.send(peer.index, node.index, lambda: node.synced(peer.index, blocks), delay)
+
+    def _link_delay(self, src: int, dst: int) -> int:
+        """What the adversary adds to an answer from `src` to `dst` (sync, fetch)."""
+        adversary = self.adversary
+        return 0 if adversary is None else adversary.link_delay_ms(src, dst, self.clock.now_ms)
+
+    def check_fork(self, node: SimNode, peer: int) -> None:
+        """`node` suspects `peer` holds another chain: fetch it from the first round `node`
+        may roll back (its last final block + 1), at most once per 2λ + Λ per pair."""
+        now, p = self.clock.now_ms, self.params
+        last = self._fork_checks.get((node.index, peer))
+        if last is not None and now - last < 2 * p.lam_ms + p.big_lam_ms:
+            return
+        self._fork_checks[(node.index, peer)] = now
+        source = self.nodes[peer]
+        if not source.online or not self.network.connected(peer, node.index):
+            return
+        blocks = list(source.chain[node.final_round :])
+        delay = self._link_delay(peer, node.index)
+        self.network.send(peer, node.index, lambda: node.on_chain(blocks), delay)
+
+    def checked_suffix(
+        self, prefix: list[tuple[Block, Certificate]], blocks: Sequence[tuple[Block, Certificate]]
+    ) -> list[tuple[Block, Certificate]]:
+        """The longest run of `blocks` whose certificates pass on top of `prefix`."""
+        tip, previous = self.genesis, None
+        for block, cert in prefix:
+            previous = self._context(tip, previous)
+            tip = tip.after(block, self.params, cert)
+        out = []
+        for block, cert in blocks:
+            ctx = self._context(tip, previous)
+            try:
+                check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
+            except CertificateError:
+                break
+            out.append((block, cert))
+            tip, previous = tip.after(block, self.params, cert), ctx
+        return out
+
+    def _context(self, tip: Tip, previous: RoundContext | None) -> RoundContext:
+        """The context of round tip.round + 1 in the simulator's ledger."""
+        r = tip.round + 1
+        delegates = ledger_delegates(self.ledger, r)
+        return tip.context(self.params, self.ledger.stake_table(r), delegates, previous)
+
+    def record_commit(self, node: SimNode, block: Block) -> None:
+        """Every block an honest node commits, kept even if it is rolled back later."""
+        if not node.honest:
+            return
+        hashes = self._ever.setdefault(block.round, set())
+        hashes.add(block.hash)
+        adversary = self.adversary
+        if adversary is not None and adversary.open and block.round >= adversary.round:
+            others = [n for n in self._live_honest() if n.index not in adversary.deciders]
+            if all(len(n.chain) >= adversary.round for n in others if n is not node):
+                adversary.open = False  # every other honest node decided round R
+        if len(hashes) > 1 and self._fork_tip is None:
+            self._fork_tip = max(len(n.chain) for n in self._live_honest())
+
+    def record_final(self, node: SimNode, round: int, block_hash: bytes) -> None:
+        if node.honest:
+            self._finals.setdefault(round, set()).add(block_hash)
 
     def _peers_of(self, node: SimNode) -> list[SimNode]:
         return [
@@ -326,6 +440,8 @@ class Simulation:
         ]
 
     def on_commit(self, node: SimNode) -> None:
+        if self._fork_tip is not None and self._converged_at is None and self._agree():
+            self._converged_at = max(len(n.chain) for n in self._live_honest())
         committed = self._honest_committed()
         if committed > self._committed:
             self._committed = committed
@@ -336,6 +452,12 @@ class Simulation:
 
     def _live_honest(self) -> list[SimNode]:
         return [n for n in self.nodes if n.honest and n.online]
+
+    def _agree(self) -> bool:
+        """Whether every live honest chain is a prefix of the longest one."""
+        chains = [n.chain for n in self._live_honest()]
+        longest = max(chains, key=len, default=[])
+        return all(c[-1][0].hash == longest[len(c) - 1][0].hash for c in chains if c)
 
     def _honest_committed(self) -> int:
         live = self._live_honest()
@@ -366,12 +488,19 @@ class Simulation:
             )
             if c.partition is not None:
                 end += c.partition[2]
+        if c.adversary is not None:
+            end += self.adversary.hold_ms if self.adversary is not None else 0
         self.clock.run_until(end, lambda: self._honest_committed() >= c.rounds and self._settled())
         return self._result()
 
     def _settled(self) -> bool:
-        """No crash or restart is still to come."""
+        """No crash or restart is still to come, no held message is on its way, and a fork
+        seen has healed."""
         now = self.clock.now_ms
+        if self.adversary is not None and now < self.adversary.released_ms:
+            return False
+        if self._fork_tip is not None and self._converged_at is None:
+            return False
         return all(now >= t and (r is None or now >= r) for _, t, r in self.config.crashes)
 
     # --- results -----------------------------------------------------------------------------
@@ -383,8 +512,13 @@ class Simulation:
         for chain in chains:
             for block, _ in chain:
                 by_round.setdefault(block.round, set()).add(block.hash)
-        forks = sorted(r for r, hashes in by_round.items() if len(hashes) > 1)
+        unhealed = sorted(r for r, hashes in by_round.items() if len(hashes) > 1)
+        forks = sorted(r for r, hashes in self._ever.items() if len(hashes) > 1)
+        final_forks = sorted(r for r, hashes in self._finals.items() if len(hashes) > 1)
         reference = max(chains, key=len, default=[])
+        converged = None
+        if self._fork_tip is not None and self._converged_at is not None:
+            converged = max(0, self._converged_at - self._fork_tip)
         durations = sorted(ms for n in honest for ms in n.round_ms)
         checked, bad = self._check_certificates(honest)
         dropped: Counter[str] = Counter()
@@ -408,6 +542,12 @@ class Simulation:
             dropped=dict(sorted(dropped.items())),
             chains=chains,
             commit_ms=[list(n.commit_ms) for n in honest],
+            final_forks=final_forks,
+            unhealed=unhealed,
+            final_blocks=min((n.final_round for n in honest), default=0),
+            rollbacks=sum(n.rollbacks for n in honest),
+            converged_after_rounds=converged,
+            halted=sum(1 for n in honest if n.halted is not None),
         )
 
     def _check_certificates(self, nodes: list[SimNode]) -> tuple[int, list[str]]:
@@ -419,8 +559,7 @@ class Simulation:
             previous: RoundContext | None = None
             for block, cert in node.chain:
                 r = block.round
-                delegates = ledger_delegates(self.ledger, r)
-                ctx = tip.context(self.params, self.ledger.stake_table(r), delegates, previous)
+                ctx = self._context(tip, previous)
                 key = (r, block.hash, cert.encode())
                 if key not in seen:
                     seen.add(key)
