@@ -230,6 +230,8 @@ class Consensus:
         """H(B_r) of the rounds this core committed (and the tip it started on), recent ones."""
         self.halted: str | None = None
         """Why consensus stopped, once a certificate conflicted with a final block."""
+        self._suspected = False
+        """Whether this round already asked to compare chains (`SuspectFork`)."""
 
     @property
     def current_round(self) -> int:
@@ -257,6 +259,11 @@ class Consensus:
                 self.round.on_timer(step, kind, now_ms)
                 if self._buffer:
                     self._sync(now_ms, out)
+                if self.round.step > self.params.mu and not self._suspected:
+                    # Past mu without a decision: the usual cause beyond a partition is a fork
+                    # whose other side waits for us. Compare chains with the peers, once.
+                    self._suspected = True
+                    out.append(SuspectFork(round, self.round.ctx.prev_hash))
             case BlockValidated(now_ms, block_hash, ok):
                 self.round.on_block_validated(block_hash, ok, now_ms)
             case BlockReceived(now_ms, block):
@@ -309,6 +316,10 @@ class Consensus:
             msg = verdict.message
             if verdict.reason is not None:
                 self.stats[verdict.reason] += 1
+                if verdict.reason == "wrong previous block" and not self._suspected:
+                    # a producer of this round builds on another chain: compare (PROTOCOL §6)
+                    self._suspected = True
+                    out.append(SuspectFork(rnd.ctx.round, rnd.ctx.prev_hash))
                 continue
             if isinstance(msg, FinalVote):
                 counted = self._count_final(msg, out)
@@ -511,6 +522,7 @@ class Consensus:
         self._finals = {r: t for r, t in self._finals.items() if r >= oldest}
         self._committed = {r: h for r, h in self._committed.items() if r >= oldest}
         self.round = Round(ctx, self.keys, now_ms, self.payload, self.signed)
+        self._suspected = False
         self._seen = set()
         self._best = {}
         self._fetching = None

@@ -153,12 +153,13 @@ class ForkEvidence:
 
 @dataclass(frozen=True, slots=True)
 class SuspectFork:
-    """The round decided a block that does not extend this node's chain: the voters hold
-    another chain. Compare chains with the peers (the fork choice, PROTOCOL §6); nothing is
-    committed meanwhile."""
+    """Peers hold another chain: the round decided a block that does not extend this node's
+    tip, or producers of the round build on another H(B_{r-1}). Compare chains with the
+    peers (the fork choice, PROTOCOL §6); nothing is committed meanwhile."""
 
     round: int
     block_hash: bytes
+    """The decided block of another chain, or our H(B_{r-1}) they do not build on."""
 
 
 @dataclass(frozen=True, slots=True)

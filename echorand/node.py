@@ -428,14 +428,20 @@ class Node:
                 return
 
     def _on_another_chain(self, msg: object) -> bool:
-        """A producer's message of our next round built on another H(B_{r-1}): its sender
-        holds another chain (PROTOCOL §6: compare, and let the fork choice decide)."""
-        ledger = self.ledger
+        """A producer's message of a round we could still roll back to, built on another
+        H(B_{r-1}) than ours: its sender holds another chain (PROTOCOL §6: compare, and let
+        the fork choice decide)."""
         if isinstance(msg, GcBlock):
-            return msg.round == ledger.tip + 1 and msg.block.prev_hash != ledger.tip_hash
-        if isinstance(msg, GcSignature):
-            return msg.round == ledger.tip + 1 and msg.prev_hash != ledger.tip_hash
-        return False
+            prev = msg.block.prev_hash
+        elif isinstance(msg, GcSignature):
+            prev = msg.prev_hash
+        else:
+            return False
+        ledger = self.ledger
+        if not ledger.rollback_floor < msg.round <= ledger.tip + 1:
+            return False
+        ours = ledger.tip_hash if msg.round == ledger.tip + 1 else ledger.hash(msg.round - 1)
+        return prev != ours
 
     def _handle_batches(self, batches: list[Batch]) -> None:
         txs: list[tuple[Peer, Sequence[Transaction]]] = []

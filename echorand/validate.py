@@ -41,6 +41,7 @@ from echorand.certificate import (
 from echorand.delegation import Substitute
 from echorand.finality import final_vote_checks
 from echorand.messages import (
+    FINAL_STEP,
     BbaSignature,
     BbaSubstitute,
     ConsensusMessage,
@@ -174,10 +175,15 @@ def check_fields(
     if isinstance(msg, GcBlock | GcSignature):
         if msg.step != 1:
             return "wrong step"
+        prev = msg.block.prev_hash if isinstance(msg, GcBlock) else msg.prev_hash
+        if prev != ctx.prev_hash:
+            return "wrong previous block"  # before the committee: another chain's sortition
     elif isinstance(msg, GcProposal):
         if msg.step not in (2, 3):
             return "wrong step"
-    elif not 4 <= msg.step <= max_step:
+    elif not 4 <= msg.step < FINAL_STEP:
+        # Any step: past max_step the committees repeat (PROTOCOL §5), so checking a vote
+        # far ahead costs no new sortition; the round keeps only the latest of such votes.
         return "wrong step"
     if ctx.weight(msg.step, msg.sender) == 0:
         return "not in committee"

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.events import Relay
+from echorand.events import Relay, SuspectFork
 from echorand.messages import BbaSignature, GcBlock, GcProposal
 from echorand.signing import NO_SIGNATURE, sign_proposal, sign_vote
 from echorand.tally import empty_value
@@ -117,7 +117,14 @@ def test_block_on_another_previous_block_is_dropped(sb: Sandbox) -> None:
 
     p = sb.best_remote_producer()
     block = sign_block(key(p), CHAIN, 1, b"\x09" * 32, p, sb.ctx.seed, ())
-    assert_dropped(sb, sign_gc_block(key(p), CHAIN, p, block), "wrong previous block")
+    before = sb.node.stats["wrong previous block"]
+    sb.recv(sign_gc_block(key(p), CHAIN, p, block))
+    # dropped, and its producer holds another chain: compare chains (PROTOCOL §6), once
+    assert sb.take() == [SuspectFork(1, sb.ctx.prev_hash)]
+    assert sb.node.stats["wrong previous block"] == before + 1
+    other = sign_block(key(p), CHAIN, 1, b"\x0a" * 32, p, sb.ctx.seed, ())
+    sb.recv(sign_gc_block(key(p), CHAIN, p, other))
+    assert sb.take() == []
 
 
 def test_block_from_a_non_producer_is_dropped(sb: Sandbox) -> None:

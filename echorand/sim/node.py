@@ -108,9 +108,9 @@ class SimNode:
         may hold another chain: compare them (PROTOCOL §6)."""
         if self.core is None:
             return
-        if isinstance(msg, GcBlock | GcSignature) and msg.round == self.tip + 1:
+        if isinstance(msg, GcBlock | GcSignature) and 1 <= msg.round <= self.tip + 1:
             prev = msg.block.prev_hash if isinstance(msg, GcBlock) else msg.prev_hash
-            if prev != self.hash(self.tip):
+            if prev != self.hash(msg.round - 1):
                 self.sim.check_fork(self, src)
         if isinstance(msg, GcBlock):
             self.blocks.setdefault(msg.block.hash, msg.block)
