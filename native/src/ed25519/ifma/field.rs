@@ -1,0 +1,474 @@
+//! Eight elements of GF(p), p = 2^255 - 19, one per 64-bit lane of AVX-512
+//! vectors, multiplied with the IFMA instructions (`vpmadd52luq/huq`).
+//!
+//! An element is five limbs in radix 2^52, `v = l0 + l1 2^52 + l2 2^104 +
+//! l3 2^156 + l4 2^208`, limb `k` of the eight lanes in vector `k`. IFMA
+//! multiplies the low 52 bits of its inputs and ignores the rest, so every
+//! value that reaches a multiplication must have limbs below 2^52. All
+//! values here are kept in one form, *tight*, which every operation takes
+//! and gives back:
+//!
+//! ```text
+//! l0, l1, l2, l3 < 2^52        l4 <= 2^47 + 2^11
+//! ```
+//!
+//! A tight value is below 2^255 + 2^219 < 2p: congruent to the element it
+//! stands for, not necessarily reduced. The limbs of a tight value are its
+//! radix-2^52 digits (only the top limb is unbounded), so the integer has
+//! one tight form, which makes `v = 0 (mod p)` the test `v = 0 or v = p`.
+//!
+//! Each bound below is stated where it is used; they are what the
+//! differential tests rely on, since a limb of 2^52 or more would be
+//! silently truncated by IFMA.
+
+use core::arch::x86_64::*;
+
+/// The 52 low bits of a limb.
+const MASK52: u64 = (1 << 52) - 1;
+/// The 47 low bits of the top limb: bits 208..255 of the value.
+const MASK47: u64 = (1 << 47) - 1;
+/// 2p in limbs, each at least as large as the limb of a tight value, so that
+/// `a + 2p - b` has no negative limb for tight `b`.
+const TWO_P: [u64; 5] = [
+    (1 << 53) - 38,
+    (1 << 53) - 2,
+    (1 << 53) - 2,
+    (1 << 53) - 2,
+    (1 << 48) - 2,
+];
+/// 4p in limbs, for `a + 4p - b - c` with tight `b` and `c`.
+const FOUR_P: [u64; 5] = [
+    (1 << 54) - 76,
+    (1 << 54) - 4,
+    (1 << 54) - 4,
+    (1 << 54) - 4,
+    (1 << 49) - 4,
+];
+/// p in limbs (p's radix-2^52 digits).
+const P: [u64; 5] = [
+    (1 << 52) - 19,
+    (1 << 52) - 1,
+    (1 << 52) - 1,
+    (1 << 52) - 1,
+    (1 << 47) - 1,
+];
+
+/// Eight field elements, tight (see the module documentation).
+#[derive(Clone, Copy)]
+pub struct Fe(pub [__m512i; 5]);
+
+/// Limbs of a field element given by its 32-byte little-endian value (all
+/// 256 bits; bit 255 becomes part of the top limb).
+pub const fn limbs_of(bytes: [u8; 32]) -> [u64; 5] {
+    let mut words = [0u64; 4];
+    let mut i = 0;
+    while i < 32 {
+        words[i / 8] |= (bytes[i] as u64) << (8 * (i % 8));
+        i += 1;
+    }
+    [
+        words[0] & MASK52,
+        ((words[0] >> 52) | (words[1] << 12)) & MASK52,
+        ((words[1] >> 40) | (words[2] << 24)) & MASK52,
+        ((words[2] >> 28) | (words[3] << 36)) & MASK52,
+        words[3] >> 16,
+    ]
+}
+
+/// The 255-bit value of an encoded point's `y`: its 32 bytes without bit 255
+/// (the sign of `x`). Tight: the top limb is below 2^47.
+pub fn y_limbs(encoding: &[u8; 32]) -> [u64; 5] {
+    let mut bytes = *encoding;
+    bytes[31] &= 0x7f;
+    limbs_of(bytes)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn splat(x: u64) -> __m512i {
+    _mm512_set1_epi64(x as i64)
+}
+
+impl Fe {
+    /// One element in every lane, from its limbs (tight ones).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn splat(limbs: [u64; 5]) -> Fe {
+        Fe(limbs.map(|l| splat(l)))
+    }
+
+    /// Lane `j` from `lanes[j]`, given as tight limbs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn from_lanes(lanes: &[[u64; 5]; 8]) -> Fe {
+        let limb = |k: usize| {
+            let l = |j: usize| lanes[j][k] as i64;
+            _mm512_set_epi64(l(7), l(6), l(5), l(4), l(3), l(2), l(1), l(0))
+        };
+        Fe([limb(0), limb(1), limb(2), limb(3), limb(4)])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn zero() -> Fe {
+        Fe([_mm512_setzero_si512(); 5])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn one() -> Fe {
+        Fe::splat([1, 0, 0, 0, 0])
+    }
+
+    /// Carries limbs below 2^62 into the tight form, keeping the value mod p.
+    ///
+    /// First the bits of the top limb from 2^255 up are folded into limb 0
+    /// (2^255 = 19 mod p; the carry is below 2^15, so 19 times it is exact
+    /// in IFMA's 52-bit product), then one pass carries limbs 0..3 upwards.
+    /// After it l0..l3 < 2^52, and l4 < 2^47 plus the carry out of l3, which
+    /// is below 2^11 for limbs below 2^62: tight.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn carry(l: [__m512i; 5]) -> Fe {
+        let [mut l0, mut l1, mut l2, mut l3, l4] = l;
+        let top = _mm512_srli_epi64::<47>(l4);
+        let mut l4 = _mm512_and_si512(l4, splat(MASK47));
+        l0 = _mm512_madd52lo_epu64(l0, top, splat(19));
+        l1 = _mm512_add_epi64(l1, _mm512_srli_epi64::<52>(l0));
+        l0 = _mm512_and_si512(l0, splat(MASK52));
+        l2 = _mm512_add_epi64(l2, _mm512_srli_epi64::<52>(l1));
+        l1 = _mm512_and_si512(l1, splat(MASK52));
+        l3 = _mm512_add_epi64(l3, _mm512_srli_epi64::<52>(l2));
+        l2 = _mm512_and_si512(l2, splat(MASK52));
+        l4 = _mm512_add_epi64(l4, _mm512_srli_epi64::<52>(l3));
+        l3 = _mm512_and_si512(l3, splat(MASK52));
+        Fe([l0, l1, l2, l3, l4])
+    }
+
+    /// `self + other`. Limbs before the carry are below 2^53.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add(&self, other: &Fe) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            _mm512_add_epi64(self.0[k], other.0[k])
+        }))
+    }
+
+    /// `self - other`, as `self + 2p - other`: each limb of 2p is at least
+    /// the bound of the same limb of a tight value, so no limb goes
+    /// negative, and all stay below 2^54.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn sub(&self, other: &Fe) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            _mm512_sub_epi64(_mm512_add_epi64(self.0[k], splat(TWO_P[k])), other.0[k])
+        }))
+    }
+
+    /// `self + a - b - c` with one carry (limbs below 2^55; 4p covers `b + c`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add_sub_sub(&self, a: &Fe, b: &Fe, c: &Fe) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            let plus = _mm512_add_epi64(_mm512_add_epi64(self.0[k], a.0[k]), splat(FOUR_P[k]));
+            _mm512_sub_epi64(plus, _mm512_add_epi64(b.0[k], c.0[k]))
+        }))
+    }
+
+    /// `self + a + a - b` with one carry (limbs below 2^55).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add_twice_sub(&self, a: &Fe, b: &Fe) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            let twice = _mm512_add_epi64(a.0[k], a.0[k]);
+            let plus = _mm512_add_epi64(_mm512_add_epi64(self.0[k], twice), splat(TWO_P[k]));
+            _mm512_sub_epi64(plus, b.0[k])
+        }))
+    }
+
+    /// `-self`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn neg(&self) -> Fe {
+        Fe::zero().sub(self)
+    }
+
+    /// Lanes of `other` where `mask` is set, of `self` elsewhere.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn select(&self, mask: __mmask8, other: &Fe) -> Fe {
+        Fe(core::array::from_fn(|k| {
+            _mm512_mask_blend_epi64(mask, self.0[k], other.0[k])
+        }))
+    }
+
+    /// `self * other`.
+    ///
+    /// The 25 limb products go, low halves to column `i + j` and high halves
+    /// to column `i + j + 1`, into ten 64-bit columns `z`: column k gathers
+    /// at most 9 halves below 2^52, so z < 2^56. Then `reduce` folds them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn mul(&self, other: &Fe) -> Fe {
+        let (a, b) = (&self.0, &other.0);
+        let mut z = [_mm512_setzero_si512(); 10];
+        for i in 0..5 {
+            for j in 0..5 {
+                z[i + j] = _mm512_madd52lo_epu64(z[i + j], a[i], b[j]);
+                z[i + j + 1] = _mm512_madd52hi_epu64(z[i + j + 1], a[i], b[j]);
+            }
+        }
+        reduce(z)
+    }
+
+    /// `self^2`: the 5 squares and the 10 cross products once each, the cross
+    /// products' columns doubled (below 2^55 doubled; z < 2^56 as in `mul`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn square(&self) -> Fe {
+        let a = &self.0;
+        let mut z = [_mm512_setzero_si512(); 10];
+        let mut x = [_mm512_setzero_si512(); 10];
+        for i in 0..5 {
+            z[2 * i] = _mm512_madd52lo_epu64(z[2 * i], a[i], a[i]);
+            z[2 * i + 1] = _mm512_madd52hi_epu64(z[2 * i + 1], a[i], a[i]);
+            for j in i + 1..5 {
+                x[i + j] = _mm512_madd52lo_epu64(x[i + j], a[i], a[j]);
+                x[i + j + 1] = _mm512_madd52hi_epu64(x[i + j + 1], a[i], a[j]);
+            }
+        }
+        for k in 1..9 {
+            z[k] = _mm512_add_epi64(z[k], _mm512_slli_epi64::<1>(x[k]));
+        }
+        reduce(z)
+    }
+
+    /// `self^(2^n)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn square_n(&self, n: u32) -> Fe {
+        let mut x = *self;
+        for _ in 0..n {
+            x = x.square();
+        }
+        x
+    }
+
+    /// Lanes where the value is 0 mod p: a tight value is below 2p, so it is
+    /// 0 or p, each with one tight form.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn is_zero(&self) -> __mmask8 {
+        let mut zero: __mmask8 = 0xff;
+        let mut p: __mmask8 = 0xff;
+        for k in 0..5 {
+            zero &= _mm512_cmpeq_epi64_mask(self.0[k], _mm512_setzero_si512());
+            p &= _mm512_cmpeq_epi64_mask(self.0[k], splat(P[k]));
+        }
+        zero | p
+    }
+
+    /// Lanes where `self = other` mod p.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn equals(&self, other: &Fe) -> __mmask8 {
+        self.sub(other).is_zero()
+    }
+
+    /// Lanes where the reduced value is odd (RFC 8032's "negative" x).
+    ///
+    /// A tight `v` is below 2p; its reduced value is `v` or `v - p`, and as p
+    /// is odd the parity flips exactly when `v >= p`, that is when
+    /// `v + 19 >= 2^255` (bit 47 of the carried top limb; `v + 19 < 2^256`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn is_odd(&self) -> __mmask8 {
+        let [l0, l1, l2, l3, l4] = self.0;
+        let mut c = _mm512_add_epi64(l0, splat(19));
+        for l in [l1, l2, l3, l4] {
+            c = _mm512_add_epi64(l, _mm512_srli_epi64::<52>(c));
+        }
+        let at_least_p = _mm512_test_epi64_mask(c, splat(1 << 47));
+        let odd = _mm512_test_epi64_mask(l0, splat(1));
+        odd ^ at_least_p
+    }
+
+    /// The reduced value of lane `lane` as 32 little-endian bytes.
+    #[target_feature(enable = "avx512f")]
+    pub fn lane_bytes(&self, lane: usize) -> [u8; 32] {
+        let limbs: [u64; 5] = core::array::from_fn(|k| lanes_of(self.0[k])[lane]);
+        canonical_bytes(limbs)
+    }
+}
+
+/// The eight lanes of a vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn lanes_of(v: __m512i) -> [u64; 8] {
+    // SAFETY: `__m512i` and `[u64; 8]` are both 64 plain bytes, and every
+    // bit pattern is a valid value of either.
+    unsafe { core::mem::transmute::<__m512i, [u64; 8]>(v) }
+}
+
+/// The reduced value of tight limbs, as 32 little-endian bytes.
+fn canonical_bytes(l: [u64; 5]) -> [u8; 32] {
+    // The integer (below 2p) in 64-bit words; l4 < 2^48 fits the last 48 bits.
+    let mut value = [
+        l[0] | l[1] << 52,
+        l[1] >> 12 | l[2] << 40,
+        l[2] >> 24 | l[3] << 28,
+        l[3] >> 36 | l[4] << 16,
+    ];
+    // Subtract p when value >= p, i.e. when value + 19 >= 2^255.
+    let mut plus19 = value;
+    let mut carry = 19u128;
+    for w in plus19.iter_mut() {
+        let s = *w as u128 + carry;
+        *w = s as u64;
+        carry = s >> 64;
+    }
+    if plus19[3] >> 63 == 1 {
+        plus19[3] &= (1 << 63) - 1;
+        value = plus19;
+    }
+    let mut out = [0u8; 32];
+    for (i, w) in value.iter().enumerate() {
+        out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// Folds the ten columns of a product into a tight value.
+///
+/// 2^260 = 32 * 19 = 608 (mod p), so column `k + 5` belongs to column `k`
+/// times 608. A column `z` (below 2^56) is split as `lo + 2^52 hi`: IFMA
+/// multiplies `lo` (its low 52 bits, all it reads) by 608, the low half of
+/// the product going to column `k`, the high half (below 608) to `k + 1`;
+/// `hi` (below 2^4) is one column up, so 608 hi goes to column `k + 1`.
+/// Column 9 holds only the high half of `l4 * l4` (below 2^44 for tight
+/// inputs), so its own `hi` is zero; the high half of its fold lands on
+/// column 5 again, and is folded once more (608 * 608 < 2^19). The five
+/// columns left are below 2^57, which `carry` takes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn reduce(z: [__m512i; 10]) -> Fe {
+    let k608 = splat(608);
+    let mut r = [z[0], z[1], z[2], z[3], z[4]];
+    for k in 0..4 {
+        r[k] = _mm512_madd52lo_epu64(r[k], z[k + 5], k608);
+        r[k + 1] = _mm512_madd52hi_epu64(r[k + 1], z[k + 5], k608);
+        let hi = _mm512_srli_epi64::<52>(z[k + 5]);
+        r[k + 1] = _mm512_madd52lo_epu64(r[k + 1], hi, k608);
+    }
+    r[4] = _mm512_madd52lo_epu64(r[4], z[9], k608);
+    let wrap = _mm512_madd52hi_epu64(_mm512_setzero_si512(), z[9], k608);
+    r[0] = _mm512_madd52lo_epu64(r[0], wrap, k608);
+    Fe::carry(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ed25519::ifma::tests::{ifma_available, reference, Rng};
+
+    /// A tight value chosen to stress the bounds: random, or with every limb
+    /// at its maximum.
+    fn tight(rng: &mut Rng, extreme: bool) -> [u64; 5] {
+        if extreme {
+            return [MASK52, MASK52, MASK52, MASK52, (1 << 47) + (1 << 11)];
+        }
+        let top_bound = (1u64 << 47) + (1 << 11) + 1;
+        [
+            rng.next() & MASK52,
+            rng.next() & MASK52,
+            rng.next() & MASK52,
+            rng.next() & MASK52,
+            rng.next() % top_bound,
+        ]
+    }
+
+    fn value(limbs: [u64; 5]) -> reference::U {
+        reference::from_limbs(limbs)
+    }
+
+    fn check_tight(fe: &Fe) {
+        // SAFETY: called only after `ifma_available()`.
+        let lanes: [[u64; 8]; 5] = core::array::from_fn(|k| unsafe { lanes_of(fe.0[k]) });
+        for lane in 0..8 {
+            for (k, limbs) in lanes.iter().enumerate().take(4) {
+                assert!(limbs[lane] < 1 << 52, "limb {k}");
+            }
+            assert!(lanes[4][lane] <= (1 << 47) + (1 << 11));
+        }
+    }
+
+    #[test]
+    fn arithmetic_agrees_with_big_integers_at_the_bounds() {
+        if !ifma_available() {
+            return;
+        }
+        let mut rng = Rng(7);
+        for round in 0..400 {
+            let a: [[u64; 5]; 8] =
+                core::array::from_fn(|j| tight(&mut rng, round % 7 == 0 && j < 2));
+            let b: [[u64; 5]; 8] =
+                core::array::from_fn(|j| tight(&mut rng, round % 5 == 0 && j % 2 == 0));
+            // SAFETY: the CPU has AVX-512F and IFMA (checked above).
+            unsafe {
+                let (fa, fb) = (Fe::from_lanes(&a), Fe::from_lanes(&b));
+                let results = [
+                    (fa.mul(&fb), "mul"),
+                    (fa.square(), "square"),
+                    (fa.add(&fb), "add"),
+                    (fa.sub(&fb), "sub"),
+                    (fa.neg(), "neg"),
+                    (fa.add_sub_sub(&fb, &fa, &fb), "add_sub_sub"),
+                    (fa.add_twice_sub(&fb, &fa), "add_twice_sub"),
+                ];
+                for (fe, name) in &results {
+                    check_tight(fe);
+                    for j in 0..8 {
+                        let (x, y) = (value(a[j]), value(b[j]));
+                        let want = match *name {
+                            "mul" => reference::mul(&x, &y),
+                            "square" => reference::mul(&x, &x),
+                            "add" => reference::add(&x, &y),
+                            "sub" => reference::sub(&x, &y),
+                            "neg" => reference::sub(&reference::ZERO, &x),
+                            "add_sub_sub" => {
+                                reference::sub(&reference::sub(&reference::add(&x, &y), &x), &y)
+                            }
+                            _ => reference::sub(&reference::add(&x, &reference::add(&y, &y)), &x),
+                        };
+                        assert_eq!(
+                            fe.lane_bytes(j),
+                            reference::to_bytes(&want),
+                            "{name} lane {j}"
+                        );
+                    }
+                }
+                let odd = fa.is_odd();
+                let zero = fa.sub(&fa).is_zero();
+                assert_eq!(zero, 0xff);
+                for j in 0..8 {
+                    let bytes = reference::to_bytes(&value(a[j]));
+                    assert_eq!(odd >> j & 1 == 1, bytes[0] & 1 == 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn p_and_zero_are_zero_and_one_is_not() {
+        if !ifma_available() {
+            return;
+        }
+        // SAFETY: the CPU has AVX-512F and IFMA (checked above).
+        unsafe {
+            assert_eq!(Fe::splat(P).is_zero(), 0xff);
+            assert_eq!(Fe::zero().is_zero(), 0xff);
+            assert_eq!(Fe::one().is_zero(), 0);
+            assert_eq!(Fe::splat(P).lane_bytes(3), [0; 32]);
+        }
+    }
+}
