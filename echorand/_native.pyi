@@ -521,6 +521,17 @@ def verify_batch(
 def is_valid_account_key(public_key: Buffer) -> bool:
     """False for a non-canonical encoding, a non-point or a small-order point."""
 
+def verify_backend() -> str:
+    """The batch verifier on this CPU: "avx512ifma" (8 signatures per vector) or "portable"."""
+
+def verify_differential(cases: int, seed: int = 1) -> dict[str, Any]:
+    """The lane verifier against ed25519-zebra on >= `cases` generated signatures.
+
+    Keys: `cases`, `batches`, `accepted`, `by_kind` (name -> (cases, accepted)),
+    `disagreements` (dicts: kind, public_key, message, signature, zebra, lanes).
+    `RuntimeError` without AVX-512 IFMA.
+    """
+
 # --- leader (native/src/leader.rs) -------------------------------------------
 
 LEADER_MAX_VALIDATORS: int

@@ -20,6 +20,7 @@
 //! `is_valid_account_key` is the ledger's stricter check on a key that is to
 //! own an account: canonical encoding, not a small-order point.
 
+mod differential;
 mod ifma;
 mod lanes;
 
@@ -34,7 +35,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use rand::rngs::{StdRng, SysError, SysRng};
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -179,6 +180,62 @@ fn is_valid_account_key(public_key: &Bound<'_, PyAny>) -> PyResult<bool> {
         Some(point) => point.compress() == encoded && !point.is_small_order(),
         None => false,
     })
+}
+
+/// Which code checks batches on this CPU: `"avx512ifma"`, eight signatures
+/// per vector lane (`lanes`), or `"portable"`, ed25519-zebra's batch
+/// equation. Single verification is ed25519-zebra's on every CPU.
+#[pyfunction]
+fn verify_backend() -> &'static str {
+    if ifma::available() {
+        "avx512ifma"
+    } else {
+        "portable"
+    }
+}
+
+/// The lane verifier against ed25519-zebra's single verification on at
+/// least `cases` generated signatures (`differential`), on all cores with
+/// the GIL released: a dict with `cases`, `batches`, `accepted`, `by_kind`
+/// (kind name to `(cases, accepted)`) and `disagreements` (a list of dicts
+/// with the case's `kind`, `public_key`, `message`, `signature`, and the
+/// `zebra` and `lanes` answers; empty when they agree on everything).
+/// `RuntimeError` on a CPU without AVX-512 IFMA, where the lanes are not
+/// used.
+#[pyfunction]
+#[pyo3(signature = (cases, seed=1))]
+fn verify_differential<'py>(
+    py: Python<'py>,
+    cases: u64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let Some(tally) = py.detach(|| differential::run(cases, seed)) else {
+        return Err(PyRuntimeError::new_err(
+            "this CPU has no AVX-512 IFMA: batches take the portable path",
+        ));
+    };
+    let out = PyDict::new(py);
+    out.set_item("cases", tally.cases)?;
+    out.set_item("batches", tally.batches)?;
+    out.set_item("accepted", tally.accepted)?;
+    let by_kind = PyDict::new(py);
+    for (kind, counts) in differential::Kind::ALL.iter().zip(&tally.by_kind) {
+        by_kind.set_item(kind.name(), *counts)?;
+    }
+    out.set_item("by_kind", by_kind)?;
+    let disagreements = PyList::empty(py);
+    for d in &tally.disagreements {
+        let item = PyDict::new(py);
+        item.set_item("kind", d.case.kind.name())?;
+        item.set_item("public_key", PyBytes::new(py, &d.case.key))?;
+        item.set_item("message", PyBytes::new(py, &d.case.msg))?;
+        item.set_item("signature", PyBytes::new(py, &d.case.sig))?;
+        item.set_item("zebra", d.zebra)?;
+        item.set_item("lanes", d.lanes)?;
+        disagreements.append(item)?;
+    }
+    out.set_item("disagreements", disagreements)?;
+    Ok(out)
 }
 
 /// ZIP 215 verification of one entry.
@@ -431,6 +488,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_account_key, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_differential, m)?)?;
     Ok(())
 }
 

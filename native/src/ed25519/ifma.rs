@@ -148,6 +148,20 @@ pub mod tests {
             reduce_wide(w2)
         }
 
+        /// 1 / a (a nonzero), as a^(p - 2).
+        pub fn invert(a: &U) -> U {
+            let mut e = P;
+            e[0] -= 2;
+            let mut out = from_limbs([1, 0, 0, 0, 0]);
+            for i in (0..255).rev() {
+                out = mul(&out, &out);
+                if e[i / 64] >> (i % 64) & 1 == 1 {
+                    out = mul(&out, a);
+                }
+            }
+            out
+        }
+
         /// The value of radix-2^52 limbs (the top one may exceed 52 bits).
         pub fn from_limbs(l: [u64; 5]) -> U {
             let words = [

@@ -243,17 +243,6 @@ impl Fe {
         reduce(z)
     }
 
-    /// `self^(2^n)`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn square_n(&self, n: u32) -> Fe {
-        let mut x = *self;
-        for _ in 0..n {
-            x = x.square();
-        }
-        x
-    }
-
     /// Lanes where the value is 0 mod p: a tight value is below 2p, so it is
     /// 0 or p, each with one tight form.
     #[inline]
@@ -261,9 +250,9 @@ impl Fe {
     pub fn is_zero(&self) -> __mmask8 {
         let mut zero: __mmask8 = 0xff;
         let mut p: __mmask8 = 0xff;
-        for k in 0..5 {
-            zero &= _mm512_cmpeq_epi64_mask(self.0[k], _mm512_setzero_si512());
-            p &= _mm512_cmpeq_epi64_mask(self.0[k], splat(P[k]));
+        for (&limb, &p_limb) in self.0.iter().zip(&P) {
+            zero &= _mm512_cmpeq_epi64_mask(limb, _mm512_setzero_si512());
+            p &= _mm512_cmpeq_epi64_mask(limb, splat(p_limb));
         }
         zero | p
     }
@@ -294,6 +283,7 @@ impl Fe {
     }
 
     /// The reduced value of lane `lane` as 32 little-endian bytes.
+    #[cfg(test)]
     #[target_feature(enable = "avx512f")]
     pub fn lane_bytes(&self, lane: usize) -> [u8; 32] {
         let limbs: [u64; 5] = core::array::from_fn(|k| lanes_of(self.0[k])[lane]);
@@ -311,6 +301,7 @@ pub fn lanes_of(v: __m512i) -> [u64; 8] {
 }
 
 /// The reduced value of tight limbs, as 32 little-endian bytes.
+#[cfg(test)]
 fn canonical_bytes(l: [u64; 5]) -> [u8; 32] {
     // The integer (below 2p) in 64-bit words; l4 < 2^48 fits the last 48 bits.
     let mut value = [
@@ -450,8 +441,8 @@ mod tests {
                 let odd = fa.is_odd();
                 let zero = fa.sub(&fa).is_zero();
                 assert_eq!(zero, 0xff);
-                for j in 0..8 {
-                    let bytes = reference::to_bytes(&value(a[j]));
+                for (j, limbs) in a.iter().enumerate() {
+                    let bytes = reference::to_bytes(&value(*limbs));
                     assert_eq!(odd >> j & 1 == 1, bytes[0] & 1 == 1);
                 }
             }

@@ -17,7 +17,7 @@
 
 use core::arch::x86_64::*;
 
-use super::point::{multiples, Niels, Point, NIELS_LIMBS};
+use super::point::{multiples, Niels, Point, Projective, NIELS_LIMBS};
 
 /// One cache line of table memory.
 #[derive(Clone, Copy)]
@@ -70,8 +70,8 @@ impl Tables {
             let vectors = niels.vectors().map(|v| super::field::lanes_of(v));
             for lane in 0..count {
                 let mut entry = [0u64; ENTRY];
-                for (k, limb) in entry.iter_mut().take(NIELS_LIMBS).enumerate() {
-                    *limb = vectors[k][lane];
+                for (limb, vector) in entry.iter_mut().zip(&vectors) {
+                    *limb = vector[lane];
                 }
                 let at = (first + lane) * BLOCK_LINES + (e + 1) * (ENTRY / 8);
                 for (i, line) in self.lines[at..at + ENTRY / 8].iter_mut().enumerate() {
@@ -239,13 +239,13 @@ pub fn run(tables: &Tables, slots: &[Slot], b: &[Digits<DIGITS>; 8]) -> __mmask8
         .collect();
     let b = Columns::new(b);
     let zero = _mm512_setzero_si512();
-    let mut acc = Point::identity();
+    // The sum after each position, projective: a doubling comes next.
+    let mut acc = Projective::identity();
     for pos in (0..DIGITS).rev() {
         let mut sum = if pos == DIGITS - 1 {
-            acc
+            Point::identity()
         } else {
-            let p = acc.projective();
-            p.double_projective()
+            acc.double_projective()
                 .double_projective()
                 .double_projective()
                 .double()
@@ -265,14 +265,12 @@ pub fn run(tables: &Tables, slots: &[Slot], b: &[Digits<DIGITS>; 8]) -> __mmask8
         let (offsets, negative) = b.at(zero, pos);
         // SAFETY: block 0 exists (checked above); the offsets are
         // |digit| * ENTRY with |digit| <= 8.
-        acc = sum.add(&unsafe { tables.gather(offsets) }, negative);
+        acc = sum.add_projective(&unsafe { tables.gather(offsets) }, negative);
     }
-    let eight = acc
-        .projective()
+    acc.double_projective()
         .double_projective()
         .double_projective()
-        .double();
-    eight.is_identity()
+        .is_identity()
 }
 
 /// The table block of B, built on first use.

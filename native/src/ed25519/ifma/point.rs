@@ -181,6 +181,14 @@ impl Point {
     pub fn double(&self) -> Point {
         self.projective().double()
     }
+}
+
+impl Projective {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn identity() -> Projective {
+        Point::identity().projective()
+    }
 
     /// Lanes where the point is the identity: X = 0 and Y = Z.
     #[inline]
@@ -188,9 +196,7 @@ impl Point {
     pub fn is_identity(&self) -> __mmask8 {
         self.x.is_zero() & self.y.equals(&self.z)
     }
-}
 
-impl Projective {
     /// The products of the doubling formula ("dbl-2008-hwcd", a = -1), each
     /// factor negated (which leaves the projective point unchanged):
     /// A = X^2, B = Y^2, E = (X + Y)^2 - A - B, G = B - A,
@@ -335,3 +341,148 @@ pub const BASEPOINT: [u8; 32] = {
 /// The field constants, for the tests that check them.
 #[cfg(test)]
 pub const CONSTANTS: [[u64; 5]; 3] = [D, D2, SQRT_M1];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ed25519::differential::{non_canonical_encodings, small_order_encodings};
+    use crate::ed25519::ifma::field::limbs_of;
+    use crate::ed25519::ifma::tests::{ifma_available, reference, Rng};
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+
+    fn fe(limbs: [u64; 5]) -> reference::U {
+        reference::from_limbs(limbs)
+    }
+
+    #[test]
+    fn constants_are_what_they_claim() {
+        let [d, d2, i] = CONSTANTS.map(fe);
+        let small = |v: u64| reference::from_limbs([v, 0, 0, 0, 0]);
+        // d * 121666 = -121665
+        let lhs = reference::add(&reference::mul(&d, &small(121666)), &small(121665));
+        assert_eq!(lhs, reference::ZERO);
+        assert_eq!(reference::add(&d, &d), d2);
+        assert_eq!(
+            reference::add(&reference::mul(&i, &i), &small(1)),
+            reference::ZERO
+        );
+        let b = fe(limbs_of(BASEPOINT));
+        assert_eq!(reference::to_bytes(&b), BASEPOINT);
+    }
+
+    /// Encodings of every sort: points (full, small and mixed order),
+    /// non-canonical ones, and random bytes (about half of which decode).
+    fn encodings(rng: &mut Rng) -> Vec<[u8; 32]> {
+        let mut out = small_order_encodings();
+        out.extend(non_canonical_encodings());
+        for i in 0..200u64 {
+            let p = EdwardsPoint::mul_base(&Scalar::from(i * 7919 + 1));
+            let t = curve25519_dalek::constants::EIGHT_TORSION[(i % 8) as usize];
+            out.push(p.compress().to_bytes());
+            out.push((p + t).compress().to_bytes());
+            out.push(rng.bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn decoding_agrees_with_dalek_on_every_sort_of_encoding() {
+        if !ifma_available() {
+            return;
+        }
+        let mut rng = Rng(3);
+        let all = encodings(&mut rng);
+        let mut decoded = 0;
+        for chunk in all.chunks(16) {
+            let mut vectors = [[[0u8; 32]; 8]; 2];
+            for (q, e) in chunk.iter().enumerate() {
+                vectors[q / 8][q % 8] = *e;
+            }
+            // SAFETY: the CPU has AVX-512F and IFMA (checked above).
+            let points = unsafe { decompress(&vectors) };
+            for (q, e) in chunk.iter().enumerate() {
+                let (point, mask) = &points[q / 8];
+                let lane = q % 8;
+                let dalek = CompressedEdwardsY(*e).decompress();
+                assert_eq!(mask >> lane & 1 == 1, dalek.is_some(), "{e:02x?}");
+                let Some(dalek) = dalek else { continue };
+                decoded += 1;
+                // The same affine point: Z = 1, so x and y compare directly;
+                // dalek's compression of its point gives its (reduced) y and
+                // the parity of its x.
+                let bytes = dalek.compress().to_bytes();
+                // SAFETY: as above.
+                let (x, y, t) = unsafe {
+                    (
+                        point.x.lane_bytes(lane),
+                        point.y.lane_bytes(lane),
+                        point.t.lane_bytes(lane),
+                    )
+                };
+                let mut y_want = bytes;
+                y_want[31] &= 0x7f;
+                assert_eq!(y, y_want);
+                assert_eq!(x[0] & 1, bytes[31] >> 7, "x parity of {e:02x?}");
+                let x_ref = reference::from_bytes(&x);
+                let y_ref = reference::from_bytes(&y);
+                // On the curve: -x^2 + y^2 = 1 + d x^2 y^2, and t = xy.
+                let xx = reference::mul(&x_ref, &x_ref);
+                let yy = reference::mul(&y_ref, &y_ref);
+                let lhs = reference::sub(&yy, &xx);
+                let d = fe(CONSTANTS[0]);
+                let one = reference::from_limbs([1, 0, 0, 0, 0]);
+                let rhs = reference::add(&one, &reference::mul(&d, &reference::mul(&xx, &yy)));
+                assert_eq!(lhs, rhs);
+                assert_eq!(reference::from_bytes(&t), reference::mul(&x_ref, &y_ref));
+            }
+        }
+        assert!(decoded > 400);
+    }
+
+    #[test]
+    fn multiples_agree_with_dalek() {
+        if !ifma_available() {
+            return;
+        }
+        let mut rng = Rng(4);
+        let points: Vec<EdwardsPoint> = (0..8u64)
+            .map(|i| {
+                let p = EdwardsPoint::mul_base(&Scalar::from(rng.next()));
+                p + curve25519_dalek::constants::EIGHT_TORSION[i as usize]
+            })
+            .collect();
+        let vectors = [core::array::from_fn(|j| points[j].compress().to_bytes())];
+        // SAFETY: the CPU has AVX-512F and IFMA (checked above).
+        let table = unsafe {
+            let [(p, mask)] = decompress(&vectors);
+            assert_eq!(mask, 0xff);
+            multiples(&p)
+        };
+        for (k, niels) in table.iter().enumerate() {
+            for (lane, point) in points.iter().enumerate() {
+                let want = point * Scalar::from(k as u64 + 1);
+                let wanted = want.compress().to_bytes();
+                // Affine y = (Y+X + Y-X) / (2Z) and x = (Y+X - (Y-X)) / (2Z):
+                // compare y * 2Z with 2Y and x * 2Z with 2X.
+                // SAFETY: as above.
+                let [ypx, ymx, z2, t2d] = unsafe {
+                    [niels.y_plus_x, niels.y_minus_x, niels.z2, niels.t2d]
+                        .map(|f| reference::from_bytes(&f.lane_bytes(lane)))
+                };
+                // Affine x = (Y+X - (Y-X)) / 2Z and y = (Y+X + Y-X) / 2Z,
+                // encoded, must be dalek's encoding of k P.
+                let inv = reference::invert(&z2);
+                let x = reference::mul(&reference::sub(&ypx, &ymx), &inv);
+                let y = reference::mul(&reference::add(&ypx, &ymx), &inv);
+                let mut encoded = reference::to_bytes(&y);
+                encoded[31] |= (reference::to_bytes(&x)[0] & 1) << 7;
+                assert_eq!(encoded, wanted, "k={}", k + 1);
+                // 2dT / 2Z = d xy.
+                let d = fe(CONSTANTS[0]);
+                let dxy = reference::mul(&d, &reference::mul(&x, &y));
+                assert_eq!(reference::mul(&t2d, &inv), dxy, "k={}", k + 1);
+            }
+        }
+    }
+}
