@@ -16,6 +16,52 @@
 pub mod field;
 pub mod msm;
 pub mod point;
+pub mod sha512;
+
+use core::arch::x86_64::*;
+
+/// The 8 by 8 transpose of qwords: lane j of the result's vector i is lane
+/// i of `rows[j]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn transpose(rows: [__m512i; 8]) -> [__m512i; 8] {
+    let idx = |i: [i64; 8]| _mm512_set_epi64(i[7], i[6], i[5], i[4], i[3], i[2], i[1], i[0]);
+    // Pairs of rows interleaved: t[2i] holds the even lanes of rows 2i and
+    // 2i + 1, t[2i + 1] the odd ones.
+    let t: [__m512i; 8] = core::array::from_fn(|i| {
+        let (a, b) = (rows[i & !1], rows[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    // Then pairs of those: lanes 0, 1 of each 128-bit half from one, 2, 3
+    // from the other.
+    let (lo, hi) = (
+        idx([0, 1, 8, 9, 4, 5, 12, 13]),
+        idx([2, 3, 10, 11, 6, 7, 14, 15]),
+    );
+    let u = [
+        _mm512_permutex2var_epi64(t[0], lo, t[2]),
+        _mm512_permutex2var_epi64(t[1], lo, t[3]),
+        _mm512_permutex2var_epi64(t[0], hi, t[2]),
+        _mm512_permutex2var_epi64(t[1], hi, t[3]),
+        _mm512_permutex2var_epi64(t[4], lo, t[6]),
+        _mm512_permutex2var_epi64(t[5], lo, t[7]),
+        _mm512_permutex2var_epi64(t[4], hi, t[6]),
+        _mm512_permutex2var_epi64(t[5], hi, t[7]),
+    ];
+    // Finally the halves: rows 0-3 from u[i], rows 4-7 from u[i + 4].
+    let (low, high) = (
+        idx([0, 1, 2, 3, 8, 9, 10, 11]),
+        idx([4, 5, 6, 7, 12, 13, 14, 15]),
+    );
+    core::array::from_fn(|i| {
+        let (a, b) = (u[i % 4], u[i % 4 + 4]);
+        _mm512_permutex2var_epi64(a, if i < 4 { low } else { high }, b)
+    })
+}
 
 /// Whether this CPU (and OS) runs AVX-512F and AVX-512 IFMA.
 pub fn available() -> bool {
@@ -27,6 +73,28 @@ pub mod tests {
     //! Helpers for the tests of the IFMA modules.
 
     pub use super::available as ifma_available;
+    use core::arch::x86_64::*;
+
+    #[test]
+    fn transpose_transposes() {
+        if !super::available() {
+            return;
+        }
+        // SAFETY: the CPU has AVX-512F (checked above).
+        unsafe {
+            let rows: [__m512i; 8] = core::array::from_fn(|i| {
+                let v = |j: i64| (10 * i as i64) + j;
+                _mm512_set_epi64(v(7), v(6), v(5), v(4), v(3), v(2), v(1), v(0))
+            });
+            let cols = super::transpose(rows);
+            for (j, col) in cols.iter().enumerate() {
+                let lanes = super::field::lanes_of(*col);
+                for (i, &x) in lanes.iter().enumerate() {
+                    assert_eq!(x, 10 * i as u64 + j as u64);
+                }
+            }
+        }
+    }
 
     /// A small deterministic generator (SplitMix64) for test inputs.
     pub struct Rng(pub u64);

@@ -22,16 +22,19 @@
 //! (see `narrow`). Signatures with S >= L or an A or R that does not decode
 //! are invalid before any of this, as in single verification.
 //!
-//! Decoding, tables and the multiscalar multiplication run in `ifma`; the
-//! hashing and the scalar arithmetic mod L stay scalar code here.
+//! Decoding, tables, the multiscalar multiplication and the hashing (eight
+//! SHA-512s at once) run in `ifma`; the scalar arithmetic mod L stays
+//! scalar code here.
+
+use std::cell::Cell;
 
 use curve25519_dalek::scalar::Scalar;
 use rand::rngs::StdRng;
 use rand::RngExt;
-use sha2::{Digest, Sha512};
 
 use super::ifma;
-use super::ifma::msm::{Digits, Slot, Tables, DIGITS, SHORT_DIGITS};
+use super::ifma::msm::{Digits, Line, Slot, Tables, DIGITS, SHORT_DIGITS};
+use super::ifma::sha512;
 
 /// Lanes in a vector: groups checked by one run.
 const LANES: usize = 8;
@@ -64,17 +67,24 @@ pub fn verify(items: &[Item<'_>], rng: &mut StdRng) -> Option<Vec<bool>> {
     if !ifma::available() {
         return None;
     }
-    let prepared = prepare(items, rng);
+    thread_local! {
+        /// Table memory kept from chunk to chunk, so that each chunk's
+        /// tables (up to about 0.9 MB) need no fresh pages.
+        static TABLE_MEMORY: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
+    }
+    let memory = TABLE_MEMORY.take();
+    let prepared = prepare(items, memory, rng);
     let mut answers = vec![false; items.len()];
     let usable: Vec<usize> = (0..items.len()).filter(|&i| prepared.usable[i]).collect();
     narrow(&prepared, split(&usable, LANES), &mut answers);
+    TABLE_MEMORY.set(prepared.tables.into_buffer());
     Some(answers)
 }
 
-/// Decodes, tabulates, hashes and draws the coefficients.
-fn prepare(items: &[Item<'_>], rng: &mut StdRng) -> Prepared {
+/// Decodes, tabulates (in `memory`), hashes and draws the coefficients.
+fn prepare(items: &[Item<'_>], memory: Vec<Line>, rng: &mut StdRng) -> Prepared {
     let n = items.len();
-    let mut tables = Tables::new(1 + 2 * n);
+    let mut tables = Tables::in_buffer(memory, 1 + 2 * n);
     // SAFETY: `verify` returned early unless the CPU has AVX-512F and IFMA.
     tables.set_block(0, unsafe { ifma::msm::basepoint_block() });
     let mut decoded = vec![false; 2 * n];
@@ -110,35 +120,53 @@ fn prepare(items: &[Item<'_>], rng: &mut StdRng) -> Prepared {
         r: vec![Digits::ZERO; n],
         zs: vec![Scalar::ZERO; n],
     };
-    for (i, item) in items.iter().enumerate() {
-        let s: Option<Scalar> =
-            Scalar::from_canonical_bytes(item.sig[32..].try_into().expect("32 bytes")).into();
-        let Some(s) = s else { continue };
-        if !(decoded[2 * i] && decoded[2 * i + 1]) {
-            continue;
+    let usable: Vec<(usize, Scalar)> = items
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| decoded[2 * i] && decoded[2 * i + 1])
+        .filter_map(|(i, item)| {
+            let s = Scalar::from_canonical_bytes(item.sig[32..].try_into().expect("32 bytes"));
+            Option::<Scalar>::from(s).map(|s| (i, s))
+        })
+        .collect();
+    for group in usable.chunks(LANES) {
+        let ks = challenges(items, group);
+        for (&(i, s), k) in group.iter().zip(ks) {
+            let z = loop {
+                let z: u128 = rng.random();
+                if z != 0 {
+                    break Scalar::from(z);
+                }
+            };
+            prepared.usable[i] = true;
+            prepared.a[i] = Digits::new((z * k).as_bytes());
+            prepared.r[i] = Digits::new(z.as_bytes());
+            prepared.zs[i] = z * s;
         }
-        let k = challenge(item);
-        let z = loop {
-            let z: u128 = rng.random();
-            if z != 0 {
-                break Scalar::from(z);
-            }
-        };
-        prepared.usable[i] = true;
-        prepared.a[i] = Digits::new((z * k).as_bytes());
-        prepared.r[i] = Digits::new(z.as_bytes());
-        prepared.zs[i] = z * s;
     }
     prepared
 }
 
-/// k = SHA-512(R || A || M) mod L, over the bytes as given.
-fn challenge(item: &Item<'_>) -> Scalar {
-    let mut h = Sha512::new();
-    h.update(&item.sig[..32]);
-    h.update(item.key);
-    h.update(item.msg);
-    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+/// k = SHA-512(R || A || M) mod L, over the bytes as given, for up to eight
+/// signatures (`group` holds their indices first), hashed in the lanes.
+fn challenges(items: &[Item<'_>], group: &[(usize, Scalar)]) -> Vec<Scalar> {
+    let at = |lane: usize| &items[group[lane.min(group.len() - 1)].0];
+    let prefixes: [[u8; 64]; LANES] = core::array::from_fn(|lane| {
+        let mut prefix = [0u8; 64];
+        prefix[..32].copy_from_slice(&at(lane).sig[..32]);
+        prefix[32..].copy_from_slice(at(lane).key);
+        prefix
+    });
+    let inputs: [sha512::Input<'_>; LANES] = core::array::from_fn(|lane| sha512::Input {
+        prefix: &prefixes[lane],
+        message: at(lane).msg,
+    });
+    // SAFETY: `prepare` runs only once `verify` has found AVX-512F and IFMA.
+    let digests = unsafe { sha512::sha512x8(&inputs) };
+    digests[..group.len()]
+        .iter()
+        .map(Scalar::from_bytes_mod_order_wide)
+        .collect()
 }
 
 /// Whether each group passes, eight groups per run.
@@ -156,14 +184,14 @@ fn check(prepared: &Prepared, groups: &[Vec<usize>]) -> Vec<bool> {
 fn run_groups(prepared: &Prepared, groups: &[Vec<usize>]) -> u8 {
     debug_assert!(groups.len() <= LANES);
     let width = groups.iter().map(Vec::len).max().unwrap_or(0);
-    let slots: Vec<Slot> = (0..width)
+    let slots: Vec<Slot<'_>> = (0..width)
         .map(|s| {
             let at = |j: usize| groups.get(j).and_then(|g| g.get(s)).copied();
             Slot {
                 a_block: core::array::from_fn(|j| at(j).map_or(0, |i| 1 + 2 * i)),
-                a: core::array::from_fn(|j| at(j).map_or(Digits::ZERO, |i| prepared.a[i])),
+                a: core::array::from_fn(|j| at(j).map_or(&Digits::ZERO, |i| &prepared.a[i])),
                 r_block: core::array::from_fn(|j| at(j).map_or(0, |i| 2 + 2 * i)),
-                r: core::array::from_fn(|j| at(j).map_or(Digits::ZERO, |i| prepared.r[i])),
+                r: core::array::from_fn(|j| at(j).map_or(&Digits::ZERO, |i| &prepared.r[i])),
             }
         })
         .collect();

@@ -32,50 +32,63 @@ const ENTRIES: usize = 9;
 pub const BLOCK: usize = ENTRY * ENTRIES;
 /// Lines per block.
 const BLOCK_LINES: usize = BLOCK / 8;
-/// Signed radix-16 digits of a scalar below 2^256 (digits in -8..=8).
+/// Signed radix-16 digits (in -8..8) of a scalar below 2^253.
 pub const DIGITS: usize = 64;
-/// Digits of a scalar below 2^128 (the last one is 0 or 1).
+/// Digits of a scalar below 2^131 (the coefficients z are below 2^128).
 pub const SHORT_DIGITS: usize = 33;
 
 /// Table blocks for a chunk of points; block `b` is at qwords
 /// `b * BLOCK .. (b + 1) * BLOCK`.
+///
+/// The memory is reused from chunk to chunk (`in_buffer`, `into_buffer`)
+/// and not cleared: a block holds whatever was written last, so every block
+/// below `blocks` must be written (`store`, `set_block`) before a run reads
+/// it. The gathers only need the memory to be initialised, which it is.
 pub struct Tables {
     lines: Vec<Line>,
+    blocks: usize,
 }
 
 impl Tables {
-    /// `blocks` blocks, each entry the identity until written.
-    pub fn new(blocks: usize) -> Tables {
-        let mut entry = [0u64; ENTRY];
-        entry[..NIELS_LIMBS].copy_from_slice(&Niels::IDENTITY_LIMBS);
-        let mut block = [Line([0; 8]); BLOCK_LINES];
-        for (i, line) in block.iter_mut().enumerate() {
-            line.0
-                .copy_from_slice(&entry[(i * 8) % ENTRY..(i * 8) % ENTRY + 8]);
+    /// Room for `blocks` blocks in `lines`, grown if it is too short.
+    pub fn in_buffer(mut lines: Vec<Line>, blocks: usize) -> Tables {
+        if lines.len() < blocks * BLOCK_LINES {
+            lines.resize(blocks * BLOCK_LINES, Line([0; 8]));
         }
-        Tables {
-            lines: block.repeat(blocks),
-        }
+        Tables { lines, blocks }
+    }
+
+    /// The memory, for the next chunk.
+    pub fn into_buffer(self) -> Vec<Line> {
+        self.lines
     }
 
     pub fn blocks(&self) -> usize {
-        self.lines.len() / BLOCK_LINES
+        self.blocks
     }
 
-    /// Writes the entries 1P..8P of eight points, lane j into block
-    /// `first + j`, for the lanes below `count`.
+    /// Writes the blocks of eight points: lane j's entries (the identity,
+    /// then 1P..8P) into block `first + j`, for the lanes below `count`.
     #[target_feature(enable = "avx512f")]
     pub fn store(&mut self, first: usize, count: usize, multiples: &[Niels; 8]) {
-        for (e, niels) in multiples.iter().enumerate() {
-            let vectors = niels.vectors().map(|v| super::field::lanes_of(v));
-            for lane in 0..count {
-                let mut entry = [0u64; ENTRY];
-                for (limb, vector) in entry.iter_mut().zip(&vectors) {
-                    *limb = vector[lane];
-                }
-                let at = (first + lane) * BLOCK_LINES + (e + 1) * (ENTRY / 8);
-                for (i, line) in self.lines[at..at + ENTRY / 8].iter_mut().enumerate() {
-                    line.0.copy_from_slice(&entry[8 * i..8 * i + 8]);
+        assert!(first + count <= self.blocks && count <= 8);
+        let identity = Niels::IDENTITY_LIMBS.map(|l| _mm512_set1_epi64(l as i64));
+        let zero = _mm512_setzero_si512();
+        for e in 0..ENTRIES {
+            let limbs = if e == 0 {
+                identity
+            } else {
+                multiples[e - 1].vectors()
+            };
+            // The entry's 24 qwords (20 limbs, 4 of padding) in eight lanes,
+            // transposed 8 by 8 into each lane's three lines.
+            let rows: [__m512i; ENTRY] =
+                core::array::from_fn(|k| if k < NIELS_LIMBS { limbs[k] } else { zero });
+            for g in 0..ENTRY / 8 {
+                let lines = super::transpose(core::array::from_fn(|i| rows[8 * g + i]));
+                for (lane, line) in lines.iter().enumerate().take(count) {
+                    let at = (first + lane) * BLOCK_LINES + e * (ENTRY / 8) + g;
+                    self.lines[at] = Line(super::field::lanes_of(*line));
                 }
             }
         }
@@ -116,34 +129,49 @@ pub struct Digits<const N: usize> {
 }
 
 impl<const N: usize> Digits<N> {
-    /// The digits of a little-endian scalar below 16^(N-1) * 8, so that
-    /// the recoding of its N nibbles into digits in -8..8 leaves the last
-    /// carry in the last digit (at most 8): below 2^253 for N = 64 (every
-    /// scalar mod L), below 2^128 for N = 33.
+    /// The digits d_i in -8..8 of a little-endian scalar x, with
+    /// x = sum d_i 16^i: nibble i of y = x + 0x88...8 (N eights) is d_i + 8,
+    /// since adding 8 at every position and reading each nibble back less 8
+    /// leaves x. That needs y below 16^N, which holds for any x below 2^253
+    /// when N = 64 (every scalar mod L) and below 2^131 when N = 33 (the
+    /// coefficients z, below 2^128). A scalar out of range is stopped here (a
+    /// panic) rather than mis-recoded.
     pub fn new(scalar: &[u8; 32]) -> Digits<N> {
+        const { assert!(N <= 64) };
+        let x: [u64; 4] = core::array::from_fn(|w| {
+            u64::from_le_bytes(scalar[8 * w..8 * w + 8].try_into().expect("8 bytes"))
+        });
+        // y = x + sum of 8 * 16^i for i < N, word by word.
+        let mut y = [0u64; 4];
+        let mut carry = false;
+        for w in 0..4 {
+            let nibbles = N.saturating_sub(16 * w).min(16);
+            let eights = if nibbles == 16 {
+                0x8888_8888_8888_8888
+            } else {
+                0x8888_8888_8888_8888 & ((1u64 << (4 * nibbles)) - 1)
+            };
+            let (sum, c1) = x[w].overflowing_add(eights);
+            let (sum, c2) = sum.overflowing_add(carry as u64);
+            y[w] = sum;
+            carry = c1 || c2;
+        }
+        // Nothing of y at or above bit 4N.
+        let bits = 4 * N;
+        let fits = !carry
+            && (0..4).all(|w| match bits.checked_sub(64 * w) {
+                Some(b) if b >= 64 => true,
+                Some(b) if b > 0 => y[w] >> b == 0,
+                _ => y[w] == 0,
+            });
+        assert!(fits, "scalar out of range");
         let mut offsets = [0u8; N];
         let mut negative = 0u64;
-        let mut carry = 0i32;
         for (i, offset) in offsets.iter_mut().enumerate() {
-            let nibble = if i < 64 {
-                ((scalar[i / 2] >> (4 * (i % 2))) & 15) as i32
-            } else {
-                0
-            };
-            let v = nibble + carry;
-            let digit = if i + 1 < N {
-                carry = (v + 8) >> 4;
-                v - 16 * carry
-            } else {
-                v
-            };
-            // Table lookups rely on |digit| <= 8: below the last position
-            // the recoding gives -8..8; the last digit is small when the
-            // scalar is in range, and a caller passing one out of range is
-            // stopped here rather than reading past a table.
-            assert!((-8..=8).contains(&digit), "scalar out of range");
-            *offset = (digit.unsigned_abs() as usize * ENTRY) as u8;
-            negative |= ((digit < 0) as u64) << i;
+            let nibble = (y[i / 16] >> (4 * (i % 16))) & 15;
+            // |nibble - 8| * ENTRY, and whether nibble - 8 < 0.
+            *offset = (nibble.abs_diff(8) as usize * ENTRY) as u8;
+            negative |= u64::from(nibble < 8) << i;
         }
         Digits { offsets, negative }
     }
@@ -158,11 +186,11 @@ impl<const N: usize> Digits<N> {
 /// One slot of a run: in each lane, a signature's A and R with their
 /// scalars' digits (the zero scalar on the B block for an empty lane).
 #[derive(Clone, Copy)]
-pub struct Slot {
+pub struct Slot<'a> {
     pub a_block: [usize; 8],
-    pub a: [Digits<DIGITS>; 8],
+    pub a: [&'a Digits<DIGITS>; 8],
     pub r_block: [usize; 8],
-    pub r: [Digits<SHORT_DIGITS>; 8],
+    pub r: [&'a Digits<SHORT_DIGITS>; 8],
 }
 
 /// Eight lanes' digits of one scalar each, by position: the entry offsets
@@ -174,7 +202,7 @@ struct Columns<const N: usize> {
 }
 
 impl<const N: usize> Columns<N> {
-    fn new(lanes: &[Digits<N>; 8]) -> Columns<N> {
+    fn new(lanes: [&Digits<N>; 8]) -> Columns<N> {
         let mut columns = Columns {
             offsets: [0; N],
             negative: [0; N],
@@ -222,7 +250,7 @@ fn block_offsets(blocks: &[usize; 8]) -> __m512i {
 /// Panics if a slot names a block outside `tables`, which would be a bug in
 /// the caller.
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub fn run(tables: &Tables, slots: &[Slot], b: &[Digits<DIGITS>; 8]) -> __mmask8 {
+pub fn run(tables: &Tables, slots: &[Slot<'_>], b: &[Digits<DIGITS>; 8]) -> __mmask8 {
     let blocks = tables.blocks();
     assert!(blocks > 0);
     let slots: Vec<SlotColumns> = slots
@@ -232,12 +260,12 @@ pub fn run(tables: &Tables, slots: &[Slot], b: &[Digits<DIGITS>; 8]) -> __mmask8
             SlotColumns {
                 a_base: block_offsets(&s.a_block),
                 r_base: block_offsets(&s.r_block),
-                a: Columns::new(&s.a),
-                r: Columns::new(&s.r),
+                a: Columns::new(s.a),
+                r: Columns::new(s.r),
             }
         })
         .collect();
-    let b = Columns::new(b);
+    let b = Columns::new(b.each_ref());
     let zero = _mm512_setzero_si512();
     // The sum after each position, projective: a doubling comes next.
     let mut acc = Projective::identity();
@@ -255,11 +283,11 @@ pub fn run(tables: &Tables, slots: &[Slot], b: &[Digits<DIGITS>; 8]) -> __mmask8
             // SAFETY: each lane's offset is a block number below `blocks`
             // (checked above) times BLOCK, plus |digit| * ENTRY with
             // |digit| <= 8 (`Digits::new`): the start of an entry.
-            sum = sum.add(&unsafe { tables.gather(offsets) }, negative);
+            sum.add_assign(&unsafe { tables.gather(offsets) }, negative);
             if pos < SHORT_DIGITS {
                 let (offsets, negative) = slot.r.at(slot.r_base, pos);
                 // SAFETY: as for A.
-                sum = sum.add(&unsafe { tables.gather(offsets) }, negative);
+                sum.add_assign(&unsafe { tables.gather(offsets) }, negative);
             }
         }
         let (offsets, negative) = b.at(zero, pos);
@@ -282,7 +310,7 @@ pub fn basepoint_block() -> &'static [Line] {
         let encodings = [[super::point::BASEPOINT; 8]];
         let [(b, decoded)] = super::point::decompress(&encodings);
         assert_eq!(decoded, 0xff, "B decodes");
-        let mut tables = Tables::new(1);
+        let mut tables = Tables::in_buffer(Vec::new(), 1);
         tables.store_points(0, 1, &b);
         tables.lines
     })
@@ -292,5 +320,92 @@ impl Tables {
     /// Copies a block (`BLOCK_LINES` lines) into block `at`.
     pub fn set_block(&mut self, at: usize, block: &[Line]) {
         self.lines[at * BLOCK_LINES..(at + 1) * BLOCK_LINES].copy_from_slice(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ed25519::ifma::tests::Rng;
+
+    /// sum d_i 16^i from the digits, as (positive part, negative part):
+    /// each |d_i| <= 8 fits its nibble, so neither part carries.
+    fn parts<const N: usize>(d: &Digits<N>) -> ([u64; 5], [u64; 5]) {
+        let (mut pos, mut neg) = ([0u64; 5], [0u64; 5]);
+        for i in 0..N {
+            let magnitude = d.offsets[i] as u64 / ENTRY as u64;
+            assert!(magnitude <= 8 && (d.offsets[i] as usize).is_multiple_of(ENTRY));
+            let part = if d.negative >> i & 1 == 1 {
+                &mut neg
+            } else {
+                &mut pos
+            };
+            part[i / 16] |= magnitude << (4 * (i % 16));
+        }
+        (pos, neg)
+    }
+
+    fn add(a: [u64; 5], b: [u64; 5]) -> [u64; 5] {
+        let mut out = [0u64; 5];
+        let mut carry = 0u128;
+        for i in 0..5 {
+            let s = a[i] as u128 + b[i] as u128 + carry;
+            out[i] = s as u64;
+            carry = s >> 64;
+        }
+        out
+    }
+
+    fn check<const N: usize>(x: [u8; 32]) {
+        let d = Digits::<N>::new(&x);
+        let (pos, neg) = parts(&d);
+        let mut words = [0u64; 5];
+        for w in 0..4 {
+            words[w] = u64::from_le_bytes(x[8 * w..8 * w + 8].try_into().unwrap());
+        }
+        assert_eq!(pos, add(words, neg), "{x:02x?}");
+    }
+
+    #[test]
+    fn digits_add_up_to_the_scalar() {
+        let mut rng = Rng(9);
+        let top = |bits: usize| -> [u8; 32] {
+            core::array::from_fn(|i| {
+                if 8 * (i + 1) <= bits {
+                    0xff
+                } else if 8 * i < bits {
+                    (1u8 << (bits - 8 * i)) - 1
+                } else {
+                    0
+                }
+            })
+        };
+        for x in [[0u8; 32], top(253), top(128), top(1), top(252)] {
+            check::<DIGITS>(x);
+        }
+        check::<SHORT_DIGITS>(top(128));
+        check::<SHORT_DIGITS>([0u8; 32]);
+        for _ in 0..2000 {
+            let mut x: [u8; 32] = rng.bytes();
+            x[31] &= 0x1f; // below 2^253
+            check::<DIGITS>(x);
+            let mut z = [0u8; 32];
+            z[..16].copy_from_slice(&x[..16]);
+            check::<SHORT_DIGITS>(z);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "scalar out of range")]
+    fn a_long_scalar_is_refused() {
+        let mut z = [0u8; 32];
+        z[16] = 0x10; // 2^132 = 16^33
+        Digits::<SHORT_DIGITS>::new(&z);
+    }
+
+    #[test]
+    #[should_panic(expected = "scalar out of range")]
+    fn a_scalar_of_256_bits_is_refused() {
+        Digits::<DIGITS>::new(&[0xff; 32]);
     }
 }

@@ -155,13 +155,21 @@ impl Point {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub fn add(&self, q: &Niels, negate: __mmask8) -> Point {
+        let mut sum = *self;
+        sum.add_assign(q, negate);
+        sum
+    }
+
+    /// `self += q` (`self -= q` in lanes of `negate`), in place: the sum
+    /// is written over `self` rather than returned and copied.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add_assign(&mut self, q: &Niels, negate: __mmask8) {
         let [e, f, g, h] = self.sum_terms(q, negate);
-        Point {
-            x: e.mul(&f),
-            y: g.mul(&h),
-            z: f.mul(&g),
-            t: e.mul(&h),
-        }
+        self.x = e.mul(&f);
+        self.y = g.mul(&h);
+        self.z = f.mul(&g);
+        self.t = e.mul(&h);
     }
 
     /// `self + q` without T, for a doubling next.
