@@ -9,13 +9,18 @@
 //! and gives back:
 //!
 //! ```text
-//! l0, l1, l2, l3 < 2^52        l4 <= 2^47 + 2^11
+//! l0, l1, l2, l3 < 2^52        l4 <= 2^47 + 2^12
 //! ```
 //!
-//! A tight value is below 2^255 + 2^219 < 2p: congruent to the element it
+//! A tight value is below 2^255 + 2^220 < 2p: congruent to the element it
 //! stands for, not necessarily reduced. The limbs of a tight value are its
 //! radix-2^52 digits (only the top limb is unbounded), so the integer has
 //! one tight form, which makes `v = 0 (mod p)` the test `v = 0 or v = p`.
+//!
+//! A product that is only going to be added or subtracted can skip its
+//! final carry, since the addition carries anyway: such a product is a
+//! `Wide` (limbs below 2^56), a separate type so that it never reaches a
+//! multiplication.
 //!
 //! Each bound below is stated where it is used; they are what the
 //! differential tests rely on, since a limb of 2^52 or more would be
@@ -36,14 +41,6 @@ const TWO_P: [u64; 5] = [
     (1 << 53) - 2,
     (1 << 48) - 2,
 ];
-/// 4p in limbs, for `a + 4p - b - c` with tight `b` and `c`.
-const FOUR_P: [u64; 5] = [
-    (1 << 54) - 76,
-    (1 << 54) - 4,
-    (1 << 54) - 4,
-    (1 << 54) - 4,
-    (1 << 49) - 4,
-];
 /// p in limbs (p's radix-2^52 digits).
 const P: [u64; 5] = [
     (1 << 52) - 19,
@@ -52,6 +49,10 @@ const P: [u64; 5] = [
     (1 << 52) - 1,
     (1 << 47) - 1,
 ];
+/// 2^10 p and 2^11 p in limbs: each limb at least 2^56 (2^57), more than a
+/// `Wide` limb (the sum of two), and at most 2^63.
+const P_SHL_10: [u64; 5] = [P[0] << 10, P[1] << 10, P[2] << 10, P[3] << 10, P[4] << 10];
+const P_SHL_11: [u64; 5] = [P[0] << 11, P[1] << 11, P[2] << 11, P[3] << 11, P[4] << 11];
 
 /// Eight field elements, tight (see the module documentation).
 #[derive(Clone, Copy)]
@@ -120,13 +121,14 @@ impl Fe {
         Fe::splat([1, 0, 0, 0, 0])
     }
 
-    /// Carries limbs below 2^62 into the tight form, keeping the value mod p.
+    /// Carries limbs below 2^63 + 2^57 into the tight form, keeping the
+    /// value mod p.
     ///
     /// First the bits of the top limb from 2^255 up are folded into limb 0
-    /// (2^255 = 19 mod p; the carry is below 2^15, so 19 times it is exact
-    /// in IFMA's 52-bit product), then one pass carries limbs 0..3 upwards.
-    /// After it l0..l3 < 2^52, and l4 < 2^47 plus the carry out of l3, which
-    /// is below 2^11 for limbs below 2^62: tight.
+    /// (2^255 = 19 mod p; that carry is below 2^17, so 19 times it is exact
+    /// in IFMA's 52-bit product and l0 stays below 2^64), then one pass
+    /// carries limbs 0..3 upwards, each carry below 2^12. After it
+    /// l0..l3 < 2^52, and l4 < 2^47 plus the carry out of l3: tight.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn carry(l: [__m512i; 5]) -> Fe {
@@ -165,27 +167,6 @@ impl Fe {
         }))
     }
 
-    /// `self + a - b - c` with one carry (limbs below 2^55; 4p covers `b + c`).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add_sub_sub(&self, a: &Fe, b: &Fe, c: &Fe) -> Fe {
-        Fe::carry(core::array::from_fn(|k| {
-            let plus = _mm512_add_epi64(_mm512_add_epi64(self.0[k], a.0[k]), splat(FOUR_P[k]));
-            _mm512_sub_epi64(plus, _mm512_add_epi64(b.0[k], c.0[k]))
-        }))
-    }
-
-    /// `self + a + a - b` with one carry (limbs below 2^55).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add_twice_sub(&self, a: &Fe, b: &Fe) -> Fe {
-        Fe::carry(core::array::from_fn(|k| {
-            let twice = _mm512_add_epi64(a.0[k], a.0[k]);
-            let plus = _mm512_add_epi64(_mm512_add_epi64(self.0[k], twice), splat(TWO_P[k]));
-            _mm512_sub_epi64(plus, b.0[k])
-        }))
-    }
-
     /// `-self`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
@@ -203,13 +184,27 @@ impl Fe {
     }
 
     /// `self * other`.
-    ///
-    /// The 25 limb products go, low halves to column `i + j` and high halves
-    /// to column `i + j + 1`, into ten 64-bit columns `z`: column k gathers
-    /// at most 9 halves below 2^52, so z < 2^56. Then `reduce` folds them.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub fn mul(&self, other: &Fe) -> Fe {
+        Fe::carry(self.mul_wide(other).0)
+    }
+
+    /// `self^2`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn square(&self) -> Fe {
+        Fe::carry(self.square_wide().0)
+    }
+
+    /// `self * other`, without the final carry.
+    ///
+    /// The 25 limb products go, low halves to column `i + j` and high halves
+    /// to column `i + j + 1`, into ten 64-bit columns `z`: column k gathers
+    /// at most 9 halves below 2^52. Then `fold` folds them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn mul_wide(&self, other: &Fe) -> Wide {
         let (a, b) = (&self.0, &other.0);
         let mut z = [_mm512_setzero_si512(); 10];
         for i in 0..5 {
@@ -218,14 +213,16 @@ impl Fe {
                 z[i + j + 1] = _mm512_madd52hi_epu64(z[i + j + 1], a[i], b[j]);
             }
         }
-        reduce(z)
+        fold(z)
     }
 
-    /// `self^2`: the 5 squares and the 10 cross products once each, the cross
-    /// products' columns doubled (below 2^55 doubled; z < 2^56 as in `mul`).
+    /// `self^2`, without the final carry: the 5 squares and the 10 cross
+    /// products once each. A column holds at most one half of a square
+    /// (below 2^52) and four halves of cross products, doubled: at most 9
+    /// halves' worth, as in `mul_wide`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn square(&self) -> Fe {
+    pub fn square_wide(&self) -> Wide {
         let a = &self.0;
         let mut z = [_mm512_setzero_si512(); 10];
         let mut x = [_mm512_setzero_si512(); 10];
@@ -240,7 +237,7 @@ impl Fe {
         for k in 1..9 {
             z[k] = _mm512_add_epi64(z[k], _mm512_slli_epi64::<1>(x[k]));
         }
-        reduce(z)
+        fold(z)
     }
 
     /// Lanes where the value is 0 mod p: a tight value is below 2p, so it is
@@ -329,20 +326,20 @@ fn canonical_bytes(l: [u64; 5]) -> [u8; 32] {
     out
 }
 
-/// Folds the ten columns of a product into a tight value.
+/// Folds the ten columns of a product into five, congruent mod p.
 ///
 /// 2^260 = 32 * 19 = 608 (mod p), so column `k + 5` belongs to column `k`
-/// times 608. A column `z` (below 2^56) is split as `lo + 2^52 hi`: IFMA
+/// times 608. A column `z` (below 9 * 2^52) is split as `lo + 2^52 hi`: IFMA
 /// multiplies `lo` (its low 52 bits, all it reads) by 608, the low half of
 /// the product going to column `k`, the high half (below 608) to `k + 1`;
 /// `hi` (below 2^4) is one column up, so 608 hi goes to column `k + 1`.
-/// Column 9 holds only the high half of `l4 * l4` (below 2^44 for tight
+/// Column 9 holds only the high half of `l4 * l4` (below 2^45 for tight
 /// inputs), so its own `hi` is zero; the high half of its fold lands on
-/// column 5 again, and is folded once more (608 * 608 < 2^19). The five
-/// columns left are below 2^57, which `carry` takes.
+/// column 5 again, and is folded once more (608 * 608 < 2^19). Each of the
+/// five columns left is below 9 * 2^52 + 2^52 + 2^14 < 2^56: a `Wide`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn reduce(z: [__m512i; 10]) -> Fe {
+fn fold(z: [__m512i; 10]) -> Wide {
     let k608 = splat(608);
     let mut r = [z[0], z[1], z[2], z[3], z[4]];
     for k in 0..4 {
@@ -354,21 +351,72 @@ fn reduce(z: [__m512i; 10]) -> Fe {
     r[4] = _mm512_madd52lo_epu64(r[4], z[9], k608);
     let wrap = _mm512_madd52hi_epu64(_mm512_setzero_si512(), z[9], k608);
     r[0] = _mm512_madd52lo_epu64(r[0], wrap, k608);
-    Fe::carry(r)
+    Wide(r)
+}
+
+/// Eight products before their final carry: limbs below 2^56, congruent to
+/// the product mod p. Only added and subtracted, which carries the result
+/// into a tight `Fe`; never multiplied (IFMA would truncate the limbs).
+#[derive(Clone, Copy)]
+pub struct Wide([__m512i; 5]);
+
+impl Wide {
+    /// `self + other` (limbs below 2^57 before the carry).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add(&self, other: &Wide) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            _mm512_add_epi64(self.0[k], other.0[k])
+        }))
+    }
+
+    /// `self - other`, as `self + 2^10 p - other`: no limb goes negative
+    /// (2^10 p's are at least 2^56), and all stay below 2^63 + 2^56.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn sub(&self, other: &Wide) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            let plus = _mm512_add_epi64(self.0[k], splat(P_SHL_10[k]));
+            _mm512_sub_epi64(plus, other.0[k])
+        }))
+    }
+
+    /// `self - a - b`, as `self + 2^11 p - (a + b)` (limbs of `a + b` below
+    /// 2^57, of 2^11 p at least 2^57; below 2^63 + 2^56 before the carry).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn sub_sub(&self, a: &Wide, b: &Wide) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            let plus = _mm512_add_epi64(self.0[k], splat(P_SHL_11[k]));
+            _mm512_sub_epi64(plus, _mm512_add_epi64(a.0[k], b.0[k]))
+        }))
+    }
+
+    /// `self + 2a - b`, as `self + 2a + 2^10 p - b` (below 2^63 + 2^58).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub fn add_twice_sub(&self, a: &Wide, b: &Wide) -> Fe {
+        Fe::carry(core::array::from_fn(|k| {
+            let twice = _mm512_add_epi64(a.0[k], a.0[k]);
+            let plus = _mm512_add_epi64(_mm512_add_epi64(self.0[k], twice), splat(P_SHL_10[k]));
+            _mm512_sub_epi64(plus, b.0[k])
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ed25519::ifma::tests::{ifma_available, reference, Rng};
+    use reference::{add, mul, sub};
 
     /// A tight value chosen to stress the bounds: random, or with every limb
     /// at its maximum.
     fn tight(rng: &mut Rng, extreme: bool) -> [u64; 5] {
         if extreme {
-            return [MASK52, MASK52, MASK52, MASK52, (1 << 47) + (1 << 11)];
+            return [MASK52, MASK52, MASK52, MASK52, (1 << 47) + (1 << 12)];
         }
-        let top_bound = (1u64 << 47) + (1 << 11) + 1;
+        let top_bound = (1u64 << 47) + (1 << 12) + 1;
         [
             rng.next() & MASK52,
             rng.next() & MASK52,
@@ -389,7 +437,7 @@ mod tests {
             for (k, limbs) in lanes.iter().enumerate().take(4) {
                 assert!(limbs[lane] < 1 << 52, "limb {k}");
             }
-            assert!(lanes[4][lane] <= (1 << 47) + (1 << 11));
+            assert!(lanes[4][lane] <= (1 << 47) + (1 << 12));
         }
     }
 
@@ -413,8 +461,18 @@ mod tests {
                     (fa.add(&fb), "add"),
                     (fa.sub(&fb), "sub"),
                     (fa.neg(), "neg"),
-                    (fa.add_sub_sub(&fb, &fa, &fb), "add_sub_sub"),
-                    (fa.add_twice_sub(&fb, &fa), "add_twice_sub"),
+                    (fa.mul_wide(&fb).add(&fb.square_wide()), "ab + b^2"),
+                    (fa.mul_wide(&fb).sub(&fb.square_wide()), "ab - b^2"),
+                    (
+                        fa.square_wide()
+                            .sub_sub(&fb.square_wide(), &fb.mul_wide(&fa)),
+                        "a^2 - b^2 - ab",
+                    ),
+                    (
+                        fa.square_wide()
+                            .add_twice_sub(&fb.square_wide(), &fa.mul_wide(&fb)),
+                        "a^2 + 2b^2 - ab",
+                    ),
                 ];
                 for (fe, name) in &results {
                     check_tight(fe);
@@ -426,10 +484,15 @@ mod tests {
                             "add" => reference::add(&x, &y),
                             "sub" => reference::sub(&x, &y),
                             "neg" => reference::sub(&reference::ZERO, &x),
-                            "add_sub_sub" => {
-                                reference::sub(&reference::sub(&reference::add(&x, &y), &x), &y)
+                            _ => {
+                                let (xy, xx, yy) = (mul(&x, &y), mul(&x, &x), mul(&y, &y));
+                                match *name {
+                                    "ab + b^2" => add(&xy, &yy),
+                                    "ab - b^2" => sub(&xy, &yy),
+                                    "a^2 - b^2 - ab" => sub(&sub(&xx, &yy), &xy),
+                                    _ => sub(&add(&xx, &add(&yy, &yy)), &xy),
+                                }
                             }
-                            _ => reference::sub(&reference::add(&x, &reference::add(&y, &y)), &x),
                         };
                         assert_eq!(
                             fe.lane_bytes(j),

@@ -138,10 +138,11 @@ impl Point {
     fn sum_terms(&self, q: &Niels, negate: __mmask8) -> [Fe; 4] {
         let q_plus = q.y_plus_x.select(negate, &q.y_minus_x);
         let q_minus = q.y_minus_x.select(negate, &q.y_plus_x);
-        let a = self.y.sub(&self.x).mul(&q_minus);
-        let b = self.y.add(&self.x).mul(&q_plus);
-        let c = self.t.mul(&q.t2d);
-        let d = self.z.mul(&q.z2);
+        // A, B, C, D are only added and subtracted: left wide.
+        let a = self.y.sub(&self.x).mul_wide(&q_minus);
+        let b = self.y.add(&self.x).mul_wide(&q_plus);
+        let c = self.t.mul_wide(&q.t2d);
+        let d = self.z.mul_wide(&q.z2);
         let e = b.sub(&a);
         let h = b.add(&a);
         let d_minus_c = d.sub(&c);
@@ -212,11 +213,12 @@ impl Projective {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn double_terms(&self) -> [Fe; 4] {
-        let a = self.x.square();
-        let b = self.y.square();
-        let zz = self.z.square();
-        let s = self.x.add(&self.y).square();
-        let e = s.add_sub_sub(&Fe::zero(), &a, &b);
+        // The four squares are only added and subtracted: left wide.
+        let a = self.x.square_wide();
+        let b = self.y.square_wide();
+        let zz = self.z.square_wide();
+        let s = self.x.add(&self.y).square_wide();
+        let e = s.sub_sub(&a, &b);
         let g = b.sub(&a);
         let f = a.add_twice_sub(&zz, &b);
         let h = a.add(&b);
