@@ -57,8 +57,9 @@ struct Prepared {
     /// The digits of z_i k_i mod L (for A_i) and of z_i (for R_i).
     a: Vec<Digits<DIGITS>>,
     r: Vec<Digits<SHORT_DIGITS>>,
-    /// z_i S_i mod L.
-    zs: Vec<Scalar>,
+    /// z_i and S_i (as four little-endian words), for the sums of z_i S_i.
+    z: Vec<u128>,
+    s: Vec<[u64; 4]>,
 }
 
 /// Every signature's ZIP 215 answer, or `None` when this CPU has no
@@ -118,7 +119,8 @@ fn prepare(items: &[Item<'_>], memory: Vec<Line>, rng: &mut StdRng) -> Prepared 
         usable: vec![false; n],
         a: vec![Digits::ZERO; n],
         r: vec![Digits::ZERO; n],
-        zs: vec![Scalar::ZERO; n],
+        z: vec![0; n],
+        s: vec![[0; 4]; n],
     };
     let usable: Vec<(usize, Scalar)> = items
         .iter()
@@ -135,13 +137,17 @@ fn prepare(items: &[Item<'_>], memory: Vec<Line>, rng: &mut StdRng) -> Prepared 
             let z = loop {
                 let z: u128 = rng.random();
                 if z != 0 {
-                    break Scalar::from(z);
+                    break z;
                 }
             };
+            let z_scalar = Scalar::from(z);
             prepared.usable[i] = true;
-            prepared.a[i] = Digits::new((z * k).as_bytes());
-            prepared.r[i] = Digits::new(z.as_bytes());
-            prepared.zs[i] = z * s;
+            prepared.a[i] = Digits::new((z_scalar * k).as_bytes());
+            prepared.r[i] = Digits::new(z_scalar.as_bytes());
+            prepared.z[i] = z;
+            prepared.s[i] = core::array::from_fn(|w| {
+                u64::from_le_bytes(s.as_bytes()[8 * w..8 * w + 8].try_into().expect("8 bytes"))
+            });
         }
     }
     prepared
@@ -196,14 +202,42 @@ fn run_groups(prepared: &Prepared, groups: &[Vec<usize>]) -> u8 {
         })
         .collect();
     let b: [Digits<DIGITS>; LANES] = core::array::from_fn(|j| {
-        let sum: Scalar = groups
-            .get(j)
-            .map_or(Scalar::ZERO, |g| g.iter().map(|&i| prepared.zs[i]).sum());
+        let sum = groups.get(j).map_or(Scalar::ZERO, |g| {
+            sum_of_products(g.iter().map(|&i| (prepared.z[i], &prepared.s[i])))
+        });
         Digits::new((-sum).as_bytes())
     });
     // SAFETY: `prepared` exists only once `verify` has found AVX-512F and
     // IFMA on this CPU.
     unsafe { ifma::msm::run(&prepared.tables, &slots, &b) }
+}
+
+/// The sum of the products z S, mod L: the products (below 2^381) summed
+/// as integers, then reduced once. The sum stays below 2^512, what the
+/// reduction takes, for fewer than 2^131 terms.
+fn sum_of_products<'a>(terms: impl Iterator<Item = (u128, &'a [u64; 4])>) -> Scalar {
+    let mut sum = [0u64; 8];
+    for (z, s) in terms {
+        let z = [z as u64, (z >> 64) as u64];
+        for (a, &za) in z.iter().enumerate() {
+            let mut carry = 0u128;
+            for (b, &sb) in s.iter().enumerate() {
+                let t = za as u128 * sb as u128 + sum[a + b] as u128 + carry;
+                sum[a + b] = t as u64;
+                carry = t >> 64;
+            }
+            for word in &mut sum[a + 4..] {
+                let t = *word as u128 + carry;
+                *word = t as u64;
+                carry = t >> 64;
+            }
+        }
+    }
+    let mut bytes = [0u8; 64];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(sum) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    Scalar::from_bytes_mod_order_wide(&bytes)
 }
 
 /// `items` cut into at most `parts` runs of consecutive items, of lengths
@@ -283,6 +317,30 @@ mod tests {
             .iter()
             .map(|(key, sig, msg)| Item { key, sig, msg })
             .collect()
+    }
+
+    #[test]
+    fn sums_of_products_agree_with_scalar_arithmetic() {
+        let mut rng = Rng(21);
+        for n in [0, 1, 2, 7, 256, 1000] {
+            let terms: Vec<(u128, Scalar)> = (0..n)
+                .map(|_| {
+                    let z = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                    (z, Scalar::from_bytes_mod_order(rng.bytes()))
+                })
+                .collect();
+            let words: Vec<[u64; 4]> = terms
+                .iter()
+                .map(|(_, s)| {
+                    core::array::from_fn(|w| {
+                        u64::from_le_bytes(s.as_bytes()[8 * w..8 * w + 8].try_into().unwrap())
+                    })
+                })
+                .collect();
+            let want: Scalar = terms.iter().map(|(z, s)| Scalar::from(*z) * s).sum();
+            let got = sum_of_products(terms.iter().zip(&words).map(|((z, _), s)| (*z, s)));
+            assert_eq!(got, want, "n={n}");
+        }
     }
 
     #[test]

@@ -217,24 +217,31 @@ impl Fe {
     }
 
     /// `self^2`, without the final carry: the 5 squares and the 10 cross
-    /// products once each. A column holds at most one half of a square
-    /// (below 2^52) and four halves of cross products, doubled: at most 9
-    /// halves' worth, as in `mul_wide`.
+    /// products once each. Cross products with l4 use 2 l4 (below 2^49, so
+    /// IFMA reads all of it) and go straight to their columns; the six
+    /// others are summed apart and doubled. A column then holds at most one
+    /// half of a square, one of a product with 2 l4 and three of the others
+    /// doubled (column 4): 8 halves' worth, within `mul_wide`'s 9.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub fn square_wide(&self) -> Wide {
         let a = &self.0;
+        let twice_a4 = _mm512_add_epi64(a[4], a[4]);
         let mut z = [_mm512_setzero_si512(); 10];
-        let mut x = [_mm512_setzero_si512(); 10];
+        let mut x = [_mm512_setzero_si512(); 7];
         for i in 0..5 {
             z[2 * i] = _mm512_madd52lo_epu64(z[2 * i], a[i], a[i]);
             z[2 * i + 1] = _mm512_madd52hi_epu64(z[2 * i + 1], a[i], a[i]);
-            for j in i + 1..5 {
+        }
+        for i in 0..4 {
+            z[i + 4] = _mm512_madd52lo_epu64(z[i + 4], a[i], twice_a4);
+            z[i + 5] = _mm512_madd52hi_epu64(z[i + 5], a[i], twice_a4);
+            for j in i + 1..4 {
                 x[i + j] = _mm512_madd52lo_epu64(x[i + j], a[i], a[j]);
                 x[i + j + 1] = _mm512_madd52hi_epu64(x[i + j + 1], a[i], a[j]);
             }
         }
-        for k in 1..9 {
+        for k in 1..7 {
             z[k] = _mm512_add_epi64(z[k], _mm512_slli_epi64::<1>(x[k]));
         }
         fold(z)
