@@ -17,7 +17,7 @@
 
 use core::arch::x86_64::*;
 
-use super::point::{multiples, Niels, Point, Projective, NIELS_LIMBS};
+use super::point::{multiples, Niels, Point, Projective, SignedNiels, NIELS_LIMBS};
 
 /// One cache line of table memory.
 #[derive(Clone, Copy)]
@@ -100,22 +100,39 @@ impl Tables {
         self.store(first, count, &multiples(points));
     }
 
-    /// The 20 limbs of entry `offset / ENTRY` of every lane's block,
-    /// `offset` being a qword offset into the buffer.
+    /// Entry `offset / ENTRY` of every lane's block, negated in the lanes
+    /// of `negative`: the point -P = (Y - X, Y + X, 2Z, -2dT) has P's first
+    /// two coordinates swapped, so those are gathered from swapped places;
+    /// the sign of 2dT is left to the addition (`SignedNiels`).
     ///
     /// # Safety
     /// Every lane of `offsets` must be `b * BLOCK + e * ENTRY` for a block
     /// `b < self.blocks()` and an entry `e < 9`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn gather(&self, offsets: __m512i) -> Niels {
+    unsafe fn gather(&self, offsets: __m512i, negative: __mmask8) -> SignedNiels {
         let base = self.lines.as_ptr() as *const i64;
-        Niels::from_vectors(core::array::from_fn(|k| {
+        // Y + X is limbs 0..5 of an entry, Y - X limbs 5..10.
+        let five = _mm512_set1_epi64(5);
+        let plus = _mm512_mask_add_epi64(offsets, negative, offsets, five);
+        let minus = _mm512_mask_add_epi64(offsets, !negative, offsets, five);
+        let limbs = core::array::from_fn(|k| {
+            let (at, k) = match k {
+                0..5 => (plus, k),
+                5..10 => (minus, k - 5),
+                _ => (offsets, k),
+            };
             // SAFETY: by the contract each lane's offset is the start of an
-            // entry inside the buffer, and k < 20 < ENTRY stays inside that
-            // entry; the buffer is initialised u64s, read as i64.
-            unsafe { _mm512_i64gather_epi64::<8>(offsets, base.add(k)) }
-        }))
+            // entry inside the buffer; `at` adds at most 5 to it and k is
+            // below 20 - 5 where it does (below 20 otherwise), so every
+            // read stays inside the lane's entry of ENTRY = 24 qwords. The
+            // buffer is initialised u64s, read as i64.
+            unsafe { _mm512_i64gather_epi64::<8>(at, base.add(k)) }
+        });
+        SignedNiels {
+            niels: Niels::from_vectors(limbs),
+            negative,
+        }
     }
 }
 
@@ -283,17 +300,17 @@ pub fn run(tables: &Tables, slots: &[Slot<'_>], b: &[Digits<DIGITS>; 8]) -> __mm
             // SAFETY: each lane's offset is a block number below `blocks`
             // (checked above) times BLOCK, plus |digit| * ENTRY with
             // |digit| <= 8 (`Digits::new`): the start of an entry.
-            sum.add_assign(&unsafe { tables.gather(offsets) }, negative);
+            sum.add_assign(&unsafe { tables.gather(offsets, negative) });
             if pos < SHORT_DIGITS {
                 let (offsets, negative) = slot.r.at(slot.r_base, pos);
                 // SAFETY: as for A.
-                sum.add_assign(&unsafe { tables.gather(offsets) }, negative);
+                sum.add_assign(&unsafe { tables.gather(offsets, negative) });
             }
         }
         let (offsets, negative) = b.at(zero, pos);
         // SAFETY: block 0 exists (checked above); the offsets are
         // |digit| * ENTRY with |digit| <= 8.
-        acc = sum.add_projective(&unsafe { tables.gather(offsets) }, negative);
+        acc = sum.add_projective(&unsafe { tables.gather(offsets, negative) });
     }
     acc.double_projective()
         .double_projective()

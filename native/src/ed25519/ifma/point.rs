@@ -65,6 +65,20 @@ pub struct Niels {
     pub t2d: Fe,
 }
 
+/// Eight points ±P ready to be added: (Y + X, Y - X, 2Z) of ±P, the 2dT of
+/// P, and the lanes where the point is -P (whose 2dT is minus the one held).
+#[derive(Clone, Copy)]
+pub struct SignedNiels {
+    pub niels: Niels,
+    pub negative: __mmask8,
+}
+
+impl From<Niels> for SignedNiels {
+    fn from(niels: Niels) -> SignedNiels {
+        SignedNiels { niels, negative: 0 }
+    }
+}
+
 /// The field elements of a `Niels`, in the order they are stored in a table.
 pub const NIELS_LIMBS: usize = 20;
 
@@ -129,44 +143,41 @@ impl Point {
     }
 
     /// The products of the addition formula ("add-2008-hwcd-3"): E, F, G, H
-    /// with the sum being (EF : GH : FG : EH). In lanes of `negate`, `q` is
-    /// taken as -q = (Y - X, Y + X, 2Z, -2dT): its first two coordinates
-    /// swap, and C = T1 * 2dT2 changes sign, which swaps F = D - C and
-    /// G = D + C.
+    /// with the sum being (EF : GH : FG : EH). In lanes where `q` is -P, C =
+    /// T1 * 2dT2 changes sign, which swaps F = D - C and G = D + C.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    fn sum_terms(&self, q: &Niels, negate: __mmask8) -> [Fe; 4] {
-        let q_plus = q.y_plus_x.select(negate, &q.y_minus_x);
-        let q_minus = q.y_minus_x.select(negate, &q.y_plus_x);
+    fn sum_terms(&self, q: &SignedNiels) -> [Fe; 4] {
+        let (n, negative) = (&q.niels, q.negative);
         // A, B, C, D are only added and subtracted: left wide.
-        let a = self.y.sub(&self.x).mul_wide(&q_minus);
-        let b = self.y.add(&self.x).mul_wide(&q_plus);
-        let c = self.t.mul_wide(&q.t2d);
-        let d = self.z.mul_wide(&q.z2);
+        let a = self.y.sub(&self.x).mul_wide(&n.y_minus_x);
+        let b = self.y.add(&self.x).mul_wide(&n.y_plus_x);
+        let c = self.t.mul_wide(&n.t2d);
+        let d = self.z.mul_wide(&n.z2);
         let e = b.sub(&a);
         let h = b.add(&a);
         let d_minus_c = d.sub(&c);
         let d_plus_c = d.add(&c);
-        let f = d_minus_c.select(negate, &d_plus_c);
-        let g = d_plus_c.select(negate, &d_minus_c);
+        let f = d_minus_c.select(negative, &d_plus_c);
+        let g = d_plus_c.select(negative, &d_minus_c);
         [e, f, g, h]
     }
 
-    /// `self + q` (`self - q` in lanes of `negate`).
+    /// `self + q`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add(&self, q: &Niels, negate: __mmask8) -> Point {
+    pub fn add(&self, q: &SignedNiels) -> Point {
         let mut sum = *self;
-        sum.add_assign(q, negate);
+        sum.add_assign(q);
         sum
     }
 
-    /// `self += q` (`self -= q` in lanes of `negate`), in place: the sum
-    /// is written over `self` rather than returned and copied.
+    /// `self += q`, in place: the sum is written over `self` rather than
+    /// returned and copied.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add_assign(&mut self, q: &Niels, negate: __mmask8) {
-        let [e, f, g, h] = self.sum_terms(q, negate);
+    pub fn add_assign(&mut self, q: &SignedNiels) {
+        let [e, f, g, h] = self.sum_terms(q);
         self.x = e.mul(&f);
         self.y = g.mul(&h);
         self.z = f.mul(&g);
@@ -176,8 +187,8 @@ impl Point {
     /// `self + q` without T, for a doubling next.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add_projective(&self, q: &Niels, negate: __mmask8) -> Projective {
-        let [e, f, g, h] = self.sum_terms(q, negate);
+    pub fn add_projective(&self, q: &SignedNiels) -> Projective {
+        let [e, f, g, h] = self.sum_terms(q);
         Projective {
             x: e.mul(&f),
             y: g.mul(&h),
@@ -323,11 +334,11 @@ pub fn decompress<const N: usize>(encodings: &[[[u8; 32]; 8]; N]) -> [(Point, __
 pub fn multiples(p: &Point) -> [Niels; 8] {
     let p1 = p.niels();
     let p2 = p.double();
-    let p3 = p2.add(&p1, 0);
+    let p3 = p2.add(&p1.into());
     let p4 = p2.double();
-    let p5 = p4.add(&p1, 0);
+    let p5 = p4.add(&p1.into());
     let p6 = p3.double();
-    let p7 = p6.add(&p1, 0);
+    let p7 = p6.add(&p1.into());
     let p8 = p4.double();
     [
         p1,
