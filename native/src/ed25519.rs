@@ -17,6 +17,17 @@
 //! batches, never a wholesale rejection. Large batches are cut into chunks
 //! verified in parallel with rayon, with the GIL released.
 //!
+//! Two implementations check a chunk, chosen at run time. On a CPU with
+//! AVX-512 IFMA, `lanes` verifies eight signatures per vector lane (its own
+//! decoding, tables, multiscalar multiplication and SHA-512, in `ifma`),
+//! one sum per lane, so a failing chunk is narrowed down eight groups at a
+//! time; elsewhere, and for chunks of fewer than `LANES_MIN` signatures,
+//! ed25519-zebra's batch equation does, as described above. Both give every
+//! signature ed25519-zebra's single-verification answer; `differential`
+//! compares the lanes with it on generated edge cases (`cargo test`, and
+//! `echorand bench verify --differential N` for long runs). `verify`, one
+//! signature, is ed25519-zebra's on every CPU.
+//!
 //! `is_valid_account_key` is the ledger's stricter check on a key that is to
 //! own an account: canonical encoding, not a small-order point.
 

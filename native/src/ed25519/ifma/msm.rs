@@ -138,11 +138,12 @@ impl Tables {
 
 /// A scalar's signed radix-16 digits in the form a run reads: the entry
 /// offset `|d| * ENTRY` of each digit (at most 192, so a byte) and a bit
-/// per digit for its sign.
+/// per digit for its sign. The fields are private: made only by `new` and
+/// `ZERO`, every offset is that of an entry, which the gathers rely on.
 #[derive(Clone, Copy)]
 pub struct Digits<const N: usize> {
-    pub offsets: [u8; N],
-    pub negative: u64,
+    offsets: [u8; N],
+    negative: u64,
 }
 
 impl<const N: usize> Digits<N> {
