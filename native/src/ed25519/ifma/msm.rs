@@ -100,6 +100,23 @@ impl Tables {
         self.store(first, count, &multiples(points));
     }
 
+    /// Asks for the cache lines of the entries at `offsets` (qword offsets
+    /// into the buffer, one per lane), to be read soon.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn prefetch(&self, offsets: __m512i) {
+        let base = self.lines.as_ptr() as *const i8;
+        for offset in super::field::lanes_of(offsets) {
+            for line in 0..ENTRY / 8 {
+                // A prefetch reads nothing and faults on no address; the
+                // address is computed without `add` so that no pointer
+                // arithmetic claims to stay in bounds.
+                let at = base.wrapping_add(8 * offset as usize + 64 * line);
+                _mm_prefetch::<_MM_HINT_T0>(at);
+            }
+        }
+    }
+
     /// Entry `offset / ENTRY` of every lane's block, negated in the lanes
     /// of `negative`: the point -P = (Y - X, Y + X, 2Z, -2dT) has P's first
     /// two coordinates swapped, so those are gathered from swapped places;
@@ -287,6 +304,7 @@ pub fn run(tables: &Tables, slots: &[Slot<'_>], b: &[Digits<DIGITS>; 8]) -> __mm
     let zero = _mm512_setzero_si512();
     // The sum after each position, projective: a doubling comes next.
     let mut acc = Projective::identity();
+    let mut lookups = Vec::with_capacity(2 * slots.len() + 1);
     for pos in (0..DIGITS).rev() {
         let mut sum = if pos == DIGITS - 1 {
             Point::identity()
@@ -296,22 +314,36 @@ pub fn run(tables: &Tables, slots: &[Slot<'_>], b: &[Digits<DIGITS>; 8]) -> __mm
                 .double_projective()
                 .double()
         };
+        // The entries this position adds: each slot's A (and R, in R's
+        // positions), then B's last.
+        lookups.clear();
         for slot in &slots {
-            let (offsets, negative) = slot.a.at(slot.a_base, pos);
-            // SAFETY: each lane's offset is a block number below `blocks`
-            // (checked above) times BLOCK, plus |digit| * ENTRY with
-            // |digit| <= 8 (`Digits::new`): the start of an entry.
-            sum.add_assign(&unsafe { tables.gather(offsets, negative) });
+            lookups.push(slot.a.at(slot.a_base, pos));
             if pos < SHORT_DIGITS {
-                let (offsets, negative) = slot.r.at(slot.r_base, pos);
-                // SAFETY: as for A.
-                sum.add_assign(&unsafe { tables.gather(offsets, negative) });
+                lookups.push(slot.r.at(slot.r_base, pos));
             }
         }
-        let (offsets, negative) = b.at(zero, pos);
-        // SAFETY: block 0 exists (checked above); the offsets are
-        // |digit| * ENTRY with |digit| <= 8.
-        acc = sum.add_projective(&unsafe { tables.gather(offsets, negative) });
+        lookups.push(b.at(zero, pos));
+        // Each entry is gathered one addition ahead of its own, so that
+        // its cache lines arrive while the addition before it computes.
+        // SAFETY (both gathers): each lane's offset is a block number below
+        // `blocks` (checked above; block 0, B's, exists) times BLOCK, plus
+        // |digit| * ENTRY with |digit| <= 8 (`Digits`): an entry's start.
+        for &(offsets, _) in lookups.iter().take(2) {
+            tables.prefetch(offsets);
+        }
+        let (offsets, negative) = lookups[0];
+        let mut next = unsafe { tables.gather(offsets, negative) };
+        for (i, &(offsets, negative)) in lookups.iter().enumerate().skip(1) {
+            if let Some(&(ahead, _)) = lookups.get(i + 1) {
+                tables.prefetch(ahead);
+            }
+            let entry = next;
+            // SAFETY: as above.
+            next = unsafe { tables.gather(offsets, negative) };
+            sum.add_assign(&entry);
+        }
+        acc = sum.add_projective(&next);
     }
     acc.double_projective()
         .double_projective()
