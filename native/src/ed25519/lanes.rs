@@ -122,14 +122,11 @@ fn prepare(items: &[Item<'_>], memory: Vec<Line>, rng: &mut StdRng) -> Prepared 
         z: vec![0; n],
         s: vec![[0; 4]; n],
     };
-    let usable: Vec<(usize, Scalar)> = items
+    let usable: Vec<(usize, [u64; 4])> = items
         .iter()
         .enumerate()
         .filter(|&(i, _)| decoded[2 * i] && decoded[2 * i + 1])
-        .filter_map(|(i, item)| {
-            let s = Scalar::from_canonical_bytes(item.sig[32..].try_into().expect("32 bytes"));
-            Option::<Scalar>::from(s).map(|s| (i, s))
-        })
+        .filter_map(|(i, item)| below_l(&item.sig[32..]).map(|s| (i, s)))
         .collect();
     for group in usable.chunks(LANES) {
         let ks = challenges(items, group);
@@ -145,17 +142,41 @@ fn prepare(items: &[Item<'_>], memory: Vec<Line>, rng: &mut StdRng) -> Prepared 
             prepared.a[i] = Digits::new((z_scalar * k).as_bytes());
             prepared.r[i] = Digits::new(z_scalar.as_bytes());
             prepared.z[i] = z;
-            prepared.s[i] = core::array::from_fn(|w| {
-                u64::from_le_bytes(s.as_bytes()[8 * w..8 * w + 8].try_into().expect("8 bytes"))
-            });
+            prepared.s[i] = s;
         }
     }
     prepared
 }
 
+/// The group order L = 2^252 + 27742317777372353535851937790883648493 as
+/// little-endian words.
+const L_WORDS: [u64; 4] = [
+    0x5812_631a_5cf5_d3ed,
+    0x14de_f9de_a2f7_9cd6,
+    0,
+    0x1000_0000_0000_0000,
+];
+
+/// The 32 little-endian bytes of S as words, if S < L (ZIP 215 and RFC 8032
+/// refuse a larger S). S is public: a plain comparison, not a constant-time
+/// one.
+fn below_l(bytes: &[u8]) -> Option<[u64; 4]> {
+    let s: [u64; 4] = core::array::from_fn(|w| {
+        u64::from_le_bytes(bytes[8 * w..8 * w + 8].try_into().expect("32 bytes"))
+    });
+    // Lexicographic from the top word: the first that differs decides.
+    let below = s
+        .iter()
+        .rev()
+        .zip(L_WORDS.iter().rev())
+        .find(|(a, b)| a != b)
+        .is_some_and(|(a, b)| a < b);
+    below.then_some(s)
+}
+
 /// k = SHA-512(R || A || M) mod L, over the bytes as given, for up to eight
 /// signatures (`group` holds their indices first), hashed in the lanes.
-fn challenges(items: &[Item<'_>], group: &[(usize, Scalar)]) -> Vec<Scalar> {
+fn challenges(items: &[Item<'_>], group: &[(usize, [u64; 4])]) -> Vec<Scalar> {
     let at = |lane: usize| &items[group[lane.min(group.len() - 1)].0];
     let prefixes: [[u8; 64]; LANES] = core::array::from_fn(|lane| {
         let mut prefix = [0u8; 64];
@@ -317,6 +338,30 @@ mod tests {
             .iter()
             .map(|(key, sig, msg)| Item { key, sig, msg })
             .collect()
+    }
+
+    #[test]
+    fn below_l_is_dalek_canonical_scalar() {
+        let mut rng = Rng(31);
+        let l: [u8; 32] = core::array::from_fn(|i| (L_WORDS[i / 8] >> (8 * (i % 8))) as u8);
+        let mut cases = vec![l, [0; 32], [0xff; 32]];
+        for delta in [1u8, 2, 255] {
+            let mut below = l;
+            below[0] -= delta.min(l[0]);
+            cases.push(below);
+            let mut above = l;
+            above[0] = above[0].wrapping_add(delta);
+            cases.push(above);
+        }
+        for _ in 0..1000 {
+            let mut s: [u8; 32] = rng.bytes();
+            s[31] &= [0x0f, 0x1f, 0x10, 0xff][(rng.next() % 4) as usize];
+            cases.push(s);
+        }
+        for s in cases {
+            let dalek: Option<Scalar> = Scalar::from_canonical_bytes(s).into();
+            assert_eq!(below_l(&s).is_some(), dalek.is_some(), "{s:02x?}");
+        }
     }
 
     #[test]
