@@ -28,18 +28,26 @@ from _ed25519_data import (
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from echorand import _native
 from echorand.crypto import verify, verify_batch
 
 SUITES = {"speccheck": speccheck, "wycheproof": wycheproof, "cctv": cctv}
 
 
+BACKENDS = ["portable"] + (["avx512ifma"] if _native.verify_backend() == "avx512ifma" else [])
+
+
 def _answers(cases: list[Case], threads: int | None = None) -> list[bool]:
-    return verify_batch(
+    """verify_batch's answers, after checking that each backend forced gives the same."""
+    columns = (
         [c.public_key for c in cases],
         [c.message for c in cases],
         [c.signature for c in cases],
-        threads=threads,
     )
+    answers = verify_batch(*columns, threads=threads)
+    for backend in BACKENDS:
+        assert _native.verify_batch(*columns, threads, backend) == answers, backend
+    return answers
 
 
 @pytest.mark.parametrize("suite", SUITES)

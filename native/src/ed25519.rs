@@ -128,15 +128,34 @@ fn verify(
 /// verification with fresh OS randomness for the coefficients. `threads`
 /// sets the worker threads: `None` for rayon's global pool (all cores), `1`
 /// for the calling thread alone, `n` for a pool of `n` threads (built once).
+/// `backend` picks the implementation (`Backend`): `None` as the CPU allows,
+/// `"portable"` or `"avx512ifma"` to make the tests run both on one machine
+/// (`ValueError` for another name, or for `"avx512ifma"` on a CPU without).
 #[pyfunction]
-#[pyo3(signature = (public_keys, messages, signatures, threads=None))]
+#[pyo3(signature = (public_keys, messages, signatures, threads=None, backend=None))]
 fn verify_batch(
     py: Python<'_>,
     public_keys: &Bound<'_, PyAny>,
     messages: &Bound<'_, PyAny>,
     signatures: &Bound<'_, PyAny>,
     threads: Option<i64>,
+    backend: Option<&str>,
 ) -> PyResult<Vec<bool>> {
+    let backend = match backend {
+        None => Backend::Auto,
+        Some("portable") => Backend::Portable,
+        Some("avx512ifma") if ifma::available() => Backend::Lanes,
+        Some("avx512ifma") => {
+            return Err(PyValueError::new_err(
+                "backend 'avx512ifma' needs AVX-512 IFMA, which this CPU does not have",
+            ))
+        }
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "backend must be 'portable' or 'avx512ifma', got {other:?}"
+            )))
+        }
+    };
     let threads = match threads {
         None => None,
         Some(t) => match usize::try_from(t) {
@@ -169,7 +188,7 @@ fn verify_batch(
         .zip(sigs)
         .map(|((key, msg), sig)| Entry { key, sig, msg })
         .collect();
-    Ok(py.detach(|| verify_entries(&entries, threads))?)
+    Ok(py.detach(|| verify_entries(&entries, threads, backend))?)
 }
 
 /// Whether `public_key` may own an account (PROTOCOL §2).
@@ -256,8 +275,25 @@ fn verify_one(entry: &Entry) -> bool {
         .is_ok()
 }
 
+/// Which implementation checks a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// The lanes on a CPU with AVX-512 IFMA for chunks of at least
+    /// `LANES_MIN` signatures, ed25519-zebra's batch equation otherwise.
+    Auto,
+    /// ed25519-zebra's batch equation for every chunk.
+    Portable,
+    /// The lanes for every chunk, however short (chosen only after checking
+    /// that the CPU has AVX-512 IFMA).
+    Lanes,
+}
+
 /// The answers for all entries: chunks verified on up to `threads` threads.
-fn verify_entries(entries: &[Entry], threads: Option<usize>) -> Result<Vec<bool>, BatchError> {
+fn verify_entries(
+    entries: &[Entry],
+    threads: Option<usize>,
+    backend: Backend,
+) -> Result<Vec<bool>, BatchError> {
     let pool = match threads {
         Some(1) => None,
         Some(n) => Some(thread_pool(n)?),
@@ -270,12 +306,15 @@ fn verify_entries(entries: &[Entry], threads: Option<usize>) -> Result<Vec<bool>
     };
     let chunk = chunk_len(entries.len(), workers);
     let parallel = || -> Result<Vec<Vec<bool>>, BatchError> {
-        entries.par_chunks(chunk).map(verify_chunk).collect()
+        entries
+            .par_chunks(chunk)
+            .map(|c| verify_chunk(c, backend))
+            .collect()
     };
     let answers = if workers == 1 || entries.len() <= chunk {
         entries
             .chunks(chunk)
-            .map(verify_chunk)
+            .map(|c| verify_chunk(c, backend))
             .collect::<Result<Vec<_>, _>>()?
     } else if let Some(pool) = pool {
         pool.install(parallel)?
@@ -314,12 +353,18 @@ fn thread_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, BatchError> {
     Ok(pool)
 }
 
-/// The answers for one chunk: on a CPU with AVX-512 IFMA and at least
-/// `LANES_MIN` signatures, eight signatures per vector lane (`lanes`);
-/// otherwise one batch, narrowed down when it fails.
-fn verify_chunk(entries: &[Entry]) -> Result<Vec<bool>, BatchError> {
+/// The answers for one chunk: eight signatures per vector lane (`lanes`)
+/// where `backend` allows it (by default on a CPU with AVX-512 IFMA and for
+/// at least `LANES_MIN` signatures); otherwise one batch, narrowed down
+/// when it fails.
+fn verify_chunk(entries: &[Entry], backend: Backend) -> Result<Vec<bool>, BatchError> {
     let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(BatchError::Randomness)?;
-    if entries.len() >= LANES_MIN {
+    let lanes = match backend {
+        Backend::Auto => entries.len() >= LANES_MIN,
+        Backend::Portable => false,
+        Backend::Lanes => true,
+    };
+    if lanes {
         let items: Vec<lanes::Item<'_>> = entries
             .iter()
             .map(|e| lanes::Item {
