@@ -1,9 +1,10 @@
-"""Ed25519 verification under pytest-benchmark: ours (ZIP 215) against PyNaCl; the VRF.
+"""Ed25519 verification under pytest-benchmark: ours (ZIP 215) against PyNaCl and OpenSSL; the VRF.
 
 Run with `pytest bench/test_bench_verify.py` (bench/ is not collected by
-default). Compare each `verify_batch` group with its PyNaCl row: the same
-signatures, verified one by one. The group "one operation" puts PyNaCl
-signing and the VRF's prove and verify beside our Ed25519 verify.
+default). Compare each `verify_batch` group with its PyNaCl and OpenSSL
+(`cryptography`) rows: the same signatures, verified one by one. The group
+"one operation" puts PyNaCl signing and the VRF's prove and verify beside
+our Ed25519 verify.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from echorand import vrf
-from echorand.benchmarks.verify import Proofs, Signatures, pynacl_verify_all
+from echorand.benchmarks.verify import Proofs, Signatures, openssl_verifier, pynacl_verify_all
 from echorand.crypto import verify, verify_batch
 
 SIZES = [1, 64, 1024]
@@ -33,6 +34,31 @@ def test_pynacl_verify_one(benchmark: BenchmarkFixture, signatures: Signatures) 
     benchmark.group = "one signature"
     key = signatures.verify_keys[0]
     benchmark(key.verify, signatures.messages[0], signatures.signatures[0])
+
+
+def test_verify_batch_one(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one signature"
+    args = ([signatures.public_keys[0]], [signatures.messages[0]], [signatures.signatures[0]])
+    assert benchmark(verify_batch, *args, threads=1) == [True]
+
+
+def test_openssl_verify_one(benchmark: BenchmarkFixture, signatures: Signatures) -> None:
+    benchmark.group = "one signature"
+    check = openssl_verifier(signatures.public_keys[0])
+    assert check is not None, "cryptography is one of the test extras"
+    assert benchmark(check, signatures.messages[0], signatures.signatures[0])
+
+
+def _openssl_verify_all(checks: list, msgs: list[bytes], sigs: list[bytes]) -> int:
+    return sum(check(m, s) for check, m, s in zip(checks, msgs, sigs, strict=True))
+
+
+@pytest.mark.parametrize("size", SIZES[1:])
+def test_openssl_one_by_one(benchmark: BenchmarkFixture, signatures: Signatures, size: int) -> None:
+    benchmark.group = f"batch of {size}"
+    checks = [openssl_verifier(k) for k in signatures.public_keys[:size]]
+    args = (checks, signatures.messages[:size], signatures.signatures[:size])
+    assert benchmark(_openssl_verify_all, *args) == size
 
 
 @pytest.mark.parametrize("threads", [1, None], ids=["1 thread", "all cores"])

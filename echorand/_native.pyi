@@ -550,12 +550,15 @@ def verify_batch(
     messages: Sequence[Buffer],
     signatures: Sequence[Buffer],
     threads: int | None = None,
+    backend: str | None = None,
 ) -> list[bool]:
     """`verify` of each triple, by batch verification; the GIL is released.
 
     `ValueError` for sequences of different lengths, a key that is not 32
     bytes or a signature that is not 64 (naming the item). `threads`: None
     for all cores, 1 for the calling thread, n for a pool of n threads.
+    `backend`: None as the CPU allows, or "portable" / "avx512ifma" to force
+    one (for tests; `ValueError` for "avx512ifma" on a CPU without it).
     """
 
 def is_valid_account_key(public_key: Buffer) -> bool:
@@ -652,6 +655,17 @@ class GrindingStudy:
     def seats(self) -> int: ...
     @property
     def candidates(self) -> int: ...
+
+def verify_backend() -> str:
+    """The batch verifier on this CPU: "avx512ifma" (8 signatures per vector) or "portable"."""
+
+def verify_differential(cases: int, seed: int = 1) -> dict[str, Any]:
+    """The lane verifier against ed25519-zebra on >= `cases` generated signatures.
+
+    Keys: `cases`, `batches`, `accepted`, `by_kind` (name -> (cases, accepted)),
+    `disagreements` (dicts: kind, public_key, message, signature, zebra, lanes).
+    `RuntimeError` without AVX-512 IFMA.
+    """
 
 # --- leader (native/src/leader.rs) -------------------------------------------
 

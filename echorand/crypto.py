@@ -2,7 +2,10 @@
 
 Keys are made and payloads signed with PyNaCl (libsodium): its signatures
 are standard RFC 8032 signatures. Verification is always the native ZIP 215
-verifier (`ed25519-zebra`), one rule for single and batch verification.
+verifier, one rule for single and batch verification: `ed25519-zebra`, and
+for batches on CPUs with AVX-512 IFMA eight signatures per vector lane
+(`_native.verify_backend()` says which), which gives every signature
+ed25519-zebra's answer.
 PyNaCl is never used to verify in consensus: libsodium rejects signatures
 that ZIP 215 accepts (small-order and non-canonical points), and two nodes
 that disagree about one signature fork.

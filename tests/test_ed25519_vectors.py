@@ -28,18 +28,26 @@ from _ed25519_data import (
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from echorand import _native
 from echorand.crypto import verify, verify_batch
 
 SUITES = {"speccheck": speccheck, "wycheproof": wycheproof, "cctv": cctv}
 
 
+BACKENDS = ["portable"] + (["avx512ifma"] if _native.verify_backend() == "avx512ifma" else [])
+
+
 def _answers(cases: list[Case], threads: int | None = None) -> list[bool]:
-    return verify_batch(
+    """verify_batch's answers, after checking that each backend forced gives the same."""
+    columns = (
         [c.public_key for c in cases],
         [c.message for c in cases],
         [c.signature for c in cases],
-        threads=threads,
     )
+    answers = verify_batch(*columns, threads=threads)
+    for backend in BACKENDS:
+        assert _native.verify_batch(*columns, threads, backend) == answers, backend
+    return answers
 
 
 @pytest.mark.parametrize("suite", SUITES)
@@ -170,3 +178,39 @@ def test_cases_scattered_among_valid_signatures(suite: str, size: int, threads: 
         answers = _answers(batch, threads)
         wrong = [c.name for c, a in zip(batch, answers, strict=True) if a != c.expected]
         assert wrong == [], f"batch of {size} from case {start}"
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_each_case_at_every_offset_of_batches_of_1_to_17(suite: str) -> None:
+    """Lane tails: case after case at each offset of batches of 1 to 17.
+
+    Each batch is one chunk (`threads=1`); from 3 signatures on it takes the
+    AVX-512 IFMA lanes where the CPU has them, 8 signatures per vector, so
+    these put every case in every lane and in every partly filled vector.
+    """
+    cases = well_formed(SUITES[suite]())
+    valid = valid_cases(17)
+    places = [(size, offset) for size in range(1, 18) for offset in range(size)]
+    wrong = []
+    for i in range(max(len(cases), len(places))):
+        case = cases[i % len(cases)]
+        size, offset = places[i % len(places)]
+        batch = list(valid[: size - 1])
+        batch.insert(offset, case)
+        answers = _answers(batch, threads=1)
+        if answers != [c.expected for c in batch]:
+            wrong.append((case.name, size, offset))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_the_cases_alone_in_batches_of_1_to_17(suite: str) -> None:
+    """The suite cut into consecutive batches of 1, 2, ..., 17, 1, 2, ... cases, no filler."""
+    cases = well_formed(SUITES[suite]())
+    wrong, start, size = [], 0, 1
+    while start < len(cases):
+        batch = cases[start : start + size]
+        answers = _answers(batch, threads=1)
+        wrong += [c.name for c, a in zip(batch, answers, strict=True) if a != c.expected]
+        start, size = start + size, size % 17 + 1
+    assert wrong == []

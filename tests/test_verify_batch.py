@@ -13,6 +13,7 @@ from _ed25519_data import Case, valid_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from echorand import _native
 from echorand.crypto import verify, verify_batch
 
 L = model.L
@@ -55,14 +56,26 @@ def _corrupt(case: Case, kind: str, bit: int = 0) -> Case:
     return replace(CORRUPTIONS[kind](case, bit), name=f"{case.name} ({kind})", expected=False)
 
 
+BACKENDS = ["portable"] + (["avx512ifma"] if _native.verify_backend() == "avx512ifma" else [])
+"""The batch implementations this CPU runs, each forced on every chunk by `_check`."""
+
+
 def _check(batch: list[Case], threads: int | None = None) -> None:
-    """The batch answers equal the single answers, and those the expectations."""
+    """The batch answers equal the single answers, and those the expectations.
+
+    The answers of `verify_batch` as the CPU picks, and of each backend forced
+    (so that the portable path, the fallback on CPUs without AVX-512 IFMA,
+    stays tested on CPUs with it, and the lanes see batches of any size).
+    """
     keys = [c.public_key for c in batch]
     messages = [c.message for c in batch]
     signatures = [c.signature for c in batch]
     singles = [verify(k, m, s) for k, m, s in zip(keys, messages, signatures, strict=True)]
     assert singles == [c.expected for c in batch]
     assert verify_batch(keys, messages, signatures, threads=threads) == singles
+    for backend in BACKENDS:
+        answers = _native.verify_batch(keys, messages, signatures, threads, backend)
+        assert answers == singles, backend
 
 
 def test_every_corruption_is_caught_alone() -> None:
@@ -193,6 +206,11 @@ class TestArguments:
         c = valid_cases(1)[0]
         with pytest.raises(TypeError, match="public_keys must be a sequence of bytes"):
             verify_batch(c.public_key, [c.message], [c.signature])
+
+    def test_an_unknown_backend_is_named(self) -> None:
+        c = valid_cases(1)[0]
+        with pytest.raises(ValueError, match="backend must be 'portable' or 'avx512ifma'"):
+            _native.verify_batch([c.public_key], [c.message], [c.signature], None, "fast")
 
     def test_not_iterable(self) -> None:
         with pytest.raises(TypeError, match="signatures must be a sequence"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from echorand import _native
 from echorand.benchmarks import verify as bench
 
 
@@ -12,7 +13,11 @@ def test_run_reports_each_row_against_pynacl() -> None:
         batch_sizes=(8, 64), threads=(1, None), repeat=1, min_seconds=0.0, invalid_fraction=0.05
     )
     names = [row.name for row in report.rows]
-    assert names[0] == "verify, one signature"
+    assert names[:3] == [
+        "verify, one signature",
+        "OpenSSL (cryptography), one signature",
+        "verify_batch 1, 1 thread",
+    ]
     assert "verify_batch 64, 1 thread" in names
     assert any(name.startswith("verify_batch 8, all cores") for name in names)
     assert any(name.endswith("3 invalid") for name in names)
@@ -20,7 +25,8 @@ def test_run_reports_each_row_against_pynacl() -> None:
         assert row.baseline is not None and row.ratio is not None and row.ratio > 0
     (target,) = [row for row in report.rows if row.target is not None]
     assert target.name == "verify_batch 64, 1 thread"
-    assert target.target_met == (target.ratio >= bench.TARGET_RATIO)
+    assert target.target_met == (target.ratio >= bench.TARGET_RATIOS[64])
+    assert report.machine["verify_backend"] in ("avx512ifma", "portable")
     assert report.to_json()["rows"]
 
 
@@ -37,11 +43,33 @@ def test_run_reports_the_vrf_against_ed25519_verify_of_the_same_run() -> None:
     assert rows["VRF verify_batch 8, 1 thread"].items == 8
     assert any(name.startswith("VRF verify_batch 8, all cores") for name in rows)
     # The existing rows come first, unchanged.
-    assert [r.name for r in report.rows[:3]] == [
+    assert [r.name for r in report.rows[:5]] == [
         "verify, one signature",
+        "OpenSSL (cryptography), one signature",
+        "verify_batch 1, 1 thread",
         "verify_batch 8, 1 thread",
         f"verify_batch 8, {bench._threads_label(None)}",
     ]
+
+
+def test_differential_row_counts_the_cases() -> None:
+    if _native.verify_backend() != "avx512ifma":
+        with pytest.raises(RuntimeError, match="no AVX-512 IFMA"):
+            bench.differential_row(100, seed=2)
+        return
+    row = bench.differential_row(500, seed=2)
+    assert row.items >= 500 and row.target_met
+    assert row.extra["disagreements"] == 0
+    assert row.extra["cases valid"] > 0 and row.extra["cases small-order A and R"] > 0
+
+
+def test_openssl_agrees_on_valid_and_corrupted_signatures() -> None:
+    data = bench.Signatures(3, message_size=50, seed=4)
+    check = bench.openssl_verifier(data.public_keys[0])
+    assert check is not None
+    assert check(data.messages[0], data.signatures[0])
+    corrupted, _ = data.corrupted(1.0, seed=4)
+    assert not check(data.messages[0], corrupted[0])
 
 
 def test_signatures_are_valid_and_corruption_is_counted() -> None:
@@ -59,6 +87,7 @@ def test_signatures_are_valid_and_corruption_is_counted() -> None:
         ({"batch_sizes": ()}, "batch_sizes must be positive"),
         ({"batch_sizes": (0,)}, "batch_sizes must be positive"),
         ({"invalid_fraction": 2.0}, "invalid_fraction must be in"),
+        ({"differential": -1}, "differential must be >= 0"),
     ],
 )
 def test_bad_options(options: dict, message: str) -> None:

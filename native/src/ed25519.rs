@@ -17,8 +17,23 @@
 //! batches, never a wholesale rejection. Large batches are cut into chunks
 //! verified in parallel with rayon, with the GIL released.
 //!
+//! Two implementations check a chunk, chosen at run time. On a CPU with
+//! AVX-512 IFMA, `lanes` verifies eight signatures per vector lane (its own
+//! decoding, tables, multiscalar multiplication and SHA-512, in `ifma`),
+//! one sum per lane, so a failing chunk is narrowed down eight groups at a
+//! time; elsewhere, and for chunks of fewer than `LANES_MIN` signatures,
+//! ed25519-zebra's batch equation does, as described above. Both give every
+//! signature ed25519-zebra's single-verification answer; `differential`
+//! compares the lanes with it on generated edge cases (`cargo test`, and
+//! `echorand bench verify --differential N` for long runs). `verify`, one
+//! signature, is ed25519-zebra's on every CPU.
+//!
 //! `is_valid_account_key` is the ledger's stricter check on a key that is to
 //! own an account: canonical encoding, not a small-order point.
+
+mod differential;
+mod ifma;
+mod lanes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,7 +46,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use rand::rngs::{StdRng, SysError, SysRng};
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -48,6 +63,10 @@ const CHUNK: usize = 256;
 /// per signature as a batch of 64 (both use Straus's method), so a batch of
 /// 64 on two cores takes half the time.
 const MIN_CHUNK: usize = 32;
+/// The fewest signatures worth the lane path: a run costs about the same
+/// for one signature per lane as for one in all, and below this single
+/// verification is cheaper.
+const LANES_MIN: usize = 3;
 /// The most threads a caller may ask for.
 const MAX_THREADS: usize = 1024;
 
@@ -109,15 +128,34 @@ fn verify(
 /// verification with fresh OS randomness for the coefficients. `threads`
 /// sets the worker threads: `None` for rayon's global pool (all cores), `1`
 /// for the calling thread alone, `n` for a pool of `n` threads (built once).
+/// `backend` picks the implementation (`Backend`): `None` as the CPU allows,
+/// `"portable"` or `"avx512ifma"` to make the tests run both on one machine
+/// (`ValueError` for another name, or for `"avx512ifma"` on a CPU without).
 #[pyfunction]
-#[pyo3(signature = (public_keys, messages, signatures, threads=None))]
+#[pyo3(signature = (public_keys, messages, signatures, threads=None, backend=None))]
 fn verify_batch(
     py: Python<'_>,
     public_keys: &Bound<'_, PyAny>,
     messages: &Bound<'_, PyAny>,
     signatures: &Bound<'_, PyAny>,
     threads: Option<i64>,
+    backend: Option<&str>,
 ) -> PyResult<Vec<bool>> {
+    let backend = match backend {
+        None => Backend::Auto,
+        Some("portable") => Backend::Portable,
+        Some("avx512ifma") if ifma::available() => Backend::Lanes,
+        Some("avx512ifma") => {
+            return Err(PyValueError::new_err(
+                "backend 'avx512ifma' needs AVX-512 IFMA, which this CPU does not have",
+            ))
+        }
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "backend must be 'portable' or 'avx512ifma', got {other:?}"
+            )))
+        }
+    };
     let threads = threads_arg(threads)?;
     let keys = each_item(public_keys, "public_keys", |x, name| {
         fixed_like::<KEY_SIZE>(x, name)
@@ -140,7 +178,7 @@ fn verify_batch(
         .zip(sigs)
         .map(|((key, msg), sig)| Entry { key, sig, msg })
         .collect();
-    Ok(py.detach(|| verify_entries(&entries, threads))?)
+    Ok(py.detach(|| verify_entries(&entries, threads, backend))?)
 }
 
 /// The `threads` argument of a batch call: `None` (rayon's global pool) or
@@ -178,6 +216,62 @@ fn is_valid_account_key(public_key: &Bound<'_, PyAny>) -> PyResult<bool> {
     })
 }
 
+/// Which code checks batches on this CPU: `"avx512ifma"`, eight signatures
+/// per vector lane (`lanes`), or `"portable"`, ed25519-zebra's batch
+/// equation. Single verification is ed25519-zebra's on every CPU.
+#[pyfunction]
+fn verify_backend() -> &'static str {
+    if ifma::available() {
+        "avx512ifma"
+    } else {
+        "portable"
+    }
+}
+
+/// The lane verifier against ed25519-zebra's single verification on at
+/// least `cases` generated signatures (`differential`), on all cores with
+/// the GIL released: a dict with `cases`, `batches`, `accepted`, `by_kind`
+/// (kind name to `(cases, accepted)`) and `disagreements` (a list of dicts
+/// with the case's `kind`, `public_key`, `message`, `signature`, and the
+/// `zebra` and `lanes` answers; empty when they agree on everything).
+/// `RuntimeError` on a CPU without AVX-512 IFMA, where the lanes are not
+/// used.
+#[pyfunction]
+#[pyo3(signature = (cases, seed=1))]
+fn verify_differential<'py>(
+    py: Python<'py>,
+    cases: u64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let Some(tally) = py.detach(|| differential::run(cases, seed)) else {
+        return Err(PyRuntimeError::new_err(
+            "this CPU has no AVX-512 IFMA: batches take the portable path",
+        ));
+    };
+    let out = PyDict::new(py);
+    out.set_item("cases", tally.cases)?;
+    out.set_item("batches", tally.batches)?;
+    out.set_item("accepted", tally.accepted)?;
+    let by_kind = PyDict::new(py);
+    for (kind, counts) in differential::Kind::ALL.iter().zip(&tally.by_kind) {
+        by_kind.set_item(kind.name(), *counts)?;
+    }
+    out.set_item("by_kind", by_kind)?;
+    let disagreements = PyList::empty(py);
+    for d in &tally.disagreements {
+        let item = PyDict::new(py);
+        item.set_item("kind", d.case.kind.name())?;
+        item.set_item("public_key", PyBytes::new(py, &d.case.key))?;
+        item.set_item("message", PyBytes::new(py, &d.case.msg))?;
+        item.set_item("signature", PyBytes::new(py, &d.case.sig))?;
+        item.set_item("zebra", d.zebra)?;
+        item.set_item("lanes", d.lanes)?;
+        disagreements.append(item)?;
+    }
+    out.set_item("disagreements", disagreements)?;
+    Ok(out)
+}
+
 /// ZIP 215 verification of one entry.
 fn verify_one(entry: &Entry) -> bool {
     VerificationKey::try_from(entry.key)
@@ -185,8 +279,25 @@ fn verify_one(entry: &Entry) -> bool {
         .is_ok()
 }
 
+/// Which implementation checks a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// The lanes on a CPU with AVX-512 IFMA for chunks of at least
+    /// `LANES_MIN` signatures, ed25519-zebra's batch equation otherwise.
+    Auto,
+    /// ed25519-zebra's batch equation for every chunk.
+    Portable,
+    /// The lanes for every chunk, however short (chosen only after checking
+    /// that the CPU has AVX-512 IFMA).
+    Lanes,
+}
+
 /// The answers for all entries: chunks verified on up to `threads` threads.
-fn verify_entries(entries: &[Entry], threads: Option<usize>) -> Result<Vec<bool>, BatchError> {
+fn verify_entries(
+    entries: &[Entry],
+    threads: Option<usize>,
+    backend: Backend,
+) -> Result<Vec<bool>, BatchError> {
     let pool = match threads {
         Some(1) => None,
         Some(n) => Some(thread_pool(n)?),
@@ -199,12 +310,15 @@ fn verify_entries(entries: &[Entry], threads: Option<usize>) -> Result<Vec<bool>
     };
     let chunk = chunk_len(entries.len(), workers);
     let parallel = || -> Result<Vec<Vec<bool>>, BatchError> {
-        entries.par_chunks(chunk).map(verify_chunk).collect()
+        entries
+            .par_chunks(chunk)
+            .map(|c| verify_chunk(c, backend))
+            .collect()
     };
     let answers = if workers == 1 || entries.len() <= chunk {
         entries
             .chunks(chunk)
-            .map(verify_chunk)
+            .map(|c| verify_chunk(c, backend))
             .collect::<Result<Vec<_>, _>>()?
     } else if let Some(pool) = pool {
         pool.install(parallel)?
@@ -243,8 +357,30 @@ pub(crate) fn thread_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, BatchError
     Ok(pool)
 }
 
-/// The answers for one chunk: one batch, narrowed down when it fails.
-fn verify_chunk(entries: &[Entry]) -> Result<Vec<bool>, BatchError> {
+/// The answers for one chunk: eight signatures per vector lane (`lanes`)
+/// where `backend` allows it (by default on a CPU with AVX-512 IFMA and for
+/// at least `LANES_MIN` signatures); otherwise one batch, narrowed down
+/// when it fails.
+fn verify_chunk(entries: &[Entry], backend: Backend) -> Result<Vec<bool>, BatchError> {
+    let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(BatchError::Randomness)?;
+    let lanes = match backend {
+        Backend::Auto => entries.len() >= LANES_MIN,
+        Backend::Portable => false,
+        Backend::Lanes => true,
+    };
+    if lanes {
+        let items: Vec<lanes::Item<'_>> = entries
+            .iter()
+            .map(|e| lanes::Item {
+                key: &e.key,
+                sig: &e.sig,
+                msg: &e.msg,
+            })
+            .collect();
+        if let Some(answers) = lanes::verify(&items, &mut rng) {
+            return Ok(answers);
+        }
+    }
     // k = H(R || A || M) is hashed once here and reused by every sub-batch.
     let items: Vec<batch::Item> = entries
         .iter()
@@ -256,7 +392,6 @@ fn verify_chunk(entries: &[Entry]) -> Result<Vec<bool>, BatchError> {
             ))
         })
         .collect();
-    let mut rng = StdRng::try_from_rng(&mut SysRng).map_err(BatchError::Randomness)?;
     let mut answers = vec![false; entries.len()];
     let all: Vec<usize> = (0..entries.len()).collect();
     if passes(&items, &all, &mut rng) {
@@ -416,6 +551,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(is_valid_account_key, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_differential, m)?)?;
     Ok(())
 }
 

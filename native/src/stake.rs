@@ -133,7 +133,7 @@ fn balances_from_buffer(buf: &PyUntypedBuffer) -> PyResult<Vec<u64>> {
         ));
     }
     let len_bytes = buf.len_bytes();
-    if len_bytes % 8 != 0 {
+    if !len_bytes.is_multiple_of(8) {
         return Err(PyValueError::new_err(format!(
             "a balances byte buffer must hold whole u64 (a multiple of 8 bytes), got {len_bytes} \
              bytes"

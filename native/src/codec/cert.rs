@@ -70,8 +70,8 @@ pub fn substitute_cert_signing_bytes(
 /// steps `5 + 3k` (the Python twin is `echorand.certificate.decides`).
 pub fn decides(step: u32, b: u8) -> bool {
     match b {
-        0 => step >= 4 && (step - 4) % 3 == 0,
-        1 => step >= 5 && (step - 5) % 3 == 0,
+        0 => step >= 4 && (step - 4).is_multiple_of(3),
+        1 => step >= 5 && (step - 5).is_multiple_of(3),
         _ => false,
     }
 }

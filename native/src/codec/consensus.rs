@@ -31,8 +31,8 @@ use super::args;
 use super::block::Block;
 use super::cert::{cert_signing_bytes, check_delegation, substitute_cert_signing_bytes};
 use super::wire::{
-    check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader, FINAL_STEP,
-    HASH_SIZE, NO_LEADER, SIG_SIZE,
+    check_flag, code, signed_payload, tag, DecodeErr, DecodeResult, Dotted, Put, Reader,
+    FINAL_STEP, HASH_SIZE, NO_LEADER, SIG_SIZE,
 };
 use super::{Encode, Wire};
 

@@ -329,7 +329,7 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                if lcg(&mut s) % 4 == 0 {
+                if lcg(&mut s).is_multiple_of(4) {
                     0
                 } else {
                     lcg(&mut s) % 1000

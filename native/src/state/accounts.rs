@@ -375,7 +375,7 @@ fn slot(id: u64, len: usize) -> Option<usize> {
 impl Accounts {
     /// From genesis entries (`pk || balance u64be`, each 40 bytes).
     pub fn from_genesis(entries: &[u8]) -> Result<Self, String> {
-        if entries.len() % GENESIS_ENTRY != 0 {
+        if !entries.len().is_multiple_of(GENESIS_ENTRY) {
             return Err(format!(
                 "accounts: {} bytes is not a whole number of {GENESIS_ENTRY}-byte entries",
                 entries.len()
@@ -393,7 +393,7 @@ impl Accounts {
 
     /// From stored records (`pk || balance || nonce || delegate`, each 56 bytes).
     pub fn from_records(records: &[u8]) -> Result<Self, String> {
-        if records.len() % RECORD_SIZE != 0 {
+        if !records.len().is_multiple_of(RECORD_SIZE) {
             return Err(format!(
                 "records: {} bytes is not a whole number of {RECORD_SIZE}-byte records",
                 records.len()
