@@ -56,7 +56,7 @@ from echorand.events import (
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip
 from echorand.keys import load_keypair, load_node_keys
-from echorand.ledger import Ledger, LedgerError
+from echorand.ledger import DiskFullError, Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
     MAX_BATCH_TXS,
@@ -91,6 +91,9 @@ BENIGN_DROPS = frozenset(
 """Consensus verdicts that are normal on a live network (logged at debug level)."""
 MAX_READ_BATCHES = 64
 """Network batches handled together (one verification batch for all their messages)."""
+EXIT_DISK_FULL = 75
+"""`echorand node`'s exit status when the disk filled up (EX_TEMPFAIL: start it again once
+there is room; the ledger is at its last committed block)."""
 
 
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
@@ -713,6 +716,9 @@ def run_node(args: argparse.Namespace) -> int:
     )
     try:
         node = Node(config)
+    except DiskFullError as e:
+        log.error("cannot start, the disk is full: %s", e)
+        return EXIT_DISK_FULL
     except (GenesisError, KeyFileError, LedgerError, ValueError, OSError) as e:
         log.error("cannot start: %s", e)
         return 1
@@ -727,6 +733,9 @@ def run_node(args: argparse.Namespace) -> int:
             prof.dump_stats(os.path.join(profile, f"node-{os.getpid()}.prof"))
         else:
             run(node.run())
+    except DiskFullError as e:
+        log.error("stopped, the disk is full: %s", e)
+        return EXIT_DISK_FULL
     except LedgerError as e:
         log.error("stopped: %s", e)
         return 1
