@@ -32,6 +32,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
+from echorand.aio import cancel_and_wait
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
 from echorand.consensus import Consensus, Tip, tip_context
@@ -303,9 +304,7 @@ class Node:
             await self._stop.wait()
         finally:
             log.info("shutting down at round %d", self.ledger.tip)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(self._tasks)
             if api is not None:
                 await api.close()
             await self.syncer.close()
