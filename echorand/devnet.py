@@ -362,6 +362,7 @@ class TransferSigner:
         seeds = devnet_seeds(devnet_master(seed), accounts)
         pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
         self._secrets = [secret for _, secret in pairs]
+        self.public_keys = [public for public, _ in pairs]
         self._prefix = TX_TAG + b"\x00" + chain
         amount = (1).to_bytes(8, "big")
         fee_bytes = fee.to_bytes(8, "big")

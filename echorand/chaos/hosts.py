@@ -254,12 +254,9 @@ def empty(path: Path) -> None:
 
 
 def _owner_alive(pid: int) -> bool:
-    """Whether process `pid` is a live echorand harness."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"echorand" in cmdline
+    """Whether the run's harness, process `pid`, may still be alive. (A process that took
+    over its id keeps its leftovers until it exits too: never the other way round.)"""
+    return Path(f"/proc/{pid}").exists()
 
 
 def _owner(name: str) -> int | None:
