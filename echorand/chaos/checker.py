@@ -332,6 +332,14 @@ def _next_commit(
     return next((s.t for s in after if s.tip > base), None)  # type: ignore[operator]
 
 
+def _where(history: History, k: int) -> str:
+    """Where node k's consensus was at the end, if known: "; at the end: round r, step s"."""
+    status = history.final_status[k] if k < len(history.final_status) else None
+    if not status or status.get("round") is None:
+        return ""
+    return f"; at the end it was in round {status['round']}, step {status.get('step')}"
+
+
 def recovery(history: History) -> tuple[list[dict[str, Any]], list[str]]:
     """For each heal, each node's time from the heal to its next commit."""
     samples = _by_node(history.samples)
@@ -350,7 +358,7 @@ def recovery(history: History) -> tuple[list[dict[str, Any]], list[str]]:
             if after is None:
                 problems.append(
                     f"no recovery: node {k} committed nothing after the heal of"
-                    f" {fault.kind} ({fault.detail}) at {fault.t:.1f} s"
+                    f" {fault.kind} ({fault.detail}) at {fault.t:.1f} s{_where(history, k)}"
                 )
         done = [v for v in times.values() if v is not None]
         heals.append(

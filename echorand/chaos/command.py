@@ -9,7 +9,8 @@ transactions and resubmits what is not committed (`drain`), and the nodes are gi
 to converge; their statuses are read, they are stopped, and their ledgers read from disk.
 The checker's verdict and the figures are printed (`--json`: one object), the timeline
 plotted (`--plot`). The exit status is 0 when the checker found nothing, 1 when it found a
-violation, 2 for bad options and 3 when the hosts cannot be made (the message says why).
+violation, 2 for bad options, 3 when the hosts cannot be made (the message says why) and 4
+when the run failed before the checker could judge it (a node that never became ready).
 The run directory (`history.json`, `ledgers.json`, `summary.json`, each node's log) is kept
 with `--dir`, or when the checker found a violation.
 """
@@ -42,6 +43,9 @@ from echorand.params import Params
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 EXIT_NO_HOSTS = 3
+EXIT_FAILED = 4
+TEMP_PREFIX = "echorand-chaos-"
+"""Temporary run directories are `TEMP_PREFIX<harness pid>-...` in the temporary directory."""
 KEY_SEED = "chaos"
 """The text the genesis accounts' keys derive from."""
 SUPERVISE_EVERY = 0.2
@@ -153,6 +157,7 @@ async def _drive(
             say(f"{clock():7.1f} s  drained and converged")
             await client.probe_commits()
             statuses = list(client.statuses)
+            history.final_status = [_status_brief(doc) for doc in statuses]
             forks = [await client.fork_evidence(k) for k in range(net.nodes)]
         finally:
             stop.set()
@@ -161,6 +166,13 @@ async def _drive(
             await asyncio.gather(*background, lanes, return_exceptions=True)
         history.end = clock()
     return statuses, forks
+
+
+def _status_brief(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    keep = ("round", "step", "final_round", "peers")
+    return {"tip": doc["tip"]["round"], **{k: doc[k] for k in keep if k in doc}}
 
 
 def _write_json(path: Path, doc: object) -> None:
@@ -172,10 +184,11 @@ def run_chaos(options: ChaosOptions, say: Callable[[str], None]) -> ChaosResult:
     reason = hostlib.preflight(tc="slow" in options.nemesis)
     if reason is not None:
         raise HostsUnavailable(reason)
-    for what in hostlib.clean():
+    for what in clean_leftovers():
         say(f"removed a leftover of a dead run: {what}")
     faults = schedule(options.seed, options.nemesis, options.duration, options.nodes)
-    directory = options.directory or Path(tempfile.mkdtemp(prefix="echorand-chaos-"))
+    temporary = options.directory is None
+    directory = options.directory or Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
     directory.mkdir(parents=True, exist_ok=True)
     hosts = hostlib.Hosts(options.nodes)
     net = ChaosNet(
@@ -188,6 +201,7 @@ def run_chaos(options: ChaosOptions, say: Callable[[str], None]) -> ChaosResult:
         block_txs=options.block_txs,
     )
     history = History(seed=options.seed, nodes=options.nodes)
+    done = False
     try:
         hosts.create()
         net.create()
@@ -200,13 +214,29 @@ def run_chaos(options: ChaosOptions, say: Callable[[str], None]) -> ChaosResult:
             statuses, forks = asyncio.run(_drive(net, options, faults, history, say))
         net.stop()
         ledgers = [net.read_ledger(k, statuses[k], forks[k]) for k in range(options.nodes)]
+        done = True
     finally:
         net.stop()
         hosts.destroy()
+        if temporary and not done:
+            shutil.rmtree(directory, ignore_errors=True)
     verdict = check(history, ledgers)
     _write_json(directory / "history.json", history.to_json())
     _write_json(directory / "ledgers.json", [ledger.to_json() for ledger in ledgers])
     return ChaosResult(verdict, history, ledgers, faults, directory)
+
+
+def clean_leftovers() -> list[str]:
+    """Remove what runs whose harness died left: their processes, namespaces and tmpfs
+    (`hosts.clean`), and their temporary run directories."""
+    removed = hostlib.clean()
+    mounts = Path("/proc/mounts").read_text()
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        owner = path.name.removeprefix(TEMP_PREFIX).split("-")[0]
+        if owner.isdigit() and not hostlib.owner_alive(int(owner)) and f" {path}/" not in mounts:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"directory {path}")
+    return removed
 
 
 def _fault_json(f: Fault) -> dict[str, Any]:
@@ -224,6 +254,7 @@ def summarise(result: ChaosResult, options: ChaosOptions) -> dict[str, Any]:
         "duration": options.duration,
         "nemesis": list(options.nemesis),
         "schedule": [_fault_json(f) for f in result.faults],
+        "link_emulation": hostlib.LINK_EMULATION,
         **result.verdict.figures,
         "directory": str(result.directory),
     }
@@ -291,7 +322,7 @@ def options_from_args(args: argparse.Namespace) -> ChaosOptions:
 def _run(args: argparse.Namespace) -> int:
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
     if args.cleanup:
-        removed = hostlib.clean()
+        removed = clean_leftovers()
         for what in removed:
             say(f"removed {what}")
         say(f"echorand chaos: {len(removed)} leftover(s) removed")
@@ -311,6 +342,9 @@ def _run(args: argparse.Namespace) -> int:
     except hostlib.HostsError as e:
         print(f"echorand chaos: setting up the hosts failed: {e}", file=sys.stderr)
         return EXIT_NO_HOSTS
+    except (RuntimeError, TimeoutError, OSError) as e:
+        print(f"echorand chaos: the run failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
     summary = summarise(result, options)
     _write_json(result.directory / "summary.json", summary)
     _report(args, result.history, summary, options.plot)

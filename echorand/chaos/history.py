@@ -105,6 +105,9 @@ class History:
     caught_up_round: int = 0
     """The highest tip any node had at the final heal: every node must reach it."""
     end: float = 0.0
+    final_status: list[dict[str, Any] | None] = field(default_factory=list)
+    """Each node's round, step, tip and final round as its last `GET /status` gave them
+    (None: it did not answer)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +128,7 @@ class History:
             final_heal=doc["final_heal"],
             caught_up_round=doc["caught_up_round"],
             end=doc["end"],
+            final_status=list(doc.get("final_status", [])),
         )
 
 

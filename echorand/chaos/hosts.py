@@ -44,6 +44,10 @@ MAX_NODES = 200
 NODE_LINK = "eth0"
 BRIDGE = "br0"
 BALLAST = "ballast"
+LINK_EMULATION = (
+    "slow links are tbf bandwidth limits only: this kernel has no netem, and no latency or"
+    " loss is emulated beyond what a full tbf queue adds (delay, then tail drops)"
+)
 _CLONE_NEWNET = 0x40000000
 
 
@@ -253,7 +257,7 @@ def empty(path: Path) -> None:
 # --- leftovers ---------------------------------------------------------------------------
 
 
-def _owner_alive(pid: int) -> bool:
+def owner_alive(pid: int) -> bool:
     """Whether the run's harness, process `pid`, may still be alive. (A process that took
     over its id keeps its leftovers until it exits too: never the other way round.)"""
     return Path(f"/proc/{pid}").exists()
@@ -284,14 +288,14 @@ def leftovers() -> tuple[list[str], list[Path]]:
         for line in run("ip", "netns", "list").splitlines():
             name = line.split()[0] if line.strip() else ""
             owner = _owner(name)
-            if owner is not None and not _owner_alive(owner):
+            if owner is not None and not owner_alive(owner):
                 namespaces.append(name)
     mounts = []
     with contextlib.suppress(OSError):
         for line in Path("/proc/mounts").read_text().splitlines():
             source, target, fstype = line.split()[:3]
             owner = _owner(source)
-            if fstype == "tmpfs" and owner is not None and not _owner_alive(owner):
+            if fstype == "tmpfs" and owner is not None and not owner_alive(owner):
                 mounts.append(Path(target.replace("\\040", " ")))
     return namespaces, mounts
 

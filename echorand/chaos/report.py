@@ -91,6 +91,8 @@ def print_report(summary: dict[str, Any]) -> None:
         table.add_row(what, value)
     console = Console()
     console.print(table)
+    if "slow" in summary.get("nemesis", ()) and summary.get("link_emulation"):
+        console.print(f"[dim]{summary['link_emulation']}[/dim]", highlight=False)
     for line in summary["violations"]:
         console.print(f"[red]violation:[/red] {line}", highlight=False)
 
