@@ -319,8 +319,17 @@ def options_from_args(args: argparse.Namespace) -> ChaosOptions:
     )
 
 
+def _sayer(stream: Any) -> Callable[[str], None]:
+    """Progress lines, flushed at once (the run is long, and often logged to a file)."""
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    return say
+
+
 def _run(args: argparse.Namespace) -> int:
-    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    say = _sayer(sys.stderr if args.json else sys.stdout)
     if args.cleanup:
         removed = clean_leftovers()
         for what in removed:
