@@ -48,10 +48,12 @@ from echorand.proposers import next_authors, policy_for
 from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
-from echorand.validate import Verifier, should_relay, verify_messages
+from echorand.validate import STEP_AHEAD, Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
+AHEAD_STEPS = 4
+"""Steps beyond the counting window whose verified votes are kept as catch-up evidence."""
 
 
 class Ledger(Protocol):
@@ -210,6 +212,8 @@ class Consensus:
         self._fetching: bytes | None = None
         self._pending_cert: Certificate | None = None
         self._last_sync_ms: int | None = None
+        self._ahead: dict[int, dict[int, BbaSignature]] = {}
+        """Verified votes of steps beyond the window: step -> sender -> vote."""
 
     @property
     def current_round(self) -> int:
@@ -277,10 +281,13 @@ class Consensus:
         verdicts = verify_messages(
             messages, rnd.ctx, self.ledger.public_key, self.verifier, max_step
         )
+        ahead: list[BbaSignature] = []
         for verdict in verdicts:
             msg = verdict.message
             if verdict.reason is not None:
                 self.stats[verdict.reason] += 1
+                if verdict.reason == STEP_AHEAD and isinstance(msg, BbaSignature):
+                    ahead.append(msg)
                 continue
             counted = self._count(rnd, msg, now_ms)
             self.stats["accepted" if counted else "repeat or conflict"] += 1
@@ -292,6 +299,39 @@ class Consensus:
                 out.append(Relay(msg))
             if counted and priority is not None and (best is None or priority < best):
                 self._best[type(msg)] = priority
+        if ahead:
+            self._catch_up(ahead, now_ms, out)
+
+    def _catch_up(self, ahead: list[BbaSignature], now_ms: int, out: list[Action]) -> None:
+        """Step catch-up (docs/protocol.md §7): votes of a step `s` beyond the window, from
+        more than N_c - t_h of A_s, mean that no step before `s` can gather a quorum any more
+        (those voters never go back). The node then skips to `s`, abstaining in between, and
+        counts the votes it kept. Without it, a node that starts a round late (after a
+        partition, a pause) stays more than `mu` steps behind nodes that stall there, and
+        neither side ever reaches `t_h` again. Skipping only abstains: what a node votes at
+        `s` is what a node whose messages were delayed would vote."""
+        rnd = self.round
+        assert rnd is not None
+        top = max(m.step for m in ahead)
+        verdicts = verify_messages(ahead, rnd.ctx, self.ledger.public_key, self.verifier, top)
+        for verdict in verdicts:
+            if verdict.reason is None:
+                msg = verdict.message
+                assert isinstance(msg, BbaSignature)
+                self._ahead.setdefault(msg.step, {})[msg.sender] = msg
+        for step in sorted(self._ahead)[:-AHEAD_STEPS]:
+            del self._ahead[step]
+        gone = self.params.n_c - self.params.t_h
+        for step in sorted(self._ahead, reverse=True):
+            weight = sum(rnd.ctx.weight(step, sender) for sender in self._ahead[step])
+            if weight <= gone:
+                continue
+            if rnd.catch_up(step, now_ms):
+                self.stats["caught up"] += 1
+                kept = [m for s in sorted(self._ahead) for m in self._ahead[s].values()]
+                self._ahead = {}
+                self._apply(kept, now_ms, out)
+            return
 
     @staticmethod
     def _count(rnd: Round, msg: ConsensusMessage, now_ms: int) -> bool:
@@ -394,6 +434,7 @@ class Consensus:
         self.round = Round(ctx, self.keys, now_ms, self.payload)
         self._seen = set()
         self._best = {}
+        self._ahead = {}
         self._fetching = None
         self.round.start()
         held, self._buffer, self._buffered = self._buffer, [], set()

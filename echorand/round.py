@@ -290,6 +290,18 @@ class Round:
             self._substitute(step)
             self._advance(now_ms)
 
+    def catch_up(self, step: int, now_ms: int) -> bool:
+        """Skip to `step` (`echorand.consensus`: most of the committee is there), abstaining in
+        the steps between; its timer is set as if the step before had just completed. False,
+        and nothing changes, once decided or when `step` is not ahead of the BBA steps."""
+        if self.decision is not None or step <= max(self.step, 4):
+            return False
+        self.step = step
+        at = now_ms + 2 * self.ctx.params.lam_ms
+        self._out.append(SetTimer(at, self.ctx.round, step, TimerKind.DEADLINE))
+        self._advance(now_ms)
+        return True
+
     def on_block_validated(self, block_hash: bytes, ok: bool, now_ms: int) -> None:
         self.gc.set_valid(block_hash, ok)
         self._advance(now_ms)

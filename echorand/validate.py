@@ -52,7 +52,12 @@ from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
 from echorand.tally import Value, is_empty
 
+STEP_AHEAD = "step ahead"
+"""A `bba_signature` of a step beyond the window the node counts (`max_step`): evidence for
+the step catch-up (`echorand.consensus`), not counted."""
+
 __all__ = [
+    "STEP_AHEAD",
     "CachingVerifier",
     "NativeVerifier",
     "PublicKeys",
@@ -173,8 +178,10 @@ def check_fields(
     elif isinstance(msg, GcProposal):
         if msg.step not in (2, 3):
             return "wrong step"
-    elif not 4 <= msg.step <= max_step:
+    elif msg.step < 4:
         return "wrong step"
+    elif msg.step > max_step:
+        return STEP_AHEAD
     if ctx.weight(msg.step, msg.sender) == 0:
         return "not in committee"
     pk = public_key(msg.sender)
