@@ -261,6 +261,17 @@ def test_a_node_that_never_commits_after_a_heal_is_caught() -> None:
     assert found == [
         "no recovery: node 2 committed nothing after the heal of partition (halves 0 | 12) at 5.0 s"
     ]
+    status = [None, None, {"tip": 0, "round": 1, "step": 40}]
+    again = [
+        FaultEvent(7.0, "kill", START, (0,), "node 0"),
+        FaultEvent(8.0, "kill", HEAL, (0,), "node 0"),
+    ]
+    later = [TipSample(8.5, k, 7, chain(PLACED)[6]) for k in (0, 1)]
+    grouped = history(samples=samples + later, final_status=status, faults=history().faults + again)
+    assert violations(grouped, ledgers()) == [
+        "no recovery: node 2 committed nothing after the heal of partition (halves 0 | 12)"
+        " at 5.0 s nor after the 1 heal(s) after it; at the end it was in round 1, step 40"
+    ]
 
 
 def test_recovery_uses_the_nodes_commit_times_when_they_cover_the_rounds() -> None:

@@ -39,6 +39,7 @@ from echorand.chaos.history import (
     HEAL,
     REFUSED,
     START,
+    FaultEvent,
     History,
     NodeLedger,
     Op,
@@ -347,7 +348,7 @@ def recovery(history: History) -> tuple[list[dict[str, Any]], list[str]]:
     for c in history.commits:
         commits[c.node][c.round] = c.t
     heals = []
-    problems = []
+    stuck: dict[int, list[FaultEvent]] = defaultdict(list)
     for fault in history.faults:
         if fault.action != HEAL:
             continue
@@ -356,10 +357,7 @@ def recovery(history: History) -> tuple[list[dict[str, Any]], list[str]]:
             after = _next_commit(commits.get(k, {}), samples.get(k, []), fault.t)
             times[k] = None if after is None else round(after - fault.t, 3)
             if after is None:
-                problems.append(
-                    f"no recovery: node {k} committed nothing after the heal of"
-                    f" {fault.kind} ({fault.detail}) at {fault.t:.1f} s{_where(history, k)}"
-                )
+                stuck[k].append(fault)
         done = [v for v in times.values() if v is not None]
         heals.append(
             {
@@ -370,7 +368,15 @@ def recovery(history: History) -> tuple[list[dict[str, Any]], list[str]]:
                 "all_s": max(done) if len(done) == len(times) else None,
             }
         )
-    return heals, _listed("no recovery", problems)
+    problems = []
+    for k, faults in sorted(stuck.items()):
+        first = faults[0]
+        more = f" nor after the {len(faults) - 1} heal(s) after it" if len(faults) > 1 else ""
+        problems.append(
+            f"no recovery: node {k} committed nothing after the heal of {first.kind}"
+            f" ({first.detail}) at {first.t:.1f} s{more}{_where(history, k)}"
+        )
+    return heals, problems
 
 
 # --- the verdict -------------------------------------------------------------------------

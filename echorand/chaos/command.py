@@ -111,14 +111,15 @@ async def _nemesis(
         say(f"{clock():7.1f} s  healed {fault.kind}")
 
 
-async def _converge(client: Client, target: int, until: float) -> None:
-    """Wait until every node answers with a tip of at least `target` (or `until`)."""
+async def _converge(client: Client, target: int, until: float) -> bool:
+    """Wait until every node answers with a tip of at least `target`; False at `until`."""
     while client.clock() < until:
         await client.look()
         tips = [s["tip"]["round"] if s is not None else -1 for s in client.statuses]
         if min(tips) >= target:
-            return
+            return True
         await asyncio.sleep(0.5)
+    return False
 
 
 async def _drive(
@@ -153,8 +154,12 @@ async def _drive(
             client.drain_until = clock() + options.drain
             say(f"{clock():7.1f} s  load over, all healed at round {history.caught_up_round}")
             await lanes
-            await _converge(client, history.caught_up_round, clock() + options.converge)
-            say(f"{clock():7.1f} s  drained and converged")
+            drained = all(lane.settled for lane in client.lanes)
+            caught_up = await _converge(client, history.caught_up_round, clock() + options.converge)
+            say(
+                f"{clock():7.1f} s  {'drained' if drained else 'drain timed out'},"
+                f" {'every node caught up' if caught_up else 'not every node caught up'}"
+            )
             await client.probe_commits()
             statuses = list(client.statuses)
             history.final_status = [_status_brief(doc) for doc in statuses]

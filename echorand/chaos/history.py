@@ -50,6 +50,8 @@ class FaultEvent:
     action: str
     nodes: tuple[int, ...]
     detail: str
+    sides: tuple[tuple[int, ...], ...] = ()
+    """A partition's sides (a bridge node is in none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,16 @@ class History:
             nodes=doc["nodes"],
             lanes=list(doc["lanes"]),
             ops=[Op(**op) for op in doc["ops"]],
-            faults=[FaultEvent(**{**f, "nodes": tuple(f["nodes"])}) for f in doc["faults"]],
+            faults=[
+                FaultEvent(
+                    **{
+                        **f,
+                        "nodes": tuple(f["nodes"]),
+                        "sides": tuple(tuple(side) for side in f.get("sides", ())),
+                    }
+                )
+                for f in doc["faults"]
+            ],
             exits=[NodeExit(**e) for e in doc["exits"]],
             samples=[TipSample(**s) for s in doc["samples"]],
             commits=[CommitTime(**c) for c in doc["commits"]],

@@ -153,7 +153,9 @@ class Nemesis:
         self.clock = clock
 
     def _record(self, fault: Fault, action: str) -> None:
-        event = FaultEvent(self.clock(), fault.kind, action, fault.nodes, fault.describe())
+        event = FaultEvent(
+            self.clock(), fault.kind, action, fault.nodes, fault.describe(), fault.sides
+        )
         self.history.faults.append(event)
 
     def start(self, fault: Fault) -> None:

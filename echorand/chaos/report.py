@@ -1,9 +1,10 @@
 """The report of a chaos run: a table (rich), one JSON object, and the timeline plot.
 
-The plot follows Jepsen's timeline and latency plots: on top, each node's tip round over
-time, with every fault's window shaded in its kind's colour and labelled with what it did
-(node exits are crosses); below, every client request at its start time and latency,
-coloured by its answer.
+The plot follows Jepsen's timeline and latency plots, sharing one time axis: each node's
+tip round; the faults, one row per node (a partition's first side full, its other side
+light, a bridge node hatched; a cross where a node exited on its own); every client
+request at its start time and latency, coloured by its answer. Fault windows are shaded
+in the first and last panels in their kind's colour.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from echorand.chaos.history import ACK, ERROR, HEAL, REFUSED, START, TIMEOUT, History
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from echorand.chaos.history import ACK, ERROR, HEAL, REFUSED, START, TIMEOUT, FaultEvent, History
 
 FAULT_COLORS = {
     "partition": "#d62728",
@@ -23,7 +28,7 @@ FAULT_COLORS = {
 }
 OUTCOME_COLORS = {ACK: "#2ca02c", REFUSED: "#ff7f0e", TIMEOUT: "#d62728", ERROR: "#7f7f7f"}
 NODE_COLORS = ("#1f77b4", "#2ca02c", "#17becf", "#bcbd22", "#e377c2", "#8c564b", "#9467bd")
-SIZE = (12.0, 7.0)
+SIZE = (12.0, 8.0)
 DPI = 100
 
 
@@ -107,43 +112,43 @@ def markdown_table(summary: dict[str, Any]) -> str:
 # --- the plot ---------------------------------------------------------------------------
 
 
-def _windows(history: History) -> list[tuple[float, float, str, str]]:
-    """(start, end, kind, detail) of every fault; one cut short by the run's end ends there."""
-    open_faults: dict[tuple[str, str], float] = {}
+def _windows(history: History) -> list[tuple[float, float, FaultEvent]]:
+    """(start, end, start event) of every fault; one cut short by the run's end ends there."""
+    open_faults: dict[tuple[str, str], tuple[float, FaultEvent]] = {}
     out = []
     for f in history.faults:
         key = (f.kind, f.detail)
         if f.action == START:
-            open_faults[key] = f.t
+            open_faults[key] = (f.t, f)
         elif f.action == HEAL and key in open_faults:
-            out.append((open_faults.pop(key), f.t, f.kind, f.detail))
-    out += [(t, history.end, kind, detail) for (kind, detail), t in open_faults.items()]
-    return sorted(out)
+            t, event = open_faults.pop(key)
+            out.append((t, f.t, event))
+    out += [(t, history.end, event) for t, event in open_faults.values()]
+    return sorted(out, key=lambda w: w[0])
 
 
-def plot(history: History, path: Path, title: str) -> None:
-    """Write the timeline PNG of a run."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
+def _bars(event: FaultEvent, nodes: int) -> list[tuple[int, float, str]]:
+    """(node, alpha, hatch) of each node a fault acts on: a partition's first side (or its
+    isolated node) full, the other sides lighter, a bridge node hatched."""
+    if event.kind != "partition":
+        return [(k, 0.9, "") for k in event.nodes]
+    if not event.sides:
+        return [(k, 0.5, "") for k in range(nodes)]
+    bars = [(k, 0.9 if i == 0 else 0.4, "") for i, side in enumerate(event.sides) for k in side]
+    bars += [(k, 0.9, "////") for k in event.nodes if all(k not in side for side in event.sides)]
+    return bars
 
-    fig = Figure(figsize=SIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    windows = _windows(history)
-    for ax in (top, bottom):
-        for start, end, kind, _ in windows:
-            ax.axvspan(start, end, color=FAULT_COLORS.get(kind, "#cccccc"), alpha=0.15, lw=0)
+
+def _tips_panel(ax: Axes, history: History) -> None:
     tips: dict[int, list[tuple[float, int]]] = defaultdict(list)
     for s in history.samples:
         if s.tip is not None:
             tips[s.node].append((s.t, s.tip))
-    highest = max((tip for points in tips.values() for _, tip in points), default=1)
     for k in range(history.nodes):
         points = tips.get(k, [])
         if points:
             xs, ys = zip(*points, strict=True)
-            top.step(
+            ax.step(
                 [*xs, history.end],
                 [*ys, ys[-1]],
                 where="post",
@@ -151,25 +156,40 @@ def plot(history: History, path: Path, title: str) -> None:
                 lw=1.2,
                 label=f"node {k}",
             )
+    ax.set_ylabel("tip round")
+    ax.set_ylim(bottom=0)
+
+
+def _faults_panel(ax: Axes, history: History, windows: list) -> None:
+    for start, end, event in windows:
+        color = FAULT_COLORS.get(event.kind, "#cccccc")
+        for k, alpha, hatch in _bars(event, history.nodes):
+            ax.broken_barh(
+                [(start, end - start)], (k - 0.4, 0.8), facecolors=color, alpha=alpha,
+                hatch=hatch, edgecolor="white" if hatch else color, lw=0,
+            )  # fmt: skip
     for e in history.exits:
-        y = max((tip for t, tip in tips.get(e.node, []) if t <= e.t), default=0)
-        top.plot([e.t], [y], "x", color="black", ms=7)
-    for start, _end, kind, detail in windows:
-        top.text(
-            start, highest * 1.01, f"{kind}: {detail}", rotation=90, fontsize=6, va="bottom",
-            ha="left", color=FAULT_COLORS.get(kind, "#333333"),
-        )  # fmt: skip
-    top.set_ylabel("tip round")
-    top.set_ylim(0, highest * 1.35 + 1)
-    handles, _labels = top.get_legend_handles_labels()
-    kinds = sorted({kind for _, _, kind, _ in windows})
-    handles += [Patch(color=FAULT_COLORS[k], alpha=0.3, label=k) for k in kinds]
-    top.legend(handles=handles, loc="upper left", fontsize=7, ncol=2)
-    top.set_title(title, fontsize=10)
+        ax.plot([e.t], [e.node], "x", color="black", ms=6)
+    ax.set_ylim(history.nodes - 0.5, -0.5)
+    ax.set_yticks(range(history.nodes), [f"node {k}" for k in range(history.nodes)])
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel("faults")
+
+
+def _legend(ax: Axes, windows: list) -> None:
+    """The nodes' lines and the fault kinds, in the tips panel's lower right."""
+    handles, _ = ax.get_legend_handles_labels()
+    kinds = sorted({event.kind for _, _, event in windows})
+    handles += [Patch(color=FAULT_COLORS[k], alpha=0.8, label=k) for k in kinds]
+    handles.append(Line2D([], [], marker="x", ls="", color="black", label="node exited"))
+    ax.legend(handles=handles, loc="lower right", fontsize=7, ncol=2)
+
+
+def _latency_panel(ax: Axes, history: History) -> None:
     for outcome in (ACK, REFUSED, TIMEOUT, ERROR):
         ops = [op for op in history.ops if op.outcome == outcome]
         if ops:
-            bottom.scatter(
+            ax.scatter(
                 [op.start for op in ops],
                 [max(1.0, (op.end - op.start) * 1000) for op in ops],
                 s=3,
@@ -178,9 +198,31 @@ def plot(history: History, path: Path, title: str) -> None:
                 alpha=0.6,
                 lw=0,
             )
-    bottom.set_yscale("log")
-    bottom.set_ylabel("request latency (ms)")
-    bottom.set_xlabel("seconds since the load started")
-    bottom.legend(loc="upper left", fontsize=7, markerscale=3)
+    ax.set_yscale("log")
+    ax.set_ylabel("request latency (ms)")
+    ax.set_xlabel("seconds since the load started")
+    ax.legend(loc="upper left", fontsize=7, markerscale=3)
+
+
+def plot(history: History, path: Path, title: str) -> None:
+    """Write the timeline PNG of a run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=SIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    tips, faults, latency = fig.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4, 2]}
+    )
+    windows = _windows(history)
+    for ax in (tips, latency):
+        for start, end, event in windows:
+            color = FAULT_COLORS.get(event.kind, "#cccccc")
+            ax.axvspan(start, end, color=color, alpha=0.12, lw=0)
+    _tips_panel(tips, history)
+    _faults_panel(faults, history, windows)
+    _latency_panel(latency, history)
+    _legend(tips, windows)
+    tips.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
