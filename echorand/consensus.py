@@ -52,8 +52,6 @@ from echorand.validate import STEP_AHEAD, Verifier, should_relay, verify_message
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
-AHEAD_STEPS = 4
-"""Steps beyond the counting window whose verified votes are kept as catch-up evidence."""
 
 
 class Ledger(Protocol):
@@ -212,8 +210,8 @@ class Consensus:
         self._fetching: bytes | None = None
         self._pending_cert: Certificate | None = None
         self._last_sync_ms: int | None = None
-        self._ahead: dict[int, dict[int, BbaSignature]] = {}
-        """Verified votes of steps beyond the window: step -> sender -> vote."""
+        self._ahead: dict[int, BbaSignature] = {}
+        """Each sender's latest verified vote of a step beyond the window."""
 
     @property
     def current_round(self) -> int:
@@ -303,35 +301,42 @@ class Consensus:
             self._catch_up(ahead, now_ms, out)
 
     def _catch_up(self, ahead: list[BbaSignature], now_ms: int, out: list[Action]) -> None:
-        """Step catch-up (docs/protocol.md §7): votes of a step `s` beyond the window, from
-        more than N_c - t_h of A_s, mean that no step before `s` can gather a quorum any more
-        (those voters never go back). The node then skips to `s`, abstaining in between, and
-        counts the votes it kept. Without it, a node that starts a round late (after a
-        partition, a pause) stays more than `mu` steps behind nodes that stall there, and
-        neither side ever reaches `t_h` again. Skipping only abstains: what a node votes at
-        `s` is what a node whose messages were delayed would vote."""
+        """Step catch-up (docs/protocol.md §7). Each sender's latest vote beyond the window is
+        verified and kept; when the senders whose latest votes are at steps `s` or later hold
+        more than N_c - t_h seats (each in the committee of its own step), no step before
+        `s` can gather a quorum any more (those voters never go back): the node skips to the
+        highest such `s`, abstaining in between, and counts what it kept. Without it, a node
+        that starts a round late (after a partition, a pause) stays more than `mu` steps
+        behind nodes that stall there, and no group ever reaches `t_h` again. Skipping only
+        abstains: what a node then votes is what a node whose messages were lost would."""
         rnd = self.round
         assert rnd is not None
-        top = max(m.step for m in ahead)
-        verdicts = verify_messages(ahead, rnd.ctx, self.ledger.public_key, self.verifier, top)
+        newer = [m for m in ahead if m.step > self._ahead_step(m.sender)]
+        if not newer:
+            return
+        top = max(m.step for m in newer)
+        verdicts = verify_messages(newer, rnd.ctx, self.ledger.public_key, self.verifier, top)
         for verdict in verdicts:
-            if verdict.reason is None:
-                msg = verdict.message
+            msg = verdict.message
+            if verdict.reason is None and msg.step > self._ahead_step(msg.sender):
                 assert isinstance(msg, BbaSignature)
-                self._ahead.setdefault(msg.step, {})[msg.sender] = msg
-        for step in sorted(self._ahead)[:-AHEAD_STEPS]:
-            del self._ahead[step]
+                self._ahead[msg.sender] = msg
         gone = self.params.n_c - self.params.t_h
-        for step in sorted(self._ahead, reverse=True):
-            weight = sum(rnd.ctx.weight(step, sender) for sender in self._ahead[step])
+        weight = 0
+        for msg in sorted(self._ahead.values(), key=lambda m: -m.step):
+            weight += rnd.ctx.weight(msg.step, msg.sender)
             if weight <= gone:
                 continue
-            if rnd.catch_up(step, now_ms):
+            if rnd.catch_up(msg.step, now_ms):
                 self.stats["caught up"] += 1
-                kept = [m for s in sorted(self._ahead) for m in self._ahead[s].values()]
+                kept = sorted(self._ahead.values(), key=lambda m: m.step)
                 self._ahead = {}
                 self._apply(kept, now_ms, out)
             return
+
+    def _ahead_step(self, sender: int) -> int:
+        kept = self._ahead.get(sender)
+        return 0 if kept is None else kept.step
 
     @staticmethod
     def _count(rnd: Round, msg: ConsensusMessage, now_ms: int) -> bool:

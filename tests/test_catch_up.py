@@ -95,3 +95,21 @@ def test_forged_votes_ahead_are_no_evidence() -> None:
     sb.recv(*forged)
     sb.assert_state(1, 2)
     assert sb.node.stats["caught up"] == 0 and not [a for a in sb.take() if isinstance(a, Send)]
+
+
+def test_groups_at_different_steps_ahead_add_up_and_the_node_joins_the_lower() -> None:
+    sb = Sandbox()
+    sb.take()
+    higher = FAR + 6
+    front = _remote(sb, higher, 1)
+    while _weight(sb, higher, front) * 2 > GONE + 1:
+        front.pop()
+    sb.recv(*front)  # alone, too little: the node stays
+    sb.assert_state(1, 2)
+    behind = _remote(
+        sb, FAR, GONE + 1 - _weight(sb, higher, front), frozenset(v.sender for v in front)
+    )
+    assert _weight(sb, FAR, behind) <= GONE  # alone, too little as well
+    sb.recv(*behind)
+    sb.assert_state(1, FAR)  # together they are more than N_c - t_h from FAR on
+    assert sb.node.stats["caught up"] == 1

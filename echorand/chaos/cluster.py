@@ -12,6 +12,7 @@ which the nemesis restarts. At the end each ledger is read from its LMDB directo
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,15 @@ class ChaosNet(Devnet):
         return found
 
     # --- the end -----------------------------------------------------------------------
+
+    def keep_ledgers(self) -> None:
+        """Copy each stopped node's LMDB directory off its tmpfs (which goes with the run) to
+        `node-<k>/ledger`, for `echorand chaos --recheck` and for whoever reads a violation."""
+        for k in range(self.nodes):
+            if self.data_dir(k).is_dir():
+                target = self.directory / f"node-{k}" / "ledger"
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(self.data_dir(k), target, ignore=shutil.ignore_patterns("*.lock"))
 
     def read_ledger(
         self, k: int, status: dict[str, Any] | None, fork_evidence: int | None

@@ -11,8 +11,9 @@ The checker's verdict and the figures are printed (`--json`: one object), the ti
 plotted (`--plot`). The exit status is 0 when the checker found nothing, 1 when it found a
 violation, 2 for bad options, 3 when the hosts cannot be made (the message says why) and 4
 when the run failed before the checker could judge it (a node that never became ready).
-The run directory (`history.json`, `ledgers.json`, `summary.json`, each node's log) is kept
-with `--dir`, or when the checker found a violation.
+The run directory (`history.json`, `ledgers.json`, `summary.json`, each node's log and a copy
+of its LMDB ledger, `node-<k>/ledger`) is kept with `--dir`, or when the checker found a
+violation.
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def run_chaos(options: ChaosOptions, say: Callable[[str], None]) -> ChaosResult:
             statuses, forks = asyncio.run(_drive(net, options, faults, history, say))
         net.stop()
         ledgers = [net.read_ledger(k, statuses[k], forks[k]) for k in range(options.nodes)]
+        net.keep_ledgers()
         done = True
     finally:
         net.stop()
