@@ -410,6 +410,7 @@ def check(history: History, ledgers: Sequence[NodeLedger]) -> Verdict:
         "exits": exit_figures,
         "recovery_s": {
             "heals": len(heals),
+            "measured": len(recovered),
             "max": max(recovered, default=None),
             "p50": _p50(recovered),
         },
