@@ -174,6 +174,21 @@ def _add_devnet(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main_devnet)
 
 
+def _add_chaos(sub: argparse._SubParsersAction) -> None:
+    from echorand.chaos.command import add_chaos_arguments, main_chaos
+
+    p = sub.add_parser(
+        "chaos",
+        help="real nodes on separate network hosts under faults, with a Jepsen-style checker",
+        description="Start N `echorand node` processes, each in its own network namespace, "
+        "inject faults on a seeded schedule (partitions, kills, pauses, slow links, a full "
+        "disk) while a client records every transfer it submits, and check the histories "
+        "and every node's ledger at the end. Needs root. Exit status 1: a violation.",
+    )
+    add_chaos_arguments(p)
+    p.set_defaults(func=main_chaos)
+
+
 def _add_node(sub: argparse._SubParsersAction) -> None:
     from echorand.node import add_node_arguments, run_node
 
@@ -216,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_sim(sub)
     _add_devnet(sub)
+    _add_chaos(sub)
     _add_node(sub)
     _add_ledger_tools(sub)
     _add_network(sub)

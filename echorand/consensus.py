@@ -55,7 +55,7 @@ from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.signed import SignedLog
 from echorand.sortition import StakeTable
-from echorand.validate import Verifier, should_relay, verify_messages
+from echorand.validate import STEP_AHEAD, Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
@@ -232,6 +232,8 @@ class Consensus:
         """Why consensus stopped, once a certificate conflicted with a final block."""
         self._suspected = False
         """Whether this round already asked to compare chains (`SuspectFork`)."""
+        self._ahead: dict[int, BbaSignature] = {}
+        """Each sender's latest verified vote of a step beyond the window."""
 
     @property
     def current_round(self) -> int:
@@ -312,6 +314,7 @@ class Consensus:
         verdicts = verify_messages(
             messages, rnd.ctx, self.ledger.public_key, self.verifier, max_step
         )
+        ahead: list[BbaSignature] = []
         for verdict in verdicts:
             msg = verdict.message
             if verdict.reason is not None:
@@ -320,6 +323,8 @@ class Consensus:
                     # a producer of this round builds on another chain: compare (PROTOCOL §6)
                     self._suspected = True
                     out.append(SuspectFork(rnd.ctx.round, rnd.ctx.prev_hash))
+                elif verdict.reason == STEP_AHEAD and isinstance(msg, BbaSignature):
+                    ahead.append(msg)
                 continue
             if isinstance(msg, FinalVote):
                 counted = self._count_final(msg, out)
@@ -334,6 +339,46 @@ class Consensus:
                 out.append(Relay(msg))
             if counted and priority is not None and (best is None or priority < best):
                 self._best[type(msg)] = priority
+        if ahead:
+            self._catch_up(ahead, now_ms, out)
+
+    def _catch_up(self, ahead: list[BbaSignature], now_ms: int, out: list[Action]) -> None:
+        """Step catch-up (docs/protocol.md §7). Each sender's latest vote beyond the window is
+        verified and kept; when the senders whose latest votes are at steps `s` or later hold
+        more than N_c - t_h seats (each in the committee of its own step), no step before
+        `s` can gather a quorum any more (those voters never go back): the node skips to the
+        highest such `s`, abstaining in between, and counts what it kept. Without it, a node
+        that starts a round late (after a partition, a pause) stays more than `mu` steps
+        behind nodes that stall there, and no group ever reaches `t_h` again. Skipping only
+        abstains: what a node then votes is what a node whose messages were lost would."""
+        rnd = self.round
+        assert rnd is not None
+        newer = [m for m in ahead if m.step > self._ahead_step(m.sender)]
+        if not newer:
+            return
+        top = max(m.step for m in newer)
+        verdicts = verify_messages(newer, rnd.ctx, self.ledger.public_key, self.verifier, top)
+        for verdict in verdicts:
+            msg = verdict.message
+            if verdict.reason is None and msg.step > self._ahead_step(msg.sender):
+                assert isinstance(msg, BbaSignature)
+                self._ahead[msg.sender] = msg
+        gone = self.params.n_c - self.params.t_h
+        weight = 0
+        for msg in sorted(self._ahead.values(), key=lambda m: -m.step):
+            weight += rnd.ctx.weight(msg.step, msg.sender)
+            if weight <= gone:
+                continue
+            if rnd.catch_up(msg.step, now_ms):
+                self.stats["caught up"] += 1
+                kept = sorted(self._ahead.values(), key=lambda m: m.step)
+                self._ahead = {}
+                self._apply(kept, now_ms, out)
+            return
+
+    def _ahead_step(self, sender: int) -> int:
+        kept = self._ahead.get(sender)
+        return 0 if kept is None else kept.step
 
     @staticmethod
     def _count(rnd: Round, msg: ConsensusMessage, now_ms: int) -> bool:
@@ -525,6 +570,7 @@ class Consensus:
         self._suspected = False
         self._seen = set()
         self._best = {}
+        self._ahead = {}
         self._fetching = None
         self.round.start()
         held, self._buffer, self._buffered = self._buffer, [], set()

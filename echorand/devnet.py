@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,11 +134,8 @@ class Devnet:
         block_txs: int = DEFAULT_BLOCK_TXS,
         durable: bool = True,
         log_level: str = "info",
-        peers: Sequence[Sequence[str]] | None = None,
     ) -> None:
-        """`peers[k]`: the `host:port` addresses node k dials (default: nodes 0 .. k-1)."""
         self.directory = directory
-        self.peers = peers
         self.nodes = nodes
         self.accounts = accounts
         self.seed = seed
@@ -151,6 +148,24 @@ class Devnet:
         self.p2p_ports = ports[:nodes]
         self.api_ports = ports[nodes:]
         self.genesis_hash = b""
+
+    # -- where the nodes run (a subclass may place them elsewhere: echorand.chaos)
+
+    def address(self, k: int) -> str:
+        """The IPv4 address node k listens on (P2P and API)."""
+        return "127.0.0.1"
+
+    def peers(self, k: int) -> list[str]:
+        """The `host:port` addresses node k dials: nodes 0..k-1."""
+        return [f"{self.address(j)}:{self.p2p_ports[j]}" for j in range(k)]
+
+    def data_dir(self, k: int) -> Path:
+        """Node k's LMDB directory."""
+        return self.directory / f"node-{k}" / "data"
+
+    def node_command(self, k: int) -> list[str]:
+        """The command line that runs node k."""
+        return [sys.executable, "-m", "echorand.cli", "node", "--config", str(self.config_path(k))]
 
     # -- files
 
@@ -169,15 +184,13 @@ class Devnet:
         for k in range(self.nodes):
             node_dir = self.directory / f"node-{k}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            dials = (
-                [f"127.0.0.1:{self.p2p_ports[j]}" for j in range(k)]
-                if self.peers is None
-                else self.peers[k]
-            )
-            peers = ", ".join(f'"{address}"' for address in dials)
-            (node_dir / "node.toml").write_text(
-                f"""[node]
-data_dir = "data"
+            (node_dir / "node.toml").write_text(self.node_toml(k, genesis_dir), encoding="utf-8")
+
+    def node_toml(self, k: int, genesis_dir: Path) -> str:
+        """Node k's configuration file."""
+        peers = ", ".join(f'"{peer}"' for peer in self.peers(k))
+        return f"""[node]
+data_dir = "{self.data_dir(k)}"
 genesis = "{genesis_dir}"
 keys = "{node_keys_path(genesis_dir, k)}"
 log_level = "{self.log_level}"
@@ -186,12 +199,12 @@ join_timeout = 10.0
 durable = {"true" if self.durable else "false"}
 
 [network]
-host = "127.0.0.1"
+host = "{self.address(k)}"
 port = {self.p2p_ports[k]}
 peers = [{peers}]
 
 [api]
-host = "127.0.0.1"
+host = "{self.address(k)}"
 port = {self.api_ports[k]}
 
 [mempool]
@@ -199,9 +212,7 @@ max_count = {DEVNET_MEMPOOL}
 
 [blocks]
 max_txs = {self.block_txs}
-""",
-                encoding="utf-8",
-            )
+"""
 
     def config_path(self, k: int) -> Path:
         return self.directory / f"node-{k}" / "node.toml"
@@ -210,7 +221,7 @@ max_txs = {self.block_txs}
         return self.directory / f"node-{k}" / "node.log"
 
     def url(self, k: int, path: str) -> str:
-        return f"http://127.0.0.1:{self.api_ports[k]}{path}"
+        return f"http://{self.address(k)}:{self.api_ports[k]}{path}"
 
     # -- processes
 
@@ -224,14 +235,7 @@ max_txs = {self.block_txs}
             raise RuntimeError(f"node {k} is running")
         with self.log_path(k).open("ab") as log:
             self.procs[k] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "echorand.cli",
-                    "node",
-                    "--config",
-                    str(self.config_path(k)),
-                ],
+                self.node_command(k),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -325,30 +329,42 @@ max_txs = {self.block_txs}
 # --- the load ------------------------------------------------------------------------
 
 
+class TransferSigner:
+    """Signs transfers of 1 unit from a devnet account to the next one (account i to i + 1
+    mod n), for the network whose genesis hash is `chain`, as 153-byte encodings. (Signed
+    by libsodium over the payload of `Transaction.signing_bytes`, whose prefix
+    `tag || 0x00 || chain` is the same for all.)"""
+
+    def __init__(self, seed: str, accounts: int, chain: bytes, fee: int = TX_FEE) -> None:
+        from nacl.bindings import crypto_sign_seed_keypair
+
+        seeds = devnet_seeds(devnet_master(seed), accounts)
+        pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
+        self._secrets = [secret for _, secret in pairs]
+        self.public_keys = [public for public, _ in pairs]
+        self._prefix = TX_TAG + b"\x00" + chain
+        amount = (1).to_bytes(8, "big")
+        fee_bytes = fee.to_bytes(8, "big")
+        self._heads = [
+            b"\x00" + pairs[i][0] + pairs[(i + 1) % accounts][0] + amount + fee_bytes
+            for i in range(accounts)
+        ]
+
+    def sign(self, account: int, nonce: int) -> bytes:
+        """The transfer of account `account` with nonce `nonce`: always the same bytes."""
+        from nacl.bindings import crypto_sign
+
+        body = self._heads[account] + nonce.to_bytes(8, "big")
+        return body + crypto_sign(self._prefix + body, self._secrets[account])[:64]
+
+
 def sign_transfers(
     seed: str, accounts: int, count: int, chain: bytes, fee: int = TX_FEE
 ) -> list[bytes]:
-    """`count` signed transfers of 1 unit between the devnet's accounts, for the network whose
-    genesis hash is `chain`, as 153-byte encodings: transfer j is from account j mod n (nonce
-    j div n) to the next account. (Signed in bulk by libsodium over the payload of
-    `Transaction.signing_bytes`, whose prefix `tag || 0x00 || chain` is the same for all.)"""
-    from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
-
-    seeds = devnet_seeds(devnet_master(seed), accounts)
-    pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
-    prefix = TX_TAG + b"\x00" + chain
-    amount = (1).to_bytes(8, "big")
-    fee_bytes = fee.to_bytes(8, "big")
-    heads = [
-        b"\x00" + pairs[i][0] + pairs[(i + 1) % accounts][0] + amount + fee_bytes
-        for i in range(accounts)
-    ]
-    out = []
-    for j in range(count):
-        i, nonce = j % accounts, j // accounts
-        body = heads[i] + nonce.to_bytes(8, "big")
-        out.append(body + crypto_sign(prefix + body, pairs[i][1])[:64])
-    return out
+    """`count` signed transfers (`TransferSigner`) between the devnet's accounts: transfer j
+    is from account j mod n, with nonce j div n."""
+    signer = TransferSigner(seed, accounts, chain, fee)
+    return [signer.sign(j % accounts, j // accounts) for j in range(count)]
 
 
 @dataclass(slots=True)

@@ -7,8 +7,13 @@ the whitepaper's fork prioritization heals the fork once the nodes hear each oth
 that meets a peer on another chain fetches that chain with its certificates from the last
 final block on, and `plan` compares it with its own.
 
-- A divergence at or below the node's last final block cannot happen while the adversary holds
-  at most `f` of the stake: the node halts and reports it.
+- Nothing below the node's last final block is ever rolled back: a chain that parts from ours
+  there is kept out (`Choice.OURS`, `below_final`). A chain parted from ours before a final
+  block can never reach that block's round (no certificate can contradict a final block), so
+  its owner is the one to switch; its blocks prove nothing about the adversary.
+- A chain that proves a final block after the fork point (a checked final certificate) wins:
+  it is the chain every honest node reaches. Two final blocks on parted chains are the
+  contradiction that halts (`Choice.HALT`): the adversary exceeded `f`.
 - Otherwise the chains from the fork point are compared by `certificate.choose_chain`; the
   node keeps its own, or rolls its ledger back to the fork point and applies the other chain,
   each block with its certificate checked as sync checks it, never past the last final block.
@@ -51,7 +56,7 @@ class Choice(Enum):
     THEIRS = "theirs"
     """Theirs wins: roll back to the fork point and apply it."""
     HALT = "halt"
-    """They diverge at or below our last final block: evidence the adversary exceeded f."""
+    """Both chains hold a final block after they part: evidence the adversary exceeded f."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class ForkPlan:
     """Our blocks from `fork_round` to our tip, with their certificates."""
     theirs: tuple[CertifiedBlock, ...]
     """Their blocks from `fork_round` on."""
+    below_final: bool = False
+    """They part from us at or below our last final block: theirs is never followed."""
 
     @property
     def rollback_to(self) -> int:
@@ -75,10 +82,16 @@ class ForkError(ValueError):
     """Their chain cannot be compared with ours (it does not attach to it where it says)."""
 
 
-def plan(ours: ChainView, theirs: Sequence[CertifiedBlock]) -> ForkPlan | None:
+def plan(
+    ours: ChainView, theirs: Sequence[CertifiedBlock], their_final: int = 0
+) -> ForkPlan | None:
     """Compare `theirs` — consecutive certified blocks from some round `a <= ours.tip + 1`
     whose first block extends our block `a - 1` — with our chain. None when they do not
     diverge (theirs is our chain, or extends it); a plan otherwise.
+
+    `their_final`: the last round of `theirs` that the caller proved final by checking its
+    final certificate against their chain (0: none proved). The caller checks `theirs`'s
+    certificates before it follows them; `plan` reads only hashes and rounds.
 
     Raises `ForkError` when their first block does not extend our block of the round before.
     """
@@ -101,10 +114,15 @@ def plan(ours: ChainView, theirs: Sequence[CertifiedBlock]) -> ForkPlan | None:
         return None
     mine_from_fork = tuple(_own(ours, r) for r in range(fork, ours.tip + 1))
     theirs_from_fork = tuple(c for c in theirs if c[0].round >= fork)
+    theirs_final = their_final >= fork
     if fork <= ours.final_round:
-        return ForkPlan(fork, Choice.HALT, mine_from_fork, theirs_from_fork)
-    winner = choose_chain([[b for b, _ in mine_from_fork], [b for b, _ in theirs_from_fork]])
-    choice = Choice.OURS if winner == 0 else Choice.THEIRS
+        choice = Choice.HALT if theirs_final else Choice.OURS
+        return ForkPlan(fork, choice, mine_from_fork, theirs_from_fork, below_final=True)
+    if theirs_final:
+        choice = Choice.THEIRS
+    else:
+        winner = choose_chain([[b for b, _ in mine_from_fork], [b for b, _ in theirs_from_fork]])
+        choice = Choice.OURS if winner == 0 else Choice.THEIRS
     return ForkPlan(fork, choice, mine_from_fork, theirs_from_fork)
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_UNDO_ROUNDS",
     "LEDGER_FORMAT",
     "Account",
+    "DiskFullError",
     "Ledger",
     "LedgerError",
 ]
@@ -100,6 +101,8 @@ _PER_ROUND = ("blocks", "certs", "seeds", "hashes", "undo", "levels")
 _PUT_CHUNK = 100_000
 _UNDO_ENTRY = 32
 """One entry of an undo record: `id || old balance || old nonce || old delegate`, u64be."""
+_FULL_BELOW = 1 << 20
+"""Free bytes below which a failed write is put down to a full disk."""
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
 _PRODUCER_AT = 1 + 8 + 32
@@ -108,6 +111,12 @@ _PRODUCER_AT = 1 + 8 + 32
 
 class LedgerError(Exception):
     """A block that does not extend the ledger, or a store that does not match its genesis."""
+
+
+class DiskFullError(LedgerError):
+    """The disk had no room for a write transaction: nothing of it was written (LMDB aborts
+    it whole), and the ledger stays at its tip. A node stops on it; it may be reopened, and
+    written to again, once there is room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,7 @@ class Ledger:
         self._path = Path(path)
         self._genesis = genesis
         self._undo_rounds = undo_rounds
+        self._tip = 0
         self._delegate_tables: dict[int, memoryview] = {}
         self._env: lmdb.Environment | None = None
         self._lock: int | None = _checked_lock(self._path, genesis)
@@ -279,7 +289,10 @@ class Ledger:
     # --- writing -------------------------------------------------------------------
 
     def _write(self, fn: Callable[[lmdb.Transaction], None]) -> None:
-        """Run `fn(txn)` in one write transaction; grow the map and retry when full."""
+        """Run `fn(txn)` in one write transaction; grow the map and retry when full.
+
+        A full disk aborts the transaction: `DiskFullError` (ENOSPC, or an I/O error on a
+        file system with next to no room left)."""
         while True:
             try:
                 with self._environment().begin(write=True) as txn:
@@ -288,6 +301,22 @@ class Ledger:
             except lmdb.MapFullError:
                 env = self._environment()
                 env.set_mapsize(env.info()["map_size"] * 2)
+            except lmdb.Error as e:
+                if not isinstance(e, lmdb.DiskError) and not self._disk_nearly_full():
+                    raise
+                raise DiskFullError(
+                    f"{self._path}: no room on the disk ({e}): nothing was written, the ledger"
+                    f" stays at round {self._tip}"
+                ) from None
+
+    def _disk_nearly_full(self) -> bool:
+        """Whether the ledger's file system has less than `_FULL_BELOW` bytes free. (LMDB
+        reports a write cut short by a full disk as EIO, not ENOSPC.)"""
+        try:
+            stats = os.statvfs(self._path)
+        except OSError:
+            return False
+        return stats.f_bavail * stats.f_frsize < _FULL_BELOW
 
     def apply(self, block: Block, certificate: Certificate) -> Changes:
         """Append the certified block of round tip + 1 and its changes, in one commit.

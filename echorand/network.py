@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import uvloop
 
+from echorand.aio import cancel_and_wait
 from echorand.gossip import DEFAULT_SEEN, TX_BATCH_CODE, Seen
 from echorand.messages import (
     MAX_FRAME,
@@ -255,9 +256,7 @@ class Network:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         conns = list(self._conns)
         for peer in conns:
             peer.drop("shutdown", level=logging.DEBUG)

@@ -33,6 +33,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
 from echorand import forks
+from echorand.aio import cancel_and_wait
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
 from echorand.consensus import Consensus, Tip, tip_context
@@ -62,7 +63,7 @@ from echorand.finality import FinalCertificate
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip
 from echorand.keys import is_sealed_file, load_keypair, load_node_keys
-from echorand.ledger import Ledger, LedgerError
+from echorand.ledger import DiskFullError, Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
     MAX_BATCH_TXS,
@@ -107,6 +108,9 @@ ADMITTED_TIMES = 200_000
 """Admitted transactions whose admission time is remembered (for their finality)."""
 SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STEP_BUCKETS = (4, 5, 6, 7, 8, 10, 13, 16, 25, 40)
+EXIT_DISK_FULL = 75
+"""`echorand node`'s exit status when the disk filled up (EX_TEMPFAIL: start it again once
+there is room; the ledger is at its last committed block)."""
 
 
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
@@ -335,9 +339,7 @@ class Node:
             await self._stop.wait()
         finally:
             log.info("shutting down at round %d", self.ledger.tip)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(self._tasks)
             if api is not None:
                 await api.close()
             await self.syncer.close()
@@ -699,30 +701,38 @@ class Node:
 
     def _on_fork(self, peer: Peer, blocks: list[CertifiedBlock]) -> bool:
         """A peer's certified chain from the first round we could roll back: the fork
-        choice against ours. True when we follow that chain afterwards."""
+        choice against ours. True when we follow that chain afterwards. Nothing the peer
+        sent is believed before its certificates pass (`_switch`): keeping ours needs none,
+        and fork evidence is recorded only from checked certificates."""
         if self.halted is not None:
             return False
         try:
             plan = forks.plan(self.ledger, blocks)
         except forks.ForkError as e:
-            self._halt(
-                f"a peer's chain parts from ours at or below round {blocks[0][0].round - 1},"
-                f" which we cannot roll back (last final block {self.ledger.final_round}): {e}"
+            # It parts from ours at or below our last final block: that chain can never reach
+            # the final round (or the peer lies). Its owner is the one to switch; we keep ours.
+            log.warning(
+                "a chain from %s does not attach to ours above our last final block %d: %s;"
+                " kept ours",
+                peer,
+                self.ledger.final_round,
+                e,
             )
             return False
         if plan is None:
             return True
-        (mine, ours), (theirs_block, theirs) = plan.ours[0], plan.theirs[0]
-        self._fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, theirs_block))
-        if plan.choice is forks.Choice.HALT:
-            theirs_hash, mine_hash = theirs_block.hash.hex()[:16], mine.hash.hex()[:16]
-            self._halt(
-                f"round {plan.fork_round}: a peer's certified block {theirs_hash}.. conflicts"
-                f" with our final block {mine_hash}.."
-            )
+        if plan.choice is forks.Choice.HALT:  # needs a final block proved on their chain
+            self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
             return False
         if plan.choice is forks.Choice.OURS:
-            log.warning("fork at round %d: our chain wins the fork choice; kept", plan.fork_round)
+            log.warning(
+                "fork at round %d with %s: %s; kept",
+                plan.fork_round,
+                peer,
+                "it parts below our last final block"
+                if plan.below_final
+                else "our chain wins the fork choice",
+            )
             return False
         return self._switch(plan)
 
@@ -735,6 +745,9 @@ class Node:
         self.counters["rollbacks"] += 1
         self.counters["rolled_back_blocks"] += len(removed)
         applied = self._apply_certified(plan.theirs)
+        if applied:  # their block of the fork round passed its certificate: evidence
+            (_, ours), (theirs_block, theirs) = plan.ours[0], plan.theirs[0]
+            self._fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, theirs_block))
         if applied < len(plan.theirs):
             log.error(
                 "fork at round %d: the other chain failed its checks; ours restored",
@@ -1064,6 +1077,9 @@ def _start(args: argparse.Namespace) -> Node | int:
     configure_logging(config.log_level_number, args.log_format)
     try:
         return Node(config, passphrase_source(args))
+    except DiskFullError as e:
+        log.error("cannot start, the disk is full: %s", e)
+        return EXIT_DISK_FULL
     except (GenesisError, KeyFileError, LedgerError, PassphraseError, ValueError, OSError) as e:
         log.error("cannot start: %s", e)
         return 1
@@ -1092,6 +1108,9 @@ def run_node(args: argparse.Namespace) -> int:
             prof.dump_stats(os.path.join(profile, f"node-{os.getpid()}.prof"))
         else:
             run(node.run())
+    except DiskFullError as e:
+        log.error("stopped, the disk is full: %s", e)
+        return EXIT_DISK_FULL
     except LedgerError as e:
         log.error("stopped: %s", e)
         return 1

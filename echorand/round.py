@@ -279,10 +279,6 @@ class Round:
         (kept across a restart through the signed log)."""
         self._expired: set[int] = set()
         self._requested: set[bytes] = set()
-        self._ahead: dict[int, BbaSignature] = {}
-        """The latest vote of each sender more than mu steps ahead of this node."""
-        self.stats_jumps = 0
-        """Times this node skipped ahead to the others' step (`_jump`)."""
         self._out: list[Action] = []
 
     # --- interface ---------------------------------------------------------
@@ -319,6 +315,18 @@ class Round:
             self._substitute(step)
             self._advance(now_ms)
 
+    def catch_up(self, step: int, now_ms: int) -> bool:
+        """Skip to `step` (`echorand.consensus`: most of the committee is there), abstaining in
+        the steps between; its timer is set as if the step before had just completed. False,
+        and nothing changes, once decided or when `step` is not ahead of the BBA steps."""
+        if self.decision is not None or step <= max(self.step, 4):
+            return False
+        self.step = step
+        at = now_ms + 2 * self.ctx.params.lam_ms
+        self._out.append(SetTimer(at, self.ctx.round, step, TimerKind.DEADLINE))
+        self._advance(now_ms)
+        return True
+
     def on_block_validated(self, block_hash: bytes, ok: bool, now_ms: int) -> None:
         self.gc.set_valid(block_hash, ok)
         self._advance(now_ms)
@@ -351,51 +359,12 @@ class Round:
         return True
 
     def on_bba_signature(self, msg: BbaSignature, now_ms: int) -> bool:
-        """A vote of step 4 or later; False if the signer already voted in that step. A vote
-        more than mu steps ahead of this node is kept as its sender's latest (`_ahead`)."""
+        """A vote of step 4 or later; False if the signer already voted in that step."""
         vote = Vote(msg.b, msg.value)
-        if msg.step > self.step + self.ctx.params.mu:
-            return self._note_ahead(msg, now_ms)
         if not self._count_own_bba(msg.step, msg.sender, vote, msg.cert_sig):
             return False
         self._advance(now_ms)
         return True
-
-    def _note_ahead(self, msg: BbaSignature, now_ms: int) -> bool:
-        """Others vote far ahead of this node (it restarted, or was cut off, while the round
-        went on): keep each sender's latest such vote, and jump to the latest step where this
-        node's own seats would complete a quorum with them (`_jump`)."""
-        known = self._ahead.get(msg.sender)
-        if known is not None and known.step >= msg.step:
-            return False
-        self._ahead[msg.sender] = msg
-        self._jump(now_ms)
-        return True
-
-    def _jump(self, now_ms: int) -> None:
-        """Skip to step s (abstaining in the steps between: always safe) when the latest votes
-        of others at s weigh, with this node's own seats at s, more than t_h: in step with them
-        the node can complete a quorum; one step at a time it never would."""
-        by_step: dict[int, list[BbaSignature]] = {}
-        for msg in self._ahead.values():
-            by_step.setdefault(msg.step, []).append(msg)
-        t_h = self.ctx.params.t_h
-        for step in sorted(by_step, reverse=True):
-            if step <= self.step:
-                return
-            mine = sum(w for _, w in self._local_seats(step))
-            theirs = sum(self.ctx.weight(step, m.sender) for m in by_step[step])
-            if mine and mine + theirs > t_h:
-                break
-        else:
-            return
-        self.stats_jumps += 1
-        for m in by_step[step]:
-            del self._ahead[m.sender]
-            self._count_own_bba(step, m.sender, Vote(m.b, m.value), m.cert_sig)
-        self.step = step
-        self._expired.add(step)  # act at once, on what it holds: its timer is long past
-        self._advance(now_ms)
 
     def on_substitute(self, msg: Substitute, now_ms: int) -> bool:
         """A substitute in a principal's seats (validated: its signer may speak there). Held

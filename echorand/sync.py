@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from echorand.aio import cancel_and_wait
 from echorand.messages import (
     MAX_FRAME,
     MAX_SYNC_BLOCKS,
@@ -149,9 +150,7 @@ class Syncer:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     @property

@@ -55,7 +55,12 @@ from echorand.round import RoundContext
 from echorand.seeds import seed_signing_bytes
 from echorand.tally import Value, is_empty
 
+STEP_AHEAD = "step ahead"
+"""A `bba_signature` of a step beyond the window the node counts (`max_step`): evidence for
+the step catch-up (`echorand.consensus`), not counted."""
+
 __all__ = [
+    "STEP_AHEAD",
     "CachingVerifier",
     "NativeVerifier",
     "PublicKeys",
@@ -182,9 +187,9 @@ def check_fields(
         if msg.step not in (2, 3):
             return "wrong step"
     elif not 4 <= msg.step < FINAL_STEP:
-        # Any step: past max_step the committees repeat (PROTOCOL §5), so checking a vote
-        # far ahead costs no new sortition; the round keeps only the latest of such votes.
         return "wrong step"
+    elif msg.step > max_step:
+        return STEP_AHEAD
     if ctx.weight(msg.step, msg.sender) == 0:
         return "not in committee"
     pk = public_key(msg.sender)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from echorand.bba import StepKind, StepVotes, Vote, coin, deciding_vote, run_step, step_kind
-from echorand.events import Commit, Relay, Send
+from echorand.events import Commit, Relay
 from echorand.messages import Block
 
 T_H = 13
@@ -244,30 +244,3 @@ def test_coin_of_known_inputs() -> None:
 def test_coin_refuses_a_seed_of_the_wrong_length(length: int) -> None:
     with pytest.raises(ValueError, match=f"seed must be 32 bytes, got {length}"):
         coin(bytes(length), 1, 7)
-
-
-def test_a_node_far_behind_in_the_round_jumps_to_the_step_where_it_completes_a_quorum() -> None:
-    # The others went on through the steps while this node was away (a restart): it would
-    # never catch up one step at a time, so it jumps to the step where its own seats and
-    # their latest votes weigh more than t_h, and votes there (abstaining in between).
-    sb = Sandbox()
-    sb.take()
-    far = PARAMS.mu + 20  # past mu: a coin-flipped step defaults to b = 1, so does the jumper
-    while not (step_kind(far) is StepKind.COIN_FLIPPED and sb.my_weight(far)):
-        far += 1
-    need = PARAMS.t_h + 1 - sb.my_weight(far)
-    assert 0 < need <= PARAMS.t_h, "precondition: a quorum only with this node"
-    chosen = sb.signers(far, need)  # others whose weight is too little alone, enough with ours
-    sb.recv(*sb.votes(far, 1, EMPTY_VALUE, chosen))
-    sent = [a.message for a in sb.take() if isinstance(a, Send)]
-    at_far = [m for m in sent if m.step == far]
-    assert len(at_far) == len([a for a in sb.keys if sb.ctx.weight(far, a)])
-    assert all(m.step >= far for m in sent)  # nothing in the steps it skipped
-    assert all((m.b, m.value) == (1, EMPTY_VALUE) for m in at_far)
-    assert sb.node.round is not None and sb.node.round.stats_jumps == 1
-    # a single vote far ahead, too light to complete anything, moves nothing
-    other = Sandbox()
-    other.take()
-    other.recv(*other.votes(far, 1, EMPTY_VALUE, chosen[:1]))
-    assert other.take() == [Relay(m) for m in other.votes(far, 1, EMPTY_VALUE, chosen[:1])]
-    assert other.node.round is not None and other.node.round.step == 2

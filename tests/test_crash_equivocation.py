@@ -110,12 +110,21 @@ def wait(condition, what: str, net: Devnet, timeout: float = DEADLINE) -> None:
         time.sleep(0.02)
 
 
+class ProxiedDevnet(Devnet):
+    """The survivor dials nobody; the victim dials it through the proxy at `proxy_port`."""
+
+    proxy_port = 0
+
+    def peers(self, k: int) -> list[str]:
+        return [f"127.0.0.1:{self.proxy_port}"] if k == VICTIM else []
+
+
 def test_a_node_killed_at_random_points_of_its_rounds_never_equivocates(tmp_path: Path) -> None:
     rng = random.Random(7)
     # The survivor listens; the victim dials it through the proxy (one link, all recorded).
-    net = Devnet(tmp_path, nodes=2, accounts=ACCOUNTS, seed=SEED, peers=[[], []])
+    net = ProxiedDevnet(tmp_path, nodes=2, accounts=ACCOUNTS, seed=SEED)
     proxy = RecordingProxy(("127.0.0.1", net.p2p_ports[SURVIVOR]))
-    net.peers = [[], [f"127.0.0.1:{proxy.port}"]]
+    net.proxy_port = proxy.port
     net.create()
     txs = sign_transfers(SEED, ACCOUNTS, 40 * ACCOUNTS, net.genesis_hash)
     stop = threading.Event()

@@ -99,7 +99,7 @@ class Chain:
         return self.blocks[round - 1][1] if 1 <= round <= self.tip else None
 
 
-def test_the_plan_keeps_ours_takes_theirs_or_halts() -> None:
+def test_the_plan_keeps_ours_or_takes_theirs() -> None:
     common = chain("ab")
     tip = common[-1][0].hash
     ours = Chain(common + chain(".c", tip, 3))
@@ -108,11 +108,26 @@ def test_the_plan_keeps_ours_takes_theirs_or_halts() -> None:
     assert plan is not None and plan.fork_round == 3 and plan.choice is forks.Choice.THEIRS
     assert [b.round for b, _ in plan.theirs] == [3, 4] and plan.rollback_to == 2
     assert forks.plan(Chain(common + chain("de", tip, 3)), ours.blocks).choice is forks.Choice.OURS
-    ours.final_round = 3  # our block 3 is final: a conflict there is evidence, never a switch
-    assert forks.plan(ours, theirs).choice is forks.Choice.HALT
+    ours.final_round = 3  # our block 3 is final: their chain is never followed, whatever it is
+    below = forks.plan(ours, theirs)
+    assert below is not None and below.choice is forks.Choice.OURS and below.below_final
     assert forks.plan(Chain(common), theirs) is None  # theirs extends ours: plain sync
     with pytest.raises(forks.ForkError, match="does not extend"):
         forks.plan(Chain(chain("x")), theirs[1:])
+
+
+def test_a_proven_final_block_wins_and_two_of_them_halt() -> None:
+    common = chain("ab")
+    tip = common[-1][0].hash
+    ours = Chain(common + chain("cd", tip, 3))  # more non-empty blocks than theirs
+    theirs = common + chain("..", tip, 3)
+    assert forks.plan(ours, theirs).choice is forks.Choice.OURS  # the whitepaper's rule
+    assert forks.plan(ours, theirs, their_final=2).choice is forks.Choice.OURS  # before the fork
+    won = forks.plan(ours, theirs, their_final=4)
+    assert won is not None and won.choice is forks.Choice.THEIRS and not won.below_final
+    ours.final_round = 3  # both chains final after they part: the adversary exceeded f
+    halt = forks.plan(ours, theirs, their_final=4)
+    assert halt is not None and halt.choice is forks.Choice.HALT and halt.below_final
 
 
 def test_two_nodes_always_pick_the_same_chain() -> None:

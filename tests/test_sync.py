@@ -460,6 +460,35 @@ def test_shape_problem_names_the_fault() -> None:
     assert "certificate of round 1" in str(shape_problem([(CHAIN[1][0], CHAIN[0][1])], 2, 1))
 
 
+def test_close_ends_the_sync_loop_when_its_request_is_answered_as_it_is_cancelled() -> None:
+    """The request in flight completes (the network reports its peer gone) in the loop tick
+    where the sync loop is cancelled: Python 3.11's `wait_for` swallows that cancellation,
+    and a single cancel left the loop running, and a stopping node hung for ever."""
+    asked: list[SyncRequest] = []
+
+    async def silent(req: SyncRequest) -> None:
+        asked.append(req)
+
+    async def main() -> None:
+        fake = await fake_peer(300, silent)
+        client = Client(3, timeout=30)
+        await client.net.start()
+        client.syncer.start()
+        try:
+            client.net.connect("127.0.0.1", _port(fake))
+            await until(lambda: asked, "a sync request in flight")
+            (peer,) = client.net.peers
+            client.syncer.peer_lost(peer)  # answers the request with None, now
+            closing = asyncio.ensure_future(client.syncer.close())
+            done, _ = await asyncio.wait({closing}, timeout=10)  # never cancels `closing`
+            assert closing in done, "close() still waits for the sync loop"
+        finally:
+            await client.net.close()
+            fake.close()
+
+    arun(main())
+
+
 def test_syncer_rejects_nonsense_options() -> None:
     net = Network(config(1))
     with pytest.raises(ValueError, match="batch"):

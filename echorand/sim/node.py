@@ -26,6 +26,7 @@ from echorand.events import (
     TimerFired,
     ValidateBlock,
 )
+from echorand.finality import FinalCertificate
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 from echorand.params import Params
 from echorand.signed import Signed, SignedLog
@@ -62,6 +63,9 @@ class SimNode:
         self.evidence: list[ForkEvidence] = []
         """Two certificates for different values of one round that this node saw."""
         self.finals: dict[int, bytes] = {}
+        self.final_certs: dict[int, FinalCertificate] = {}
+        self.refused_chains = 0
+        """Peer chains that part from ours below our last final block (never followed)."""
         """Round -> H(B_r) of the blocks this node saw become final (PROTOCOL §6)."""
         self.final_round = 0
         """Its last final block: nothing at or below it is ever rolled back."""
@@ -163,7 +167,7 @@ class SimNode:
                     for peer in self.sim.network.neighbours[self.index]:
                         self.sim.check_fork(self, peer)
                 case Finalized(cert):
-                    self._finalized(cert.round, cert.block_hash)
+                    self._finalized(cert)
                 case Halted(reason):
                     self._halt(reason)
                 case _:
@@ -218,21 +222,26 @@ class SimNode:
             return
         self.deliver(CertifiedBlocksReceived(self.sim.clock.now_ms, blocks))
 
-    def on_chain(self, blocks: list[tuple[Block, Certificate]]) -> None:
-        """A peer's chain from our first round that may be rolled back: the fork choice."""
+    def on_chain(
+        self, blocks: list[tuple[Block, Certificate]], final: FinalCertificate | None = None
+    ) -> None:
+        """A peer's chain from our first round that may be rolled back, and the final
+        certificate of its last final block: the fork choice (`echorand.forks.plan`)."""
         if self.core is None or self.halted is not None or not blocks:
             return
+        first = blocks[0][0].round
+        their_final = self.sim.proven_final(self.chain[: first - 1], blocks, final)
         try:
-            plan = forks.plan(self, blocks)
-        except forks.ForkError as e:
-            self._halt(f"a peer's chain parts from ours below what we may roll back: {e}")
-            return
+            plan = forks.plan(self, blocks, their_final)
+        except forks.ForkError:
+            self.refused_chains += 1  # it parts from ours below our last final block: theirs
+            return  # is the chain that cannot go on, its owner the one to switch
         if plan is None:
             return
         (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
         self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
         if plan.choice is forks.Choice.HALT:
-            self._halt(f"round {plan.fork_round}: a certified block conflicts with a final one")
+            self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
         elif plan.choice is forks.Choice.THEIRS:
             self._switch(plan)
 
@@ -254,10 +263,11 @@ class SimNode:
         self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
         self.sim.on_commit(self)
 
-    def _finalized(self, round: int, block_hash: bytes) -> None:
-        self.finals[round] = block_hash
-        self.final_round = max(self.final_round, round)
-        self.sim.record_final(self, round, block_hash)
+    def _finalized(self, cert: FinalCertificate) -> None:
+        self.finals[cert.round] = cert.block_hash
+        self.final_certs[cert.round] = cert
+        self.final_round = max(self.final_round, cert.round)
+        self.sim.record_final(self, cert.round, cert.block_hash)
 
     def _halt(self, reason: str) -> None:
         """Stop for good: a conflict with a final block (the adversary exceeded f)."""

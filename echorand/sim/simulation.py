@@ -12,6 +12,7 @@ from echorand.certificate import CertificateError, check_certificate
 from echorand.consensus import Tip, ledger_delegates
 from echorand.crypto import Keypair
 from echorand.events import BlockReceived
+from echorand.finality import FinalCertificate, FinalityError, check_final_certificate
 from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
 from echorand.params import Params
 from echorand.round import RoundContext
@@ -386,8 +387,9 @@ class Simulation:
         if not source.online or not self.network.connected(peer, node.index):
             return
         blocks = list(source.chain[node.final_round :])
+        final = source.final_certs.get(source.final_round)
         delay = self._link_delay(peer, node.index)
-        self.network.send(peer, node.index, lambda: node.on_chain(blocks), delay)
+        self.network.send(peer, node.index, lambda: node.on_chain(blocks, final), delay)
 
     def checked_suffix(
         self, prefix: list[tuple[Block, Certificate]], blocks: Sequence[tuple[Block, Certificate]]
@@ -407,6 +409,36 @@ class Simulation:
             out.append((block, cert))
             tip, previous = tip.after(block, self.params, cert), ctx
         return out
+
+    def proven_final(
+        self,
+        prefix: list[tuple[Block, Certificate]],
+        blocks: Sequence[tuple[Block, Certificate]],
+        cert: FinalCertificate | None,
+    ) -> int:
+        """The round `cert` proves final on the chain `prefix + blocks` (its certificates
+        checked up to that round, then the final votes against that round's committee), or 0."""
+        if (
+            cert is None
+            or not blocks
+            or not blocks[0][0].round <= cert.round <= blocks[-1][0].round
+        ):
+            return 0
+        upto = [b for b in blocks if b[0].round <= cert.round]
+        checked = self.checked_suffix(prefix, upto)
+        block, _ = upto[-1]
+        if len(checked) < len(upto) or block.hash != cert.block_hash:
+            return 0
+        tip, previous = self.genesis, None
+        for b, c in prefix + upto[:-1]:
+            previous = self._context(tip, previous)
+            tip = tip.after(b, self.params, c)
+        try:
+            ctx = self._context(tip, previous)
+            check_final_certificate(cert, ctx, self.ledger.public_key, self.verifier.verify_batch)
+        except FinalityError:
+            return 0
+        return cert.round
 
     def _context(self, tip: Tip, previous: RoundContext | None) -> RoundContext:
         """The context of round tip.round + 1 in the simulator's ledger."""
