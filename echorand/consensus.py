@@ -400,10 +400,7 @@ class Consensus:
         """Collect the round's actions; commit once it has decided and holds the block."""
         while self.round is not None:
             rnd = self.round
-            for action in rnd.drain():
-                if isinstance(action, Send):
-                    self._seen.add(action.message.encode())
-                out.append(action)
+            self._own_actions(rnd.drain(), out)
             if rnd.decision is None or self._fetching is not None:
                 return
             vote = rnd.decision[1]
@@ -418,6 +415,16 @@ class Consensus:
                     out.append(FetchBlock(rnd.ctx.round, vote.value[0]))
                     return
             self._commit(block, cert, now_ms, out)
+
+    def _own_actions(self, actions: list[Action], out: list[Action]) -> None:
+        """The round's actions, out; this node's own messages are seen (a copy relayed back
+        is a duplicate), and its own final votes weigh in the final tally like anyone's."""
+        for action in actions:
+            out.append(action)
+            if isinstance(action, Send):
+                self._seen.add(action.message.encode())
+                if isinstance(action.message, FinalVote):
+                    self._count_final(action.message, out)
 
     def _block_received(self, block: Block, now_ms: int, out: list[Action]) -> None:
         if self._fetching is None or block.hash != self._fetching:
@@ -509,10 +516,7 @@ class Consensus:
         self._fetching = None
         self.round.start()
         held, self._buffer, self._buffered = self._buffer, [], set()
-        for action in self.round.drain():
-            if isinstance(action, Send):
-                self._seen.add(action.message.encode())
-            out.append(action)
+        self._own_actions(self.round.drain(), out)
         if held:
             self._receive(tuple(held), now_ms, out)
 

@@ -48,6 +48,18 @@ def final_signers(sb: Sandbox, ctx, weight: int) -> list[int]:
     return chosen
 
 
+def exact_signers(sb: Sandbox, ctx, weight: int) -> list[int]:
+    """Remote accounts of the final committee of `ctx` whose seats add up to exactly
+    `weight` (greedily, in id order, skipping any that would pass it)."""
+    chosen, total = [], 0
+    for account, seats in sorted(ctx.weights(FINAL_STEP).items()):
+        if account not in sb.keys and total + seats <= weight:
+            chosen.append(account)
+            total += seats
+    assert total == weight, "precondition: remote final seats adding up to the weight"
+    return chosen
+
+
 def test_deciding_from_step_4_votes_before_any_later_vote_sends_final_votes() -> None:
     sb = Sandbox()
     sb.take()
@@ -82,7 +94,9 @@ def test_final_votes_above_t_f_make_the_committed_block_final() -> None:
     ctx = sb.node._finals[1].ctx  # the context of round 1, kept for its final votes
     sb.take()
     mine = sum(ctx.weight(FINAL_STEP, a) for a in sb.keys)
-    signers = final_signers(sb, ctx, T_F + 1 - mine)
+    assert mine > 0, "precondition: the node's own final votes weigh"
+    # the remote votes alone stay at or below t_f: the node's own final votes count too
+    signers = exact_signers(sb, ctx, T_F + 1 - mine)
     votes = [sign_final(key(a), CHAIN, 1, a, block.hash) for a in signers]
     sb.recv(*votes[:-1])
     assert not [a for a in sb.take() if isinstance(a, Finalized)]
