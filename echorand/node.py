@@ -427,14 +427,20 @@ class Node:
                 return
 
     def _on_another_chain(self, msg: object) -> bool:
-        """A producer's message of our next round built on another H(B_{r-1}): its sender
-        holds another chain (PROTOCOL §6: compare, and let the fork choice decide)."""
-        ledger = self.ledger
+        """A producer's message of our next round, or of a round we hold and could still
+        roll back, built on another H(B_{r-1}) than ours: its sender holds another chain
+        (PROTOCOL §6: compare, and let the fork choice decide). A node ahead on a chain that
+        loses the fork choice learns it so from the messages of a peer behind it."""
         if isinstance(msg, GcBlock):
-            return msg.round == ledger.tip + 1 and msg.block.prev_hash != ledger.tip_hash
-        if isinstance(msg, GcSignature):
-            return msg.round == ledger.tip + 1 and msg.prev_hash != ledger.tip_hash
-        return False
+            r, prev = msg.round, msg.block.prev_hash
+        elif isinstance(msg, GcSignature):
+            r, prev = msg.round, msg.prev_hash
+        else:
+            return False
+        ledger = self.ledger
+        if r == ledger.tip + 1:
+            return prev != ledger.tip_hash
+        return ledger.rollback_floor < r <= ledger.tip and prev != ledger.hash(r - 1)
 
     def _handle_batches(self, batches: list[Batch]) -> None:
         txs: list[tuple[Peer, Sequence[Transaction]]] = []
