@@ -7,7 +7,7 @@ import pytest
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 from test_round import certificate_for
 
-from echorand.events import Commit, Finalized, ForkEvidence, Halted, Send
+from echorand.events import Commit, FetchBlock, Finalized, ForkEvidence, Halted, Send
 from echorand.finality import (
     FinalCertificate,
     FinalityError,
@@ -69,6 +69,22 @@ def test_deciding_from_step_4_votes_before_any_later_vote_sends_final_votes() ->
     sent = finals_of(sb.take())
     assert sent == [f.message for f in expected]
     assert all(m.block_hash == block.hash and m.round == 1 for m in sent)
+
+
+def test_a_decided_block_is_final_voted_only_once_the_node_holds_it() -> None:
+    """Votes name a block by its hash: they can decide a block of another fork, which the
+    node must not make final. It final-votes the block when the block comes (on its chain)."""
+    sb = Sandbox()
+    sb.take()
+    block = sb.block(sb.best_remote_producer())
+    value = (block.hash, block.producer)
+    sb.recv(*sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1)))
+    actions = sb.take()
+    assert sb.node.round.decision is not None and sb.node.round.ctx.round == 1
+    assert any(isinstance(a, FetchBlock) for a in actions)
+    assert finals_of(actions) == []
+    sb.recv(sb.gc_block(block))
+    assert finals_of(sb.take()) == [f.message for f in sb.my_finals(block.hash)]
 
 
 def test_a_node_that_voted_in_a_later_step_sends_no_final_vote() -> None:
