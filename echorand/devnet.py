@@ -135,10 +135,23 @@ class Devnet:
         durable: bool = True,
         log_level: str = "info",
         peers: Sequence[Sequence[str]] | None = None,
+        keys: Sequence[int] | None = None,
+        min_peers: Sequence[int] | None = None,
     ) -> None:
-        """`peers[k]`: the `host:port` addresses node k dials (default: nodes 0 .. k-1)."""
+        """`peers[k]`: the `host:port` addresses node k dials (default: nodes 0 .. k-1).
+        `keys[k]`: the key file whose accounts node k runs (default k; two nodes on one key
+        file are one validator run twice). `min_peers[k]`: the peers node k waits for
+        before it joins consensus (default N - 1)."""
+        if keys is not None and (
+            len(keys) != nodes or sorted(set(keys)) != list(range(max(keys) + 1))
+        ):
+            raise ValueError(f"keys: one key file per node, numbered from 0, got {list(keys)}")
+        if min_peers is not None and len(min_peers) != nodes:
+            raise ValueError(f"min_peers: one count per node, got {list(min_peers)}")
         self.directory = directory
         self.peers = peers
+        self.keys = list(range(nodes)) if keys is None else list(keys)
+        self.min_peers = [nodes - 1] * nodes if min_peers is None else list(min_peers)
         self.nodes = nodes
         self.accounts = accounts
         self.seed = seed
@@ -160,7 +173,7 @@ class Devnet:
         genesis = create_devnet(
             genesis_dir,
             accounts=self.accounts,
-            nodes=self.nodes,
+            nodes=max(self.keys) + 1,
             seed=self.seed,
             params=self.params,
             overwrite=True,
@@ -179,9 +192,9 @@ class Devnet:
                 f"""[node]
 data_dir = "data"
 genesis = "{genesis_dir}"
-keys = "{node_keys_path(genesis_dir, k)}"
+keys = "{node_keys_path(genesis_dir, self.keys[k])}"
 log_level = "{self.log_level}"
-min_peers = {self.nodes - 1}
+min_peers = {self.min_peers[k]}
 join_timeout = 10.0
 durable = {"true" if self.durable else "false"}
 
