@@ -504,6 +504,19 @@ def _window(chain: ChainStats, start_ms: int, end_ms: int) -> tuple[int, int, in
     return len(blocks), sum(1 for b in blocks if b[2]), sum(b[3] for b in blocks)
 
 
+def _finality(chain: ChainStats, start_ms: int, end_ms: int, final_round: int) -> dict[str, int]:
+    """The blocks of the window that are final at node 0 (PROTOCOL §6: a block is final when
+    its round is at most the node's final round, `GET /block/{r}`'s `final`), and the rest,
+    tentative."""
+    rounds = [b[0] for b in chain.blocks if start_ms <= b[1] < end_ms]
+    final = sum(1 for r in rounds if r <= final_round)
+    return {
+        "final_round": final_round,
+        "final_blocks": final,
+        "tentative_blocks": len(rounds) - final,
+    }
+
+
 def _progress_table(chain: ChainStats, stats: LoadStats, start_ms: int, options: DevnetOptions):
     from rich.table import Table
 
@@ -591,6 +604,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     ]
     forks, compared = await asyncio.to_thread(net.forks)
     last = await asyncio.to_thread(net.status, 0)
+    finality = _finality(chain, start_ms, end_ms, last["final_round"] if last else 0)
     return {
         "nodes": options.nodes,
         "accounts": options.accounts,
@@ -598,6 +612,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "offered_tps": options.tps,
         "blocks": blocks,
         "empty_blocks": empty,
+        **finality,
         "blocks_per_s": round(blocks / seconds, 3) if seconds else 0.0,
         "transactions": transactions,
         "tps": round(transactions / seconds, 1) if seconds else 0.0,
@@ -746,6 +761,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("nodes", summary["nodes"]),
         ("seconds", summary["seconds"]),
         ("blocks (empty)", f"{summary['blocks']} ({summary['empty_blocks']})"),
+        (
+            "blocks final / tentative",
+            f"{summary['final_blocks']} / {summary['tentative_blocks']}"
+            f" (final round {summary['final_round']})",
+        ),
         ("blocks per second", summary["blocks_per_s"]),
         ("transactions committed", f"{summary['transactions']:,}"),
         ("transactions per second", f"{summary['tps']:,}"),
