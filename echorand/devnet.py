@@ -272,11 +272,13 @@ max_txs = {self.block_txs}
                 raise RuntimeError(f"node {k} exited with {proc.returncode}:\n" + "\n".join(tail))
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every node, then SIGKILL those still running after `timeout`."""
+        """SIGTERM every node (and SIGCONT, should one be stopped), then SIGKILL those still
+        running after `timeout`."""
         running = [p for p in self.procs if p is not None and p.poll() is None]
         for p in running:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + timeout
         for p in running:
             try:

@@ -12,14 +12,15 @@ certifies its own blocks, all tentative; only the three groups together make a b
 2. The proxy cuts H1 - H2. H1 and B_a go on. From H2's side B looks down, and its operator
    starts it there again: B_b, the same key file on a new data directory (its process runs
    from the beginning, its one link, to H2, closed until now). It syncs from H2 and joins
-   it: each side commits its own blocks. Then B_b loses its link for some seconds (H2's
-   side stalls), so that H1's side is well ahead when the partition heals.
-3. B_b's link comes back, and the H1 - H2 link too, slow towards H2 (a one-way delay: the
-   adversarial timing): H1 sees the chain of the side behind it, from the messages of its
-   producers, before H2 fetches H1's chain and switches. Once H1 reports the fork, the
-   operator stops B_b. (Two copies of a validator on one network sign different votes for
-   one slot as soon as their views differ; with 40 % of the stake signing twice no
-   threshold is safe, and a certificate against a final block would rightly halt the
+   it: each side commits its own blocks. Then H2's side is frozen for some seconds (both
+   processes stopped, SIGSTOP, like paused hosts: they stay in step with each other), so
+   that H1's side is well ahead when the partition heals.
+3. The H1 - H2 link comes back, slow towards H2 (a one-way delay: the adversarial timing),
+   and H2's side runs again: H1 sees the chain of the side behind it, from the messages of
+   that side's producers, before H2 fetches H1's chain and switches. Once H1 reports the
+   fork, the operator stops B_b. (Two copies of a validator on one network sign different
+   votes for one slot as soon as their views differ; with 40 % of the stake signing twice
+   no threshold is safe, and a certificate against a final block would rightly halt the
    nodes. So B_b never runs where B_a is reachable.)
 4. The chain the fork choice prefers wins; the other side rolls back, its transfers back
    in its pool. The three nodes hold one chain, keep committing and make blocks final again;
@@ -62,7 +63,7 @@ chain from `rollback_floor + 1`: a fork below it cannot be compared, and halts t
 DELAY = 2.0
 """Seconds the healed link holds what goes to H2: H2 fetches H1's chain after three such
 trips (H1's hello, then two requests), H1 fetches H2's after one."""
-LEAD = 12
+LEAD = 16
 """Rounds H1's side is ahead when the partition heals: more than the delay hides (H2 sees
 H1 as it was DELAY seconds before), so that no round of one side meets the same round of
 the other, where votes of one fork could decide a block of the other."""
@@ -124,12 +125,15 @@ class Watch(threading.Thread):
         self.net = net
         self.finals: dict[int, list[int]] = {k: [] for k in range(net.nodes)}
         self.halted: dict[int, str] = {}
+        self.paused: set[int] = set()
+        """Nodes not to ask (their processes are stopped)."""
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(0.3):
             for k, proc in enumerate(self.net.procs):
-                doc = self.net.status(k) if proc is not None else None
+                asked = proc is not None and k not in self.paused
+                doc = self.net.status(k) if asked else None
                 if doc is None:
                     continue
                 self.finals[k].append(doc["final_round"])
@@ -189,6 +193,11 @@ def blocks(net: Devnet, k: int, first: int, last: int) -> dict[int, dict[str, An
     return {r: dict(client.block(r)) for r in range(first, last + 1)}
 
 
+def transfers(net: Devnet, k: int, first: int) -> int:
+    """The transfers in node k's blocks from round `first` to its tip."""
+    return sum(doc["tx_count"] for doc in blocks(net, k, first, tip(net, k)).values())
+
+
 def same_chain(net: Devnet, nodes: list[int]) -> int | None:
     """The lowest tip of `nodes` when they all hold the same blocks up to it."""
     low = min(tip(net, k) for k in nodes)
@@ -216,8 +225,20 @@ def test_two_halves_that_committed_different_blocks_converge_after_the_partition
     t0 = time.monotonic()
 
     def say(what: str) -> None:  # shown when the test fails
-        tips = [status(net, k)["tip"]["round"] if net.procs[k] else None for k in range(4)]
+        running = [k for k in range(net.nodes) if net.procs[k] and k not in watch.paused]
+        tips = [tip(net, k) if k in running else None for k in range(net.nodes)]
         print(f"{time.monotonic() - t0:6.1f} s  tips {tips}  {what}")
+
+    def pause(*nodes: int) -> None:
+        """Freeze processes (SIGSTOP: a paused host); they stay in step with each other."""
+        watch.paused.update(nodes)
+        for k in nodes:
+            net.procs[k].send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+
+    def resume(*nodes: int) -> None:
+        for k in nodes:
+            net.procs[k].send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        watch.paused.difference_update(nodes)
 
     try:
         with net:
@@ -236,18 +257,20 @@ def test_two_halves_that_committed_different_blocks_converge_after_the_partition
             side.restore()
             wait("B_b to join H2", lambda: status(net, BB)["sync"]["joined"])
             fork = wait("the halves to commit different blocks", lambda: fork_round(net, split))
-            wait("several blocks of H2's side", lambda: tip(net, H2) >= fork + 2)
-            say(f"the halves part at round {fork}; B_b loses its link")
-            side.cut()
-            wait("H1's side well ahead", lambda: tip(net, H1) >= tip(net, H2) + LEAD)
-            assert max(final_round(net, k) for k in (BA, H1, H2)) < fork, "final on a fork"
-            chains = {k: blocks(net, k, fork, tip(net, k)) for k in (H1, H2)}
+            wait("blocks of H2's side with transfers", lambda: transfers(net, H2, fork) > 0)
+            chains = {H2: blocks(net, H2, fork, tip(net, H2))}
+            frozen = max(tip(net, H2), tip(net, BB))
+            say(f"the halves part at round {fork}; H2's side is frozen")
+            pause(H2, BB)
+            wait("H1's side well ahead", lambda: tip(net, H1) >= frozen + 1 + LEAD)
+            chains[H1] = blocks(net, H1, fork, tip(net, H1))
             assert chains[H1][fork]["hash"] != chains[H2][fork]["hash"]
 
-            # 3. B_b comes back and the partition heals, slowly towards H2
-            say("B_b comes back; the partition heals, slowly towards H2")
-            side.restore()
+            # 3. the partition heals, slowly towards H2, and H2's side runs again
+            say("the partition heals, slowly towards H2")
             mid.restore(down=DELAY)
+            resume(H2, BB)
+            assert max(final_round(net, k) for k in (BA, H1, H2)) < fork, "final on a fork"
             wait("H1 to report the fork", lambda: fork in forks(net, H1))
             say("H1 reports the fork; B_b is stopped")
             assert net.kill(BB, signal.SIGTERM) == 0, "B_b did not stop cleanly"
