@@ -477,8 +477,10 @@ class Node:
         finally:
             self._origin = {}
 
-    def _timer(self, round: int, step: int, kind: TimerKind) -> None:
-        if self.core is None or self._stop.is_set():
+    def _timer(self, core: Consensus | None, round: int, step: int, kind: TimerKind) -> None:
+        """A timer the core `core` set: for it alone. (After a switch to another chain a new
+        core may run the round number the old one ran; the old one's timers are not its.)"""
+        if core is None or core is not self.core or self._stop.is_set():
             return
         try:
             self._feed(TimerFired(self.now_ms(), round, step, kind))
@@ -528,7 +530,8 @@ class Node:
                     frame, peer = self._origin.get(id(msg), (None, None))
                     relays.setdefault(peer, []).append(frame or msg.encode())
                 case SetTimer(at_ms, round, step, kind):
-                    self._loop.call_at(self._t0 + at_ms / 1000, self._timer, round, step, kind)
+                    at = self._t0 + at_ms / 1000
+                    self._loop.call_at(at, self._timer, self.core, round, step, kind)
                 case ValidateBlock(block):
                     ok = self._validate(block)
                     event = BlockValidated(self.now_ms(), block.hash, ok)

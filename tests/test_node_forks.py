@@ -6,6 +6,7 @@ chain: keep its own, or roll back and apply the other, its transactions back in 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from _chain import proposed_block
 from echorand.config import NodeConfig
 from echorand.crypto import Keypair
 from echorand.devnet import DEVNET_PARAMS
+from echorand.events import TimerFired, TimerKind
 from echorand.finality import FinalCertificate
 from echorand.genesis import create_devnet, node_keys_path
 from echorand.keys import load_node_keys
@@ -168,3 +170,22 @@ def test_a_fork_at_or_below_the_last_final_block_halts(pair: Pair) -> None:
     peer_chain = [*pair.b.ledger.blocks_range(3, 3)]
     assert a._on_fork(None, peer_chain) is False  # type: ignore[arg-type]
     assert a.halted is not None and a.ledger.tip == 4 and a.counters["rollbacks"] == 0
+
+
+def test_a_timer_of_the_core_before_a_switch_is_not_fed_to_the_new_one(pair: Pair) -> None:
+    """After a switch the node runs a new core, which may be at the round number the old
+    one ran: the old core's pending timers must not expire the new one's steps."""
+    a = pair.a
+    loop = asyncio.new_event_loop()
+    try:
+        a._loop, a._t0 = loop, loop.time()
+        fed: list[object] = []
+        a._feed = fed.append  # type: ignore[method-assign]
+        old, new = object(), object()
+        a.core = new  # type: ignore[assignment]
+        a._timer(old, 1, 2, TimerKind.LEADER)  # type: ignore[arg-type]
+        assert fed == []
+        a._timer(new, 1, 2, TimerKind.LEADER)  # type: ignore[arg-type]
+        assert [type(e) for e in fed] == [TimerFired]
+    finally:
+        loop.close()
