@@ -232,6 +232,10 @@ class Consensus:
         """Why consensus stopped, once a certificate conflicted with a final block."""
         self._suspected = False
         """Whether this round already asked to compare chains (`SuspectFork`)."""
+        self.decided_elsewhere = False
+        """The round decided a block that does not extend our tip (votes from another fork;
+        it waits for the fork choice). If that keeps our chain, the executor restarts the
+        core on our tip (the signed log keeps it from signing anything new in a filled slot)."""
         self._ahead: dict[int, BbaSignature] = {}
         """Each sender's latest verified vote of a step beyond the window."""
 
@@ -457,10 +461,7 @@ class Consensus:
         """Collect the round's actions; commit once it has decided and holds the block."""
         while self.round is not None:
             rnd = self.round
-            for action in rnd.drain():
-                if isinstance(action, Send):
-                    self._seen.add(action.message.encode())
-                out.append(action)
+            self._own_actions(rnd.drain(), out)
             if rnd.decision is None or self._fetching is not None:
                 return
             vote = rnd.decision[1]
@@ -476,6 +477,16 @@ class Consensus:
                     return
             self._commit(block, cert, now_ms, out)
 
+    def _own_actions(self, actions: list[Action], out: list[Action]) -> None:
+        """The round's actions, out; this node's own messages are seen (a copy relayed back
+        is a duplicate), and its own final votes weigh in the final tally like anyone's."""
+        for action in actions:
+            out.append(action)
+            if isinstance(action, Send):
+                self._seen.add(action.message.encode())
+                if isinstance(action.message, FinalVote):
+                    self._count_final(action.message, out)
+
     def _block_received(self, block: Block, now_ms: int, out: list[Action]) -> None:
         if self._fetching is None or block.hash != self._fetching:
             self.stats["unexpected block"] += 1
@@ -489,6 +500,7 @@ class Consensus:
             # The votes decided a block of another chain: this node is on a fork. It never
             # commits a block that does not extend its tip; the fork choice settles it.
             self.stats["decided block of another chain"] += 1
+            self.decided_elsewhere = True
             out.append(SuspectFork(block.round, block.hash))
             return
         self._fetching = None
@@ -568,16 +580,14 @@ class Consensus:
         self._committed = {r: h for r, h in self._committed.items() if r >= oldest}
         self.round = Round(ctx, self.keys, now_ms, self.payload, self.signed)
         self._suspected = False
+        self.decided_elsewhere = False
         self._seen = set()
         self._best = {}
         self._ahead = {}
         self._fetching = None
         self.round.start()
         held, self._buffer, self._buffered = self._buffer, [], set()
-        for action in self.round.drain():
-            if isinstance(action, Send):
-                self._seen.add(action.message.encode())
-            out.append(action)
+        self._own_actions(self.round.drain(), out)
         if held:
             self._receive(tuple(held), now_ms, out)
 

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,23 @@ class Devnet:
         block_txs: int = DEFAULT_BLOCK_TXS,
         durable: bool = True,
         log_level: str = "info",
+        keys: Sequence[int] | None = None,
+        min_peers: Sequence[int] | None = None,
     ) -> None:
+        """`keys[k]`: the key file whose accounts node k runs (default k; two nodes on one key
+        file are one validator run twice). `min_peers[k]`: the peers node k waits for
+        before it joins consensus (default N - 1)."""
+        if keys is not None and (
+            len(keys) != nodes or sorted(set(keys)) != list(range(max(keys) + 1))
+        ):
+            raise ValueError(f"keys: one key file per node, numbered from 0, got {list(keys)}")
+        if min_peers is not None and len(min_peers) != nodes:
+            raise ValueError(f"min_peers: one count per node, got {list(min_peers)}")
         self.directory = directory
+        self.dials: list[list[str]] | None = None
+        """`dials[k]`: the `host:port` addresses node k dials, when set (else `peers`)."""
+        self.keys = list(range(nodes)) if keys is None else list(keys)
+        self.min_peers = [nodes - 1] * nodes if min_peers is None else list(min_peers)
         self.nodes = nodes
         self.accounts = accounts
         self.seed = seed
@@ -156,7 +171,9 @@ class Devnet:
         return "127.0.0.1"
 
     def peers(self, k: int) -> list[str]:
-        """The `host:port` addresses node k dials: nodes 0..k-1."""
+        """The `host:port` addresses node k dials: `dials[k]` when set, else nodes 0..k-1."""
+        if self.dials is not None:
+            return list(self.dials[k])
         return [f"{self.address(j)}:{self.p2p_ports[j]}" for j in range(k)]
 
     def data_dir(self, k: int) -> Path:
@@ -175,7 +192,7 @@ class Devnet:
         genesis = create_devnet(
             genesis_dir,
             accounts=self.accounts,
-            nodes=self.nodes,
+            nodes=max(self.keys) + 1,
             seed=self.seed,
             params=self.params,
             overwrite=True,
@@ -192,9 +209,9 @@ class Devnet:
         return f"""[node]
 data_dir = "{self.data_dir(k)}"
 genesis = "{genesis_dir}"
-keys = "{node_keys_path(genesis_dir, k)}"
+keys = "{node_keys_path(genesis_dir, self.keys[k])}"
 log_level = "{self.log_level}"
-min_peers = {self.nodes - 1}
+min_peers = {self.min_peers[k]}
 join_timeout = 10.0
 durable = {"true" if self.durable else "false"}
 
@@ -263,11 +280,13 @@ max_txs = {self.block_txs}
                 raise RuntimeError(f"node {k} exited with {proc.returncode}:\n" + "\n".join(tail))
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every node, then SIGKILL those still running after `timeout`."""
+        """SIGTERM every node (and SIGCONT, should one be stopped), then SIGKILL those still
+        running after `timeout`."""
         running = [p for p in self.procs if p is not None and p.poll() is None]
         for p in running:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + timeout
         for p in running:
             try:
@@ -507,6 +526,19 @@ def _window(chain: ChainStats, start_ms: int, end_ms: int) -> tuple[int, int, in
     return len(blocks), sum(1 for b in blocks if b[2]), sum(b[3] for b in blocks)
 
 
+def _finality(chain: ChainStats, start_ms: int, end_ms: int, final_round: int) -> dict[str, int]:
+    """The blocks of the window that are final at node 0 (PROTOCOL §6: a block is final when
+    its round is at most the node's final round, `GET /block/{r}`'s `final`), and the rest,
+    tentative."""
+    rounds = [b[0] for b in chain.blocks if start_ms <= b[1] < end_ms]
+    final = sum(1 for r in rounds if r <= final_round)
+    return {
+        "final_round": final_round,
+        "final_blocks": final,
+        "tentative_blocks": len(rounds) - final,
+    }
+
+
 def _progress_table(chain: ChainStats, stats: LoadStats, start_ms: int, options: DevnetOptions):
     from rich.table import Table
 
@@ -594,6 +626,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     ]
     forks, compared = await asyncio.to_thread(net.forks)
     last = await asyncio.to_thread(net.status, 0)
+    finality = _finality(chain, start_ms, end_ms, last["final_round"] if last else 0)
     return {
         "nodes": options.nodes,
         "accounts": options.accounts,
@@ -601,6 +634,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "offered_tps": options.tps,
         "blocks": blocks,
         "empty_blocks": empty,
+        **finality,
         "blocks_per_s": round(blocks / seconds, 3) if seconds else 0.0,
         "transactions": transactions,
         "tps": round(transactions / seconds, 1) if seconds else 0.0,
@@ -749,6 +783,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("nodes", summary["nodes"]),
         ("seconds", summary["seconds"]),
         ("blocks (empty)", f"{summary['blocks']} ({summary['empty_blocks']})"),
+        (
+            "blocks final / tentative",
+            f"{summary['final_blocks']} / {summary['tentative_blocks']}"
+            f" (final round {summary['final_round']})",
+        ),
         ("blocks per second", summary["blocks_per_s"]),
         ("transactions committed", f"{summary['transactions']:,}"),
         ("transactions per second", f"{summary['tps']:,}"),

@@ -616,11 +616,12 @@ class Ledger:
         raw = self._read("blocks", round) if round >= 1 else None
         return None if raw is None else Block.from_bytes(raw)
 
-    def recent_authors(self, count: int) -> tuple[int, ...]:
-        """The producers of the last `count` non-empty blocks, oldest first (fewer near the
-        genesis): the locked validators of the round-robin proposer policy (§14)."""
+    def recent_authors(self, count: int, upto: int | None = None) -> tuple[int, ...]:
+        """The producers of the last `count` non-empty blocks up to block `upto` (default the
+        tip), oldest first (fewer near the genesis): the locked validators of the round-robin
+        proposer policy (§14)."""
         authors: list[int] = []
-        round = self._tip
+        round = self._tip if upto is None else min(upto, self._tip)
         with self._environment().begin(buffers=True) as txn:
             cursor = txn.cursor(db=self._db["blocks"])
             if count > 0 and cursor.set_key(_u64(round)):

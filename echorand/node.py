@@ -166,28 +166,33 @@ def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
     return items[max(0, len(items) - count) :]
 
 
-def ledger_tip(ledger: Ledger, params: Params) -> Tip:
+def ledger_tip(ledger: Ledger, params: Params, at: int | None = None) -> Tip:
     """The chain tip as the core sees it, from the ledger: what `Tip.after` would have made
     from the genesis on (recent authors and producers, CERT_tip for the next block to carry,
-    and the tip before it, §16), without replaying the chain."""
+    and the tip before it, §16), without replaying the chain. `at`: as it was at that round
+    (the blocks up to it held; the context of round `at + 1` then needs its stake snapshot,
+    which reaches back `undo_rounds`)."""
     depth = policy_for(params).lock_depth
     chain = ledger.genesis.hash
-    carried = ledger.certificate_to_carry()
-    recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1)
+    top = ledger.tip if at is None else at
+    carried = ledger.proposed_certificate(top)
+    recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1, upto=top)
     previous = None
-    if ledger.tip >= 1:
+    if top >= 1:
         before = recent if carried is None else recent[:-1]
-        r = ledger.tip - 1
+        r = top - 1
         seed, block_hash = ledger.seed(r), ledger.hash(r)
         assert seed is not None and block_hash is not None
         cert = ledger.proposed_certificate(r)
         producer = None if cert is None else cert.leader
         authors, producers = _last(before, depth), before[-ACTIVE_WINDOW:]
         previous = Tip(r, seed, block_hash, authors, producers, producer, cert, chain=chain)
+    seed, block_hash = ledger.seed(top), ledger.hash(top)
+    assert seed is not None and block_hash is not None, f"block {top} is held"
     return Tip(
-        ledger.tip,
-        ledger.tip_seed,
-        ledger.tip_hash,
+        top,
+        seed,
+        block_hash,
         _last(recent, depth),
         recent[-ACTIVE_WINDOW:],
         None if carried is None else carried.leader,
@@ -480,8 +485,10 @@ class Node:
         finally:
             self._origin = {}
 
-    def _timer(self, round: int, step: int, kind: TimerKind) -> None:
-        if self.core is None or self._stop.is_set():
+    def _timer(self, core: Consensus | None, round: int, step: int, kind: TimerKind) -> None:
+        """A timer the core `core` set: for it alone. (After a switch to another chain a new
+        core may run the round number the old one ran; the old one's timers are not its.)"""
+        if core is None or core is not self.core or self._stop.is_set():
             return
         try:
             self._feed(TimerFired(self.now_ms(), round, step, kind))
@@ -531,7 +538,8 @@ class Node:
                     frame, peer = self._origin.get(id(msg), (None, None))
                     relays.setdefault(peer, []).append(frame or msg.encode())
                 case SetTimer(at_ms, round, step, kind):
-                    self._loop.call_at(self._t0 + at_ms / 1000, self._timer, round, step, kind)
+                    at = self._t0 + at_ms / 1000
+                    self._loop.call_at(at, self._timer, self.core, round, step, kind)
                 case ValidateBlock(block):
                     ok = self._validate(block)
                     event = BlockValidated(self.now_ms(), block.hash, ok)
@@ -718,23 +726,64 @@ class Node:
                 self.ledger.final_round,
                 e,
             )
+            self._unstick()
             return False
         if plan is None:
             return True
         if plan.choice is forks.Choice.HALT:  # needs a final block proved on their chain
             self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
             return False
-        if plan.choice is forks.Choice.OURS:
+        if plan.choice is forks.Choice.THEIRS:
+            return self._switch(plan)
+        if self._checked_fork_round(plan):
+            final = self.ledger.final_certificate(plan.fork_round)
+            if final is not None:
+                theirs_hash = plan.theirs[0][0].hash.hex()[:16]
+                self._halt(
+                    f"round {plan.fork_round}: a peer's valid certificate for block"
+                    f" {theirs_hash}.. conflicts with our final block"
+                    f" {final.block_hash.hex()[:16]}.."
+                )
+                return False
+        log.warning(
+            "fork at round %d with %s: %s; kept",
+            plan.fork_round,
+            peer,
+            "it parts below our last final block"
+            if plan.below_final
+            else "our chain wins the fork choice",
+        )
+        self._unstick()
+        return False
+
+    def _checked_fork_round(self, plan: forks.ForkPlan) -> bool:
+        """Whether their block of the fork round passes its certificate in that round's
+        context on our chain (the chains share everything before it); if so, both
+        certificates are recorded as fork evidence. False when that round is past the
+        reach of our stake snapshots (`undo_rounds`)."""
+        block, theirs = plan.theirs[0]
+        try:
+            tip = ledger_tip(self.ledger, self.params, plan.fork_round - 1)
+            ctx = tip_context(self.params, self.view, tip)
+            check_certificate(theirs, block, ctx, self.view.public_key, self.verifier)
+        except (CertificateError, LedgerError) as e:
             log.warning(
-                "fork at round %d with %s: %s; kept",
-                plan.fork_round,
-                peer,
-                "it parts below our last final block"
-                if plan.below_final
-                else "our chain wins the fork choice",
+                "fork at round %d: their certificate is not checked: %s", plan.fork_round, e
             )
             return False
-        return self._switch(plan)
+        _, ours = plan.ours[0]
+        self._fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, block))
+        return True
+
+    def _unstick(self) -> None:
+        """Our chain stays: a round that decided the other chain's block can never commit it,
+        so consensus starts again on our tip (it re-sends what it signed, signs nothing new
+        in those slots)."""
+        if self.core is not None and self.core.decided_elsewhere:
+            log.warning(
+                "round %d decided a block of the other chain: restarting it", self.ledger.tip + 1
+            )
+            self._start_consensus()
 
     def _switch(self, plan: forks.ForkPlan) -> bool:
         """Roll back to the fork point and apply the other chain, each block checked as sync

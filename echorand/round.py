@@ -475,10 +475,18 @@ class Round:
     def _final(self) -> None:
         """Final votes (PROTOCOL §6), once: when the decision came from the first deciding
         step's votes — step 4's b = 0, step 5's b = 1 — and no local account signed a later
-        vote of the round, every local account with seats in the final committee says so."""
-        self._final_done = True
+        vote of the round, every local account with seats in the final committee says so.
+
+        A decided block is final-voted only once the node holds it (a `gc_block` of this
+        round, so built on our H(B_{r-1})): votes name a block by its hash alone, and where
+        voters hold seats on two forks (after a partition) the votes of one can decide a
+        block of the other. Such a block must not become final through us; it is fetched,
+        and the fork choice decides. (The empty value names our chain itself.)"""
         assert self.decision is not None
         step, vote = self.decision
+        if vote.b == 0 and self.gc.block(vote.value[0]) is None:
+            return  # again when the block comes (if it comes before any later vote)
+        self._final_done = True
         if (step, vote.b) not in ((4, 0), (5, 1)) or self._signed_after(step):
             return
         ctx = self.ctx

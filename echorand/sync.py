@@ -232,6 +232,10 @@ class Syncer:
 
     async def _catch_up(self) -> None:
         while self.behind:
+            if any(t < 0 for t in self._suspects.values()):
+                # a peer ahead of us on another chain: compare chains, do not wait for it
+                await self._check_forks()
+                continue
             if self._caught_up:
                 self._caught_up = False
                 log.info("sync: behind, peers are at round %d", self.target)

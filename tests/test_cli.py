@@ -7,6 +7,7 @@ import json
 import pytest
 
 from echorand.cli import build_parser, main
+from echorand.devnet import print_summary
 from echorand.genesis import Genesis
 
 
@@ -66,6 +67,14 @@ def test_devnet_runs_real_nodes_and_prints_one_json_object(
     committee = out["committee"]
     assert committee["waived"] is True and committee["secure"] is False
     assert committee["n_c"] == 50 and committee["f"] == "1/5"
+    # the blocks of the window, final or still tentative at node 0 (PROTOCOL §6): with both
+    # nodes final-voting, all but the newest become final
+    assert out["final_blocks"] + out["tentative_blocks"] == out["blocks"]
+    assert out["final_blocks"] > 0 and out["final_round"] > 0
+    print_summary(out)
+    table = capsys.readouterr().out
+    assert "blocks final / tentative" in table
+    assert f"{out['final_blocks']} / {out['tentative_blocks']}" in table
 
 
 def test_genesis_takes_the_block_rewards(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
-import socket
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from echorand.devnet import Devnet, free_ports, http_json, sign_transfers
-from echorand.messages import DecodeError, decode, split_frames
+from _proxy import Proxy
+
+from echorand.devnet import Devnet, http_json, sign_transfers
 from echorand.signed import slot
 
 SEED = "crash-equivocation"
@@ -28,72 +28,6 @@ ACCOUNTS = 20
 KILLS = 12
 VICTIM, SURVIVOR = 1, 0
 DEADLINE = 120.0
-
-
-class RecordingProxy:
-    """A TCP proxy from a listening port to `target`: forwards every byte both ways and
-    decodes the frames each side sends (what it cannot decode it forwards all the same)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_ports(1)[0]
-        self.sent: dict[str, list[bytes]] = defaultdict(list)
-        """Frames by direction: 'out' from the dialing node, 'in' towards it."""
-        self._lock = threading.Lock()
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for src, dst, direction in ((client, upstream, "out"), (upstream, client, "in")):
-                threading.Thread(target=self._pump, args=(src, dst, direction), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
-        buffer = b""
-        try:
-            while chunk := src.recv(1 << 16):
-                dst.sendall(chunk)
-                buffer += chunk
-                try:
-                    frames, used = split_frames(buffer)
-                except DecodeError:
-                    buffer = b""  # not our framing: forward only
-                    continue
-                buffer = buffer[used:]
-                with self._lock:
-                    self.sent[direction].extend(bytes(f) for f in frames)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def close(self) -> None:
-        self._closed = True
-        self._server.close()
-
-    def messages(self, direction: str) -> list[object]:
-        out = []
-        with self._lock:
-            frames = list(self.sent[direction])
-        for frame in frames:
-            try:
-                out.append(decode(frame))
-            except DecodeError:
-                continue
-        return out
 
 
 def tip(net: Devnet, k: int) -> int:
@@ -110,21 +44,12 @@ def wait(condition, what: str, net: Devnet, timeout: float = DEADLINE) -> None:
         time.sleep(0.02)
 
 
-class ProxiedDevnet(Devnet):
-    """The survivor dials nobody; the victim dials it through the proxy at `proxy_port`."""
-
-    proxy_port = 0
-
-    def peers(self, k: int) -> list[str]:
-        return [f"127.0.0.1:{self.proxy_port}"] if k == VICTIM else []
-
-
 def test_a_node_killed_at_random_points_of_its_rounds_never_equivocates(tmp_path: Path) -> None:
     rng = random.Random(7)
     # The survivor listens; the victim dials it through the proxy (one link, all recorded).
-    net = ProxiedDevnet(tmp_path, nodes=2, accounts=ACCOUNTS, seed=SEED)
-    proxy = RecordingProxy(("127.0.0.1", net.p2p_ports[SURVIVOR]))
-    net.proxy_port = proxy.port
+    net = Devnet(tmp_path, nodes=2, accounts=ACCOUNTS, seed=SEED)
+    proxy = Proxy(("127.0.0.1", net.p2p_ports[SURVIVOR]), record=True)
+    net.dials = [[], [f"127.0.0.1:{proxy.port}"]]
     net.create()
     txs = sign_transfers(SEED, ACCOUNTS, 40 * ACCOUNTS, net.genesis_hash)
     stop = threading.Event()
@@ -166,7 +91,7 @@ def test_a_node_killed_at_random_points_of_its_rounds_never_equivocates(tmp_path
     victim_accounts = {a for a in range(ACCOUNTS) if a % 2 == VICTIM}
     by_slot: dict[tuple[int, ...], set[bytes]] = defaultdict(set)
     copies: dict[tuple[int, ...], int] = defaultdict(int)
-    for msg in proxy.messages("out"):
+    for msg in proxy.messages("up"):
         if hasattr(msg, "step") and msg.sender in victim_accounts:  # type: ignore[attr-defined]
             s = slot(msg)  # type: ignore[arg-type]
             by_slot[s].add(msg.encode())  # type: ignore[attr-defined]

@@ -100,6 +100,26 @@ def test_four_processes_commit_transactions_and_hold_the_same_chain(devnet: Devn
             assert code == 200 and doc["nonce"] == 3, doc
 
 
+def test_blocks_become_final_on_every_node(devnet: Devnet) -> None:
+    """Every node counts the final votes (its own included) past t_f: its final round
+    moves up, and /block says final up to it and tentative after (PROTOCOL §6)."""
+    start = max(tip(devnet, k) for k in range(NODES))
+    until(
+        lambda: all(devnet.status(k)["final_round"] > start for k in range(NODES)),  # type: ignore[index]
+        f"every node's final round past {start}",
+        devnet,
+    )
+    for k in range(NODES):
+        doc = devnet.status(k)
+        assert doc is not None and doc["halted"] is None and doc["forks"] == 0
+        final, last = doc["final_round"], doc["tip"]["round"]
+        client = devnet.client(k)
+        assert client.block(final)["final"] is True
+        assert client.block(final)["final_certificate"] is not None
+        if last > final:
+            assert client.block(last)["final"] is False
+
+
 def _hello(net: Devnet) -> bytes:
     return frame(Hello(PROTOCOL_VERSION, net.genesis_hash, bytes([0xEE]) * 32, 0, 1))
 

@@ -7,7 +7,15 @@ import pytest
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 from test_round import certificate_for
 
-from echorand.events import Commit, Finalized, ForkEvidence, Halted, Send
+from echorand.events import (
+    Commit,
+    FetchBlock,
+    Finalized,
+    ForkEvidence,
+    Halted,
+    Send,
+    SuspectFork,
+)
 from echorand.finality import (
     FinalCertificate,
     FinalityError,
@@ -16,7 +24,7 @@ from echorand.finality import (
 )
 from echorand.messages import FINAL_STEP, Block, Certificate, FinalVote
 from echorand.signed import Signed, SignedLog
-from echorand.signing import sign_final, sign_vote
+from echorand.signing import sign_block, sign_final, sign_vote
 
 T_F = PARAMS.t_f
 
@@ -48,6 +56,18 @@ def final_signers(sb: Sandbox, ctx, weight: int) -> list[int]:
     return chosen
 
 
+def exact_signers(sb: Sandbox, ctx, weight: int) -> list[int]:
+    """Remote accounts of the final committee of `ctx` whose seats add up to exactly
+    `weight` (greedily, in id order, skipping any that would pass it)."""
+    chosen, total = [], 0
+    for account, seats in sorted(ctx.weights(FINAL_STEP).items()):
+        if account not in sb.keys and total + seats <= weight:
+            chosen.append(account)
+            total += seats
+    assert total == weight, "precondition: remote final seats adding up to the weight"
+    return chosen
+
+
 def test_deciding_from_step_4_votes_before_any_later_vote_sends_final_votes() -> None:
     sb = Sandbox()
     sb.take()
@@ -57,6 +77,43 @@ def test_deciding_from_step_4_votes_before_any_later_vote_sends_final_votes() ->
     sent = finals_of(sb.take())
     assert sent == [f.message for f in expected]
     assert all(m.block_hash == block.hash and m.round == 1 for m in sent)
+
+
+def test_a_decided_block_is_final_voted_only_once_the_node_holds_it() -> None:
+    """Votes name a block by its hash: they can decide a block of another fork, which the
+    node must not make final. It final-votes the block when the block comes (on its chain)."""
+    sb = Sandbox()
+    sb.take()
+    block = sb.block(sb.best_remote_producer())
+    value = (block.hash, block.producer)
+    sb.recv(*sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1)))
+    actions = sb.take()
+    assert sb.node.round.decision is not None and sb.node.round.ctx.round == 1
+    assert any(isinstance(a, FetchBlock) for a in actions)
+    assert finals_of(actions) == []
+    sb.recv(sb.gc_block(block))
+    assert finals_of(sb.take()) == [f.message for f in sb.my_finals(block.hash)]
+
+
+def test_a_decided_block_of_another_chain_is_never_committed_nor_final_voted() -> None:
+    """Votes from the other side of a fork decide its block here: when it comes, it does not
+    extend our tip, so the core asks to compare chains and marks the round stuck there (the
+    executor restarts it if the fork choice keeps our chain)."""
+    sb = Sandbox()
+    sb.take()
+    producer = sb.best_remote_producer()
+    block = sign_block(
+        key(producer), CHAIN, 1, b"\x07" * 32, producer, sb.ctx.seed, (), None
+    )  # round 1 on another H(B_0)
+    value = (block.hash, block.producer)
+    sb.recv(*sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1)))
+    assert any(isinstance(a, FetchBlock) for a in sb.take())
+    assert sb.node.decided_elsewhere is False
+    sb.block_received(block)
+    actions = sb.take()
+    assert SuspectFork(1, block.hash) in actions
+    assert not [a for a in actions if isinstance(a, Commit)] and finals_of(actions) == []
+    assert sb.node.decided_elsewhere and sb.node.stats["decided block of another chain"] == 1
 
 
 def test_a_node_that_voted_in_a_later_step_sends_no_final_vote() -> None:
@@ -82,7 +139,9 @@ def test_final_votes_above_t_f_make_the_committed_block_final() -> None:
     ctx = sb.node._finals[1].ctx  # the context of round 1, kept for its final votes
     sb.take()
     mine = sum(ctx.weight(FINAL_STEP, a) for a in sb.keys)
-    signers = final_signers(sb, ctx, T_F + 1 - mine)
+    assert mine > 0, "precondition: the node's own final votes weigh"
+    # the remote votes alone stay at or below t_f: the node's own final votes count too
+    signers = exact_signers(sb, ctx, T_F + 1 - mine)
     votes = [sign_final(key(a), CHAIN, 1, a, block.hash) for a in signers]
     sb.recv(*votes[:-1])
     assert not [a for a in sb.take() if isinstance(a, Finalized)]

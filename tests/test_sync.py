@@ -38,7 +38,7 @@ from echorand.messages import (
     split_frames,
 )
 from echorand.network import Network
-from echorand.sync import Syncer, answer, shape_problem
+from echorand.sync import ForkSuspected, Syncer, answer, shape_problem
 
 VALIDATORS = [SigningKey(bytes([i + 1]) * 32) for i in range(7)]
 CertifiedBlock = tuple[Block, Certificate]
@@ -225,6 +225,62 @@ def test_a_node_that_falls_behind_syncs_again() -> None:
             await until(lambda: len(client.caught_up) == 2, "the second catch-up")
             assert client.behind == [300] and client.caught_up == [100, 300]
             assert client.ledger.blocks == CHAIN
+
+    arun(main())
+
+
+def make_fork(base: Sequence[CertifiedBlock], fork: int, n: int) -> list[CertifiedBlock]:
+    """`base` up to round fork - 1, then an empty block at `fork` (base holds a proposed
+    block there) and `n - fork` blocks on it: another chain from round `fork`."""
+    chain = list(base[: fork - 1])
+    prev = chain[-1][0].hash
+    for r in range(fork, n + 1):
+        block = Block.empty(r, prev) if r == fork else _block(r, prev)
+        value = (block.hash, NO_LEADER if block.is_empty else block.producer)
+        chain.append((block, _certify(r, int(block.is_empty), *value)))
+        prev = block.hash
+    return chain
+
+
+class ForkAware(Ledger):
+    """A client ledger that says ForkSuspected, as the node does, for a block of the next
+    round that does not extend its tip; and records the chains the syncer compares."""
+
+    def __init__(self, blocks: Sequence[CertifiedBlock]) -> None:
+        super().__init__(blocks)
+        self.compared: list[list[CertifiedBlock]] = []
+
+    def check_and_apply(self, block: Block, cert: Certificate) -> bool:
+        if block.round == self.tip() + 1 and block.prev_hash != self.blocks[-1][0].hash:
+            raise ForkSuspected(block.round)
+        return super().check_and_apply(block, cert)
+
+    def on_fork(self, _peer: object, blocks: list[CertifiedBlock]) -> bool:
+        self.compared.append(blocks)
+        return False  # keeps its own chain
+
+
+def test_a_node_behind_a_peer_on_another_chain_compares_that_chain() -> None:
+    assert not CHAIN[10][0].is_empty
+    ours = make_fork(CHAIN, 11, 15)  # forked at round 11, five rounds behind the peer
+
+    async def main() -> None:
+        ledger = ForkAware(ours)
+        syncer_options = {"on_fork": ledger.on_fork, "fork_start": lambda: 5}
+        async with Network(config(1), source=Ledger(CHAIN[:20])) as server:
+            net = Network(config(2), source=ledger)
+            syncer = Syncer(net, ledger.check_and_apply, tip=ledger.tip, **syncer_options)
+            await net.start()
+            syncer.start()
+            try:
+                net.connect("127.0.0.1", server.port)
+                await until(lambda: ledger.compared, "the fork check", timeout=20.0)
+            finally:
+                await syncer.close()
+                await net.close()
+        # its chain from the first round it could roll back, as the peer holds it
+        assert ledger.compared[0] == CHAIN[4:20]
+        assert ledger.blocks == ours and net.counters["drop_bad_certificate"] == 0
 
     arun(main())
 

@@ -3,8 +3,9 @@
 Two runs of `echorand.devnet`: one with an empty mempool (how many blocks a second the
 consensus makes on its own), one under an offered transfer load for `load_seconds`
 (transfers finalized per second, overall and per 10-second window, and the finality
-p50/p99 from submission to the commit at node 0). The targets are absolute, so the rows
-report them (`target_met`) instead of a ratio to a baseline.
+p50/p99 from submission to the commit at node 0). Both report how many blocks of their
+window are final at node 0, and how many still tentative (PROTOCOL §6). The targets are
+absolute, so the rows report them (`target_met`) instead of a ratio to a baseline.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ def run(
             seconds=empty["seconds"] / max(1, empty["blocks"]),
             target=f">= {TARGET_BLOCKS_PER_S:g} blocks/s",
             target_met=bps >= TARGET_BLOCKS_PER_S and empty["forks"] == 0,
-            extra={"blocks_per_s": bps, "blocks": empty["blocks"], "forks": empty["forks"]},
+            extra={
+                "blocks_per_s": bps,
+                "blocks": empty["blocks"],
+                "final_blocks": empty["final_blocks"],
+                "tentative_blocks": empty["tentative_blocks"],
+                "forks": empty["forks"],
+            },
         )
     )
     load = run_devnet(
@@ -58,6 +65,8 @@ def run(
                 "tps": load["tps"],
                 "tps_min_10s": min(windows),
                 "blocks_per_s": load["blocks_per_s"],
+                "final_blocks": load["final_blocks"],
+                "tentative_blocks": load["tentative_blocks"],
                 "submitted": load["submitted"],
                 "accepted": load["accepted"],
                 "retried": load["retried"],

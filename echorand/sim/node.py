@@ -64,6 +64,8 @@ class SimNode:
         """Two certificates for different values of one round that this node saw."""
         self.finals: dict[int, bytes] = {}
         self.final_certs: dict[int, FinalCertificate] = {}
+        self.unsticks = 0
+        """Rounds restarted on our tip after deciding a block of the other chain."""
         self.refused_chains = 0
         """Peer chains that part from ours below our last final block (never followed)."""
         """Round -> H(B_r) of the blocks this node saw become final (PROTOCOL §6)."""
@@ -235,15 +237,30 @@ class SimNode:
             plan = forks.plan(self, blocks, their_final)
         except forks.ForkError:
             self.refused_chains += 1  # it parts from ours below our last final block: theirs
-            return  # is the chain that cannot go on, its owner the one to switch
+            self._unstick()  # is the chain that cannot go on, its owner the one to switch
+            return
         if plan is None:
             return
-        (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
-        self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
         if plan.choice is forks.Choice.HALT:
             self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
         elif plan.choice is forks.Choice.THEIRS:
             self._switch(plan)
+        elif self.sim.checked_suffix(self.chain[: plan.fork_round - 1], plan.theirs[:1]):
+            (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
+            self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
+            if plan.fork_round in self.finals:
+                self._halt(f"round {plan.fork_round}: a valid certificate against a final block")
+            else:
+                self._unstick()
+        else:
+            self._unstick()
+
+    def _unstick(self) -> None:
+        """Our chain stays: a round that decided the other chain's block restarts on our tip
+        (as `echorand.node.Node._unstick`)."""
+        if self.core is not None and self.core.decided_elsewhere:
+            self.unsticks += 1
+            self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
 
     def _switch(self, plan: forks.ForkPlan) -> None:
         """Roll back to the fork point, apply the other chain (each certificate checked),
@@ -260,6 +277,8 @@ class SimNode:
         for block, _ in checked:
             self.blocks.setdefault(block.hash, block)
             self.sim.record_commit(self, block)
+        (_, ours), (block, theirs) = plan.ours[0], checked[0]
+        self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
         self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
         self.sim.on_commit(self)
 
