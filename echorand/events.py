@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from echorand.messages import Block, Certificate, ConsensusMessage
+
+if TYPE_CHECKING:
+    from echorand.validate import DropReason
 
 
 class TimerKind(Enum):
@@ -129,4 +133,14 @@ class Commit:
     certificate: Certificate
 
 
-Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """`message` is one no honest peer sends (`reason.malicious`): charge the peer it came
+    from (its score; past the threshold it is disconnected and its address banned,
+    docs/protocol.md §12). The core does not know peers; the caller does."""
+
+    message: ConsensusMessage
+    reason: DropReason
+
+
+Action = Send | Relay | SetTimer | ValidateBlock | FetchBlock | Sync | Commit | Disconnect

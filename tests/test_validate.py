@@ -7,11 +7,11 @@ import hashlib
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.events import Relay
+from echorand.events import Disconnect, Relay
 from echorand.messages import BbaSignature, GcBlock, GcProposal
 from echorand.signing import NO_SIGNATURE, sign_proposal, sign_vote
 from echorand.tally import empty_value
-from echorand.validate import CachingVerifier, NativeVerifier, should_relay
+from echorand.validate import CachingVerifier, DropReason, NativeVerifier, should_relay
 
 
 @pytest.fixture
@@ -22,10 +22,13 @@ def sb() -> Sandbox:
 
 
 def assert_dropped(sb: Sandbox, msg: object, reason: str) -> None:
+    """Dropped and counted, nothing changed; a malicious drop names its message's sender
+    for a disconnect, a benign one asks for nothing."""
+    why = DropReason(reason)
     before = sb.node.stats[reason]
     state = (sb.node.current_round, sb.node.round.step, len(sb.node.round.gc.step2))
     sb.recv(msg)
-    assert sb.take() == []
+    assert sb.take() == ([Disconnect(msg, why)] if why.malicious else [])
     assert sb.node.stats[reason] == before + 1
     assert (sb.node.current_round, sb.node.round.step, len(sb.node.round.gc.step2)) == state
 
