@@ -18,12 +18,14 @@ from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
 from echorand.delegation import ACTIVE_WINDOW
+from echorand.gossip import digest
 from echorand.events import (
     Action,
     BlockReceived,
     BlockValidated,
     CertifiedBlocksReceived,
     Commit,
+    Disconnect,
     Event,
     FetchBlock,
     MessagesReceived,
@@ -48,7 +50,7 @@ from echorand.proposers import next_authors, policy_for
 from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.sortition import StakeTable
-from echorand.validate import Verifier, should_relay, verify_messages
+from echorand.validate import ACCEPTED, DropReason, Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
@@ -201,7 +203,7 @@ class Consensus:
         self.on_commit = on_commit
         self.tip = tip
         self.stats: Counter[str] = Counter()
-        """Messages dropped (by reason) or accepted; certificates refused."""
+        """Messages dropped (by `DropReason`) or accepted (`ACCEPTED`); certificates refused."""
         self.round: Round | None = None
         self._seen: set[bytes] = set()
         self._best: dict[type, int] = {}
@@ -214,6 +216,12 @@ class Consensus:
     @property
     def current_round(self) -> int:
         return self.tip.round + 1
+
+    @property
+    def max_step(self) -> int:
+        """The last step whose votes are judged now: the current step + μ."""
+        assert self.round is not None
+        return self.round.step + self.params.mu
 
     # --- events ---------------------------------------------------------------
 
@@ -253,37 +261,46 @@ class Consensus:
     ) -> None:
         r = self.current_round
         current: list[ConsensusMessage] = []
+        keys: list[bytes] = []
+        batch: set[bytes] = set()
         for msg in messages:
-            key = msg.encode()
-            if key in self._seen:
-                self.stats["duplicate"] += 1
+            key = digest(msg.encode())
+            if key in self._seen or (msg.round == r and key in batch):
+                self.stats[DropReason.DUPLICATE] += 1
             elif msg.round == r:
-                self._seen.add(key)
                 current.append(msg)
+                keys.append(key)
+                batch.add(key)
             elif msg.round == r + 1:
                 self._hold(msg, key)
             elif msg.round > r + 1:
-                self.stats["future round"] += 1
+                self.stats[DropReason.FUTURE_ROUND] += 1
                 self._sync(now_ms, out)
             else:
-                self.stats["old round"] += 1
+                self.stats[DropReason.OLD_ROUND] += 1
         if current:
-            self._apply(current, now_ms, out)
+            self._apply(current, keys, now_ms, out)
 
-    def _apply(self, messages: list[ConsensusMessage], now_ms: int, out: list[Action]) -> None:
+    def _apply(
+        self, messages: list[ConsensusMessage], keys: list[bytes], now_ms: int, out: list[Action]
+    ) -> None:
+        """Verify and count the messages of the current round; only the digests of those
+        that verified are remembered (`_seen`): a forged copy hides nothing."""
         rnd = self.round
         assert rnd is not None
-        max_step = rnd.step + self.params.mu
         verdicts = verify_messages(
-            messages, rnd.ctx, self.ledger.public_key, self.verifier, max_step
+            messages, rnd.ctx, self.ledger.public_key, self.verifier, self.max_step
         )
-        for verdict in verdicts:
+        for verdict, key in zip(verdicts, keys, strict=True):
             msg = verdict.message
             if verdict.reason is not None:
                 self.stats[verdict.reason] += 1
+                if verdict.reason.malicious:
+                    out.append(Disconnect(msg, verdict.reason))
                 continue
+            self._seen.add(key)
             counted = self._count(rnd, msg, now_ms)
-            self.stats["accepted" if counted else "repeat or conflict"] += 1
+            self.stats[ACCEPTED if counted else DropReason.REPEAT_OR_CONFLICT] += 1
             priority = (
                 rnd.ctx.priority(msg.sender) if isinstance(msg, GcBlock | GcSignature) else None
             )
@@ -308,9 +325,9 @@ class Consensus:
 
     def _hold(self, msg: ConsensusMessage, key: bytes) -> None:
         if key in self._buffered:
-            self.stats["duplicate"] += 1
+            self.stats[DropReason.DUPLICATE] += 1
         elif len(self._buffer) >= MAX_BUFFERED:
-            self.stats["buffer full"] += 1
+            self.stats[DropReason.BUFFER_FULL] += 1
         else:
             self._buffered.add(key)
             self._buffer.append(msg)
@@ -323,7 +340,7 @@ class Consensus:
             rnd = self.round
             for action in rnd.drain():
                 if isinstance(action, Send):
-                    self._seen.add(action.message.encode())
+                    self._seen.add(digest(action.message.encode()))
                 out.append(action)
             if rnd.decision is None or self._fetching is not None:
                 return
@@ -343,12 +360,12 @@ class Consensus:
 
     def _block_received(self, block: Block, now_ms: int, out: list[Action]) -> None:
         if self._fetching is None or block.hash != self._fetching:
-            self.stats["unexpected block"] += 1
+            self.stats[DropReason.UNEXPECTED_BLOCK] += 1
             return
         cert = self._pending_cert
         assert cert is not None
         if block.round != cert.round or block.producer != cert.leader:
-            self.stats["unexpected block"] += 1
+            self.stats[DropReason.UNEXPECTED_BLOCK] += 1
             return
         self._fetching = None
         self._commit(block, cert, now_ms, out)
@@ -366,7 +383,7 @@ class Consensus:
                     cert, block, self.round.ctx, self.ledger.public_key, self.verifier
                 )
             except CertificateError:
-                self.stats["bad certificate"] += 1
+                self.stats[DropReason.BAD_CERTIFICATE] += 1
                 return
             self._fetching = None
             self._commit(block, cert, now_ms, out)
@@ -399,7 +416,7 @@ class Consensus:
         held, self._buffer, self._buffered = self._buffer, [], set()
         for action in self.round.drain():
             if isinstance(action, Send):
-                self._seen.add(action.message.encode())
+                self._seen.add(digest(action.message.encode()))
             out.append(action)
         if held:
             self._receive(tuple(held), now_ms, out)
