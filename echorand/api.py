@@ -168,7 +168,7 @@ class Api:
             txs = parse_transactions(body)
         except ValueError as e:
             return _error(400, str(e))
-        reasons = self.node.submit(txs)
+        reasons = await self.node.submit(txs)
         results = []
         for tx, reason in zip(txs, reasons, strict=True):
             item: dict[str, object] = {"id": tx.id.hex()}

@@ -18,7 +18,6 @@ from typing import Protocol
 
 from echorand.certificate import CertificateError, build_certificate, check_certificate
 from echorand.delegation import ACTIVE_WINDOW
-from echorand.gossip import digest
 from echorand.events import (
     Action,
     BlockReceived,
@@ -34,6 +33,7 @@ from echorand.events import (
     Sync,
     TimerFired,
 )
+from echorand.gossip import digest
 from echorand.messages import (
     BbaSignature,
     BbaSubstitute,

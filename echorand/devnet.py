@@ -1,8 +1,9 @@
 """`echorand devnet`: N real node processes on loopback under a transaction load.
 
-The devnet writes a genesis (`create_devnet`) into a fresh directory, one TOML config and
-one LMDB directory per node, and starts `echorand node --config FILE` for each on
-127.0.0.1 with free ports (node k dials nodes 0..k-1). It waits until every node has
+The devnet writes a genesis (`create_devnet`) into a fresh directory, one TOML config, one
+node key (`p2p.key`) and one LMDB directory per node, and starts `echorand node --config
+FILE` for each on 127.0.0.1 with free ports (node k dials nodes 0..k-1, their node keys
+pinned). It waits until every node has
 joined consensus (`GET /status`), then a load driver submits pre-signed transfers in
 batches over HTTP (`POST /tx`, raw 153-byte encodings), spread over the nodes, at the
 offered rate. Finality is the time from a transaction's submission to the commit of the
@@ -38,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from echorand.crypto import Keypair
 from echorand.genesis import (
     add_reward_arguments,
     create_devnet,
@@ -45,6 +47,7 @@ from echorand.genesis import (
     node_keys_path,
     rewards_from_args,
 )
+from echorand.keys import write_keypair
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.params import TX_TAG, Params, Rewards
 from echorand.security import analyse
@@ -148,7 +151,9 @@ class Devnet:
         block_txs: int = DEFAULT_BLOCK_TXS,
         durable: bool = True,
         log_level: str = "info",
+        network: dict[str, float | int] | None = None,
     ) -> None:
+        """`network`: more `[network]` settings for every node (`sync_timeout`, ...)."""
         self.directory = directory
         self.nodes = nodes
         self.accounts = accounts
@@ -157,6 +162,7 @@ class Devnet:
         self.block_txs = block_txs
         self.durable = durable
         self.log_level = log_level
+        self.network = dict(network or {})
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         ports = free_ports(2 * nodes)
         self.p2p_ports = ports[:nodes]
@@ -177,10 +183,15 @@ class Devnet:
             overwrite=True,
         )
         self.genesis_hash = genesis.hash
+        extra = "".join(f"{name} = {value!r}\n" for name, value in self.network.items())
         for k in range(self.nodes):
             node_dir = self.directory / f"node-{k}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            peers = ", ".join(f'"127.0.0.1:{self.p2p_ports[j]}"' for j in range(k))
+            write_keypair(node_dir / "p2p.key", self.node_key(k), overwrite=True)
+            peers = ", ".join(
+                f'"{self.node_key(j).public_key.hex()}@127.0.0.1:{self.p2p_ports[j]}"'
+                for j in range(k)
+            )
             (node_dir / "node.toml").write_text(
                 f"""[node]
 data_dir = "data"
@@ -195,7 +206,8 @@ durable = {"true" if self.durable else "false"}
 host = "127.0.0.1"
 port = {self.p2p_ports[k]}
 peers = [{peers}]
-
+node_key = "p2p.key"
+{extra}
 [api]
 host = "127.0.0.1"
 port = {self.api_ports[k]}
@@ -208,6 +220,10 @@ max_txs = {self.block_txs}
 """,
                 encoding="utf-8",
             )
+
+    def node_key(self, k: int) -> Keypair:
+        """Node k's node key (from the devnet's seed: the same in every run)."""
+        return Keypair.from_seed(hashlib.sha256(f"{self.seed}/p2p/{k}".encode()).digest())
 
     def config_path(self, k: int) -> Path:
         return self.directory / f"node-{k}" / "node.toml"

@@ -103,6 +103,7 @@ class DropReason(StrEnum):
 
     # -- consensus verdicts (the core's stats)
     DUPLICATE = "duplicate"
+    """A message seen before, or a second connection to a node already connected."""
     OLD_ROUND = "old round"
     FUTURE_ROUND = "future round"
     BUFFER_FULL = "buffer full"
@@ -137,12 +138,13 @@ class DropReason(StrEnum):
     IDLE = "idle"
     BAD_FRAME = "bad_frame"
     BAD_MESSAGE = "bad_message"
-    DUPLICATE_LINK = "duplicate_link"
     PEER_LIMIT = "peer_limit"
     ADDRESS_LIMIT = "address_limit"
     BANNED = "banned"
     TOO_SLOW = "too_slow"
     SHUTDOWN = "shutdown"
+    CLOSED = "closed"
+    """By the other side."""
     # -- sync (echorand.sync)
     UNSOLICITED_SYNC = "unsolicited_sync"
     BAD_SYNC_RESPONSE = "bad_sync_response"
@@ -193,7 +195,6 @@ _PENALTIES: dict[DropReason, int] = {
     DropReason.FALSE_TIP: 50,
     DropReason.SYNC_TIMEOUT: 50,
     DropReason.SYNC_FLOOD: 10,
-    DropReason.WRONG_KEY: 50,
 }
 
 ACCEPTED = "accepted"
