@@ -484,6 +484,8 @@ class Network:
         if not reason.malicious:
             return
         self.counters[f"penalty_{reason}"] += 1
+        if self.banned(peer.host):
+            return  # the rest of what it sent before its ban: no second ban for it
         standing = self._standing(peer.host)
         standing.score += reason.penalty
         standing.last_reason = str(reason)

@@ -779,7 +779,7 @@ class Node:
             cheats = {sources[i] for i, r in enumerate(reasons) if r == BAD_SIGNATURE}
             for peer in cheats:
                 if peer is not None:
-                    self.net.penalize(peer, DropReason.BAD_SIGNATURE, "a transaction")
+                    self.net.penalize(peer, DropReason.BAD_TRANSACTION)
         if not admitted:
             return reasons
         self.verified.add_many([txs[i].id for i in admitted])

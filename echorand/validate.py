@@ -124,8 +124,11 @@ class DropReason(StrEnum):
     BLOCK_OF_ANOTHER_PRODUCER = "block of another producer"
     BAD_CARRIED_CERTIFICATE = "bad carried certificate"
     BAD_SIGNATURE = "bad signature"
-    """A consensus message's or a gossiped transaction's (honest peers relay only what
-    verified)."""
+    """A consensus message's (honest peers relay only what verified, but a seed signature
+    is judged on the chain: a node on a short-lived fork may disagree)."""
+    BAD_TRANSACTION = "bad transaction signature"
+    """A gossiped transaction's: honest peers relay only what their mempool admitted, and a
+    transaction's signature is judged alike on every chain."""
     BAD_CERTIFICATE = "bad certificate"
     # -- connections (echorand.peer, echorand.network)
     BAD_HELLO = "bad_hello"
@@ -183,6 +186,7 @@ _PENALTIES: dict[DropReason, int] = {
     DropReason.BLOCK_OF_ANOTHER_PRODUCER: BAN_SCORE,
     # Forged or out of the committee: honest nodes relay only what verified against the
     # same chain; a few are tolerated (a node on a short-lived fork judges differently).
+    DropReason.BAD_TRANSACTION: BAN_SCORE,
     DropReason.BAD_SIGNATURE: 25,
     DropReason.BAD_CARRIED_CERTIFICATE: 25,
     DropReason.BAD_CERTIFICATE: 25,
@@ -192,8 +196,8 @@ _PENALTIES: dict[DropReason, int] = {
     DropReason.LEADER_NOT_A_PRODUCER: 25,
     # Sync: a tip it cannot serve, a request it does not answer, requests faster than any
     # honest client sends them.
-    DropReason.FALSE_TIP: 50,
-    DropReason.SYNC_TIMEOUT: 50,
+    DropReason.FALSE_TIP: 60,
+    DropReason.SYNC_TIMEOUT: 60,
     DropReason.SYNC_FLOOD: 10,
 }
 
