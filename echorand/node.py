@@ -315,7 +315,8 @@ class Node:
             timeout=cfg.sync_timeout,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            # Not in a thread other than the main one (uvloop: ValueError): stop() then.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.stop)
         api = None
         try:
