@@ -288,13 +288,8 @@ class Inbox:
             return batch
         return None
 
-    def discard(self, peer: Peer) -> None:
-        """Forget what a peer that is gone left waiting."""
-        queue = self._queues.pop(peer, None)
-        if queue is not None:
-            self._ring.remove(peer)
-            self._count -= len(queue) - 1
-            self._taken(peer, self._bytes[peer])
+    def forget(self, peer: Peer) -> None:
+        """A peer is gone: it is not paused any more (what it sent is still served)."""
         self._paused.discard(peer)
 
     async def get(self) -> Batch:
@@ -740,8 +735,8 @@ class Network:
 
     def _lost(self, peer: Peer) -> None:
         self._conns.discard(peer)
-        self.inbox.discard(peer)
-        self.tx_inbox.discard(peer)
+        self.inbox.forget(peer)
+        self.tx_inbox.forget(peer)
         if self._by_key.get(peer.key) is peer:
             del self._by_key[peer.key]
         if peer.ready:

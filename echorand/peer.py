@@ -316,6 +316,8 @@ class Peer(asyncio.Protocol):
     def abandon(self) -> None:
         """Forget a connection whose `connection_lost` will never come (a dial cancelled
         mid-connect, a shutdown that waited long enough): close it and tell the network."""
+        if self.close_reason is None:
+            self.close_reason = DropReason.CLOSED  # quietly: it never was a connection
         if self._transport is not None and not self._transport.is_closing():
             self._transport.abort()
         if not self.closed.is_set():

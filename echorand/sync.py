@@ -164,7 +164,7 @@ class Syncer:
     def target(self) -> int:
         """The highest tip claimed by a connected peer that is not cooling down after a
         request it left unanswered."""
-        now = asyncio.get_running_loop().time()
+        now = self.net.now()
         return max(
             (c for p, c in self._claims.items() if p.is_open and self._cooldown.get(p, 0.0) <= now),
             default=0,

@@ -89,6 +89,10 @@ def under_attack(
         hot = window(devnet, K)
         assert hot.peak_rss < RSS_CEILING, f"RSS {hot.peak_rss >> 20} MiB"
     check_keeps_committing(devnet, quiet.blocks, hot.blocks)
+    print(
+        f"blocks {quiet.blocks} quiet, {hot.blocks} attacked; RSS {quiet.peak_rss >> 20} MiB"
+        f" quiet, {hot.peak_rss >> 20} MiB attacked"
+    )
     return quiet.blocks, hot.blocks, attack.notes
 
 
