@@ -118,6 +118,14 @@ STOP_TIMEOUT = 5.0
 """Seconds the stop waits for each part (tasks, API, sync, network) before going on."""
 
 
+def _malicious(reason: str) -> bool:
+    """Whether a stats key of the core is a malicious `DropReason` (logged as a warning)."""
+    try:
+        return DropReason(reason).malicious
+    except ValueError:
+        return False
+
+
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
     """`tx_batch` messages of at most MAX_BATCH_TXS transactions."""
     return [TxBatch(txs[i : i + MAX_BATCH_TXS]).encode() for i in range(0, len(txs), MAX_BATCH_TXS)]
@@ -556,8 +564,7 @@ class Node:
             new = count - before.get(reason, 0)
             if new <= 0 or reason == ACCEPTED:
                 continue
-            malicious = reason in DropReason._value2member_map_ and DropReason(reason).malicious
-            level = logging.WARNING if malicious else logging.DEBUG
+            level = logging.WARNING if _malicious(reason) else logging.DEBUG
             log.log(level, "dropped %d consensus message(s): %s", new, reason)
 
     # --- actions out ---------------------------------------------------------------

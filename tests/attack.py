@@ -23,7 +23,7 @@ from echorand.messages import Hello, HelloProof, Message, decode, frame
 from echorand.network import PROTOCOL_VERSION
 from echorand.peer import Handshake
 
-WINDOW = 3.0
+WINDOW = 2.5
 """Seconds of each measured window (quiet, then under attack)."""
 FRACTION = 0.2
 """Blocks under attack, at least, as a fraction of the quiet window's: generous, since the
