@@ -5,7 +5,9 @@ bytes: the encoding is canonical, so equal messages have equal frames. `Seen` ke
 digests of the frames already delivered in two rotating generations, so its memory is
 bounded. `Gossip` forwards what the node has verified, when the core's `relay` decision
 says so (the whitepaper's "Messages Distribution via Gossip": the first `gc_block` of a
-round, later ones only if better; every other message once, after it verifies).
+round, later ones only if better; every other message once, after it verifies). `Held`
+keeps the messages of the next rounds until the node gets there, bounded in bytes per peer
+and in all.
 """
 
 from __future__ import annotations

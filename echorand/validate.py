@@ -70,6 +70,7 @@ from echorand.tally import Value, is_empty
 
 __all__ = [
     "ACCEPTED",
+    "BAN_SCORE",
     "CachingVerifier",
     "Checks",
     "DropReason",
@@ -82,6 +83,7 @@ __all__ = [
     "check_fields",
     "check_substitute",
     "should_relay",
+    "signature_stages",
     "value_problem",
     "verify_messages",
 ]
