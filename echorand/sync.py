@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CertifiedBlock = tuple[Block, Certificate]
+COOLDOWN_SLACK = 0.01
+"""Seconds after a peer's cool-down that the syncer looks again."""
 SYNC_RESPONSE_CODE = 0x22
 RESPONSE_HEAD = 5
 """`0x22 || count u32` before the blocks of a `sync_response` (docs/protocol.md §6)."""
@@ -275,7 +277,9 @@ class Syncer:
             self.net.counters["sync_timeouts"] += 1
             loop = asyncio.get_running_loop()
             self._cooldown[peer] = loop.time() + self.timeout
-            loop.call_later(self.timeout, self._kick)  # its claim counts again then
+            # Its claim counts again then (the kick a little later: a timer may fire a
+            # millisecond before the clock reads its time, and find it still cooling).
+            loop.call_later(self.timeout + COOLDOWN_SLACK, self._kick)
             self._late[peer] = self._late.get(peer, 0) + 1
             self.net.penalize(peer, DropReason.SYNC_TIMEOUT, f"rounds {first}.. unanswered")
             return
