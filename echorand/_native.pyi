@@ -476,6 +476,7 @@ class Hello:
         version: int,
         genesis_hash: Buffer,
         node_key: Buffer,
+        nonce: Buffer,
         tip_round: int,
         listen_port: int,
     ) -> None: ...
@@ -486,9 +487,22 @@ class Hello:
     @property
     def node_key(self) -> bytes: ...
     @property
+    def nonce(self) -> bytes: ...
+    @property
     def tip_round(self) -> int: ...
     @property
     def listen_port(self) -> int: ...
+
+class HelloProof:
+    __match_args__: ClassVar[tuple[str, ...]]
+    @classmethod
+    def from_bytes(cls, data: Buffer) -> Self: ...
+    def encode(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __init__(self, signature: Buffer) -> None: ...
+    @property
+    def signature(self) -> bytes: ...
 
 class SyncRequest:
     CODE: ClassVar[int]
@@ -525,6 +539,7 @@ _AnyMessage = (
     | BbaSubstitute
     | TxBatch
     | Hello
+    | HelloProof
     | SyncRequest
     | SyncResponse
 )

@@ -126,7 +126,7 @@ class Api:
 
     async def post_tx(self, request: web.Request) -> web.Response:
         txs = transactions_from_body(await request.read(), request.content_type)
-        status, doc = tx_answer(txs, self.node.submit(txs))
+        status, doc = tx_answer(txs, await self.node.submit(txs))
         return json_response(doc, status)
 
     async def get_status(self, request: web.Request) -> web.Response:

@@ -94,19 +94,22 @@ def check_certificate(
         raise CertificateError(f"votes: bad signature from {bad}")
 
 
-def block_checks(block: Block, ctx: RoundContext, public_key: PublicKeys) -> list[SignatureCheck]:
+def block_checks(
+    block: Block, ctx: RoundContext, public_key: PublicKeys, *, carried: bool = True
+) -> list[SignatureCheck]:
     """The signatures a proposed block of the round of `ctx` must pass, once its fields
     hold: its producer's seed signature S over Q[r-1] (which chooses Q[r], PROTOCOL §4), its
-    block signature, then the votes of the CERT_{r-1} it carries (`carried_checks`). The
-    live path (`echorand.validate`) and sync (`check_certificate`) ask the same."""
+    block signature, then (unless not `carried`: the live path verifies them in a second
+    stage) the votes of the CERT_{r-1} it carries (`carried_checks`). The live path
+    (`echorand.validate`) and sync (`check_certificate`) ask the same."""
     assert block.producer is not None and block.seed_sig is not None
     assert block.signature is not None
     pk = public_key(block.producer)
     if pk is None:
         raise CertificateError(f"block: producer {block.producer} has no account")
-    carried = carried_checks(block, ctx, public_key)
+    votes = carried_checks(block, ctx, public_key) if carried else []
     seed = (pk, seed_signing_bytes(ctx.chain, ctx.seed, ctx.round), block.seed_sig)
-    return [seed, (pk, block.signing_bytes(ctx.chain), block.signature), *carried]
+    return [seed, (pk, block.signing_bytes(ctx.chain), block.signature), *votes]
 
 
 def _bad_block_signatures(answers: Sequence[bool]) -> str:

@@ -71,6 +71,11 @@ def _mempool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=500, help="transactions admitted in one batch")
 
 
+def _fuzz_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frames", type=int, default=1_000_000, help="mutated frames to try")
+    p.add_argument("--seed", type=int, default=1, help="the seed of the mutations")
+
+
 BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "verify": (
         "Ed25519 verification (single and batch) against PyNaCl; the VRF against Ed25519 verify",
@@ -84,6 +89,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
     "mempool": ("admitting a batch into a loaded mempool", _mempool_options),
     "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
+    "fuzz": ("mutated frames of every type through the frame splitter and decoders", _fuzz_options),
 }
 
 BENCH_OPTION_NAMES = {

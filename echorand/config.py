@@ -14,7 +14,13 @@ durable = true                # fsync each commit
 [network]
 host = "127.0.0.1"
 port = 9000
-peers = ["127.0.0.1:9001"]
+peers = ["127.0.0.1:9001", "<64 hex digits>@10.0.0.2:9000"]  # KEY@: its node key pinned
+node_key = "p2p.key"          # a key pair file (`echorand keys`); a fresh key when omitted
+max_inbound = 64              # accepted connections at most, and per IP address:
+max_per_address = 8
+idle_timeout = 60.0           # a peer silent this long is dropped
+sync_timeout = 20.0           # a sync request unanswered this long costs the peer its claim
+ban_seconds = 60.0            # an address's first ban (doubles with each later one)
 
 [api]
 host = "127.0.0.1"
@@ -44,7 +50,7 @@ from typing import Any
 
 from echorand.mempool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, DEFAULT_MAX_PER_SENDER
 from echorand.messages import MAX_BLOCK_TXS
-from echorand.network import parse_address
+from echorand.network import parse_peer
 
 __all__ = ["ApiConfig", "ConfigError", "NodeConfig", "load_config"]
 
@@ -79,6 +85,15 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     peers: tuple[tuple[str, int], ...] = ()
+    pinned: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    """Node keys expected at some of `peers` (`KEY@host:port`)."""
+    node_key: Path | None = None
+    """The node key's key pair file; None: a fresh key for each run."""
+    max_inbound: int = 64
+    max_per_address: int = 8
+    idle_timeout: float = 60.0
+    sync_timeout: float = 20.0
+    ban_seconds: float = 60.0
     api: ApiConfig | None = field(default_factory=ApiConfig)
     mempool_max_count: int = DEFAULT_MAX_COUNT
     mempool_max_bytes: int = DEFAULT_MAX_BYTES
@@ -185,7 +200,22 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
             "validator",
         },
     )
-    net = _Table(doc, where, "network", {"host", "port", "peers"})
+    net = _Table(
+        doc,
+        where,
+        "network",
+        {
+            "host",
+            "port",
+            "peers",
+            "node_key",
+            "max_inbound",
+            "max_per_address",
+            "idle_timeout",
+            "sync_timeout",
+            "ban_seconds",
+        },
+    )
     api = _Table(doc, where, "api", {"host", "port"})
     pool = _Table(doc, where, "mempool", {"max_count", "max_bytes", "max_per_sender", "min_fee"})
     blocks = _Table(doc, where, "blocks", {"max_txs"})
@@ -207,7 +237,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
     peers = []
     for text in net.list("peers"):
         try:
-            peers.append(parse_address(text))
+            peers.append(parse_peer(text))
         except ValueError as e:
             raise net.error("peers", str(e)) from None
     return NodeConfig(
@@ -221,7 +251,14 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         durable=node.bool("durable", True),
         host=net.str("host", "127.0.0.1"),
         port=net.int("port", 0, 0, 65535),
-        peers=tuple(peers),
+        peers=tuple((host, port) for host, port, _ in peers),
+        pinned={(host, port): key for host, port, key in peers if key is not None},
+        node_key=net.path("node_key", base) if net.has("node_key") else None,
+        max_inbound=net.int("max_inbound", 64, 0, 1 << 16),
+        max_per_address=net.int("max_per_address", 8, 1, 1 << 16),
+        idle_timeout=_positive(net, "idle_timeout", 60.0),
+        sync_timeout=_positive(net, "sync_timeout", 20.0),
+        ban_seconds=_positive(net, "ban_seconds", 60.0),
         api=ApiConfig(api.str("host", "127.0.0.1"), api.int("port", 0, 0, 65535))
         if "api" in doc
         else None,
@@ -231,3 +268,10 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         mempool_min_fee=pool.int("min_fee", 0, 0, (1 << 64) - 1),
         block_max_txs=blocks.int("max_txs", DEFAULT_BLOCK_TXS, 0, MAX_BLOCK_TXS),
     )
+
+
+def _positive(table: _Table, key: str, default: float) -> float:
+    value = table.float(key, default, 0.0)
+    if value <= 0:
+        raise table.error(key, "must be positive")
+    return value

@@ -24,6 +24,7 @@ from echorand.events import (
     BlockValidated,
     CertifiedBlocksReceived,
     Commit,
+    Disconnect,
     Event,
     FetchBlock,
     Finalized,
@@ -37,6 +38,7 @@ from echorand.events import (
     TimerFired,
 )
 from echorand.finality import FinalCertificate, FinalTally
+from echorand.gossip import digest
 from echorand.messages import (
     BbaSignature,
     BbaSubstitute,
@@ -55,7 +57,7 @@ from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
 from echorand.seeds import next_seed
 from echorand.signed import SignedLog
 from echorand.sortition import StakeTable
-from echorand.validate import STEP_AHEAD, Verifier, should_relay, verify_messages
+from echorand.validate import ACCEPTED, DropReason, Verifier, should_relay, verify_messages
 
 MAX_BUFFERED = 20_000
 """Messages of the next round kept until this node gets there."""
@@ -215,7 +217,7 @@ class Consensus:
         self.tip = tip
         self.signed = SignedLog() if signed is None else signed
         self.stats: Counter[str] = Counter()
-        """Messages dropped (by reason) or accepted; certificates refused."""
+        """Messages dropped (by `DropReason`) or accepted (`ACCEPTED`); certificates refused."""
         self.round: Round | None = None
         self._seen: set[bytes] = set()
         self._best: dict[type, int] = {}
@@ -242,6 +244,12 @@ class Consensus:
     @property
     def current_round(self) -> int:
         return self.tip.round + 1
+
+    @property
+    def window_step(self) -> int:
+        """The last step whose votes are judged now: the current step + μ."""
+        assert self.round is not None
+        return self.round.step + self.params.mu
 
     # --- events ---------------------------------------------------------------
 
@@ -289,52 +297,61 @@ class Consensus:
         r = self.current_round
         current: list[ConsensusMessage] = []
         late_finals: list[FinalVote] = []
+        keys: list[bytes] = []
+        batch: set[bytes] = set()
         for msg in messages:
-            key = msg.encode()
-            if key in self._seen:
-                self.stats["duplicate"] += 1
+            key = digest(msg.encode())
+            if key in self._seen or (msg.round == r and key in batch):
+                self.stats[DropReason.DUPLICATE] += 1
             elif msg.round == r:
-                self._seen.add(key)
                 current.append(msg)
+                keys.append(key)
+                batch.add(key)
             elif msg.round == r + 1:
                 self._hold(msg, key)
             elif msg.round > r + 1:
-                self.stats["future round"] += 1
+                self.stats[DropReason.FUTURE_ROUND] += 1
                 self._sync(now_ms, out)
             elif isinstance(msg, FinalVote) and msg.round in self._finals:
                 self._seen.add(key)
                 late_finals.append(msg)
             else:
-                self.stats["old round"] += 1
+                self.stats[DropReason.OLD_ROUND] += 1
         if current:
-            self._apply(current, now_ms, out)
+            self._apply(current, keys, now_ms, out)
         if late_finals:
             self._late_finals(late_finals, out)
 
-    def _apply(self, messages: list[ConsensusMessage], now_ms: int, out: list[Action]) -> None:
+    def _apply(
+        self, messages: list[ConsensusMessage], keys: list[bytes], now_ms: int, out: list[Action]
+    ) -> None:
+        """Verify and count the messages of the current round; only the digests of those
+        that verified are remembered (`_seen`): a forged copy hides nothing."""
         rnd = self.round
         assert rnd is not None
-        max_step = rnd.step + self.params.mu
         verdicts = verify_messages(
-            messages, rnd.ctx, self.ledger.public_key, self.verifier, max_step
+            messages, rnd.ctx, self.ledger.public_key, self.verifier, self.window_step
         )
         ahead: list[BbaSignature] = []
-        for verdict in verdicts:
+        for verdict, key in zip(verdicts, keys, strict=True):
             msg = verdict.message
             if verdict.reason is not None:
                 self.stats[verdict.reason] += 1
-                if verdict.reason == "wrong previous block" and not self._suspected:
+                if verdict.reason.malicious:
+                    out.append(Disconnect(msg, verdict.reason))
+                elif verdict.reason == DropReason.WRONG_PREVIOUS_BLOCK and not self._suspected:
                     # a producer of this round builds on another chain: compare (PROTOCOL §6)
                     self._suspected = True
                     out.append(SuspectFork(rnd.ctx.round, rnd.ctx.prev_hash))
-                elif verdict.reason == STEP_AHEAD and isinstance(msg, BbaSignature):
+                elif verdict.reason == DropReason.STEP_AHEAD and isinstance(msg, BbaSignature):
                     ahead.append(msg)
                 continue
+            self._seen.add(key)
             if isinstance(msg, FinalVote):
                 counted = self._count_final(msg, out)
             else:
                 counted = self._count(rnd, msg, now_ms)
-            self.stats["accepted" if counted else "repeat or conflict"] += 1
+            self.stats[ACCEPTED if counted else DropReason.REPEAT_OR_CONFLICT] += 1
             priority = (
                 rnd.ctx.priority(msg.sender) if isinstance(msg, GcBlock | GcSignature) else None
             )
@@ -364,7 +381,10 @@ class Consensus:
         verdicts = verify_messages(newer, rnd.ctx, self.ledger.public_key, self.verifier, top)
         for verdict in verdicts:
             msg = verdict.message
-            if verdict.reason is None and msg.step > self._ahead_step(msg.sender):
+            if verdict.reason is not None:
+                if verdict.reason.malicious:
+                    out.append(Disconnect(msg, verdict.reason))
+            elif msg.step > self._ahead_step(msg.sender):
                 assert isinstance(msg, BbaSignature)
                 self._ahead[msg.sender] = msg
         gone = self.params.n_c - self.params.t_h
@@ -377,7 +397,7 @@ class Consensus:
                 self.stats["caught up"] += 1
                 kept = sorted(self._ahead.values(), key=lambda m: m.step)
                 self._ahead = {}
-                self._apply(kept, now_ms, out)
+                self._apply(kept, [digest(m.encode()) for m in kept], now_ms, out)
             return
 
     def _ahead_step(self, sender: int) -> int:
@@ -410,10 +430,12 @@ class Consensus:
             for verdict in verify_messages(msgs, ctx, self.ledger.public_key, self.verifier, 0):
                 if verdict.reason is not None:
                     self.stats[verdict.reason] += 1
+                    if verdict.reason.malicious:
+                        out.append(Disconnect(verdict.message, verdict.reason))
                     continue
                 assert isinstance(verdict.message, FinalVote)
                 counted = self._count_final(verdict.message, out)
-                self.stats["accepted" if counted else "repeat or conflict"] += 1
+                self.stats[ACCEPTED if counted else DropReason.REPEAT_OR_CONFLICT] += 1
                 if counted:
                     out.append(Relay(verdict.message))
 
@@ -448,9 +470,9 @@ class Consensus:
 
     def _hold(self, msg: ConsensusMessage, key: bytes) -> None:
         if key in self._buffered:
-            self.stats["duplicate"] += 1
+            self.stats[DropReason.DUPLICATE] += 1
         elif len(self._buffer) >= MAX_BUFFERED:
-            self.stats["buffer full"] += 1
+            self.stats[DropReason.BUFFER_FULL] += 1
         else:
             self._buffered.add(key)
             self._buffer.append(msg)
@@ -483,18 +505,18 @@ class Consensus:
         for action in actions:
             out.append(action)
             if isinstance(action, Send):
-                self._seen.add(action.message.encode())
+                self._seen.add(digest(action.message.encode()))
                 if isinstance(action.message, FinalVote):
                     self._count_final(action.message, out)
 
     def _block_received(self, block: Block, now_ms: int, out: list[Action]) -> None:
         if self._fetching is None or block.hash != self._fetching:
-            self.stats["unexpected block"] += 1
+            self.stats[DropReason.UNEXPECTED_BLOCK] += 1
             return
         cert = self._pending_cert
         assert cert is not None
         if block.round != cert.round or block.producer != cert.leader:
-            self.stats["unexpected block"] += 1
+            self.stats[DropReason.UNEXPECTED_BLOCK] += 1
             return
         if block.prev_hash != self.tip.block_hash:
             # The votes decided a block of another chain: this node is on a fork. It never
@@ -524,7 +546,7 @@ class Consensus:
             try:
                 check_certificate(cert, block, rnd.ctx, self.ledger.public_key, self.verifier)
             except CertificateError:
-                self.stats["bad certificate"] += 1
+                self.stats[DropReason.BAD_CERTIFICATE] += 1
                 return
             if rnd.decision is None:
                 rnd.adopt(cert)  # the certificate's block came with it: no fetch

@@ -1,8 +1,9 @@
 """`echorand devnet`: N real node processes on loopback under a transaction load.
 
-The devnet writes a genesis (`create_devnet`) into a fresh directory, one TOML config and
-one LMDB directory per node, and starts `echorand node --config FILE` for each on
-127.0.0.1 with free ports (node k dials nodes 0..k-1). It waits until every node has
+The devnet writes a genesis (`create_devnet`) into a fresh directory, one TOML config, one
+node key (`p2p.key`) and one LMDB directory per node, and starts `echorand node --config
+FILE` for each on 127.0.0.1 with free ports (node k dials nodes 0..k-1, their node keys
+pinned). It waits until every node has
 joined consensus (`GET /status`), then a load driver submits pre-signed transfers in
 batches over HTTP (`POST /tx`, raw 153-byte encodings), spread over the nodes, at the
 offered rate. Finality is the time from a transaction's submission to the commit of the
@@ -37,6 +38,7 @@ from typing import Any
 import orjson
 
 from echorand.client import NodeClient, http_json
+from echorand.crypto import Keypair
 from echorand.genesis import (
     add_reward_arguments,
     create_devnet,
@@ -44,6 +46,7 @@ from echorand.genesis import (
     node_keys_path,
     rewards_from_args,
 )
+from echorand.keys import write_keypair
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.params import TX_TAG, Params, Rewards
 from echorand.security import analyse
@@ -136,10 +139,12 @@ class Devnet:
         log_level: str = "info",
         keys: Sequence[int] | None = None,
         min_peers: Sequence[int] | None = None,
+        network: dict[str, float | int] | None = None,
     ) -> None:
         """`keys[k]`: the key file whose accounts node k runs (default k; two nodes on one key
         file are one validator run twice). `min_peers[k]`: the peers node k waits for
-        before it joins consensus (default N - 1)."""
+        before it joins consensus (default N - 1). `network`: more `[network]` settings for
+        every node (`sync_timeout`, ...)."""
         if keys is not None and (
             len(keys) != nodes or sorted(set(keys)) != list(range(max(keys) + 1))
         ):
@@ -151,6 +156,7 @@ class Devnet:
         """`dials[k]`: the `host:port` addresses node k dials, when set (else `peers`)."""
         self.keys = list(range(nodes)) if keys is None else list(keys)
         self.min_peers = [nodes - 1] * nodes if min_peers is None else list(min_peers)
+        self.network = dict(network or {})
         self.nodes = nodes
         self.accounts = accounts
         self.seed = seed
@@ -158,6 +164,7 @@ class Devnet:
         self.block_txs = block_txs
         self.durable = durable
         self.log_level = log_level
+        self.network = dict(network or {})
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         ports = free_ports(2 * nodes)
         self.p2p_ports = ports[:nodes]
@@ -171,10 +178,14 @@ class Devnet:
         return "127.0.0.1"
 
     def peers(self, k: int) -> list[str]:
-        """The `host:port` addresses node k dials: `dials[k]` when set, else nodes 0..k-1."""
+        """The peers node k dials: `dials[k]` when set, else nodes 0..k-1, each pinned to its
+        node key (`KEY@host:port`)."""
         if self.dials is not None:
             return list(self.dials[k])
-        return [f"{self.address(j)}:{self.p2p_ports[j]}" for j in range(k)]
+        return [
+            f"{self.node_key(j).public_key.hex()}@{self.address(j)}:{self.p2p_ports[j]}"
+            for j in range(k)
+        ]
 
     def data_dir(self, k: int) -> Path:
         """Node k's LMDB directory."""
@@ -201,11 +212,13 @@ class Devnet:
         for k in range(self.nodes):
             node_dir = self.directory / f"node-{k}"
             node_dir.mkdir(parents=True, exist_ok=True)
+            write_keypair(node_dir / "p2p.key", self.node_key(k), overwrite=True)
             (node_dir / "node.toml").write_text(self.node_toml(k, genesis_dir), encoding="utf-8")
 
     def node_toml(self, k: int, genesis_dir: Path) -> str:
         """Node k's configuration file."""
         peers = ", ".join(f'"{peer}"' for peer in self.peers(k))
+        extra = "".join(f"{name} = {value!r}\n" for name, value in self.network.items())
         return f"""[node]
 data_dir = "{self.data_dir(k)}"
 genesis = "{genesis_dir}"
@@ -219,7 +232,8 @@ durable = {"true" if self.durable else "false"}
 host = "{self.address(k)}"
 port = {self.p2p_ports[k]}
 peers = [{peers}]
-
+node_key = "{self.directory / f"node-{k}" / "p2p.key"}"
+{extra}
 [api]
 host = "{self.address(k)}"
 port = {self.api_ports[k]}
@@ -230,6 +244,10 @@ max_count = {DEVNET_MEMPOOL}
 [blocks]
 max_txs = {self.block_txs}
 """
+
+    def node_key(self, k: int) -> Keypair:
+        """Node k's node key (from the devnet's seed: the same in every run)."""
+        return Keypair.from_seed(hashlib.sha256(f"{self.seed}/p2p/{k}".encode()).digest())
 
     def config_path(self, k: int) -> Path:
         return self.directory / f"node-{k}" / "node.toml"

@@ -15,6 +15,7 @@ from echorand.messages import Block, Certificate, ConsensusMessage
 
 if TYPE_CHECKING:
     from echorand.finality import FinalCertificate
+    from echorand.validate import DropReason
 
 
 class TimerKind(Enum):
@@ -180,6 +181,16 @@ class Halted:
     evidence: tuple[object, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """`message` is one no honest peer sends (`reason.malicious`): charge the peer it came
+    from (its score; past the threshold it is disconnected and its address banned,
+    docs/protocol.md §12). The core does not know peers; the caller does."""
+
+    message: ConsensusMessage
+    reason: DropReason
+
+
 Action = (
     Send
     | Relay
@@ -192,4 +203,5 @@ Action = (
     | SuspectFork
     | Finalized
     | Halted
+    | Disconnect
 )

@@ -5,7 +5,9 @@ bytes: the encoding is canonical, so equal messages have equal frames. `Seen` ke
 digests of the frames already delivered in two rotating generations, so its memory is
 bounded. `Gossip` forwards what the node has verified, when the core's `relay` decision
 says so (the whitepaper's "Messages Distribution via Gossip": the first `gc_block` of a
-round, later ones only if better; every other message once, after it verifies).
+round, later ones only if better; every other message once, after it verifies). `Held`
+keeps the messages of the next rounds until the node gets there, bounded in bytes per peer
+and in all.
 """
 
 from __future__ import annotations
@@ -164,3 +166,61 @@ class Gossip:
         if frames:
             self.net.broadcast_frames(frames, exclude=batch.peer, mark=False)
         return len(frames)
+
+
+class Held:
+    """Consensus messages of the next rounds, kept until the node gets there (docs/protocol.md
+    §12): the node must keep a message it cannot judge yet, since another copy will not be
+    delivered (`Seen`).
+
+    Only rounds up to `window` ahead of the node's are kept (a message further ahead is
+    dropped: the node is behind and syncs), at most `per_peer` bytes of frames from one
+    peer (one message more when that peer has nothing held: a block may be large) and
+    `limit` bytes in all; each entry keeps its frame and its peer, for the relay and for the
+    peer's score.
+    """
+
+    def __init__(self, limit: int, per_peer: int, window: int) -> None:
+        if min(limit, per_peer, window) < 1:
+            raise ValueError("limit, per_peer and window: must be positive")
+        self.limit = limit
+        self.per_peer = per_peer
+        self.window = window
+        self.nbytes = 0
+        self.dropped = 0
+        self._rounds: dict[int, list[tuple[Message, bytes, object]]] = {}
+        self._by_peer: dict[object, int] = {}
+
+    def __len__(self) -> int:
+        return sum(map(len, self._rounds.values()))
+
+    def add(self, current: int, msg: Message, frame: bytes, peer: object) -> bool:
+        """Keep `msg` (of a round after `current`, the node's); False when it is dropped."""
+        r = msg.round  # type: ignore[union-attr]
+        size = len(frame)
+        mine = self._by_peer.get(peer, 0)
+        if (
+            not current < r <= current + self.window
+            or (mine and mine + size > self.per_peer)
+            or self.nbytes + size > self.limit
+        ):
+            self.dropped += 1
+            return False
+        self._rounds.setdefault(r, []).append((msg, frame, peer))
+        self._by_peer[peer] = mine + size
+        self.nbytes += size
+        return True
+
+    def take(self, current: int) -> list[tuple[Message, bytes, object]]:
+        """The messages of round `current`, in arrival order; older rounds are forgotten."""
+        out: list[tuple[Message, bytes, object]] = []
+        for r in sorted(r for r in self._rounds if r <= current):
+            entries = self._rounds.pop(r)
+            for _, frame, peer in entries:
+                self._by_peer[peer] -= len(frame)
+                if not self._by_peer[peer]:
+                    del self._by_peer[peer]
+                self.nbytes -= len(frame)
+            if r == current:
+                out = entries
+        return out

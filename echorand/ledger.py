@@ -647,21 +647,29 @@ class Ledger:
         raw = self._read("certs", round) if round >= 1 else None
         return None if raw is None else Certificate.from_bytes(raw)
 
-    def encoded_blocks(self, from_round: int, count: int) -> list[tuple[bytes, bytes]]:
+    def encoded_blocks(
+        self, from_round: int, count: int, max_bytes: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
         """(block, certificate) encodings of rounds `from_round ..`, at most `count`
-        and at most MAX_SYNC_BLOCKS, stopping at the tip: one sync response."""
+        and at most MAX_SYNC_BLOCKS, stopping at the tip, and (with `max_bytes`) before
+        their total passes `max_bytes`, the first always included: one sync response."""
         start = max(1, from_round)
         stop = min(self._tip + 1, from_round + min(count, MAX_SYNC_BLOCKS))
         if start >= stop:
             return []
         out = []
-        with self._environment().begin() as txn:
+        total = 0
+        with self._environment().begin(buffers=True) as txn:
             blocks = txn.cursor(db=self._db["blocks"])
             certs = txn.cursor(db=self._db["certs"])
             blocks.set_key(_u64(start))
             certs.set_key(_u64(start))
             for _ in range(start, stop):
-                out.append((bytes(blocks.value()), bytes(certs.value())))
+                block, cert = blocks.value(), certs.value()
+                total += len(block) + len(cert)
+                if out and max_bytes is not None and total > max_bytes:
+                    break
+                out.append((bytes(block), bytes(cert)))
                 blocks.next()
                 certs.next()
         return out

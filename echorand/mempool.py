@@ -1,12 +1,17 @@
 """The mempool: transactions waiting for a block, in fee order (docs/protocol.md §13).
 
 A batch is admitted in a few native calls, whatever its size: one
-`verify_batch` for the signatures, one `PendingState.check_and_add` for the
-state rules, O(batch): each transaction is checked against its sender's
-account after the sender's queued transactions (nonce and balance), kept
-natively between batches. Credits from queued transactions are not counted
-(a block may include a credit's spender without it). Each transaction gets
-its reason, or None when it is queued.
+`PendingState.check_and_add` for the state rules, O(batch): each transaction
+is checked against its sender's account after the sender's queued
+transactions (nonce and balance), kept natively between batches; then one
+`verify_batch` for the signatures of those that passed. Cheap checks first:
+a transaction that is queued already, pays too little, or breaks a rule
+(an unknown sender, a used nonce, more than the balance) costs no signature
+check. Credits from queued transactions are not counted (a block may include
+a credit's spender without it). Each transaction gets its reason, or None
+when it is queued. `to_verify` names, without changing anything, the
+transactions a batch would verify, so that a node can verify them off its
+event loop first and pass the answers in (`verified`, `refuted`).
 
 - Per sender, queued transactions form a chain of consecutive nonces from
   the account's next nonce: a transaction that would leave a gap is refused
@@ -29,6 +34,9 @@ from dataclasses import dataclass
 
 from echorand._native import AccountState, PendingState, Transaction
 from echorand.transactions import BAD_SIGNATURE, NONCE_TOO_HIGH, TX_SIZE, verify_signatures
+
+_MAY_PASS = (None, NONCE_TOO_HIGH)
+"""`AccountState.check` answers that the queued transactions may still turn into a pass."""
 
 __all__ = [
     "ALREADY_QUEUED",
@@ -118,37 +126,66 @@ class Mempool:
     # --- admission -----------------------------------------------------------------
 
     def add(
-        self, transactions: Sequence[Transaction], verified: Container[bytes] = ()
+        self,
+        transactions: Sequence[Transaction],
+        verified: Container[bytes] = (),
+        refuted: Container[bytes] = (),
     ) -> list[str | None]:
         """Admit a batch; the reason each transaction was refused, None when queued.
 
-        `verified`: ids of transactions whose signature this node verified already
-        (their signatures are not checked again).
+        Every check but the signature's first; then the signatures of the transactions
+        that passed, except those whose answer is known: `verified` (ids whose signature
+        this node verified already) and `refuted` (ids whose signature failed).
         """
         reasons: list[str | None] = [None] * len(transactions)
         ids = [tx.id for tx in transactions]
         fresh = self._fresh(transactions, ids, reasons)
-        unknown = [i for i in fresh if ids[i] not in verified] if verified else fresh
-        valid = verify_signatures([transactions[i] for i in unknown], self.genesis_hash)
-        bad = {i for i, ok in zip(unknown, valid, strict=True) if not ok}
-        signed = []
-        for i in fresh:
-            if i in bad:
-                reasons[i] = BAD_SIGNATURE
-            else:
-                signed.append(i)
-        checked = self._check([transactions[i] for i in signed])
+        checked = self._check([transactions[i] for i in fresh])
+        passed = [i for i, reason in zip(fresh, checked, strict=True) if reason is None]
+        for i, reason in zip(fresh, checked, strict=True):
+            reasons[i] = reason
+        bad = self._bad_signatures(transactions, ids, passed, verified, refuted)
         redo: set[bytes] = set()
-        for i, reason in zip(signed, checked, strict=True):
-            if reason is None:
-                reason = self._admit(transactions[i], ids[i], redo)
-                if reason is not None:
-                    # Refused by a limit after the rules: its effect is in `_pending`.
-                    redo.add(transactions[i].sender)
+        for i in passed:
+            tx = transactions[i]
+            reason = BAD_SIGNATURE if i in bad else self._admit(tx, ids[i], redo)
+            if reason is not None:
+                # Refused after the rules (a signature, a limit): its effect is in `_pending`.
+                redo.add(tx.sender)
             reasons[i] = reason
         if redo:
             self._redo(redo)
         return reasons
+
+    def to_verify(
+        self, transactions: Sequence[Transaction], verified: Container[bytes] = ()
+    ) -> list[Transaction]:
+        """The transactions of a batch whose signature `add` would verify: not queued, not
+        repeated, paying the minimum fee, not in `verified`, and not refused by the account
+        state (an unknown sender, a used nonce, more than the balance: queued transactions
+        only lower a balance). Nothing changes."""
+        reasons: list[str | None] = [None] * len(transactions)
+        ids = [tx.id for tx in transactions]
+        fresh = [i for i in self._fresh(transactions, ids, reasons) if ids[i] not in verified]
+        if not fresh:
+            return []
+        answers = self._state.check([transactions[i] for i in fresh])
+        return [transactions[i] for i, r in zip(fresh, answers, strict=True) if r in _MAY_PASS]
+
+    def _bad_signatures(
+        self,
+        transactions: Sequence[Transaction],
+        ids: list[bytes],
+        passed: list[int],
+        verified: Container[bytes],
+        refuted: Container[bytes],
+    ) -> set[int]:
+        """Indices among `passed` whose signature fails (verified here unless known)."""
+        bad = {i for i in passed if ids[i] in refuted} if refuted else set()
+        unknown = [i for i in passed if ids[i] not in verified and i not in bad]
+        valid = verify_signatures([transactions[i] for i in unknown], self.genesis_hash)
+        bad.update(i for i, ok in zip(unknown, valid, strict=True) if not ok)
+        return bad
 
     def _check(self, batch: list[Transaction]) -> list[str | None]:
         """The rules' reason for each, against the senders' queued transactions.

@@ -36,8 +36,8 @@ The whitepaper's messages, in its words:
 - `Transaction` -- one entry of `PAY_r`: a transfer (kind 0) or a delegation (kind 1).
 
 Network messages, outside the whitepaper: `TxBatch` (0x10, transaction gossip), `Hello`
-(0x20, the handshake), `SyncRequest` (0x21) and `SyncResponse` (0x22, certified blocks for a
-node that is behind).
+(0x20) and `HelloProof` (0x23), the authenticated handshake, `SyncRequest` (0x21) and
+`SyncResponse` (0x22, certified blocks for a node that is behind).
 
 On a stream, each message travels as `u32be length || message`; `split_frames` cuts a
 buffer into frames and rejects a length of 0 or over `MAX_FRAME` (the peer is dropped).
@@ -64,6 +64,7 @@ from echorand._native import (
     GcSignature,
     GcSubstitute,
     Hello,
+    HelloProof,
     SyncRequest,
     SyncResponse,
     Transaction,
@@ -92,7 +93,7 @@ CONSENSUS_TYPES: tuple[type, ...] = (
 )
 """The classes of `ConsensusMessage`, in type-code order."""
 
-NetworkMessage = TxBatch | Hello | SyncRequest | SyncResponse
+NetworkMessage = TxBatch | Hello | HelloProof | SyncRequest | SyncResponse
 """The messages between peers outside consensus."""
 
 Message = ConsensusMessage | NetworkMessage
@@ -126,6 +127,7 @@ __all__ = [
     "GcSignature",
     "GcSubstitute",
     "Hello",
+    "HelloProof",
     "Message",
     "NetworkMessage",
     "SyncRequest",

@@ -91,8 +91,13 @@ NET_GAUGES: dict[str, tuple[str, str]] = {
     "inbox_bytes": ("net_inbox_bytes", "bytes of received messages waiting for the node"),
     "inbox_batches": ("net_inbox_batches", "batches of received messages waiting"),
     "seen": ("net_seen_messages", "message ids remembered against duplicates"),
+    "banned": ("net_banned", "peer addresses banned now"),
+    "tx_inbox_bytes": ("net_tx_inbox_bytes", "bytes of gossiped transactions waiting"),
+    "tx_inbox_batches": ("net_tx_inbox_batches", "batches of gossiped transactions waiting"),
+    "partial_bytes": ("net_partial_bytes", "bytes of frames received in part, all peers"),
 }
 _DROP = "drop_"
+_PENALTY = "penalty_"
 
 
 def network_metrics(counters: Mapping[str, int]) -> list[Metric]:
@@ -107,10 +112,14 @@ def network_metrics(counters: Mapping[str, int]) -> list[Metric]:
     ]
     known = {*NET_COUNTERS, *NET_GAUGES}
     for key, value in sorted(counters.items()):
-        if key not in known and not key.startswith(_DROP):
+        if key not in known and not key.startswith((_DROP, _PENALTY)):
             out.append(Metric(f"net_{key}_total", "counter", f"network counter {key}", value))
     drops = {k.removeprefix(_DROP): v for k, v in counters.items() if k.startswith(_DROP)}
     out.append(Metric("peer_drops_total", "counter", "peers disconnected, by reason", drops))
+    penalties = {k.removeprefix(_PENALTY): v for k, v in counters.items() if k.startswith(_PENALTY)}
+    out.append(
+        Metric("peer_penalties_total", "counter", "score points charged to peers", penalties)
+    )
     return out
 
 

@@ -8,15 +8,21 @@
   the core's integer milliseconds), block-validation answers and certified blocks from
   sync. Its decisions are applied to the ledger before the next round begins
   (`on_commit`), then the mempool is rechecked.
-- Verification: consensus signatures by the native `verify_batch`; a block's transactions
-  are checked by one `AccountState.prepare` call after one batch verification of the
-  transactions the node has not verified before (`VerifiedTxs`, a bounded set of ids the
-  mempool admitted).
-- Transactions: `tx_batch` gossip and the HTTP API go to `Mempool.add` (one batch per
-  read), the admitted ones are relayed; a producer's payload is `Mempool.select`.
+- Verification: consensus signatures by the native `verify_batch`, large batches off the
+  event loop (in the loop's executor: the native code releases the GIL, so timers keep
+  time) into a bounded cache that the core's own check then finds (`CachingVerifier`);
+  a block's transactions are checked by one `AccountState.prepare` call, then one batch
+  verification of those the node has not verified before (`VerifiedTxs`).
+- Transactions: `tx_batch` gossip and the HTTP API go to `Mempool.add`, every cheap check
+  first, the signatures off the loop; gossip is taken round-robin over the peers, at most
+  CYCLE_TXS a cycle and PEER_CYCLE_TXS of one peer; the admitted ones are relayed. A
+  producer's payload is `Mempool.select`.
+- Hostile peers: a malicious verdict of the core (`Disconnect`), a transaction with a bad
+  signature, a false tip claim, ... are charged to the peer's address (`Network.penalize`);
+  messages of the next rounds wait in `Held`, bounded in bytes per peer and in all.
 - Start-up: open the ledger, listen and dial, sync to the peers' tip, wait (a bounded
   time) for `min_peers` peers, then join consensus at the tip. Without configured peers
-  the node starts alone at once.
+  the node starts alone at once. Stop: within a bounded time (STOP_TIMEOUT per part).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
-from echorand import forks
+from echorand import crypto, forks
 from echorand.aio import cancel_and_wait
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
@@ -44,6 +50,7 @@ from echorand.events import (
     BlockValidated,
     CertifiedBlocksReceived,
     Commit,
+    Disconnect,
     Event,
     FetchBlock,
     Finalized,
@@ -61,7 +68,7 @@ from echorand.events import (
 )
 from echorand.finality import FinalCertificate
 from echorand.genesis import Genesis
-from echorand.gossip import Gossip
+from echorand.gossip import Gossip, Held
 from echorand.keys import is_sealed_file, load_keypair, load_node_keys
 from echorand.ledger import DiskFullError, Ledger, LedgerError
 from echorand.mempool import Mempool
@@ -72,6 +79,7 @@ from echorand.messages import (
     ConsensusMessage,
     GcBlock,
     GcSignature,
+    Message,
     Transaction,
     TxBatch,
 )
@@ -86,20 +94,42 @@ from echorand.signed import Signed, SignedLog
 from echorand.sortition import StakeTable
 from echorand.sync import CertifiedBlock, ForkSuspected, Syncer
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
-from echorand.validate import NativeVerifier
+from echorand.validate import (
+    ACCEPTED,
+    CachingVerifier,
+    Checks,
+    DropReason,
+    NativeVerifier,
+    SignatureCheck,
+    check_fields,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_HELD = 20_000
-"""Consensus messages kept while the node has not joined consensus yet."""
-VERIFIED_CAPACITY = 1 << 20
-"""Transaction ids remembered as verified (two generations of half)."""
+VERIFIED_CAPACITY = 1 << 18
+"""Transaction ids remembered as verified (two generations of half; about 25 MB)."""
+SIGNATURE_CACHE = 1 << 15
+"""Signature answers remembered (about 20 MB): those verified off the loop until the core
+asks, and a round's carried certificates."""
+OFF_LOOP = 64
+"""Signatures from which a batch is verified off the event loop (fewer: on it, at once)."""
+VALIDATE_OFF_LOOP = 8192
+"""Unknown transaction signatures from which a proposed block's are verified off the loop
+(a quarter of a second of work): below it the answer comes at once, as it always did."""
+ADMIT_OFF_LOOP = 2048
+"""Transaction signatures from which an admission verifies them off the loop."""
 COMMIT_TIMES = 100_000
 """Rounds whose local commit time is remembered (for the API's `committed_at_ms`)."""
-BENIGN_DROPS = frozenset(
-    {"accepted", "duplicate", "old round", "future round", "repeat or conflict"}
-)
-"""Consensus verdicts that are normal on a live network (logged at debug level)."""
+MAX_READ_BATCHES = 64
+"""Network batches handled together (one verification batch for all their messages)."""
+HELD_WINDOW = 2
+"""Rounds ahead of the node's whose messages are kept until it gets there."""
+HELD_LIMIT = 64 << 20
+HELD_PER_PEER = 8 << 20
+"""Bytes of held messages in all, and of one peer (docs/protocol.md §12)."""
+CYCLE_TXS = 20_000
+PEER_CYCLE_TXS = 10_000
+"""Gossiped transactions admitted per cycle, and of one peer per cycle."""
 MAX_FORKS = 1_000
 """Pieces of fork evidence kept in memory."""
 MAX_READ_BATCHES = 64
@@ -111,6 +141,16 @@ STEP_BUCKETS = (4, 5, 6, 7, 8, 10, 13, 16, 25, 40)
 EXIT_DISK_FULL = 75
 """`echorand node`'s exit status when the disk filled up (EX_TEMPFAIL: start it again once
 there is room; the ledger is at its last committed block)."""
+STOP_TIMEOUT = 5.0
+"""Seconds the stop waits for each part (tasks, API, sync, network) before going on."""
+
+
+def _malicious(reason: str) -> bool:
+    """Whether a stats key of the core is a malicious `DropReason` (logged as a warning)."""
+    try:
+        return DropReason(reason).malicious
+    except ValueError:
+        return False
 
 
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
@@ -158,8 +198,10 @@ class LedgerView:
     def tip(self) -> int:
         return self.ledger.tip
 
-    def blocks_range(self, from_round: int, count: int) -> list[tuple[Block, Certificate]]:
-        return self.ledger.blocks_range(from_round, count)
+    def encoded_blocks(
+        self, from_round: int, count: int, max_bytes: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        return self.ledger.encoded_blocks(from_round, count, max_bytes)
 
 
 def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
@@ -247,7 +289,7 @@ class Node:
         )
         self.view = LedgerView(self.ledger)
         self.mempool = self._new_mempool()
-        self.verifier = NativeVerifier()
+        self.verifier = CachingVerifier(NativeVerifier(), capacity=SIGNATURE_CACHE)
         self.verified = VerifiedTxs()
         self.core: Consensus | None = None
         self.counters: Counter[str] = Counter()
@@ -274,12 +316,16 @@ class Node:
         self._t0 = 0.0
         self._stop = asyncio.Event()
         self._caught_up = asyncio.Event()
-        self._held: list[ConsensusMessage] = []
-        self._blocks: dict[bytes, Block] = {}
-        """Blocks seen this round and the last (own and received), by hash."""
+        self.held = Held(HELD_LIMIT, HELD_PER_PEER, HELD_WINDOW)
+        self._released = self.ledger.tip
+        """The last round whose held messages went back to the inbox."""
         self._origin: dict[int, tuple[bytes, Peer]] = {}
         self._stats_before: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._side: set[asyncio.Task[None]] = set()
+        self._admission = asyncio.Lock()
+        """One admission at a time, in arrival order: a sender's next transactions must not
+        pass its earlier ones while those are verified off the loop ("nonce too high")."""
 
     # --- clock ---------------------------------------------------------------------
 
@@ -305,10 +351,15 @@ class Node:
         self.net = Network(
             NetConfig(
                 genesis_hash=self.genesis.hash,
-                node_key=os.urandom(32),
+                identity=Keypair.generate() if cfg.node_key is None else load_keypair(cfg.node_key),
                 host=cfg.host,
                 port=cfg.port,
                 peers=cfg.peers,
+                pinned=cfg.pinned,
+                max_inbound=cfg.max_inbound,
+                max_per_address=cfg.max_per_address,
+                idle_timeout=cfg.idle_timeout,
+                ban_base=cfg.ban_seconds,
                 backoff_min=0.05,
                 backoff_max=2.0,
             ),
@@ -323,9 +374,11 @@ class Node:
             on_behind=self._on_behind,
             on_fork=self._on_fork,
             fork_start=lambda: self.ledger.rollback_floor + 1,
+            timeout=cfg.sync_timeout,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            # Not in a thread other than the main one (uvloop: ValueError): stop() then.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.stop)
         api = None
         try:
@@ -339,19 +392,33 @@ class Node:
                 log.info("HTTP API on http://%s:%d", cfg.api.host, self.api_port)
             self._tasks = [
                 loop.create_task(self._receive_loop()),
+                loop.create_task(self._tx_loop()),
                 loop.create_task(self._join()),
             ]
             await self._stop.wait()
         finally:
-            log.info("shutting down at round %d", self.ledger.tip)
-            await cancel_and_wait(self._tasks)
-            if api is not None:
-                await api.close()
-            await self.syncer.close()
-            await self.net.close()
-            self.ledger.close()
+            await self._shutdown(api)
         if self.fatal is not None:
             raise self.fatal
+
+    async def _shutdown(self, api: object | None) -> None:
+        """Stop every part, each within STOP_TIMEOUT, and close the ledger. A commit is never
+        cut short: it runs on the loop, between two awaits."""
+        log.info("shutting down at round %d", self.ledger.tip)
+        self.core = None  # no more events for it: timers and late answers find nothing
+        await cancel_and_wait([*self._tasks, *self._side], timeout=STOP_TIMEOUT)
+        parts = [self.syncer.close() if self.syncer is not None else None]
+        if api is not None:
+            parts.append(api.close())  # type: ignore[attr-defined]
+        for part in parts:
+            if part is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(part, STOP_TIMEOUT)
+        if self.net is not None:
+            await self.net.close()
+        tip = self.ledger.tip
+        self.ledger.close()
+        log.info("stopped at round %d, ledger closed", tip)
 
     def stop(self) -> None:
         self._stop.set()
@@ -414,11 +481,13 @@ class Node:
         )
         log.info("joining consensus at round %d", tip.round + 1)
         self._run(self.core.start(self.now_ms()))
-        held, self._held = self._held, []
-        if held:
-            self._feed(MessagesReceived(self.now_ms(), tuple(held)))
+        self._release_held()
 
     # --- events in -----------------------------------------------------------------
+
+    def _current_round(self) -> int:
+        """The round whose messages the node judges now (before joining: the tip's next)."""
+        return self.core.current_round if self.core is not None else self.ledger.tip + 1
 
     async def _receive_loop(self) -> None:
         net = self.net
@@ -428,7 +497,7 @@ class Node:
             while len(batches) < MAX_READ_BATCHES and (more := net.receive_nowait()) is not None:
                 batches.append(more)
             try:
-                self._handle_batches(batches)
+                await self._handle_batches(batches)
             except Exception as e:
                 log.exception("handling network batches failed")
                 self._fail(e)
@@ -450,40 +519,95 @@ class Node:
         ours = ledger.tip_hash if msg.round == ledger.tip + 1 else ledger.hash(msg.round - 1)
         return prev != ours
 
-    def _handle_batches(self, batches: list[Batch]) -> None:
-        txs: list[tuple[Peer, Sequence[Transaction]]] = []
-        messages: list[ConsensusMessage] = []
-        origin: dict[int, tuple[bytes, Peer]] = {}
+    async def _handle_batches(self, batches: list[Batch]) -> None:
+        """Consensus messages of a cycle: the next rounds' held, the current round's
+        signatures verified (off the loop when many), then all of them to the core."""
+        entries: list[tuple[ConsensusMessage, bytes, Peer]] = []
         for batch in batches:
             top = 0
             for msg, frame in zip(batch.messages, batch.frames, strict=True):
-                if isinstance(msg, TxBatch):
-                    txs.append((batch.peer, msg.transactions))
-                    continue
-                messages.append(msg)  # type: ignore[arg-type]
-                origin[id(msg)] = (frame, batch.peer)
+                entries.append((msg, frame, batch.peer))  # type: ignore[arg-type]
                 top = max(top, msg.round)  # type: ignore[union-attr]
-                if isinstance(msg, GcBlock):
-                    self._blocks.setdefault(msg.block.hash, msg.block)
                 if self._on_another_chain(msg) and self.syncer is not None:
                     self.syncer.suspect_fork(batch.peer)
             if top and self.syncer is not None:
                 self.syncer.note_tip(batch.peer, top - 1)
-        if txs:
-            self._submit_gossip(txs)
-        if not messages:
+        now = [e for e in entries if self._hold_or_keep(e)]
+        if not now or self.core is None:
             return
+        await self._verify_ahead([m for m, _, _ in now])
         if self.core is None:
-            room = MAX_HELD - len(self._held)
-            if room < len(messages):
-                self.counters["held_dropped"] += len(messages) - max(room, 0)
-            self._held.extend(messages[: max(room, 0)])
             return
-        self._origin = origin
+        self._origin = {id(m): (frame, peer) for m, frame, peer in now}
         try:
-            self._feed(MessagesReceived(self.now_ms(), tuple(messages)))
+            self._feed(MessagesReceived(self.now_ms(), tuple(m for m, _, _ in now)))
         finally:
             self._origin = {}
+
+    def _hold_or_keep(self, entry: tuple[ConsensusMessage, bytes, Peer]) -> bool:
+        """Whether a message goes to the core now: one of a later round is held (or dropped
+        past the window or the limits), one of an earlier round before joining dropped."""
+        msg, frame, peer = entry
+        current = self._current_round()
+        if msg.round > current or (self.core is None and msg.round == current):
+            if not self.held.add(current - (self.core is None), msg, frame, peer):
+                self.counters["held_dropped"] += 1
+            return False
+        if self.core is None:
+            self.counters["held_dropped"] += 1
+            return False
+        return True
+
+    def _release_held(self) -> None:
+        """Once the node is at a round, its held messages go back to the inbox (each to its
+        peer's queue: they are verified like any other, and count for that peer)."""
+        if self.core is None or self.net is None:
+            return
+        current = self.core.current_round
+        if current <= self._released:
+            return
+        self._released = current
+        by_peer: dict[Peer, tuple[list[Message], list[bytes]]] = {}
+        for msg, frame, peer in self.held.take(current):
+            messages, frames = by_peer.setdefault(peer, ([], []))  # type: ignore[arg-type]
+            messages.append(msg)
+            frames.append(frame)
+        for peer, (messages, frames) in by_peer.items():
+            self.net.inbox.put(Batch(peer, messages, frames, sum(map(len, frames))))
+
+    async def _verify_ahead(self, messages: Sequence[ConsensusMessage]) -> None:
+        """Verify, off the loop, the signatures the core will ask for these messages (those
+        that pass every other check): its own check then finds the answers."""
+        core = self.core
+        if core is None or core.round is None:
+            return
+        ctx, max_step = core.round.ctx, core.window_step
+        checked = [
+            c
+            for m in messages
+            if m.round == ctx.round
+            and isinstance(c := check_fields(m, ctx, self.view.public_key, max_step), Checks)
+        ]
+        await self._off_loop([t for c in checked for t in c.own])
+        cache = self.verifier.cache
+        carried: dict[bytes, list[SignatureCheck]] = {}
+        for c in checked:
+            if c.carried_key is not None and all(cache.get(t, True) for t in c.own):
+                carried.setdefault(c.carried_key, c.carried)
+        await self._off_loop([t for group in carried.values() for t in group])
+
+    async def _off_loop(self, checks: list[SignatureCheck]) -> None:
+        """Verify in the loop's executor the checks the cache has no answer for (when at
+        least OFF_LOOP of them: fewer are left to the core, on the loop)."""
+        todo = list(dict.fromkeys(t for t in checks if t not in self.verifier))
+        if len(todo) < OFF_LOOP:
+            return
+        todo = todo[: SIGNATURE_CACHE // 2]
+        keys, payloads, signatures = (list(column) for column in zip(*todo, strict=True))
+        loop = asyncio.get_running_loop()
+        answers = await loop.run_in_executor(None, crypto.verify_batch, keys, payloads, signatures)
+        self.counters["verified_off_loop"] += len(todo)
+        self.verifier.remember(todo, answers)
 
     def _timer(self, core: Consensus | None, round: int, step: int, kind: TimerKind) -> None:
         """A timer the core `core` set: for it alone. (After a switch to another chain a new
@@ -509,15 +633,14 @@ class Node:
                 self._log_drops(before, core.stats)
             self._stats_before = Counter(core.stats)
             self._run(actions, queue)
+        self._release_held()
 
     def _log_drops(self, before: Counter[str], after: Counter[str]) -> None:
         for reason, count in after.items():
             new = count - before.get(reason, 0)
-            if new <= 0:
+            if new <= 0 or reason == ACCEPTED:
                 continue
-            level = logging.DEBUG if reason in BENIGN_DROPS else logging.WARNING
-            if reason == "accepted":
-                continue
+            level = logging.WARNING if _malicious(reason) else logging.DEBUG
             log.log(level, "dropped %d consensus message(s): %s", new, reason)
 
     # --- actions out ---------------------------------------------------------------
@@ -530,18 +653,22 @@ class Node:
         for action in actions:
             match action:
                 case Send(msg, prev_hash):
-                    if isinstance(msg, GcBlock):
-                        self._blocks.setdefault(msg.block.hash, msg.block)
                     signed.append(Signed(prev_hash, msg))
                     own.append(msg.encode())
                 case Relay(msg):
                     frame, peer = self._origin.get(id(msg), (None, None))
                     relays.setdefault(peer, []).append(frame or msg.encode())
+                case Disconnect(msg, reason):
+                    _, peer = self._origin.get(id(msg), (None, None))
+                    if peer is not None:
+                        self.net.penalize(peer, reason, f"a {type(msg).__name__}")
                 case SetTimer(at_ms, round, step, kind):
                     at = self._t0 + at_ms / 1000
                     self._loop.call_at(at, self._timer, self.core, round, step, kind)
                 case ValidateBlock(block):
                     ok = self._validate(block)
+                    if ok is None:
+                        continue  # its signatures are verified off the loop; answered then
                     event = BlockValidated(self.now_ms(), block.hash, ok)
                     if queue is not None:
                         queue.append(event)
@@ -607,28 +734,46 @@ class Node:
         """PAY_r: the best transactions of the mempool (the ledger is at round - 1)."""
         return self.mempool.select(self.config.block_max_txs)
 
-    def _validate(self, block: Block) -> bool:
-        """Whether a proposed block's payload applies to the ledger: signatures, then rules."""
-        txs = block.transactions
-        if txs:
-            verified = self.verified
-            unknown = [tx for tx in txs if tx.id not in verified]
-            if unknown:
-                oks = verify_signatures(unknown, self.genesis.hash)
-                if not all(oks):
-                    log.warning(
-                        "block %s.. of round %d refused: %d bad signature(s)",
-                        block.hash.hex()[:16],
-                        block.round,
-                        oks.count(False),
-                    )
-                    return False
-                self.verified.add_many([tx.id for tx in unknown])
+    def _validate(self, block: Block) -> bool | None:
+        """Whether a proposed block's payload applies to the ledger: the rules first (one
+        native `prepare`: an overspending or replayed transaction costs no signature check),
+        then the signatures not verified before; None when there are VALIDATE_OFF_LOOP or
+        more, verified off the loop and answered then (`_validate_signatures`)."""
         try:
             self.ledger.state.prepare(block)
         except ValueError as e:
             log.warning("block %s.. of round %d refused: %s", block.hash.hex()[:16], block.round, e)
             return False
+        txs = block.transactions if not block.is_empty else ()
+        unknown = [tx for tx in txs if tx.id not in self.verified]
+        if len(unknown) >= VALIDATE_OFF_LOOP:
+            task = asyncio.get_running_loop().create_task(self._validate_signatures(block, unknown))
+            self._side.add(task)
+            task.add_done_callback(self._side.discard)
+            return None
+        return self._signatures_ok(block, unknown, verify_signatures(unknown, self.genesis.hash))
+
+    async def _validate_signatures(self, block: Block, unknown: list[Transaction]) -> None:
+        loop = asyncio.get_running_loop()
+        oks = await loop.run_in_executor(None, verify_signatures, unknown, self.genesis.hash)
+        ok = self._signatures_ok(block, unknown, oks)
+        if self.core is not None and not self._stop.is_set():
+            try:
+                self._feed(BlockValidated(self.now_ms(), block.hash, ok))
+            except Exception as e:
+                log.exception("handling a block's validation failed")
+                self._fail(e)
+
+    def _signatures_ok(self, block: Block, txs: list[Transaction], oks: list[bool]) -> bool:
+        if not all(oks):
+            log.warning(
+                "block %s.. of round %d refused: %d bad signature(s)",
+                block.hash.hex()[:16],
+                block.round,
+                oks.count(False),
+            )
+            return False
+        self.verified.add_many([tx.id for tx in txs])
         return True
 
     def _commit(self, block: Block, cert: Certificate) -> None:
@@ -649,7 +794,6 @@ class Node:
         self.counters["transactions"] += n
         if block.is_empty:
             self.counters["empty_blocks"] += 1
-        self._blocks = {h: b for h, b in self._blocks.items() if b.round > r}
         log.info(
             "committed round %d: %s, %d txs (step %d), mempool %d (-%d)",
             r,
@@ -864,69 +1008,109 @@ class Node:
 
     # --- transactions --------------------------------------------------------------
 
-    def submit(
+    async def submit(
         self, transactions: Sequence[Transaction], source: Peer | None = None
     ) -> list[str | None]:
         """Admit transactions (from a peer or the API) and relay the admitted ones."""
         if not transactions:
             return []
-        reasons = self.mempool.add(transactions, self.verified)
-        admitted = [tx for tx, r in zip(transactions, reasons, strict=True) if r is None]
-        refused = len(transactions) - len(admitted)
-        self.counters["tx_admitted"] += len(admitted)
+        reasons = await self._admit([(source, transactions)])
+        refused = [r for r in reasons if r is not None]
         if refused:
-            self.tx_refused.update(r for r in reasons if r is not None)
-            bad = BAD_SIGNATURE in reasons
-            level = logging.DEBUG if source is not None and not bad else logging.INFO
-            if source is not None and bad:
-                level = logging.WARNING
+            bad = BAD_SIGNATURE in refused
+            level = logging.WARNING if source is not None and bad else logging.INFO
+            if source is not None and not bad:
+                level = logging.DEBUG
             log.log(
                 level,
                 "refused %d of %d transaction(s) from %s: %s",
-                refused,
+                len(refused),
                 len(transactions),
                 source or "the API",
-                sorted({r for r in reasons if r is not None}),
+                sorted(set(refused)),
             )
-        if admitted:
-            ids = [tx.id for tx in admitted]
-            self.verified.add_many(ids)
-            self._note_admitted(ids)
-            if self.net is not None:
-                self.net.broadcast_frames(_tx_frames(admitted), exclude=source)
         return reasons
 
-    def _submit_gossip(self, batches: list[tuple[Peer, Sequence[Transaction]]]) -> None:
-        """Transactions from peers: one admission for all, each admitted one relayed to every
-        peer but the one it came from."""
+    async def _tx_loop(self) -> None:
+        """Gossiped transactions: peers in turn, at most CYCLE_TXS a cycle and PEER_CYCLE_TXS
+        of one peer (the rest waits in the network's bounded `tx_inbox`)."""
+        net = self.net
+        assert net is not None
+        while True:
+            first = await net.tx_inbox.get()
+            taken: Counter[Peer] = Counter()
+            batches: list[tuple[Peer | None, Sequence[Transaction]]] = []
+            batch: Batch | None = first
+            while batch is not None:
+                txs = [tx for msg in batch.messages for tx in msg.transactions]  # type: ignore[union-attr]
+                batches.append((batch.peer, txs))
+                taken[batch.peer] += len(txs)
+                if sum(taken.values()) >= CYCLE_TXS:
+                    break
+                full = [p for p, n in taken.items() if n >= PEER_CYCLE_TXS]
+                batch = net.tx_inbox.get_nowait(skip=full)
+            try:
+                reasons = await self._admit(batches)
+            except Exception as e:
+                log.exception("admitting gossiped transactions failed")
+                self._fail(e)
+                return
+            refused = [r for r in reasons if r is not None]
+            if refused:
+                log.log(
+                    logging.WARNING if BAD_SIGNATURE in refused else logging.DEBUG,
+                    "refused %d of %d transaction(s) from peers %s: %s",
+                    len(refused),
+                    len(reasons),
+                    sorted({repr(p) for p, _ in batches}),
+                    sorted(set(refused)),
+                )
+
+    async def _admit(
+        self, batches: list[tuple[Peer | None, Sequence[Transaction]]]
+    ) -> list[str | None]:
+        """One admission for transactions from several sources: the signatures the mempool
+        would check verified first (off the loop when many), then `Mempool.add`; a peer that
+        sent a bad signature is charged once; each admitted one is relayed to every peer but
+        the one it came from. Admissions run one at a time, in the order they were asked."""
+        async with self._admission:
+            return await self._admit_now(batches)
+
+    async def _admit_now(
+        self, batches: list[tuple[Peer | None, Sequence[Transaction]]]
+    ) -> list[str | None]:
         txs = [tx for _, batch in batches for tx in batch]
         sources = [peer for peer, batch in batches for _ in batch]
-        reasons = self.mempool.add(txs, self.verified)
+        refuted: set[bytes] = set()
+        todo = self.mempool.to_verify(txs, self.verified) if len(txs) >= ADMIT_OFF_LOOP else []
+        if len(todo) >= ADMIT_OFF_LOOP:
+            loop = asyncio.get_running_loop()
+            oks = await loop.run_in_executor(None, verify_signatures, todo, self.genesis.hash)
+            self.verified.add_many([tx.id for tx, ok in zip(todo, oks, strict=True) if ok])
+            refuted = {tx.id for tx, ok in zip(todo, oks, strict=True) if not ok}
+        reasons = self.mempool.add(txs, self.verified, refuted)
         admitted = [i for i, r in enumerate(reasons) if r is None]
         self.counters["tx_admitted"] += len(admitted)
         refused = [r for r in reasons if r is not None]
         if refused:
             self.tx_refused.update(refused)
-            bad = refused.count(BAD_SIGNATURE)
-            log.log(
-                logging.WARNING if bad else logging.DEBUG,
-                "refused %d of %d transaction(s) from peers %s: %s",
-                len(refused),
-                len(txs),
-                sorted({repr(p) for p, _ in batches}),
-                sorted(set(refused)),
-            )
+        if self.net is not None:
+            cheats = {sources[i] for i, r in enumerate(reasons) if r == BAD_SIGNATURE}
+            for peer in cheats:
+                if peer is not None:
+                    self.net.penalize(peer, DropReason.BAD_TRANSACTION)
         if not admitted:
-            return
+            return reasons
         ids = [txs[i].id for i in admitted]
         self.verified.add_many(ids)
         self._note_admitted(ids)
-        by_source: dict[Peer, list[Transaction]] = {}
+        by_source: dict[Peer | None, list[Transaction]] = {}
         for i in admitted:
             by_source.setdefault(sources[i], []).append(txs[i])
-        assert self.net is not None
-        for peer, mine in by_source.items():
-            self.net.broadcast_frames(_tx_frames(mine), exclude=peer)
+        if self.net is not None:
+            for peer, mine in by_source.items():
+                self.net.broadcast_frames(_tx_frames(mine), exclude=peer)
+        return reasons
 
     # --- status --------------------------------------------------------------------
 
@@ -939,6 +1123,7 @@ class Node:
             "step": rnd.step if rnd is not None else None,
             "tip": {"round": ledger.tip, "hash": ledger.tip_hash.hex()},
             "peers": len(self.net.peers) if self.net is not None else 0,
+            "network": self.net.status() if self.net is not None else {},
             "mempool": {"count": len(self.mempool), "bytes": self.mempool.nbytes},
             "sync": {
                 "joined": core is not None,
@@ -1021,8 +1206,16 @@ class Node:
             Metric(
                 "held_dropped_total",
                 "counter",
-                "consensus messages dropped before joining",
+                "consensus messages of later rounds dropped (past the window or the limits)",
                 self.counters["held_dropped"],
+            ),
+            Metric("held_messages", "gauge", "messages of later rounds held", len(self.held)),
+            Metric("held_bytes", "gauge", "bytes of the messages held", self.held.nbytes),
+            Metric(
+                "signatures_verified_off_loop_total",
+                "counter",
+                "signatures verified off the event loop",
+                self.counters["verified_off_loop"],
             ),
             Metric(
                 "supply", "gauge", "units in existence: genesis total plus minted", ledger.supply
@@ -1166,5 +1359,4 @@ def run_node(args: argparse.Namespace) -> int:
     except OSError as e:
         log.error("cannot start: %s", e)
         return 1
-    log.info("stopped at round %d, ledger closed", node.ledger.tip)
     return 0

@@ -25,6 +25,7 @@ __all__ = ["openapi_document"]
 Schema = dict[str, Any]
 
 U64: Schema = {"type": "integer", "minimum": 0, "maximum": U64_MAX}
+BOOL: Schema = {"type": "boolean"}
 HASH: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 HEX_TX: Schema = {"type": "string", "pattern": f"^[0-9a-fA-F]{{{2 * TX_SIZE}}}$"}
 
@@ -60,6 +61,29 @@ SCHEMAS: dict[str, Schema] = {
             "step": nullable(U64),
             "tip": obj({"round": U64, "hash": HASH}),
             "peers": U64,
+            "network": obj(
+                {
+                    "peers": array(
+                        obj({"address": {"type": "string"}, "key": HASH, "outbound": BOOL})
+                    ),
+                    "banned": {
+                        "type": "object",
+                        "description": "per banned host: seconds left, bans so far, last reason",
+                        "additionalProperties": obj(
+                            {
+                                "seconds": {"type": "number"},
+                                "bans": U64,
+                                "reason": {"type": "string"},
+                            }
+                        ),
+                    },
+                    "scores": {
+                        "type": "object",
+                        "description": "per host, its decayed misbehaviour score (when >= 1)",
+                        "additionalProperties": {"type": "number", "minimum": 0},
+                    },
+                }
+            ),
             "mempool": obj({"count": U64, "bytes": U64}),
             "sync": obj(
                 {

@@ -19,6 +19,7 @@ GC_PROPOSAL_TAG = b"echorand/gc_proposal"
 BBA_TAG = b"echorand/bba"
 CERT_TAG = b"echorand/cert"
 FINAL_TAG = b"echorand/final"
+HANDSHAKE_TAG = b"echorand/handshake"
 
 HASH_SIZE = 32
 KEY_SIZE = 32

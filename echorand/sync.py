@@ -1,12 +1,20 @@
 """Sync: a node that is new or behind fetches certified blocks (docs/protocol.md §12).
 
-Server side, `answer` serves a `SyncRequest` from a `BlockSource` (the node's ledger),
-capped at MAX_SYNC_BLOCKS and at the frame limit. Client side, the `Syncer` learns each
-peer's tip from its Hello (and from the node, `note_tip`), asks the peers ahead of us for
-the next blocks in turn, hands each block and its certificate to the node's
-`check_and_apply` (which checks the certificate against the round's committee, by batch
-verification, and applies the block), drops a peer that serves a bad one, and tells the
-node when it has caught up so that it joins consensus at the tip.
+Server side, `answer` serves a `SyncRequest` from a `BlockSource` (the node's ledger):
+the stored encodings, copied straight into the response and never decoded, capped at
+MAX_SYNC_BLOCKS, the frame limit and the asker's send budget. Client side, the `Syncer`
+learns each peer's tip claim from its Hello (and from the node, `note_tip`), asks the
+peers ahead of us for the next blocks in turn, hands each block and its certificate to
+the node's `check_and_apply` (which checks the certificate against the round's committee,
+by batch verification, and applies the block), drops a peer that serves a bad one, and
+tells the node when it has caught up so that it joins consensus at the tip.
+
+A claim is a hint, believed only as far as the peer serves certified blocks: a peer that
+answers a request with nothing while it claims more (`false_tip`) loses its claim, and
+one that does not answer in time (`sync_timeout`) is not counted for the timeout (it
+neither keeps the node from being caught up nor is asked); both are charged for it
+(`Network.penalize`). A peer that claims round 2^62 and never answers delays the node by
+one timeout, and is banned at its second.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from echorand.messages import (
     Certificate,
     SyncRequest,
     SyncResponse,
-    encode,
 )
+from echorand.validate import DropReason
 
 if TYPE_CHECKING:
     from echorand.network import Network, Peer
@@ -34,9 +42,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CertifiedBlock = tuple[Block, Certificate]
+COOLDOWN_SLACK = 0.01
+"""Seconds after a peer's cool-down that the syncer looks again."""
+SYNC_RESPONSE_CODE = 0x22
+RESPONSE_HEAD = 5
+"""`0x22 || count u32` before the blocks of a `sync_response` (docs/protocol.md §6)."""
 
 FORK_CHECK_INTERVAL = 5.0
 """Seconds between two fork checks with one peer."""
+MAX_FORK_BLOCKS = 1024
+"""Blocks of a peer's chain fetched for one fork check (the undo window is far shorter)."""
 
 
 class ForkSuspected(Exception):
@@ -46,33 +61,45 @@ class ForkSuspected(Exception):
 
 
 class BlockSource(Protocol):
-    """The node's ledger as sync sees it: the tip and certified blocks by round."""
+    """The node's ledger as sync sees it: the tip and the stored encodings of certified
+    blocks by round."""
 
     def tip(self) -> int:
         """The round of the last applied block (0 before the first)."""
         ...
 
-    def blocks_range(self, from_round: int, count: int) -> Sequence[CertifiedBlock]:
-        """Up to `count` certified blocks from `from_round` on, in round order."""
+    def encoded_blocks(
+        self, from_round: int, count: int, max_bytes: int | None = None
+    ) -> Sequence[tuple[bytes, bytes]]:
+        """The `(block, certificate)` encodings of up to `count` rounds from `from_round`
+        on, in round order, stopping before their total passes `max_bytes` (the first
+        always included)."""
         ...
 
 
-def answer(source: BlockSource | None, request: SyncRequest, max_frame: int = MAX_FRAME) -> bytes:
+def answer(
+    source: BlockSource | None,
+    request: SyncRequest,
+    budget: int = MAX_FRAME,
+    max_frame: int = MAX_FRAME,
+) -> bytes:
     """The encoded `SyncResponse` to `request`: consecutive blocks from `from_round`.
 
-    At most `request.count`, MAX_SYNC_BLOCKS and what we have; halved until the response
-    fits in `max_frame`. Empty when we have nothing from `from_round` on.
+    At most `request.count`, MAX_SYNC_BLOCKS and what we have, and no more bytes than
+    `budget` (the first block at least, when it fits in `max_frame`): the stored
+    encodings, concatenated without decoding (they are canonical, so this is the
+    response's one encoding). Empty when we have nothing from `from_round` on.
     """
-    blocks: Sequence[CertifiedBlock] = ()
+    pairs: Sequence[tuple[bytes, bytes]] = ()
     if source is not None and request.from_round >= 1:
         count = min(request.count, MAX_SYNC_BLOCKS, source.tip() - request.from_round + 1)
         if count > 0:
-            blocks = source.blocks_range(request.from_round, count)[:count]
-    while True:
-        data = encode(SyncResponse(blocks))
-        if len(data) <= max_frame or not blocks:
-            return data
-        blocks = blocks[: len(blocks) // 2]
+            room = min(budget, max_frame) - RESPONSE_HEAD
+            pairs = source.encoded_blocks(request.from_round, count, room)[:count]
+            if pairs and RESPONSE_HEAD + len(pairs[0][0]) + len(pairs[0][1]) > max_frame:
+                pairs = ()
+    head = bytes([SYNC_RESPONSE_CODE]) + len(pairs).to_bytes(4, "big")
+    return b"".join([head, *(part for pair in pairs for part in pair)])
 
 
 def shape_problem(blocks: Sequence[CertifiedBlock], first: int, count: int) -> str | None:
@@ -94,7 +121,8 @@ class Syncer:
     `check_and_apply(block, cert)` returns False (or raises) when the certificate does not
     certify the block; the peer that sent it is dropped. `on_caught_up(tip)` is called when
     no known peer is ahead of us any more (after the first peer's Hello, and after each
-    catch-up); `on_behind(target)` when a peer turns out to be ahead again.
+    catch-up); `on_behind(target)` when a peer turns out to be ahead again. A peer whose
+    claim turns out false (an empty answer, no answer) loses it and is charged for it.
     """
 
     def __init__(
@@ -155,8 +183,13 @@ class Syncer:
 
     @property
     def target(self) -> int:
-        """The highest tip a connected peer has shown."""
-        return max((c for p, c in self._claims.items() if p.is_open), default=0)
+        """The highest tip claimed by a connected peer that is not cooling down after a
+        request it left unanswered."""
+        now = self.net.now()
+        return max(
+            (c for p, c in self._claims.items() if p.is_open and self._cooldown.get(p, 0.0) <= now),
+            default=0,
+        )
 
     @property
     def behind(self) -> bool:
@@ -165,7 +198,8 @@ class Syncer:
     # -- told by the node and the network
 
     def note_tip(self, peer: Peer, tip: int) -> None:
-        """`peer` has shown that it has the block of round `tip` (a message of round tip+1)."""
+        """`peer` claims the block of round `tip` (it sent a message of round tip+1): a hint,
+        checked by asking it."""
         if peer in self._claims and tip > self._claims[peer]:
             self._claims[peer] = tip
             self._kick()
@@ -209,7 +243,7 @@ class Syncer:
         if self._late.get(peer):
             self._late[peer] -= 1  # the answer to a request that timed out: too late
             return
-        peer.drop("unsolicited_sync", "a sync_response we did not ask for")
+        peer.drop(DropReason.UNSOLICITED_SYNC, "a sync_response we did not ask for")
 
     # -- the loop
 
@@ -283,8 +317,13 @@ class Syncer:
         except TimeoutError:
             log.info("sync: %r did not answer for rounds %d.. in %ss", peer, first, self.timeout)
             self.net.counters["sync_timeouts"] += 1
-            self._cooldown[peer] = asyncio.get_running_loop().time() + self.timeout
+            loop = asyncio.get_running_loop()
+            self._cooldown[peer] = loop.time() + self.timeout
+            # Its claim counts again then (the kick a little later: a timer may fire a
+            # millisecond before the clock reads its time, and find it still cooling).
+            loop.call_later(self.timeout + COOLDOWN_SLACK, self._kick)
             self._late[peer] = self._late.get(peer, 0) + 1
+            self.net.penalize(peer, DropReason.SYNC_TIMEOUT, f"rounds {first}.. unanswered")
             return None
         finally:
             self._pending = None
@@ -305,30 +344,38 @@ class Syncer:
                     self._claims[peer] = min(self._claims[peer], self.tip())
 
     async def _chain_of(self, peer: Peer, first: int) -> list[CertifiedBlock]:
+        """`peer`'s certified blocks from `first` to its tip (answers may be cut short by
+        their byte budget: asked again from where each stopped), at most MAX_FORK_BLOCKS.
+
+        It ends at an empty answer, or at a short one past the tip the peer claimed when
+        the fetch began: a chain that grows faster than one request's trip would never
+        give an empty answer."""
+        claimed = self._claims.get(peer, 0)
         out: list[CertifiedBlock] = []
-        while True:
+        while len(out) < MAX_FORK_BLOCKS:
             start = first + len(out)
             blocks = await self._request(peer, start, self.batch)
             if not blocks:
                 return out
             problem = shape_problem(blocks, start, self.batch)
             if problem is not None:
-                peer.drop("bad_sync_response", problem)
+                peer.drop(DropReason.BAD_SYNC_RESPONSE, problem)
                 return []
             out.extend(blocks)
-            if len(blocks) < self.batch:
+            if len(blocks) < self.batch and first + len(out) > claimed:
                 return out
+        return out
 
     async def _apply(
         self, peer: Peer, blocks: Sequence[CertifiedBlock], first: int, count: int
     ) -> None:
         if not blocks:
-            # It has nothing after our tip: its claim is stale.
-            self._claims[peer] = min(self._claims.get(peer, 0), first - 1)
+            # It has nothing after our tip: it claimed what it does not have.
+            self._unbelieved(peer, first, DropReason.FALSE_TIP)
             return
         problem = shape_problem(blocks, first, count)
         if problem is not None:
-            peer.drop("bad_sync_response", problem)
+            peer.drop(DropReason.BAD_SYNC_RESPONSE, problem)
             return
         for block, cert in blocks:
             tip = self.tip()
@@ -353,8 +400,18 @@ class Syncer:
             return False
         except Exception as e:
             log.exception("sync: checking the block of round %d from %r failed", block.round, peer)
-            peer.drop("bad_certificate", f"round {block.round}: {type(e).__name__}: {e}")
+            peer.drop(
+                DropReason.SYNC_BAD_CERTIFICATE, f"round {block.round}: {type(e).__name__}: {e}"
+            )
             return False
         if not ok:
-            peer.drop("bad_certificate", f"round {block.round}")
+            peer.drop(DropReason.SYNC_BAD_CERTIFICATE, f"round {block.round}")
         return ok
+
+    def _unbelieved(self, peer: Peer, first: int, reason: DropReason) -> None:
+        """`peer` has nothing from round `first` on, which it claimed: its claim falls to
+        what it served, and it is charged for the claim."""
+        claimed = self._claims.get(peer, 0)
+        if claimed >= first:
+            self._claims[peer] = first - 1
+            self.net.penalize(peer, reason, f"claimed round {claimed}, has nothing at {first}")

@@ -11,23 +11,31 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from echorand.messages import GcProposal, Hello, Message, encode, frame
+from echorand.crypto import Keypair
+from echorand.messages import GcProposal, Hello, HelloProof, Message, decode, encode, frame
 from echorand.network import PROTOCOL_VERSION, NetConfig, Network, run
+from echorand.peer import Handshake
 
 GENESIS = bytes(range(32))
 TIMEOUT = 60.0
+HOSTILE_HOST = "127.0.0.2"
+"""Raw test peers connect from here: a ban of their address spares the test nodes' own."""
 T = TypeVar("T")
 
 
+def identity(i: int) -> Keypair:
+    return Keypair.from_seed(bytes([i]) * 32)
+
+
 def node_key(i: int) -> bytes:
-    return bytes([i]) * 32
+    return identity(i).public_key
 
 
 def config(i: int, **options: Any) -> NetConfig:
     """The configuration of test node `i`: our genesis, key `i`, loopback, a free port."""
     options.setdefault("backoff_min", 0.02)
     options.setdefault("backoff_max", 0.2)
-    return NetConfig(genesis_hash=GENESIS, node_key=node_key(i), **options)
+    return NetConfig(genesis_hash=GENESIS, identity=identity(i), **options)
 
 
 def arun(main: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
@@ -53,14 +61,26 @@ def proposal(i: int, round: int = 1) -> GcProposal:
 def hello(
     i: int, *, genesis: bytes = GENESIS, version: int = PROTOCOL_VERSION, tip: int = 0
 ) -> Hello:
-    return Hello(version, genesis, node_key(i), tip, 1)
+    """A Hello in node `i`'s name (nothing proven)."""
+    return Hello(version, genesis, node_key(i), bytes(32), tip, 1)
 
 
-async def raw_peer(net: Network, *, rcvbuf: int | None = None) -> socket.socket:
-    """A plain non-blocking socket connected to `net` (nothing sent yet)."""
+def handshake(
+    i: int | Keypair, *, genesis: bytes = GENESIS, tip: int = 0, outbound: bool = True
+) -> Handshake:
+    """Our side of a handshake as node `i` (or with key pair `i`)."""
+    key = identity(i) if isinstance(i, int) else i
+    return Handshake(key, genesis, outbound=outbound, version=PROTOCOL_VERSION, tip=tip, port=1)
+
+
+async def raw_peer(
+    net: Network, *, rcvbuf: int | None = None, source: str = HOSTILE_HOST
+) -> socket.socket:
+    """A plain non-blocking socket connected to `net` from `source` (nothing sent yet)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind((source, 0))
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", net.port))
     return sock
@@ -68,6 +88,36 @@ async def raw_peer(net: Network, *, rcvbuf: int | None = None) -> socket.socket:
 
 async def send(sock: socket.socket, data: bytes) -> None:
     await asyncio.get_running_loop().sock_sendall(sock, data)
+
+
+async def read_frame(sock: socket.socket) -> bytes:
+    """One frame's message from `sock` (exactly: nothing after it is read)."""
+    size = int.from_bytes(await _read_exactly(sock, 4), "big")
+    return await _read_exactly(sock, size)
+
+
+async def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    out = bytearray()
+    while len(out) < n:
+        chunk = await loop.sock_recv(sock, n - len(out))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(out)} of {n} bytes")
+        out += chunk
+    return bytes(out)
+
+
+async def shake(sock: socket.socket, i: int | Keypair, *, tip: int = 0) -> Handshake:
+    """Complete the handshake as node `i` on a raw socket: our Hello, the node's Hello, our
+    proof (checking the node's). The node then counts us as a peer."""
+    ours = handshake(i, tip=tip)
+    await send(sock, framed(ours.hello()))
+    theirs = decode(await read_frame(sock))
+    assert isinstance(theirs, Hello), theirs
+    await send(sock, framed(ours.proof(theirs)))
+    proof = decode(await read_frame(sock))
+    assert isinstance(proof, HelloProof) and ours.check(theirs, proof)
+    return ours
 
 
 async def read_until_closed(sock: socket.socket) -> bytes:

@@ -30,6 +30,7 @@ from echorand.messages import (
     GcProposal,
     GcSignature,
     Hello,
+    HelloProof,
     Message,
     SyncRequest,
     SyncResponse,
@@ -141,15 +142,17 @@ gc_signatures = st.builds(
 )  # fmt: skip
 tx_batches = st.builds(TxBatch, transactions=st.lists(transactions, max_size=4))
 hellos = st.builds(
-    Hello, version=u32s, genesis_hash=hashes, node_key=keys, tip_round=u64s, listen_port=u16s
-)
+    Hello, version=u32s, genesis_hash=hashes, node_key=keys, nonce=hashes, tip_round=u64s,
+    listen_port=u16s,
+)  # fmt: skip
+hello_proofs = st.builds(HelloProof, signature=sigs)
 sync_requests = st.builds(SyncRequest, from_round=u64s, count=u32s)
 sync_responses = st.builds(
     SyncResponse, blocks=st.lists(st.tuples(blocks, certificates()), max_size=3)
 )
 messages = st.one_of(
     gc_blocks, gc_signatures, gc_proposals(), bba_signatures(), final_votes,
-    tx_batches, hellos, sync_requests, sync_responses,
+    tx_batches, hellos, hello_proofs, sync_requests, sync_responses,
 )  # fmt: skip
 
 
@@ -200,11 +203,19 @@ def sample_messages() -> list[Message]:
             signature=b"m" * 64,
         ),
         TxBatch(transactions=[sample_tx(1), sample_tx(2, 1)]),
-        Hello(version=1, genesis_hash=b"G" * 32, node_key=b"K" * 32, tip_round=8, listen_port=4242),
+        Hello(
+            version=1,
+            genesis_hash=b"G" * 32,
+            node_key=b"K" * 32,
+            nonce=b"N" * 32,
+            tip_round=8,
+            listen_port=4242,
+        ),
         SyncRequest(from_round=3, count=5),
         SyncResponse(
             blocks=[(block, sample_cert()), (Block.empty(10, block.hash), empty_cert(10))]
         ),
+        HelloProof(signature=b"P" * 64),
     ]
 
 
@@ -462,7 +473,10 @@ def test_gc_signature_bytes_agree_with_an_independent_encoder(m: GcSignature) ->
 
 def test_network_messages_agree_with_an_independent_encoder() -> None:
     hello, request, response = sample_messages()[5:8]
-    assert hello.encode() == struct.pack(">BI32s32sQH", 0x20, 1, b"G" * 32, b"K" * 32, 8, 4242)
+    assert hello.encode() == struct.pack(
+        ">BI32s32s32sQH", 0x20, 1, b"G" * 32, b"K" * 32, b"N" * 32, 8, 4242
+    )
+    assert sample_messages()[8].encode() == b"\x23" + b"P" * 64
     assert request.encode() == struct.pack(">BQI", 0x21, 3, 5)
     body = b"".join(py_block(b)[0] + py_cert(c) for b, c in response.blocks)
     assert response.encode() == struct.pack(">BI", 0x22, 2) + body
@@ -519,7 +533,7 @@ def test_from_bytes_wants_its_own_type() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0x21, 0x22})
+    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0x21, 0x22, 0x23})
 )
 def test_unknown_message_types_are_rejected(code: int) -> None:
     assert reject(bytes([code]) + bytes(200)) == f"type: unknown message type 0x{code:02x}"
@@ -732,7 +746,9 @@ def good_args() -> dict[type, dict[str, object]]:
                          signature=bytes(64)),
         BbaSignature: dict(round=1, step=4, sender=1, b=0, block_hash=ZERO, leader=0,
                            cert_sig=bytes(64), signature=bytes(64)),
-        Hello: dict(version=1, genesis_hash=ZERO, node_key=ZERO, tip_round=0, listen_port=1),
+        Hello: dict(version=1, genesis_hash=ZERO, node_key=ZERO, nonce=ZERO, tip_round=0,
+                    listen_port=1),
+        HelloProof: dict(signature=bytes(64)),
         SyncRequest: dict(from_round=1, count=1),
     }  # fmt: skip
 
@@ -740,7 +756,8 @@ def good_args() -> dict[type, dict[str, object]]:
 FIELD_NAMES = {
     Transaction: "transaction", Block: "block", Certificate: "certificate",
     GcBlock: "gc_block", GcSignature: "gc_signature", GcProposal: "gc_proposal",
-    BbaSignature: "bba_signature", Hello: "hello", SyncRequest: "sync_request",
+    BbaSignature: "bba_signature", Hello: "hello", HelloProof: "hello_proof",
+    SyncRequest: "sync_request",
 }  # fmt: skip
 
 INT_LIMITS = {

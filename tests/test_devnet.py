@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +16,6 @@ import pytest
 
 from echorand.client import http_json
 from echorand.devnet import Devnet, sign_transfers
-from echorand.messages import GcProposal, Hello, TxBatch, frame
-from echorand.network import PROTOCOL_VERSION
 from echorand.transactions import Transaction
 
 NODES = 4
@@ -118,74 +115,6 @@ def test_blocks_become_final_on_every_node(devnet: Devnet) -> None:
         assert client.block(final)["final_certificate"] is not None
         if last > final:
             assert client.block(last)["final"] is False
-
-
-def _hello(net: Devnet) -> bytes:
-    return frame(Hello(PROTOCOL_VERSION, net.genesis_hash, bytes([0xEE]) * 32, 0, 1))
-
-
-def _connect(net: Devnet, k: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", net.p2p_ports[k]), timeout=10)
-
-
-def _closed_by_peer(sock: socket.socket, timeout: float = 30.0) -> bool:
-    """Read (and discard) until the node closes the connection."""
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(1 << 16):
-            pass
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-    return True
-
-
-def test_garbage_huge_frames_and_bad_signatures_are_dropped_and_logged(devnet: Devnet) -> None:
-    k = 1
-    start = tip(devnet, k)
-    # Garbage instead of a hello.
-    with _connect(devnet, k) as s:
-        s.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)))
-        assert _closed_by_peer(s)
-    # A hello, then a length prefix far over the frame limit.
-    with _connect(devnet, k) as s:
-        s.sendall(_hello(devnet) + b"\xff\xff\xff\xf0" + b"x" * 100)
-        assert _closed_by_peer(s)
-    # A hello, then well-formed messages with bad signatures: a transaction, and
-    # gc_proposals of the current round from every account (those in the committee reach
-    # the signature check), repeated until the node has logged the drop.
-    tx = Transaction.from_bytes(sign_transfers(SEED, ACCOUNTS, 1, devnet.genesis_hash)[0])
-    forged = Transaction(
-        tx.kind, tx.sender, tx.recipient, tx.amount, tx.fee, tx.nonce, bytes(63) + b"\x01"
-    )
-    with _connect(devnet, k) as s:
-        s.sendall(_hello(devnet) + frame(TxBatch([forged])))
-        attempt = 0
-
-        def dropped_bad_signature() -> bool:
-            nonlocal attempt
-            attempt += 1
-            r = tip(devnet, k) + 1
-            signature = bytes(63) + bytes([attempt % 256])
-            s.sendall(
-                b"".join(
-                    frame(GcProposal(r, 2, sender, bytes(32), 0, signature))
-                    for sender in range(ACCOUNTS)
-                )
-            )
-            time.sleep(0.2)
-            return "consensus message(s): bad signature" in log_text(devnet, k)
-
-        until(dropped_bad_signature, "the node to log bad consensus signatures", devnet)
-    text = log_text(devnet, k)
-    assert "dropped: bad_hello" in text
-    assert "dropped: bad_frame" in text
-    assert "bad signature" in text and "refused 1 of 1 transaction(s)" in text
-    # It keeps committing.
-    until(lambda: tip(devnet, k) >= start + 5, "node 1 to commit 5 more blocks", devnet)
-    code, doc = http_json(devnet.url(k, "/account/0"))
-    assert code == 200 and doc["queued"] == 0
 
 
 def test_a_node_killed_mid_round_restarts_catches_up_and_agrees(devnet: Devnet) -> None:

@@ -13,6 +13,7 @@ from nethelp import (
     consume,
     framed,
     hello,
+    identity,
     node_key,
     proposal,
     quiescent,
@@ -20,6 +21,7 @@ from nethelp import (
     raw_peer,
     read_until_closed,
     send,
+    shake,
     until,
 )
 
@@ -37,7 +39,8 @@ from echorand.messages import (
     encode,
     split_frames,
 )
-from echorand.network import Batch, NetConfig, Network, Peer, parse_address
+from echorand.network import Batch, NetConfig, Network, Peer, parse_address, parse_peer
+from echorand.validate import DropReason
 
 # -- handshake
 
@@ -70,7 +73,7 @@ def test_a_peer_of_another_network_is_refused(
 ) -> None:
     async def main() -> None:
         async with Network(config(1)) as a:
-            mine = {"genesis_hash": GENESIS, "node_key": node_key(2), "backoff_min": 5.0}
+            mine = {"genesis_hash": GENESIS, "identity": identity(2), "backoff_min": 5.0}
             other = NetConfig(**(mine | theirs | {"peers": (("127.0.0.1", a.port),)}))
             async with Network(other) as b:
                 await until(lambda: a.counters[f"drop_{reason}"] >= 1, reason)
@@ -110,11 +113,16 @@ def test_a_first_message_that_is_not_a_hello_drops_the_peer() -> None:
     arun(main())
 
 
-def test_a_second_hello_drops_the_peer() -> None:
+@pytest.mark.parametrize("proven", [False, True])
+def test_a_second_hello_drops_the_peer(proven: bool) -> None:
     async def main() -> None:
         async with Network(config(1)) as a:
             sock = await raw_peer(a)
-            await send(sock, framed(hello(5), hello(5)))
+            if proven:
+                await shake(sock, 5)
+                await send(sock, framed(hello(5)))
+            else:
+                await send(sock, framed(hello(5), hello(5)))  # no proof: a second hello
             await read_until_closed(sock)
             sock.close()
             assert a.metrics()["drop_bad_hello"] == 1
@@ -141,13 +149,14 @@ def test_two_nodes_dialing_each_other_keep_one_link() -> None:
         async with Network(config(1)) as a, Network(config(2)) as b:
             a.connect("127.0.0.1", b.port)
             b.connect("127.0.0.1", a.port)
-            # Both ends keep the link dialed by the smaller key: node 1's.
+            # Both ends keep the link dialed by the smaller key.
+            a_dials = node_key(1) < node_key(2)
             await until(
                 lambda: (
-                    [p.outbound for p in a.peers] == [True]
-                    and [p.outbound for p in b.peers] == [False]
+                    [p.outbound for p in a.peers] == [a_dials]
+                    and [p.outbound for p in b.peers] == [not a_dials]
                 ),
-                "one link, dialed by node 1",
+                "one link, dialed by the node with the smaller key",
             )
             b.broadcast(proposal(3))
             batch = await asyncio.wait_for(a.receive(), 10)
@@ -161,7 +170,7 @@ def test_a_dropped_link_is_redialed() -> None:
         async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
             await asyncio.wait_for(a.wait_for_peers(1), 10)
             first = a.peers[0]
-            first.drop("test")
+            first.drop(DropReason.IDLE)
             await until(lambda: a.peers and a.peers[0] is not first, "a new link from b")
             b.broadcast(proposal(4))
             batch = await asyncio.wait_for(a.receive(), 10)
@@ -174,7 +183,7 @@ def test_inbound_connections_over_the_limit_are_refused() -> None:
     async def main() -> None:
         async with Network(config(1, max_inbound=1)) as a:
             first = await raw_peer(a)
-            await send(first, framed(hello(2)))
+            await shake(first, 2)
             await until(lambda: len(a.peers) == 1, "the first peer")
             second = await raw_peer(a)
             await read_until_closed(second)
@@ -227,8 +236,9 @@ def test_a_frame_cut_anywhere_is_reassembled() -> None:
     async def main() -> None:
         async with Network(config(1)) as a:
             sock = await raw_peer(a)
+            await shake(sock, 2)
             big = GcBlock(1, 1, 2, _block(300, round=1), bytes(64))
-            data = framed(hello(2), proposal(1), big, proposal(2))
+            data = framed(proposal(1), big, proposal(2))
             for i in range(0, len(data), 1000):  # partial headers and bodies
                 await send(sock, data[i : i + 1000])
                 await asyncio.sleep(0)
@@ -266,7 +276,8 @@ def test_a_hostile_peer_is_dropped_and_the_others_keep_working(
             await asyncio.wait_for(a.wait_for_peers(1), 10)
             sock = await raw_peer(a)
             if after_hello:
-                await send(sock, framed(hello(9), proposal(100)))
+                await shake(sock, 9)
+                await send(sock, framed(proposal(100)))
             await send(sock, payload)
             await read_until_closed(sock)
             sock.close()
@@ -290,8 +301,9 @@ def test_a_good_frame_after_a_malformed_one_is_not_hidden_from_an_honest_peer() 
         async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
             await asyncio.wait_for(a.wait_for_peers(1), 10)
             sock = await raw_peer(a)
+            await shake(sock, 9)
             # The hostile peer sends a copy of a message behind a malformed frame.
-            await send(sock, framed(hello(9)) + raw_frame(b"\x03") + framed(proposal(8)))
+            await send(sock, raw_frame(b"\x03") + framed(proposal(8)))
             await read_until_closed(sock)
             sock.close()
             b.broadcast(proposal(8))
@@ -325,9 +337,9 @@ def test_a_peer_that_never_reads_is_dropped_before_our_buffer_passes_the_limit(
             got: list[Message] = []
             consumer = asyncio.create_task(consume(b, got))
             slow = await raw_peer(a, rcvbuf=4096)
-            await send(slow, framed(hello(9)))
+            await shake(slow, 9)
             await until(lambda: len(a.peers) == 2, "the slow peer's handshake")
-            slow_peer = next(p for p in a.peers if p.key == bytes([9]) * 32)
+            slow_peer = next(p for p in a.peers if p.key == node_key(9))
             block = _block(100)
             sent: list[Message] = []
             most = 0
@@ -362,7 +374,7 @@ def test_slow_peers_together_are_held_to_the_total_budget(
         async with Network(cfg) as a:
             socks = [await raw_peer(a, rcvbuf=4096) for _ in range(3)]
             for i, sock in enumerate(socks):
-                await send(sock, framed(hello(10 + i)))
+                await shake(sock, 10 + i)
             await until(lambda: len(a.peers) == 3, "three slow peers")
             peers = a.peers
             msg_size = len(encode(GcBlock(1, 1, 0, _block(100), bytes(64)))) + 4
@@ -390,7 +402,7 @@ def test_tx_gossip_to_a_slow_peer_is_shed_and_the_peer_kept() -> None:
         cfg = config(1, max_frame=1 << 16, out_soft=soft, out_hard=hard)
         async with Network(cfg) as a:
             slow = await raw_peer(a, rcvbuf=4096)
-            await send(slow, framed(hello(9)))
+            await shake(slow, 9)
             await until(lambda: len(a.peers) == 1, "the slow peer's handshake")
             slow_peer = a.peers[0]
             txs = [_tx(i) for i in range(100)]
@@ -422,7 +434,7 @@ def test_a_full_inbox_stops_reading_until_the_node_catches_up() -> None:
             sent = [GcBlock(1, 1, i, _block(20), bytes(64)) for i in range(1000)]  # ~3 MB
             for chunk in range(0, len(sent), 50):
                 b.broadcast_frames([encode(m) for m in sent[chunk : chunk + 50]])
-            await until(lambda: a.counters["inbox_full"] >= 1, "the inbox to fill")
+            await until(lambda: a.inbox.pauses >= 1, "the inbox to fill")
             await asyncio.sleep(0.05)
             # Paused: what waits is the limit plus at most one read.
             assert a.inbox.nbytes <= limit + (1 << 18) + 4096
@@ -430,7 +442,7 @@ def test_a_full_inbox_stops_reading_until_the_node_catches_up() -> None:
             while len(got) < len(sent):
                 got.extend((await asyncio.wait_for(a.receive(), 10)).messages)
             assert got == sent
-            assert a.counters["inbox_full"] >= 2  # it filled again after resuming
+            assert a.inbox.pauses >= 2  # it filled again after resuming
 
     arun(main())
 
@@ -544,7 +556,7 @@ def test_transactions_are_gossiped_in_batches_under_the_limit() -> None:
             assert Gossip(b).publish_transactions(txs) == 3
             got: list[Transaction] = []
             while len(got) < len(txs):
-                for m in (await asyncio.wait_for(a.receive(), 10)).messages:
+                for m in (await asyncio.wait_for(a.tx_inbox.get(), 10)).messages:
                     assert isinstance(m, TxBatch)
                     got.extend(m.transactions)
             assert got == txs
@@ -590,10 +602,23 @@ def test_parse_address() -> None:
             parse_address(bad)
 
 
+def test_parse_peer_reads_a_pinned_key() -> None:
+    key = node_key(3)
+    assert parse_peer("127.0.0.1:9000") == ("127.0.0.1", 9000, None)
+    assert parse_peer(f"{key.hex()}@127.0.0.1:9000") == ("127.0.0.1", 9000, key)
+    for bad in ("ab@127.0.0.1:9000", f"{'zz' * 32}@h:1", "@h:1"):
+        with pytest.raises(ValueError, match="pinned key"):
+            parse_peer(bad)
+
+
 def test_config_rejects_nonsense() -> None:
-    good = {"genesis_hash": bytes(32), "node_key": bytes(32)}
+    good = {"genesis_hash": bytes(32), "identity": identity(1)}
     with pytest.raises(ValueError, match="genesis_hash"):
-        NetConfig(genesis_hash=b"x", node_key=bytes(32))
+        NetConfig(genesis_hash=b"x", identity=identity(1))
+    with pytest.raises(TypeError, match="identity"):
+        NetConfig(genesis_hash=bytes(32), identity=bytes(32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pinned"):
+        NetConfig(**good, pinned={("h", 1): b"short"})
     with pytest.raises(ValueError, match="out_hard"):
         NetConfig(**good, max_frame=1000, out_hard=1000)
     with pytest.raises(ValueError, match="out_soft"):

@@ -154,7 +154,7 @@ def test_block_from_a_locked_validator_is_dropped(policy: str) -> None:
     tip = Tip(4, SEED, PREV, authors=(7, 0, 3), chain=CHAIN)
     node = observer(tip, policy)
     node.handle(MessagesReceived(10, (gc_block(tip, 3),)))
-    assert node.stats["not in committee"] == 1
+    assert node.stats["not a producer"] == 1
     first = node.round.ctx.producer_seats()[0]  # type: ignore[union-attr]
     msg = gc_block(tip, first)
     assert node.handle(MessagesReceived(11, (msg,))) == [Relay(msg), ValidateBlock(msg.block)]

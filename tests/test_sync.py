@@ -15,13 +15,15 @@ import pytest
 from nacl.signing import SigningKey
 from nethelp import (
     GENESIS,
+    HOSTILE_HOST,
     arun,
     config,
     framed,
-    hello,
+    handshake,
     raw_peer,
     read_until_closed,
     send,
+    shake,
     until,
 )
 
@@ -31,6 +33,7 @@ from echorand.messages import (
     NO_LEADER,
     Block,
     Certificate,
+    Hello,
     SyncRequest,
     SyncResponse,
     Transaction,
@@ -97,6 +100,19 @@ class Ledger:
 
     def blocks_range(self, from_round: int, count: int) -> list[CertifiedBlock]:
         return self.blocks[from_round - 1 : from_round - 1 + count]
+
+    def encoded_blocks(
+        self, from_round: int, count: int, max_bytes: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        total = 0
+        for block, cert in self.blocks_range(from_round, count):
+            pair = (block.encode(), cert.encode())
+            total += len(pair[0]) + len(pair[1])
+            if out and max_bytes is not None and total > max_bytes:
+                break
+            out.append(pair)
+        return out
 
     def check_and_apply(self, block: Block, cert: Certificate) -> bool:
         prev = self.blocks[-1][0].hash if self.blocks else GENESIS
@@ -177,10 +193,10 @@ def test_a_new_node_syncs_from_a_good_peer_after_dropping_a_bad_one() -> None:
     async def main() -> None:
         async with (
             Network(config(1), source=Ledger(CHAIN)) as good,
-            Network(config(2), source=Corrupt(CHAIN, bad_from=150)) as bad,
+            Network(config(2, host=HOSTILE_HOST), source=Corrupt(CHAIN, bad_from=150)) as bad,
             Client(3, batch=100) as client,
         ):
-            client.net.connect("127.0.0.1", bad.port)
+            client.net.connect(HOSTILE_HOST, bad.port)
             await until(lambda: client.net.counters["drop_bad_certificate"] >= 1, "a bad cert")
             assert client.ledger.tip() == 149  # what it applied before the forgery stays
             assert client.caught_up == []
@@ -304,10 +320,12 @@ Reply = Callable[[SyncRequest], Awaitable[bytes | None]]
 
 
 async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
-    """A peer made by hand: says Hello with `tip` and answers sync requests with `reply`."""
+    """A peer made by hand on HOSTILE_HOST: proves its key, says its tip is `tip` and
+    answers sync requests with `reply`."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(framed(hello(9, tip=tip)))
+        shake = handshake(9, tip=tip, outbound=False)
+        writer.write(framed(shake.hello()))
         buf = b""
         try:
             while data := await reader.read(1 << 16):
@@ -315,35 +333,59 @@ async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
                 buf = (buf + data)[used:]
                 for f in frames:
                     msg = decode(f)
-                    if isinstance(msg, SyncRequest) and (out := await reply(msg)):
+                    if isinstance(msg, Hello):
+                        writer.write(framed(shake.proof(msg)))
+                    elif isinstance(msg, SyncRequest) and (out := await reply(msg)):
                         writer.write(out)
         except (ConnectionError, asyncio.CancelledError):
             pass
         writer.close()
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
+    return await asyncio.start_server(handle, HOSTILE_HOST, 0)
 
 
 def _port(server: asyncio.Server) -> int:
     return server.sockets[0].getsockname()[1]
 
 
-def test_a_silent_peer_times_out_and_another_peer_is_used() -> None:
+def test_a_silent_peer_is_charged_and_does_not_keep_the_node_from_catching_up() -> None:
     async def silent(_req: SyncRequest) -> None:
         return None
 
     async def main() -> None:
-        fake = await fake_peer(300, silent)
+        fake = await fake_peer(1 << 62, silent)
         async with (
             Network(config(1), source=Ledger(CHAIN)) as good,
-            Client(3, timeout=0.2) as client,
+            Client(3, timeout=0.5) as client,
         ):
-            client.net.connect("127.0.0.1", _port(fake))
-            await until(lambda: client.net.counters["sync_timeouts"] >= 1, "a timeout")
-            assert client.ledger.tip() == 0 and len(client.net.peers) == 1  # kept, not dropped
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            # One timeout: its claim no longer counts, the node is caught up where it is.
+            await until(lambda: client.caught_up, "the first catch-up, at round 0")
+            assert client.caught_up == [0] and client.net.counters["penalty_sync_timeout"] >= 1
             client.net.connect("127.0.0.1", good.port)
-            await until(lambda: client.caught_up, "the catch-up")
+            await until(lambda: client.ledger.tip() == 300, "the catch-up from the good peer")
             assert client.ledger.blocks == CHAIN
+            # Asked again after its cool-down and silent again: banned.
+            await until(lambda: client.net.counters["bans"] == 1, "the silent peer's ban")
+            assert client.net.banned(HOSTILE_HOST) > 0
+            assert [p.host for p in client.net.peers] == ["127.0.0.1"]
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_claims_a_tip_it_does_not_serve_loses_its_claim() -> None:
+    async def nothing(_req: SyncRequest) -> bytes:
+        return framed(SyncResponse([]))
+
+    async def main() -> None:
+        fake = await fake_peer(1 << 62, nothing)
+        async with Client(3) as client:
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: client.caught_up, "the catch-up")
+            assert client.caught_up == [0] and client.syncer.target == 0
+            assert client.net.counters["penalty_false_tip"] == 1
+            assert len(client.net.peers) == 1  # charged, not banned: 60 of 100
         fake.close()
 
     arun(main())
@@ -362,7 +404,7 @@ def test_a_peer_that_hangs_up_on_a_request_is_not_waited_for() -> None:
             Network(config(1), source=Ledger(CHAIN)) as good,
             Client(3, timeout=30) as client,
         ):
-            client.net.connect("127.0.0.1", _port(fake))
+            client.net.connect(HOSTILE_HOST, _port(fake))
             await until(lambda: len(asked) >= 2, "a request after the first hang-up")
             client.net.connect("127.0.0.1", good.port)
             await until(lambda: client.caught_up, "the catch-up")
@@ -376,7 +418,30 @@ def _range(req: SyncRequest) -> bytes:
     return framed(SyncResponse(CHAIN[req.from_round - 1 : req.from_round - 1 + req.count]))
 
 
-def test_a_peer_that_always_answers_late_is_kept_and_its_answers_used() -> None:
+def test_a_peer_that_answered_late_once_is_charged_and_kept() -> None:
+    asked: list[SyncRequest] = []
+
+    async def late_once(req: SyncRequest) -> bytes:
+        asked.append(req)
+        if len(asked) == 1:
+            await asyncio.sleep(0.75)  # after the timeout, before the next request
+        return _range(req)
+
+    async def main() -> None:
+        fake = await fake_peer(300, late_once)
+        async with Client(3, batch=100, timeout=0.5) as client:
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: client.ledger.tip() == 300, "the catch-up")
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_timeouts"] == 1
+            assert client.net.counters["drop_unsolicited_sync"] == 0
+            assert len(client.net.peers) == 1
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_that_never_answers_in_time_is_banned() -> None:
     async def late(req: SyncRequest) -> bytes:
         await asyncio.sleep(0.3)
         return _range(req)
@@ -384,12 +449,9 @@ def test_a_peer_that_always_answers_late_is_kept_and_its_answers_used() -> None:
     async def main() -> None:
         fake = await fake_peer(300, late)
         async with Client(3, batch=100, timeout=0.1) as client:
-            client.net.connect("127.0.0.1", _port(fake))
-            await until(lambda: client.caught_up, "the catch-up")
-            assert client.ledger.blocks == CHAIN
-            assert client.net.counters["sync_timeouts"] >= 1
-            assert client.net.counters["drop_unsolicited_sync"] == 0
-            assert len(client.net.peers) == 1
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: client.net.counters["bans"] == 1, "the ban")
+            assert client.net.counters["sync_timeouts"] >= 2 and client.net.peers == []
         fake.close()
 
     arun(main())
@@ -404,9 +466,9 @@ def test_a_peer_that_skipped_a_request_is_still_used() -> None:
 
     async def main() -> None:
         fake = await fake_peer(300, skip_first)
-        async with Client(3, timeout=0.1) as client:
-            client.net.connect("127.0.0.1", _port(fake))
-            await until(lambda: client.caught_up, "the catch-up")
+        async with Client(3, timeout=0.5) as client:
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: client.ledger.tip() == 300, "the catch-up")
             assert client.ledger.blocks == CHAIN
             assert client.net.counters["sync_timeouts"] == 1 and len(asked) == 3
         fake.close()
@@ -432,9 +494,9 @@ def test_a_response_out_of_shape_drops_the_peer(case: str) -> None:
     async def main() -> None:
         fake = await fake_peer(300, reply)
         async with Client(3, batch=20) as client:
-            client.net.connect("127.0.0.1", _port(fake))
+            client.net.connect(HOSTILE_HOST, _port(fake))
             await until(lambda: client.net.counters["drop_bad_sync_response"] >= 1, "the drop")
-            assert client.ledger.tip() == 0
+            assert client.ledger.tip() == 0 and client.net.banned(HOSTILE_HOST) > 0
         fake.close()
 
     arun(main())
@@ -452,7 +514,8 @@ def test_an_unsolicited_response_drops_the_peer(syncing: bool) -> None:
             await net.start()
         try:
             sock = await raw_peer(net)
-            await send(sock, framed(hello(9), SyncResponse(CHAIN[:2])))
+            await shake(sock, 9)
+            await send(sock, framed(SyncResponse(CHAIN[:2])))
             await read_until_closed(sock)
             sock.close()
             assert net.counters["drop_unsolicited_sync"] == 1
@@ -464,10 +527,18 @@ def test_an_unsolicited_response_drops_the_peer(syncing: bool) -> None:
 
 def test_a_peer_asking_while_it_does_not_read_is_not_served() -> None:
     async def main() -> None:
-        cfg = config(1, max_frame=1 << 16, out_soft=1 << 16, out_hard=1 << 24)
+        cfg = config(
+            1,
+            max_frame=1 << 16,
+            out_soft=1 << 16,
+            out_hard=1 << 24,
+            sync_rate=1e6,
+            sync_burst=1000,
+        )
         async with Network(cfg, source=Ledger(CHAIN)) as server:
             sock = await raw_peer(server, rcvbuf=4096)
-            await send(sock, framed(hello(9)) + framed(SyncRequest(1, 256)) * 400)
+            await shake(sock, 9)
+            await send(sock, framed(SyncRequest(1, 256)) * 400)
             await until(
                 lambda: (
                     server.counters["sync_requests_served"]
@@ -502,11 +573,31 @@ def test_answer_is_capped_by_the_request_the_limit_and_the_tip() -> None:
     assert _served(answer(None, SyncRequest(1, 5))) == ()
 
 
-def test_answer_halves_until_the_response_fits_in_a_frame() -> None:
-    data = answer(Ledger(CHAIN), SyncRequest(1, 256), max_frame=8000)
+def test_answer_is_the_stored_encodings_up_to_the_budget() -> None:
+    ledger = Ledger(CHAIN)
+    data = answer(ledger, SyncRequest(1, 256), budget=8000)
     blocks = _served(data)
     assert len(data) <= 8000 and 0 < len(blocks) < 256
     assert blocks == tuple(CHAIN[: len(blocks)])
+    assert data == SyncResponse(CHAIN[: len(blocks)]).encode()  # no decoding, same bytes
+    # Past the budget by one block: the first is always served when it fits in a frame.
+    assert len(_served(answer(ledger, SyncRequest(1, 256), budget=10))) == 1
+    assert _served(answer(ledger, SyncRequest(1, 256), budget=10, max_frame=10)) == ()
+
+
+def test_a_peer_flooding_sync_requests_is_refused_then_banned() -> None:
+    async def main() -> None:
+        async with Network(config(1, sync_burst=5), source=Ledger(CHAIN)) as server:
+            sock = await raw_peer(server)
+            await shake(sock, 9)
+            await send(sock, framed(SyncRequest(1, 1)) * 200)
+            await read_until_closed(sock)
+            sock.close()
+            assert server.counters["sync_requests_served"] == 5
+            assert server.counters["penalty_sync_flood"] >= 10  # 10 each: the ban
+            assert server.counters["drop_banned"] == 1 and server.banned(HOSTILE_HOST) > 0
+
+    arun(main())
 
 
 def test_shape_problem_names_the_fault() -> None:
@@ -531,7 +622,7 @@ def test_close_ends_the_sync_loop_when_its_request_is_answered_as_it_is_cancelle
         await client.net.start()
         client.syncer.start()
         try:
-            client.net.connect("127.0.0.1", _port(fake))
+            client.net.connect(HOSTILE_HOST, _port(fake))
             await until(lambda: asked, "a sync request in flight")
             (peer,) = client.net.peers
             client.syncer.peer_lost(peer)  # answers the request with None, now

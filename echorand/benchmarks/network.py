@@ -21,9 +21,11 @@ from blake3 import blake3
 
 from echorand.benchmarks import Report, Row, best_time
 from echorand.benchmarks.codec import make_block_message, make_votes
+from echorand.crypto import Keypair
 from echorand.gossip import Seen
 from echorand.messages import MAX_FRAME, GcBlock, Hello, Message, decode, frame
 from echorand.network import PROTOCOL_VERSION, NetConfig, Network
+from echorand.peer import Handshake
 
 BASELINE = "asyncio streams, frame by frame"
 GENESIS = b"\x42" * 32
@@ -66,7 +68,7 @@ class Harness:
 
     def __init__(self) -> None:
         self.loop = uvloop.new_event_loop()
-        self.net = Network(NetConfig(genesis_hash=GENESIS, node_key=b"\x01" * 32))
+        self.net = Network(NetConfig(genesis_hash=GENESIS, identity=Keypair.from_seed(bytes(32))))
         self.baseline = StreamsReceiver()
         self._run(self._setup())
 
@@ -75,8 +77,14 @@ class Harness:
 
     async def _setup(self) -> None:
         await self.net.start()
-        _, self.to_ours = await asyncio.open_connection("127.0.0.1", self.net.port)
-        self.to_ours.write(frame(Hello(PROTOCOL_VERSION, GENESIS, b"\x02" * 32, 0, 1)))
+        reader, self.to_ours = await asyncio.open_connection("127.0.0.1", self.net.port)
+        shake = Handshake(
+            Keypair.from_seed(b"\x02" * 32), GENESIS, outbound=True, version=PROTOCOL_VERSION
+        )
+        self.to_ours.write(frame(shake.hello()))
+        theirs = decode((await reader.readexactly(4 + 111))[4:])
+        assert isinstance(theirs, Hello)
+        self.to_ours.write(frame(shake.proof(theirs)))
         await self.net.wait_for_peers(1)
         self.server = await asyncio.start_server(self.baseline.handle, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]

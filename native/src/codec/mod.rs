@@ -125,7 +125,7 @@ pub use cert::Certificate;
 pub use consensus::{
     BbaSignature, BbaSubstitute, FinalVote, GcBlock, GcProposal, GcSignature, GcSubstitute,
 };
-pub use network::{Hello, SyncRequest, SyncResponse, TxBatch};
+pub use network::{Hello, HelloProof, SyncRequest, SyncResponse, TxBatch};
 pub use tx::Transaction;
 
 use wire::{code, DecodeErr, DecodeResult, Frame, FrameData, Put, Reader, MAX_FRAME};
@@ -166,6 +166,7 @@ pub enum Parsed {
     FinalVote(FinalVote),
     TxBatch(TxBatch),
     Hello(Hello),
+    HelloProof(HelloProof),
     SyncRequest(SyncRequest),
     SyncResponse(network::SyncResponseParts),
 }
@@ -182,6 +183,7 @@ impl Parsed {
             Parsed::FinalVote(_) => code::FINAL_VOTE,
             Parsed::TxBatch(_) => code::TX_BATCH,
             Parsed::Hello(_) => code::HELLO,
+            Parsed::HelloProof(_) => code::HELLO_PROOF,
             Parsed::SyncRequest(_) => code::SYNC_REQUEST,
             Parsed::SyncResponse(_) => code::SYNC_RESPONSE,
         }
@@ -198,6 +200,7 @@ impl Parsed {
             Parsed::FinalVote(m) => Py::new(py, m)?.into_any(),
             Parsed::TxBatch(m) => Py::new(py, m)?.into_any(),
             Parsed::Hello(m) => Py::new(py, m)?.into_any(),
+            Parsed::HelloProof(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncRequest(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncResponse(parts) => Py::new(py, parts.into_message(py)?)?.into_any(),
         })
@@ -223,6 +226,7 @@ pub fn parse_message(mut r: Reader<'_>) -> DecodeResult<Parsed> {
         code::FINAL_VOTE => Parsed::FinalVote(FinalVote::parse(r)?),
         code::TX_BATCH => Parsed::TxBatch(TxBatch::parse(r)?),
         code::HELLO => Parsed::Hello(Hello::parse(r)?),
+        code::HELLO_PROOF => Parsed::HelloProof(HelloProof::parse(r)?),
         code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(r)?),
         code::SYNC_RESPONSE => Parsed::SyncResponse(network::SyncResponseParts::parse(r)?),
         other => {
@@ -341,6 +345,7 @@ fn message_bytes<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> 
         FinalVote,
         TxBatch,
         Hello,
+        HelloProof,
         SyncRequest,
         SyncResponse
     );
@@ -469,6 +474,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FinalVote>()?;
     m.add_class::<TxBatch>()?;
     m.add_class::<Hello>()?;
+    m.add_class::<HelloProof>()?;
     m.add_class::<SyncRequest>()?;
     m.add_class::<SyncResponse>()?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! tx_batch       0x10 count u32 || transaction * count
-//! hello          0x20 version u32 || genesis_hash 32 || node_key 32 || tip_round u64 || listen_port u16
+//! hello          0x20 version u32 || genesis_hash 32 || node_key 32 || nonce 32 || tip_round u64 || listen_port u16
 //! sync_request   0x21 from_round u64 || count u32
 //! sync_response  0x22 count u32 || (block || certificate) * count
+//! hello_proof    0x23 signature 64
 //! ```
 
 use std::hash::{Hash, Hasher};
@@ -19,7 +20,8 @@ use super::cert::Certificate;
 use super::pyvalue::{Item, Items};
 use super::tx::TxList;
 use super::wire::{
-    code, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, MAX_BATCH_TXS, MAX_SYNC_BLOCKS, TX_SIZE,
+    code, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, MAX_BATCH_TXS, MAX_SYNC_BLOCKS, SIG_SIZE,
+    TX_SIZE,
 };
 use super::{Encode, Wire};
 
@@ -94,13 +96,18 @@ message_methods! {
 
 // ------------------------------------------------------------------- hello
 
-/// `hello`: the handshake, first message on every connection.
+/// Bytes of the fresh random challenge in a `hello`.
+pub const NONCE_SIZE: usize = 32;
+
+/// `hello`: the handshake, first message on every connection: who we say we are and a
+/// fresh nonce that the other side must sign over (its `hello_proof`).
 #[pyclass(frozen, eq, hash, module = "echorand.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Hello {
     version: u32,
     genesis_hash: [u8; HASH_SIZE],
     node_key: [u8; KEY_SIZE],
+    nonce: [u8; NONCE_SIZE],
     tip_round: u64,
     listen_port: u16,
 }
@@ -111,6 +118,7 @@ impl Hello {
             version: r.u32("hello.version")?,
             genesis_hash: r.array("hello.genesis_hash")?,
             node_key: r.array("hello.node_key")?,
+            nonce: r.array("hello.nonce")?,
             tip_round: r.u64("hello.tip_round")?,
             listen_port: r.u16("hello.listen_port")?,
         })
@@ -119,7 +127,7 @@ impl Hello {
 
 impl Encode for Hello {
     fn encoded_len(&self) -> usize {
-        1 + 4 + HASH_SIZE + KEY_SIZE + 8 + 2
+        1 + 4 + HASH_SIZE + KEY_SIZE + NONCE_SIZE + 8 + 2
     }
 
     fn write<P: Put>(&self, out: &mut P) {
@@ -127,6 +135,7 @@ impl Encode for Hello {
         out.put_u32(self.version);
         out.put(&self.genesis_hash);
         out.put(&self.node_key);
+        out.put(&self.nonce);
         out.put_u64(self.tip_round);
         out.put_u16(self.listen_port);
     }
@@ -142,16 +151,18 @@ message_methods! {
         version: m.version,
         genesis_hash: m.genesis_hash,
         node_key: m.node_key,
+        nonce: m.nonce,
         tip_round: m.tip_round,
         listen_port: m.listen_port,
     }
 
     #[new]
-    #[pyo3(signature = (version, genesis_hash, node_key, tip_round, listen_port))]
+    #[pyo3(signature = (version, genesis_hash, node_key, nonce, tip_round, listen_port))]
     fn py_new(
         version: &Bound<'_, PyAny>,
         genesis_hash: &Bound<'_, PyAny>,
         node_key: &Bound<'_, PyAny>,
+        nonce: &Bound<'_, PyAny>,
         tip_round: &Bound<'_, PyAny>,
         listen_port: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
@@ -159,8 +170,58 @@ message_methods! {
             version: args::u32_arg(version, "hello.version")?,
             genesis_hash: args::fixed(genesis_hash, "hello.genesis_hash")?,
             node_key: args::fixed(node_key, "hello.node_key")?,
+            nonce: args::fixed(nonce, "hello.nonce")?,
             tip_round: args::u64_arg(tip_round, "hello.tip_round")?,
             listen_port: args::u16_arg(listen_port, "hello.listen_port")?,
+        })
+    }
+}
+
+// ------------------------------------------------------------- hello_proof
+
+/// `hello_proof`: the second message on every connection, the proof that the sender
+/// holds the secret of the node key its `hello` named: its signature over both sides'
+/// keys and nonces (the payload is made in Python, `echorand.peer.proof_payload`).
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct HelloProof {
+    signature: [u8; SIG_SIZE],
+}
+
+impl HelloProof {
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(HelloProof {
+            signature: r.array("hello_proof.signature")?,
+        })
+    }
+}
+
+impl Encode for HelloProof {
+    fn encoded_len(&self) -> usize {
+        1 + SIG_SIZE
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        out.put_u8(Self::CODE);
+        out.put(&self.signature);
+    }
+}
+
+impl Wire for HelloProof {
+    const CODE: u8 = code::HELLO_PROOF;
+}
+
+message_methods! {
+    HelloProof;
+    fields(m) {
+        signature: m.signature,
+    }
+
+    #[new]
+    #[pyo3(signature = (signature))]
+    fn py_new(signature: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(HelloProof {
+            signature: args::fixed(signature, "hello_proof.signature")?,
         })
     }
 }

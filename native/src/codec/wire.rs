@@ -47,6 +47,7 @@ pub mod code {
     pub const HELLO: u8 = 0x20;
     pub const SYNC_REQUEST: u8 = 0x21;
     pub const SYNC_RESPONSE: u8 = 0x22;
+    pub const HELLO_PROOF: u8 = 0x23;
 }
 
 /// Signing domains: every signed payload is `tag || 0x00 || body`.
