@@ -633,6 +633,40 @@ impl Changes {
     }
 }
 
+/// A changed account as the stake history takes it: `(id, old balance, new balance, old
+/// delegate)`.
+pub(crate) type BalanceChange = (u64, u64, u64, u64);
+
+/// An undo entry as the stake history takes it: `(id, old balance, old delegate)`.
+pub(crate) type OldRecord = (u64, u64, u64);
+
+impl Changes {
+    /// What the stake history (`stake.rs`) takes from a block: the accounts before it,
+    /// each changed account's `(id, old balance, new balance, old delegate)` in
+    /// ascending ids, and the balances of the created accounts.
+    pub(crate) fn balance_changes(&self) -> (u64, Vec<BalanceChange>, Vec<u64>) {
+        let changed = self
+            .delta
+            .changed
+            .iter()
+            .map(|c| (c.id, c.old.balance, c.new.balance, c.old.delegate))
+            .collect();
+        let created = self.delta.new_accounts.iter().map(|a| a.balance).collect();
+        (self.delta.accounts_before, changed, created)
+    }
+}
+
+/// An undo record read back for the stake history: the accounts before its block and
+/// each changed account's `(id, old balance, old delegate)`.
+pub(crate) fn undo_entries(undo: &[u8]) -> Result<(u64, Vec<OldRecord>), String> {
+    let (before, entries) = accounts::parse_undo(undo)?;
+    let entries = entries
+        .iter()
+        .map(|e| (e.id, e.old.balance, e.old.delegate))
+        .collect();
+    Ok((before, entries))
+}
+
 /// derive_public_keys(seeds) -> bytes
 /// --
 ///
