@@ -20,13 +20,14 @@ in-memory state (`AccountState`, the two newest stake tables) changes only
 after the commit succeeded.
 
 The stake table of round r is the balances after block max(0, r - 2)
-(PROTOCOL §3). The tables after the tip and the two blocks before it are
-kept in memory (rounds tip + 2, tip + 1 and tip: the last one weighs the
-certificate a new block carries); older ones are rebuilt from the undo
-records, which are kept for the last `undo_rounds` blocks. The delegates of
-round r (docs/protocol.md §16) come from the same snapshot: the current
-records for the tip, the undo records (which hold old delegates) for older
-blocks.
+(PROTOCOL §3). One `StakeHistory` holds them all: the balances after the tip
+in one Fenwick tree, updated in place at each block (O(changed accounts ·
+log n)), and the changes of the last `undo_rounds` blocks, through which the
+table after any of those blocks is read without a copy. Reopened, it is
+rebuilt from the records and the undo records, which are kept for as many
+blocks. The delegates of round r (docs/protocol.md §16) come from the same
+snapshot: the current records for the tip, the kept changes (which hold old
+delegates) for older blocks.
 
 Block rewards (§16, `echorand.incentives`) are minted in the block's write
 transaction: `meta.level` is R of the tip, `meta.minted` every unit minted
@@ -45,7 +46,7 @@ from types import TracebackType
 
 import lmdb
 
-from echorand._native import AccountState, Block, Certificate, Changes
+from echorand._native import AccountState, Block, Certificate, Changes, StakeHistory
 from echorand.certificate import carried_problem
 from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
@@ -73,11 +74,6 @@ DEFAULT_MAP_SIZE = 1 << 36
 DEFAULT_UNDO_ROUNDS = 64
 """Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
 
-_NO_DELEGATE = (1 << 64) - 1
-_STAKE_TABLES = 3
-"""Stake tables kept in memory: after the tip and the two blocks before it."""
-_DELEGATE_TABLES = 2
-"""Delegate tables of past snapshots kept (dropped at each block)."""
 _DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
 _PUT_CHUNK = 100_000
 _EMPTY_KIND = 0x01
@@ -140,7 +136,6 @@ class Ledger:
         self._path.mkdir(parents=True, exist_ok=True)
         self._genesis = genesis
         self._undo_rounds = undo_rounds
-        self._delegate_tables: dict[int, memoryview] = {}
         self._env: lmdb.Environment | None = None
         self._lock: int | None = _lock(self._path)
         try:
@@ -225,7 +220,7 @@ class Ledger:
             self._tip_seed = self._get(txn, "seeds", self._tip)
             undos = [
                 self._get(txn, "undo", r)
-                for r in range(self._tip, max(0, self._tip - _STAKE_TABLES + 1), -1)
+                for r in range(self._tip, max(0, self._tip - self._undo_rounds), -1)
             ]
         self._load_recent()
         try:
@@ -235,10 +230,13 @@ class Ledger:
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
         self._state = state
-        self._tables = [StakeTable(state.balances())]
-        for back in range(1, _STAKE_TABLES):
-            if back <= len(undos):
-                self._tables.append(StakeTable(state.balances(undos[:back])))
+        self._stakes = StakeHistory(state.balances(), self._tip, keep=self._undo_rounds)
+        for undo in undos:
+            try:
+                self._stakes.recall(undo)
+            except ValueError as e:
+                block = self._stakes.oldest
+                raise LedgerError(f"{self._path}: undo record of block {block}: {e}") from None
 
     def _load_recent(self) -> None:
         """The tip block's producer, and which of the last `window` blocks were empty."""
@@ -323,11 +321,7 @@ class Ledger:
         self._write(write)
         # Committed: now the memory follows.
         self._state.commit(changes)
-        self._delegate_tables.clear()
-        table = self._tables[0].copy()
-        table.update(changes.balance_updates())
-        table.extend(changes.new_balances())
-        self._tables = [table, *self._tables[: _STAKE_TABLES - 1]]
+        self._stakes.push(changes)
         self._tip, self._tip_hash, self._tip_seed = r, block.hash, seed
         self._tip_producer = block.producer
         self._recent.append(block.is_empty)
@@ -531,19 +525,12 @@ class Ledger:
     def stake_table(self, round: int) -> StakeTable:
         """The stake table of `round`: the balances after block max(0, round - 2).
 
-        Rounds up to tip + 2. The two newest tables are kept (shared: do not
-        modify them); an older one is rebuilt from the undo records, which
-        reach back `undo_rounds` blocks (`LedgerError` beyond).
+        Rounds up to tip + 2, back `undo_rounds` blocks (`LedgerError` beyond). The
+        table reads the ledger's `StakeHistory` (no copy; read-only) and stays right
+        as the tip moves on, while the ledger keeps that block's changes.
         """
-        after = stake_round(round)
-        if after > self._tip:
-            raise LedgerError(
-                f"round {round} needs the balances after block {after}; the tip is {self._tip}"
-            )
-        back = self._tip - after
-        if back < len(self._tables):
-            return self._tables[back]
-        return StakeTable(self._state.balances(self._undos(round, after)))
+        after = self._snapshot(round, "balances")
+        return self._stakes.table(after)
 
     def delegate(self, round: int, account: int) -> int | None:
         """`account`'s delegate in the stake snapshot of `round` (the records after block
@@ -552,40 +539,27 @@ class Ledger:
 
         Rounds up to tip + 2, back `undo_rounds` blocks like `stake_table`.
         """
+        after = self._snapshot(round, "delegates")
+        if not 0 <= account < len(self._state):
+            return None
+        current = self._state.account(account)[2]
+        if after == self._tip:
+            return current
+        return self._stakes.delegate(after, account, current)
+
+    def _snapshot(self, round: int, what: str) -> int:
+        """The block whose records make the snapshot of `round`, if the ledger has it."""
         after = stake_round(round)
         if after > self._tip:
             raise LedgerError(
-                f"round {round} needs the delegates after block {after}; the tip is {self._tip}"
+                f"round {round} needs the {what} after block {after}; the tip is {self._tip}"
             )
-        if after == self._tip:
-            if not 0 <= account < len(self._state):
-                return None
-            return self._state.account(account)[2]
-        table = self._delegate_tables.get(after)
-        if table is None:
-            packed = self._state.delegates(self._undos(round, after))
-            table = memoryview(packed).cast("Q")
-            if len(self._delegate_tables) >= _DELEGATE_TABLES:
-                self._delegate_tables.pop(next(iter(self._delegate_tables)))
-            self._delegate_tables[after] = table
-        if not 0 <= account < len(table):
-            return None
-        delegate = table[account]
-        return None if delegate == _NO_DELEGATE else delegate
-
-    def _undos(self, round: int, after: int) -> list[bytes]:
-        """The undo records of blocks tip down to after + 1, newest first."""
-        undos = []
-        with self._environment().begin() as txn:
-            for r in range(self._tip, after, -1):
-                undo = txn.get(_u64(r), db=self._db["undo"])
-                if undo is None:
-                    raise LedgerError(
-                        f"round {round}: the undo record of block {r} is gone (kept for"
-                        f" {self._undo_rounds} blocks)"
-                    )
-                undos.append(bytes(undo))
-        return undos
+        if after < self._stakes.oldest:
+            raise LedgerError(
+                f"round {round}: the undo record of block {after + 1} is gone (kept for"
+                f" {self._undo_rounds} blocks)"
+            )
+        return after
 
     def stored_records(self) -> bytes:
         """Every stored account record in id order, read from disk (for checks)."""
