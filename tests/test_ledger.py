@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 from _ledger_model import Model
+from _sortition_model import model_committee, model_weights
 
 from echorand.crypto import Keypair
 from echorand.genesis import Genesis, create_devnet, node_keys_path
@@ -338,6 +339,61 @@ def test_the_registrar_is_the_delegate_until_one_delegates_to_oneself(net):
     with net.open() as ledger:
         assert [ledger.delegate(r, 8) for r in range(1, 6)] == [None, None, 3, 3, None]
         assert ledger.delegate(5, -1) is None and ledger.delegate(5, 9) is None
+
+
+def test_every_kept_snapshot_draws_the_committees_of_a_rebuild_from_scratch(net):
+    """A random chain (transfers that create accounts, delegations, empty blocks): at every
+    block, and after a reopen, each kept snapshot's committees, weights and delegates are
+    those of the model replayed from the genesis, with sortition in pure Python."""
+    keep = 4
+    extra = [Keypair.from_seed(hashlib.sha256(b"snapshot %d" % i).digest()) for i in range(6)]
+    keypairs = net.keypairs + extra
+    model = Model((k, 1000) for k in net.keys)
+    after = [model.copy()]  # after[b]: the model after block b
+    rng = random.Random(23)
+
+    def check(ledger: Ledger) -> None:
+        tip = ledger.tip
+        for round in range(max(1, tip - keep + 2), tip + 3):
+            then = after[max(0, round - 2)]
+            balances = then.balances()
+            table = ledger.stake_table(round)
+            seed = hashlib.sha256(b"%d" % round).digest()
+            assert table.committee(seed, round, 1, 20) == model_committee(
+                balances, seed, round, 1, 20
+            ), round
+            assert table.weights(seed, round, 4, 30) == model_weights(
+                balances, seed, round, 4, 30
+            ), round
+            delegates = then.delegates() + [None] * (len(keypairs) + 1 - len(balances))
+            assert [ledger.delegate(round, i) for i in range(len(keypairs) + 1)] == delegates
+        with pytest.raises(LedgerError, match="is gone"):
+            ledger.stake_table(tip - keep + 1)
+
+    with net.open(undo_rounds=keep) as ledger:
+        for r in range(1, 17):
+            txs = []
+            for _ in range(0 if r % 5 == 0 else 5):
+                kp = rng.choice(keypairs)
+                sender = model.index.get(kp.public_key)
+                if sender is None:
+                    continue
+                nonce, to = model.accounts[sender].nonce, rng.choice(keypairs).public_key
+                if rng.random() < 0.3:
+                    tx = delegation(kp, to, fee=1, nonce=nonce, chain=net.chain)
+                else:
+                    amount = rng.randint(1, 300)
+                    tx = transfer(kp, to, amount, fee=2, nonce=nonce, chain=net.chain)
+                if model.check([tx]) == [None]:
+                    model.apply([tx], 0)
+                    txs.append(tx)
+            net.apply(ledger, 0 if txs else None, txs)
+            after.append(model.copy())
+            if r > keep:
+                check(ledger)
+        assert len(model.accounts) > 8, "transfers created accounts"
+    with net.open(undo_rounds=keep) as ledger:
+        check(ledger)
 
 
 def test_old_stake_tables_need_their_undo_records(net):
