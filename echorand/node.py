@@ -55,7 +55,7 @@ from echorand.events import (
 )
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip
-from echorand.keys import load_keypair, load_node_keys
+from echorand.keys import LocalKeys, load_keypair, load_node_keys
 from echorand.ledger import Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
@@ -177,15 +177,20 @@ def ledger_tip(ledger: Ledger, params: Params) -> Tip:
     )
 
 
-def load_keys(config: NodeConfig, genesis: Genesis) -> dict[int, Keypair]:
-    """The node's accounts (id -> key pair) from its node key file and key pair files."""
-    keys: dict[int, Keypair] = {}
-    public_keys = genesis.public_keys()
+def load_keys(config: NodeConfig, genesis: Genesis) -> LocalKeys:
+    """The node's accounts (id -> key pair) from its node key file and key pair files. The
+    node key file's pairs are made, and checked against the genesis keys, at first use."""
+    node_keys = None
     if config.keys is not None:
-        node_keys = load_node_keys(config.keys, public_keys=public_keys)
+        node_keys = load_node_keys(config.keys)
         if node_keys.genesis_hash != genesis.hash:
             raise ValueError(f"{config.keys}: made for another genesis")
-        keys.update(node_keys.keypairs())
+        if len(node_keys) and node_keys.ids[-1] >= genesis.count:
+            raise ValueError(
+                f"{config.keys}: account {node_keys.ids[-1]}: not in the genesis"
+                f" ({genesis.count} accounts)"
+            )
+    extra: dict[int, Keypair] = {}
     if config.key_files:
         state = genesis.account_state(check_keys=False)
         for path in config.key_files:
@@ -193,8 +198,8 @@ def load_keys(config: NodeConfig, genesis: Genesis) -> dict[int, Keypair]:
             account = state.id_of(pair.public_key)
             if account is None:
                 raise ValueError(f"{path}: its public key has no account in the genesis")
-            keys[account] = pair
-    return keys
+            extra[account] = pair
+    return LocalKeys(node_keys, genesis.public_key, extra, where=str(config.keys))
 
 
 class Node:

@@ -25,6 +25,7 @@ from echorand.genesis import (
 )
 from echorand.keys import (
     KeyFileError,
+    LocalKeys,
     add_keys_arguments,
     load_keypair,
     load_node_keys,
@@ -218,13 +219,30 @@ def test_each_node_runs_its_round_robin_share(devnet):
     for node in range(3):
         keys = load_node_keys(node_keys_path(path, node), public_keys=genesis.public_keys())
         assert (keys.node, keys.nodes, keys.genesis_hash) == (node, 3, genesis.hash)
-        assert keys.ids == tuple(range(node, 10, 3))
+        assert list(keys.ids) == list(range(node, 10, 3))
         for account, kp in keys.keypairs():
             assert kp.public_key == genesis.public_key(account)
         seen += keys.ids
         mode = stat.S_IMODE(os.stat(node_keys_path(path, node)).st_mode)
         assert mode == 0o600
     assert sorted(seen) == list(range(10))
+
+
+def test_local_keys_make_each_pair_at_first_use_and_check_it(devnet, tmp_path):
+    path, genesis = devnet
+    node_keys = load_node_keys(node_keys_path(path, 1))
+    extra = Keypair.from_seed(bytes(32))
+    local = LocalKeys(node_keys, genesis.public_key, {0: extra})
+    assert len(local) == 4 and list(local) == [1, 4, 7, 0]
+    assert 4 in local and 0 in local and 2 not in local and "4" not in local
+    assert local[4].public_key == genesis.public_key(4) and local[4] is local[4]
+    assert local[0] is extra
+    with pytest.raises(KeyError):
+        local[5]
+    wrong = LocalKeys(node_keys, lambda account: bytes(32), where="node-1 keys")
+    assert 7 in wrong
+    with pytest.raises(KeyFileError, match="node-1 keys: account 7: the seed does not give"):
+        wrong[7]
 
 
 def test_a_genesis_is_not_overwritten_by_accident(devnet):
