@@ -3,7 +3,8 @@
 A genesis is a directory:
 
 - `genesis.json`: format, name, the genesis hash, Q[0] (hex), the parameters,
-  and the accounts' count, total and SHA-256 digest of `accounts.bin`;
+  and the accounts' count, total and SHA-256 digest of `accounts.bin`, and
+  `keys_checked` when its writer checked every key (below);
 - `accounts.bin`: `n * (public key 32 || balance u64be)`, in account id order;
 - for a devnet, `keys/node-<i>.keys`: the secret seeds of the accounts node
   `i` runs (see `echorand.keys`).
@@ -32,6 +33,13 @@ where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
 `params.validators` and `params.fallback` (a boolean); a file without them
 means sortition, 0 and false. The block rewards (§16) are `params.rewards`
 {`floor`, `ceiling`, `window`, `decay`, `producer_share`}; without it, none.
+
+Every account key must be a valid account key (PROTOCOL §2). Checking a
+million keys takes seconds, so it is done once per genesis: by its writer,
+who then records `"keys_checked": true` (a devnet's keys are derived from
+seeds, so they are valid by construction), or else by a ledger when it is
+created from the genesis. The flag is not part of the genesis hash: it only
+saves work, and `Genesis.load(check_keys=True)` checks regardless.
 
 A devnet is deterministic from a text seed S: `master = H(utf8(S))`,
 `seed_i = H("echorand/devnet-key" || 0x00 || master || u64be(i))`,
@@ -120,6 +128,8 @@ class Genesis:
     seed: bytes
     """Q[0]."""
     accounts: bytes = field(repr=False)
+    keys_checked: bool = field(default=False, compare=False)
+    """Whoever wrote the genesis checked every key (not in the hash; see the module docs)."""
     count: int = field(init=False)
     total: int = field(init=False)
     accounts_digest: bytes = field(init=False, repr=False)
@@ -241,6 +251,7 @@ class Genesis:
                 "count": self.count,
                 "total": self.total,
                 "sha256": self.accounts_digest.hex(),
+                **({"keys_checked": True} if self.keys_checked else {}),
             },
         }
 
@@ -435,13 +446,19 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     except ValueError as e:
         raise GenesisError(f"{where}: params: {e}") from None
     a = top.object("accounts")
-    a.only({"count", "total", "sha256"})
+    a.only({"count", "total", "sha256", "keys_checked"})
     count = a.int("count", 1, 2**63)
     total = a.int("total", 1, SUPPLY_LIMIT - 1)
     digest = a.hex("sha256", HASH_SIZE)
     accounts = _read_accounts(directory / ACCOUNTS_FILE, count, digest)
     try:
-        genesis = Genesis(name=name, params=params, seed=seed, accounts=accounts)
+        genesis = Genesis(
+            name=name,
+            params=params,
+            seed=seed,
+            accounts=accounts,
+            keys_checked=a.bool("keys_checked", False),
+        )
     except GenesisError as e:
         raise GenesisError(f"{where}: {e}") from None
     if genesis.total != total:
@@ -515,7 +532,11 @@ def create_devnet(
         [(0, KEY_SIZE, derive_public_keys(seeds)), (KEY_SIZE, 8, balances)],
     )
     q0 = hashlib.sha256(DEVNET_Q0_TAG + b"\x00" + master).digest()
-    genesis = Genesis(name=name, params=params or Params(), seed=q0, accounts=bytes(entries))
+    # Valid by construction: a clamped scalar 8k (2^251 <= k < 2^252 < L) times the base
+    # point is a point of order L, and dalek's encoding is canonical.
+    genesis = Genesis(
+        name=name, params=params or Params(), seed=q0, accounts=bytes(entries), keys_checked=True
+    )
     genesis.write(directory, overwrite=overwrite)
     (directory / KEYS_DIR).mkdir(exist_ok=True)
     for node in range(nodes):
