@@ -41,6 +41,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
@@ -76,6 +77,8 @@ DEFAULT_UNDO_ROUNDS = 64
 
 _DBS = (b"meta", b"blocks", b"certs", b"seeds", b"hashes", b"accounts", b"undo")
 _PUT_CHUNK = 100_000
+_READ_CHUNK = 65_536
+"""Account records joined at a time when reading them all (3.5 MB)."""
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
 _PRODUCER_AT = 1 + 8 + 32
@@ -150,9 +153,7 @@ class Ledger:
             self._db = {name.decode(): self._env.open_db(name) for name in _DBS}
             with self._environment().begin() as txn:
                 fresh = txn.get(b"genesis", db=self._db["meta"]) is None
-            if fresh:
-                self._initialise()
-            self._load()
+            self._load(self._initialise() if fresh else None)
         except BaseException:
             self._close_files()
             raise
@@ -172,10 +173,11 @@ class Ledger:
 
     # --- opening -------------------------------------------------------------------
 
-    def _initialise(self) -> None:
-        """Write the genesis state: accounts, Q[0], the genesis hash as round 0's."""
+    def _initialise(self) -> AccountState:
+        """Write the genesis state (accounts, Q[0], the genesis hash as round 0's); the
+        state written, which the ledger then holds instead of reading it back."""
         g = self._genesis
-        state = g.account_state(check_keys=True)
+        state = g.account_state(check_keys=not g.keys_checked)
         meta = self._db["meta"]
 
         def write(txn: lmdb.Transaction) -> None:
@@ -192,8 +194,11 @@ class Ledger:
             txn.put(b"genesis", g.hash, db=meta)
 
         self._write(write)
+        return state
 
-    def _load(self) -> None:
+    def _load(self, state: AccountState | None = None) -> None:
+        """The tip, the reward level, the accounts (`state` when the ledger was just
+        created, else read from the store in chunks) and the stake snapshots."""
         meta = self._db["meta"]
         with self._environment().begin() as txn:
             stored = txn.get(b"genesis", db=meta)
@@ -214,8 +219,8 @@ class Ledger:
             count = _int(txn.get(b"accounts", db=meta))
             self._level = _int(txn.get(b"level", db=meta))
             self._minted = _int(txn.get(b"minted", db=meta))
-            cursor = txn.cursor(db=self._db["accounts"])
-            records = b"".join(cursor.iternext(keys=False, values=True))
+            if state is None:
+                state = self._read_accounts(txn, count)
             self._tip_hash = self._get(txn, "hashes", self._tip)
             self._tip_seed = self._get(txn, "seeds", self._tip)
             undos = [
@@ -223,10 +228,6 @@ class Ledger:
                 for r in range(self._tip, max(0, self._tip - self._undo_rounds), -1)
             ]
         self._load_recent()
-        try:
-            state = AccountState.from_records(records)
-        except ValueError as e:
-            raise LedgerError(f"{self._path}: accounts: {e}") from None
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
         self._state = state
@@ -237,6 +238,15 @@ class Ledger:
             except ValueError as e:
                 block = self._stakes.oldest
                 raise LedgerError(f"{self._path}: undo record of block {block}: {e}") from None
+
+    def _read_accounts(self, txn: lmdb.Transaction, count: int) -> AccountState:
+        """The account records, streamed to the native state `_READ_CHUNK` at a time."""
+        values = txn.cursor(db=self._db["accounts"]).iternext(keys=False, values=True)
+        chunks = iter(lambda: b"".join(islice(values, _READ_CHUNK)), b"")
+        try:
+            return AccountState.from_records(chunks, count)
+        except ValueError as e:
+            raise LedgerError(f"{self._path}: accounts: {e}") from None
 
     def _load_recent(self) -> None:
         """The tip block's producer, and which of the last `window` blocks were empty."""
