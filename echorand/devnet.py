@@ -344,17 +344,19 @@ def sign_transfers(
     """`count` signed transfers of 1 unit between the devnet's accounts, for the network whose
     genesis hash is `chain`, as 153-byte encodings: transfer j is from account j mod n (nonce
     j div n) to the next account. (Signed in bulk by libsodium over the payload of
-    `Transaction.signing_bytes`, whose prefix `tag || 0x00 || chain` is the same for all.)"""
+    `Transaction.signing_bytes`, whose prefix `tag || 0x00 || chain` is the same for all.)
+    Only the keys of the accounts used are made: the first min(n, count + 1)."""
     from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
-    seeds = devnet_seeds(devnet_master(seed), accounts)
-    pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
+    used = min(accounts, count + 1)
+    seeds = devnet_seeds(devnet_master(seed), used)
+    pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(used)]
     prefix = TX_TAG + b"\x00" + chain
     amount = (1).to_bytes(8, "big")
     fee_bytes = fee.to_bytes(8, "big")
     heads = [
         b"\x00" + pairs[i][0] + pairs[(i + 1) % accounts][0] + amount + fee_bytes
-        for i in range(accounts)
+        for i in range(min(accounts, count))
     ]
     out = []
     for j in range(count):
