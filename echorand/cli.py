@@ -51,7 +51,13 @@ def _network_options(p: argparse.ArgumentParser) -> None:
 
 def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, default=4, help="node processes")
-    p.add_argument("--accounts", type=int, default=400, help="genesis accounts (the senders)")
+    p.add_argument(
+        "--accounts",
+        type=int,
+        nargs="+",
+        default=[400],
+        help="genesis accounts; several counts: one loaded run each, compared with the first",
+    )
     p.add_argument("--empty-seconds", type=float, default=20.0, help="the empty-mempool run")
     p.add_argument("--load-seconds", type=float, default=60.0, help="the loaded run")
     p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
