@@ -132,8 +132,8 @@ class NodeKeys:
     node: int
     nodes: int
     ids: Sequence[int] = field(repr=False)
-    """Strictly ascending (a tuple, a range or an `array('Q')`: loaded files give an array,
-    8 bytes an account)."""
+    """Strictly ascending: a tuple, a range or an `array('Q')` (a loaded file gives a range
+    when its ids are one, else an array: no Python object per account)."""
     seeds: bytes = field(repr=False)
     """count * 32 bytes, the seed of `ids[i]` at `32 * i`."""
 
@@ -164,9 +164,13 @@ class NodeKeys:
             yield account, self.keypair(i)
 
     def index(self, account: int) -> int | None:
-        """Where `account` is in `ids` (binary search), None if it is not."""
-        i = bisect_left(self.ids, account)
-        return i if i < len(self.ids) and self.ids[i] == account else None
+        """Where `account` is in `ids` (O(1) for a range, else a binary search), None if it
+        is not."""
+        ids = self.ids
+        if isinstance(ids, range):
+            return ids.index(account) if account in ids else None
+        i = bisect_left(ids, account)
+        return i if i < len(ids) and ids[i] == account else None
 
     def encode(self) -> bytes:
         """The file's bytes (see the module docs)."""
@@ -248,11 +252,17 @@ def _u64be(values: Sequence[int]) -> bytes:
     return arr.tobytes()
 
 
-def _from_u64be(data: bytes) -> array[int]:
+def _from_u64be(data: bytes) -> array[int] | range:
+    """The ids of a key file: a range when they are one (a devnet node's every k-th
+    account: O(1) lookups), else an array."""
     arr = array("Q")
     arr.frombytes(data)
     if sys.byteorder == "little":
         arr.byteswap()
+    if len(arr) >= 2 and arr[1] > arr[0]:
+        ids = range(arr[0], arr[-1] + 1, arr[1] - arr[0])
+        if len(ids) == len(arr) and arr == array("Q", ids):
+            return ids
     return arr
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+from array import array
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from echorand.genesis import (
 from echorand.keys import (
     KeyFileError,
     LocalKeys,
+    NodeKeys,
     add_keys_arguments,
     load_keypair,
     load_node_keys,
@@ -239,6 +241,9 @@ def test_local_keys_make_each_pair_at_first_use_and_check_it(devnet, tmp_path):
     assert local[0] is extra
     with pytest.raises(KeyError):
         local[5]
+    assert node_keys.ids == range(1, 10, 3), "a devnet node's ids load as a range"
+    sparse = NodeKeys(genesis.hash, 0, 1, array("Q", [2, 3, 8]), bytes(range(96)))
+    assert [sparse.index(a) for a in (1, 2, 3, 8, 9)] == [None, 0, 1, 2, None]
     wrong = LocalKeys(node_keys, lambda account: bytes(32), where="node-1 keys")
     assert 7 in wrong
     with pytest.raises(KeyFileError, match="node-1 keys: account 7: the seed does not give"):
