@@ -56,6 +56,7 @@ import os
 import re
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -117,10 +118,11 @@ class Genesis:
     """A chain's genesis. `accounts` is `n * (pk 32 || balance u64be)`, compact.
 
     Building one checks every field: a name of 1-64 characters `[A-Za-z0-9._-]`,
-    a 32-byte seed, parameters that fit a u32, at least one account, distinct
-    keys, and a total balance in (0, 2^63). Account keys are checked to be
-    valid account keys (not small-order, canonical) by `check_keys()`, which
-    the ledger calls before it creates the accounts.
+    a 32-byte seed, parameters that fit a u32, at least one account and a total
+    balance in (0, 2^63), without a pass over the keys. That the keys are distinct
+    and valid account keys (not small-order, canonical) is checked by
+    `check_keys()`, which the ledger calls before it creates the accounts unless
+    `keys_checked`; the accounts it creates refuse a repeated key in any case.
     """
 
     name: str
@@ -161,14 +163,13 @@ class Genesis:
                 f"accounts: need a positive whole number of {GENESIS_ENTRY_SIZE}-byte entries,"
                 f" got {len(self.accounts)} bytes"
             )
-        try:
-            state = AccountState(self.accounts, check_keys=False)
-        except ValueError as e:
-            raise GenesisError(f"accounts: {e}") from None
-        if state.total == 0:
+        total = _total(self.accounts)
+        if total >= SUPPLY_LIMIT:
+            raise GenesisError("accounts: the total of the balances reaches 2**63")
+        if total == 0:
             raise GenesisError("accounts: the total balance is zero (sortition needs stake)")
-        object.__setattr__(self, "count", len(state))
-        object.__setattr__(self, "total", state.total)
+        object.__setattr__(self, "count", len(self.accounts) // GENESIS_ENTRY_SIZE)
+        object.__setattr__(self, "total", total)
         object.__setattr__(self, "accounts_digest", hashlib.sha256(self.accounts).digest())
         object.__setattr__(self, "hash", _hash(self))
 
@@ -189,7 +190,9 @@ class Genesis:
         return column(self.accounts, GENESIS_ENTRY_SIZE, 0, KEY_SIZE)
 
     def check_keys(self) -> None:
-        """GenesisError naming the first account whose key may not own an account."""
+        """GenesisError naming the first account whose key repeats another's or may not own
+        an account (PROTOCOL §2)."""
+        self.account_state(check_keys=False)
         ok = valid_account_keys(self.public_keys())
         if not all(ok):
             bad = ok.index(False)
@@ -288,6 +291,14 @@ class Genesis:
         if check_keys:
             genesis.check_keys()
         return genesis
+
+
+def _total(accounts: bytes) -> int:
+    """The sum of the balances of genesis entries (`pk 32 || balance u64be`)."""
+    balances = array("Q", column(accounts, GENESIS_ENTRY_SIZE, KEY_SIZE, 8))
+    if sys.byteorder == "little":
+        balances.byteswap()
+    return sum(balances)
 
 
 def _fraction(p: _Fields, name: str) -> Fraction:

@@ -301,8 +301,13 @@ def test_bad_accounts_are_refused(devnet):
     Genesis.load(path)  # keys are checked on demand (the ledger does it)
     with pytest.raises(GenesisError, match=r"account 0: public key 01000000.* small-order"):
         Genesis.load(path, check_keys=True)
+    twice = Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:40] * 2)
     with pytest.raises(GenesisError, match="repeats account 0"):
-        Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:40] * 2)
+        twice.check_keys()  # no pass over the keys when built: the ledger checks them
+    with pytest.raises(GenesisError, match="repeats account 0"):
+        twice.account_state(check_keys=False)
+    with pytest.raises(GenesisError, match=r"total of the balances reaches 2\*\*63"):
+        Genesis(genesis.name, genesis.params, genesis.seed, (genesis.accounts[:32] + b"\xff" * 8))
     with pytest.raises(GenesisError, match="total balance is zero"):
         Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:32] + bytes(8))
     with pytest.raises(GenesisError, match=r"missing.genesis\.json: cannot read"):
