@@ -461,7 +461,8 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     count = a.int("count", 1, 2**63)
     total = a.int("total", 1, SUPPLY_LIMIT - 1)
     digest = a.hex("sha256", HASH_SIZE)
-    accounts = _read_accounts(directory / ACCOUNTS_FILE, count, digest)
+    path = directory / ACCOUNTS_FILE
+    accounts = _read_accounts(path, count)
     try:
         genesis = Genesis(
             name=name,
@@ -471,7 +472,9 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
             keys_checked=a.bool("keys_checked", False),
         )
     except GenesisError as e:
+        _check_digest(path, hashlib.sha256(accounts).digest(), digest)
         raise GenesisError(f"{where}: {e}") from None
+    _check_digest(path, genesis.accounts_digest, digest)
     if genesis.total != total:
         raise a.error("total", f"{total} does not match {ACCOUNTS_FILE} ({genesis.total})")
     if genesis.hash != expected_hash:
@@ -479,7 +482,7 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     return genesis
 
 
-def _read_accounts(path: Path, count: int, digest: bytes) -> bytes:
+def _read_accounts(path: Path, count: int) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -489,9 +492,13 @@ def _read_accounts(path: Path, count: int, digest: bytes) -> bytes:
             f"{path}: {len(data)} bytes, but accounts.count {count} needs "
             f"{count * GENESIS_ENTRY_SIZE}"
         )
-    if hashlib.sha256(data).digest() != digest:
-        raise GenesisError(f"{path}: its SHA-256 does not match accounts.sha256 of genesis.json")
     return data
+
+
+def _check_digest(path: Path, found: bytes, expected: bytes) -> None:
+    """The file's SHA-256 (taken once, by the Genesis) is the one genesis.json names."""
+    if found != expected:
+        raise GenesisError(f"{path}: its SHA-256 does not match accounts.sha256 of genesis.json")
 
 
 # --- devnets ------------------------------------------------------------------------
