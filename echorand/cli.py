@@ -63,6 +63,18 @@ def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
 
 
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accounts",
+        type=int,
+        nargs="+",
+        default=[400, 1_000_000],
+        help="ledger sizes, compared with the first",
+    )
+    p.add_argument("--rounds", type=int, default=40, help="rounds timed at each size")
+    p.add_argument("--transfers", type=int, default=1000, help="transfers every other block")
+
+
 def _mempool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--senders", type=int, default=400, help="senders with queued transactions")
     p.add_argument("--queued", type=int, default=20_000, help="transactions already queued")
@@ -79,6 +91,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "network": ("loopback TCP into decoded messages against asyncio streams", _network_options),
     "mempool": ("admitting a batch into a loaded mempool", _mempool_options),
     "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
+    "scale": ("a node's ledger work a round against the ledger's size", _scale_options),
 }
 
 BENCH_OPTION_NAMES = {
