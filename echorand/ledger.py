@@ -223,10 +223,7 @@ class Ledger:
                 state = self._read_accounts(txn, count)
             self._tip_hash = self._get(txn, "hashes", self._tip)
             self._tip_seed = self._get(txn, "seeds", self._tip)
-            undos = [
-                self._get(txn, "undo", r)
-                for r in range(self._tip, max(0, self._tip - self._undo_rounds), -1)
-            ]
+            undos = self._kept_undos(txn)
         self._load_recent()
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
@@ -238,6 +235,18 @@ class Ledger:
             except ValueError as e:
                 block = self._stakes.oldest
                 raise LedgerError(f"{self._path}: undo record of block {block}: {e}") from None
+
+    def _kept_undos(self, txn: lmdb.Transaction) -> list[bytes]:
+        """The undo records of the tip block and those before it, newest first: at most
+        `undo_rounds`, down to the first one missing (rounds rolled back and not redone
+        leave fewer)."""
+        undos = []
+        for r in range(self._tip, max(0, self._tip - self._undo_rounds), -1):
+            undo = txn.get(_u64(r), db=self._db["undo"])
+            if undo is None:
+                break
+            undos.append(bytes(undo))
+        return undos
 
     def _read_accounts(self, txn: lmdb.Transaction, count: int) -> AccountState:
         """The account records, streamed to the native state `_READ_CHUNK` at a time."""

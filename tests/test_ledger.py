@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lmdb
 import pytest
 from _chain import certificate, proposed_block
 from _ledger_model import Model
@@ -403,6 +404,23 @@ def test_old_stake_tables_need_their_undo_records(net):
         assert ledger.stake_table(5).total == 8000  # after block 3: undo 4..6 kept
         with pytest.raises(LedgerError, match="undo record of block 3 is gone"):
             ledger.stake_table(4)
+
+
+def test_a_ledger_with_fewer_undo_records_opens_and_keeps_what_it_has(net):
+    """Rounds rolled back and not redone leave fewer undo records than `undo_rounds`: the
+    ledger still opens, with the snapshots those records reach."""
+    with net.open(undo_rounds=3) as ledger:
+        for _ in range(6):
+            net.apply(ledger, 0, [])
+        path = ledger.path
+    env = lmdb.open(str(path), max_dbs=8, subdir=True)
+    with env.begin(write=True) as txn:
+        assert txn.delete((4).to_bytes(8, "big"), db=env.open_db(b"undo", txn=txn))
+    env.close()
+    with net.open(undo_rounds=3) as ledger:
+        assert ledger.stake_table(6).total == ledger.stake_table(8).total == 8000
+        with pytest.raises(LedgerError, match="undo record of block 4 is gone"):
+            ledger.stake_table(5)
 
 
 # --- crash safety ------------------------------------------------------------------------
