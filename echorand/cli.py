@@ -61,6 +61,9 @@ def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--empty-seconds", type=float, default=20.0, help="the empty-mempool run")
     p.add_argument("--load-seconds", type=float, default=60.0, help="the loaded run")
     p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
+    p.add_argument(
+        "--senders", type=int, default=None, help="the load sends from the first S accounts"
+    )
 
 
 def _scale_options(p: argparse.ArgumentParser) -> None:

@@ -81,6 +81,9 @@ cost bounded: an overload is refused ("mempool full") instead of slowing every r
 class DevnetOptions:
     nodes: int = 4
     accounts: int = 200
+    senders: int | None = None
+    """The accounts the load sends from (the first ones): all of them when None. A large
+    ledger with few senders differs from a small one in its size only."""
     duration: float = 20.0
     tps: float = 1000.0
     """Offered load, transfers per second (0: no load)."""
@@ -463,7 +466,7 @@ async def _load(
         while not stop.is_set() and sent < len(txs):
             due = min(len(txs), int((loop.time() - start) * options.tps))
             for j in range(sent, due):
-                queues[(j % options.accounts) % net.nodes].append(txs[j])
+                queues[(j % _senders(options)) % net.nodes].append(txs[j])
             sent = due
             for event in wake:
                 event.set()
@@ -596,6 +599,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     return {
         "nodes": options.nodes,
         "accounts": options.accounts,
+        "senders": _senders(options),
         "seconds": round(seconds, 3),
         "offered_tps": options.tps,
         "blocks": blocks,
@@ -636,6 +640,11 @@ def _committee_summary(params: Params) -> dict[str, object]:
     return {**security.to_json(), "waived": params.insecure_committee}
 
 
+def _senders(options: DevnetOptions) -> int:
+    """How many accounts the load sends from (transfer j: from account j mod that)."""
+    return options.accounts if options.senders is None else options.senders
+
+
 def run_devnet(
     options: DevnetOptions,
     *,
@@ -662,7 +671,7 @@ def run_devnet(
         net.create()
         say(f"genesis {net.genesis_hash.hex()[:16]}.. in {directory}")
         started = time.perf_counter()
-        txs = sign_transfers(options.seed, options.accounts, count, net.genesis_hash)
+        txs = sign_transfers(options.seed, _senders(options), count, net.genesis_hash)
         if count:
             say(f"signed {count:,} transfers in {time.perf_counter() - started:.1f} s")
         with net:
@@ -685,6 +694,9 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     p = d.params
     parser.add_argument("--nodes", type=int, default=d.nodes, help="node processes")
     parser.add_argument("--accounts", type=int, default=d.accounts, help="genesis accounts")
+    parser.add_argument(
+        "--senders", type=int, default=None, help="accounts the load sends from (default: all)"
+    )
     parser.add_argument("--duration", type=float, default=d.duration, help="seconds of load")
     parser.add_argument("--tps", type=float, default=d.tps, help="offered transfers per second")
     parser.add_argument("--seed", default=d.seed, help="text the keys and Q[0] derive from")
@@ -702,6 +714,8 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> DevnetOptions:
     if args.nodes < 1 or args.accounts < args.nodes:
         raise ValueError("need at least one node and at least as many accounts as nodes")
+    if args.senders is not None and not 2 <= args.senders <= args.accounts:
+        raise ValueError("--senders must be between 2 and --accounts")
     if args.duration <= 0 or args.tps < 0:
         raise ValueError("--duration must be positive and --tps not negative")
     params = Params(
@@ -716,6 +730,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
     return DevnetOptions(
         nodes=args.nodes,
         accounts=args.accounts,
+        senders=args.senders,
         duration=args.duration,
         tps=args.tps,
         seed=args.seed,

@@ -47,3 +47,8 @@ def test_the_first_count_is_the_baseline_of_the_others() -> None:
 def test_every_count_must_cover_the_nodes() -> None:
     with pytest.raises(ValueError, match="at least the 4 nodes"):
         devnet.run(accounts=[400, 3])
+
+
+def test_the_senders_must_exist_at_every_size() -> None:
+    with pytest.raises(ValueError, match="--senders must be between 2"):
+        devnet.run(accounts=[400, 10**6], senders=401)
