@@ -7,10 +7,11 @@ window, and the finality p50/p99 from submission to the commit at node 0). The t
 are absolute, so the rows report them (`target_met`) instead of a ratio to a baseline.
 
 With several (`--accounts 400 1000000 10000000`): one loaded run per count, the same
-load each time, in one report. The first count is the baseline: each other count's
-blocks/s, empty share, transfers/s and p50 finality are compared with it, and the target
-is to stay within 10 % of it (the empty share within 10 points): a node's per-round cost
-must not grow with the ledger (docs/performance.md).
+offered load each time, in one report (`--senders S`: from the first S accounts at every
+size, so that the ledgers differ in their size only). The first count is the baseline:
+each other count's blocks/s, empty share, transfers/s and p50 finality are compared with
+it, and the target is to stay within 10 % of it (the empty share within 10 points): a
+node's per-round cost must not grow with the ledger (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,29 +38,46 @@ def run(
     empty_seconds: float = 20.0,
     load_seconds: float = 60.0,
     tps: float = 6000.0,
+    senders: int | None = None,
     seed: str = "bench-devnet",
     **_ignored: Any,
 ) -> Report:
     counts = [accounts] if isinstance(accounts, int) else list(accounts)
     if not counts or min(counts) < nodes:
         raise ValueError(f"every --accounts count must be at least the {nodes} nodes")
+    if senders is not None and not 2 <= senders <= min(counts):
+        raise ValueError("--senders must be between 2 and the smallest --accounts count")
     if len(counts) > 1:
-        return _scaling(nodes, counts, load_seconds, tps, seed)
-    return _targets(nodes, counts[0], empty_seconds, load_seconds, tps, seed)
+        return _scaling(nodes, counts, load_seconds, tps, senders, seed)
+    return _targets(nodes, counts[0], empty_seconds, load_seconds, tps, senders, seed)
 
 
-def _options(nodes: int, accounts: int, seconds: float, tps: float, seed: str) -> DevnetOptions:
+def _options(
+    nodes: int, accounts: int, seconds: float, tps: float, senders: int | None, seed: str
+) -> DevnetOptions:
     ready = DevnetOptions().ready_timeout + accounts * READY_SECONDS_PER_ACCOUNT
     return DevnetOptions(
-        nodes=nodes, accounts=accounts, duration=seconds, tps=tps, seed=seed, ready_timeout=ready
+        nodes=nodes,
+        accounts=accounts,
+        senders=senders,
+        duration=seconds,
+        tps=tps,
+        seed=seed,
+        ready_timeout=ready,
     )
 
 
 def _targets(
-    nodes: int, accounts: int, empty_seconds: float, load_seconds: float, tps: float, seed: str
+    nodes: int,
+    accounts: int,
+    empty_seconds: float,
+    load_seconds: float,
+    tps: float,
+    senders: int | None,
+    seed: str,
 ) -> Report:
     report = Report(f"devnet: {nodes} node processes on loopback ({DEVNET_PARAMS})")
-    empty = run_devnet(_options(nodes, accounts, empty_seconds, 0, seed))
+    empty = run_devnet(_options(nodes, accounts, empty_seconds, 0, senders, seed))
     bps = empty["blocks_per_s"]
     report.add(
         Row(
@@ -70,7 +88,7 @@ def _targets(
             extra={"blocks_per_s": bps, "blocks": empty["blocks"], "forks": empty["forks"]},
         )
     )
-    load = run_devnet(_options(nodes, accounts, load_seconds, tps, seed))
+    load = run_devnet(_options(nodes, accounts, load_seconds, tps, senders, seed))
     windows = load["tps_per_10s"] or [load["tps"]]
     report.add(
         Row(
@@ -103,14 +121,22 @@ def _targets(
     return report
 
 
-def _scaling(nodes: int, counts: list[int], load_seconds: float, tps: float, seed: str) -> Report:
+def _scaling(
+    nodes: int,
+    counts: list[int],
+    load_seconds: float,
+    tps: float,
+    senders: int | None,
+    seed: str,
+) -> Report:
+    source = "every account" if senders is None else f"the first {senders:,} accounts"
     report = Report(
         f"devnet by ledger size: {nodes} node processes, {tps:g} transfers/s offered for"
-        f" {load_seconds:g} s ({DEVNET_PARAMS})"
+        f" {load_seconds:g} s from {source} ({DEVNET_PARAMS})"
     )
     base: dict[str, Any] | None = None
     for accounts in counts:
-        summary = run_devnet(_options(nodes, accounts, load_seconds, tps, seed))
+        summary = run_devnet(_options(nodes, accounts, load_seconds, tps, senders, seed))
         for row in _scaling_rows(accounts, summary, base, counts[0]):
             report.add(row)
         base = base or summary
