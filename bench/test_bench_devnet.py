@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from echorand.benchmarks import devnet
 from echorand.devnet import DevnetOptions, run_devnet
 
 
@@ -25,3 +26,16 @@ def test_devnet(benchmark: pytest.FixtureDef, tps: float, seconds: float) -> Non
         }
     )
     assert summary["forks"] == 0
+
+
+def test_devnet_by_ledger_size(benchmark: pytest.FixtureDef) -> None:
+    """400 against a million accounts, 2 000 transfers/s offered for 30 s each (the issue's
+    comparison): the ratios to the 400-account run go into `extra_info`."""
+    report = benchmark.pedantic(
+        devnet.run,
+        kwargs={"accounts": [400, 1_000_000], "load_seconds": 30.0, "tps": 2000.0},
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info.update({row.name: row.ratio for row in report.rows if row.baseline})
+    assert all(row.extra["forks"] == 0 for row in report.rows)

@@ -59,10 +59,31 @@ def _network_options(p: argparse.ArgumentParser) -> None:
 
 def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, default=4, help="node processes")
-    p.add_argument("--accounts", type=int, default=400, help="genesis accounts (the senders)")
+    p.add_argument(
+        "--accounts",
+        type=int,
+        nargs="+",
+        default=[400],
+        help="genesis accounts; several counts: one loaded run each, compared with the first",
+    )
     p.add_argument("--empty-seconds", type=float, default=20.0, help="the empty-mempool run")
     p.add_argument("--load-seconds", type=float, default=60.0, help="the loaded run")
     p.add_argument("--tps", type=float, default=6000.0, help="offered transfers per second")
+    p.add_argument(
+        "--senders", type=int, default=None, help="the load sends from the first S accounts"
+    )
+
+
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accounts",
+        type=int,
+        nargs="+",
+        default=[400, 1_000_000],
+        help="ledger sizes, compared with the first",
+    )
+    p.add_argument("--rounds", type=int, default=40, help="rounds timed at each size")
+    p.add_argument("--transfers", type=int, default=1000, help="transfers every other block")
 
 
 def _mempool_options(p: argparse.ArgumentParser) -> None:
@@ -90,6 +111,7 @@ BENCHES: dict[str, tuple[str, BenchOptions]] = {
     "mempool": ("admitting a batch into a loaded mempool", _mempool_options),
     "devnet": ("4 node processes on loopback: blocks/s, transfers/s, finality", _devnet_options),
     "fuzz": ("mutated frames of every type through the frame splitter and decoders", _fuzz_options),
+    "scale": ("a node's ledger work a round against the ledger's size", _scale_options),
 }
 
 BENCH_OPTION_NAMES = {

@@ -83,6 +83,9 @@ cost bounded: an overload is refused ("mempool full") instead of slowing every r
 class DevnetOptions:
     nodes: int = 4
     accounts: int = 200
+    senders: int | None = None
+    """The accounts the load sends from (the first ones): all of them when None. A large
+    ledger with few senders differs from a small one in its size only."""
     duration: float = 20.0
     tps: float = 1000.0
     """Offered load, transfers per second (0: no load)."""
@@ -372,11 +375,17 @@ class TransferSigner:
     by libsodium over the payload of `Transaction.signing_bytes`, whose prefix
     `tag || 0x00 || chain` is the same for all.)"""
 
-    def __init__(self, seed: str, accounts: int, chain: bytes, fee: int = TX_FEE) -> None:
+    def __init__(
+        self, seed: str, accounts: int, chain: bytes, fee: int = TX_FEE, senders: int | None = None
+    ) -> None:
+        """Signs for the first `senders` accounts (all by default): only their keys and
+        their recipients' are made (35 s for all of a million accounts)."""
         from nacl.bindings import crypto_sign_seed_keypair
 
-        seeds = devnet_seeds(devnet_master(seed), accounts)
-        pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(accounts)]
+        senders = accounts if senders is None else min(senders, accounts)
+        used = min(accounts, senders + 1)
+        seeds = devnet_seeds(devnet_master(seed), used)
+        pairs = [crypto_sign_seed_keypair(seeds[32 * i : 32 * (i + 1)]) for i in range(used)]
         self._secrets = [secret for _, secret in pairs]
         self.public_keys = [public for public, _ in pairs]
         self._prefix = TX_TAG + b"\x00" + chain
@@ -384,7 +393,7 @@ class TransferSigner:
         fee_bytes = fee.to_bytes(8, "big")
         self._heads = [
             b"\x00" + pairs[i][0] + pairs[(i + 1) % accounts][0] + amount + fee_bytes
-            for i in range(accounts)
+            for i in range(senders)
         ]
 
     def sign(self, account: int, nonce: int) -> bytes:
@@ -399,8 +408,9 @@ def sign_transfers(
     seed: str, accounts: int, count: int, chain: bytes, fee: int = TX_FEE
 ) -> list[bytes]:
     """`count` signed transfers (`TransferSigner`) between the devnet's accounts: transfer j
-    is from account j mod n, with nonce j div n."""
-    signer = TransferSigner(seed, accounts, chain, fee)
+    is from account j mod n, with nonce j div n. Only the keys of the accounts used are
+    made."""
+    signer = TransferSigner(seed, accounts, chain, fee, senders=min(accounts, count))
     return [signer.sign(j % accounts, j // accounts) for j in range(count)]
 
 
@@ -501,7 +511,7 @@ async def _load(
         while not stop.is_set() and sent < len(txs):
             due = min(len(txs), int((loop.time() - start) * options.tps))
             for j in range(sent, due):
-                queues[(j % options.accounts) % net.nodes].append(txs[j])
+                queues[(j % _senders(options)) % net.nodes].append(txs[j])
             sent = due
             for event in wake:
                 event.set()
@@ -648,6 +658,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     return {
         "nodes": options.nodes,
         "accounts": options.accounts,
+        "senders": _senders(options),
         "seconds": round(seconds, 3),
         "offered_tps": options.tps,
         "blocks": blocks,
@@ -689,6 +700,11 @@ def _committee_summary(params: Params) -> dict[str, object]:
     return {**security.to_json(), "waived": params.insecure_committee}
 
 
+def _senders(options: DevnetOptions) -> int:
+    """How many accounts the load sends from (transfer j: from account j mod that)."""
+    return options.accounts if options.senders is None else options.senders
+
+
 def run_devnet(
     options: DevnetOptions,
     *,
@@ -715,7 +731,7 @@ def run_devnet(
         net.create()
         say(f"genesis {net.genesis_hash.hex()[:16]}.. in {directory}")
         started = time.perf_counter()
-        txs = sign_transfers(options.seed, options.accounts, count, net.genesis_hash)
+        txs = sign_transfers(options.seed, _senders(options), count, net.genesis_hash)
         if count:
             say(f"signed {count:,} transfers in {time.perf_counter() - started:.1f} s")
         with net:
@@ -738,6 +754,9 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     p = d.params
     parser.add_argument("--nodes", type=int, default=d.nodes, help="node processes")
     parser.add_argument("--accounts", type=int, default=d.accounts, help="genesis accounts")
+    parser.add_argument(
+        "--senders", type=int, default=None, help="accounts the load sends from (default: all)"
+    )
     parser.add_argument("--duration", type=float, default=d.duration, help="seconds of load")
     parser.add_argument("--tps", type=float, default=d.tps, help="offered transfers per second")
     parser.add_argument("--seed", default=d.seed, help="text the keys and Q[0] derive from")
@@ -755,6 +774,8 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> DevnetOptions:
     if args.nodes < 1 or args.accounts < args.nodes:
         raise ValueError("need at least one node and at least as many accounts as nodes")
+    if args.senders is not None and not 2 <= args.senders <= args.accounts:
+        raise ValueError("--senders must be between 2 and --accounts")
     if args.duration <= 0 or args.tps < 0:
         raise ValueError("--duration must be positive and --tps not negative")
     params = Params(
@@ -769,6 +790,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
     return DevnetOptions(
         nodes=args.nodes,
         accounts=args.accounts,
+        senders=args.senders,
         duration=args.duration,
         tps=args.tps,
         seed=args.seed,

@@ -3,7 +3,8 @@
 A genesis is a directory:
 
 - `genesis.json`: format, name, the genesis hash, Q[0] (hex), the parameters,
-  and the accounts' count, total and SHA-256 digest of `accounts.bin`;
+  and the accounts' count, total and SHA-256 digest of `accounts.bin`, and
+  `keys_checked` when its writer checked every key (below);
 - `accounts.bin`: `n * (public key 32 || balance u64be)`, in account id order;
 - for a devnet, `keys/node-<i>.keys`: the secret seeds of the accounts node
   `i` runs (see `echorand.keys`).
@@ -33,6 +34,13 @@ where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
 means sortition, 0 and false. The block rewards (§16) are `params.rewards`
 {`floor`, `ceiling`, `window`, `decay`, `producer_share`}; without it, none.
 
+Every account key must be a valid account key (PROTOCOL §2). Checking a
+million keys takes seconds, so it is done once per genesis: by its writer,
+who then records `"keys_checked": true` (a devnet's keys are derived from
+seeds, so they are valid by construction), or else by a ledger when it is
+created from the genesis. The flag is not part of the genesis hash: it only
+saves work, and `Genesis.load(check_keys=True)` checks regardless.
+
 A devnet is deterministic from a text seed S: `master = H(utf8(S))`,
 `seed_i = H("echorand/devnet-key" || 0x00 || master || u64be(i))`,
 `Q[0] = H("echorand/devnet-q0" || 0x00 || master)`, and account `i` is run by
@@ -48,6 +56,7 @@ import os
 import re
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -109,10 +118,11 @@ class Genesis:
     """A chain's genesis. `accounts` is `n * (pk 32 || balance u64be)`, compact.
 
     Building one checks every field: a name of 1-64 characters `[A-Za-z0-9._-]`,
-    a 32-byte seed, parameters that fit a u32, at least one account, distinct
-    keys, and a total balance in (0, 2^63). Account keys are checked to be
-    valid account keys (not small-order, canonical) by `check_keys()`, which
-    the ledger calls before it creates the accounts.
+    a 32-byte seed, parameters that fit a u32, at least one account and a total
+    balance in (0, 2^63), without a pass over the keys. That the keys are distinct
+    and valid account keys (not small-order, canonical) is checked by
+    `check_keys()`, which the ledger calls before it creates the accounts unless
+    `keys_checked`; the accounts it creates refuse a repeated key in any case.
     """
 
     name: str
@@ -120,6 +130,8 @@ class Genesis:
     seed: bytes
     """Q[0]."""
     accounts: bytes = field(repr=False)
+    keys_checked: bool = field(default=False, compare=False)
+    """Whoever wrote the genesis checked every key (not in the hash; see the module docs)."""
     count: int = field(init=False)
     total: int = field(init=False)
     accounts_digest: bytes = field(init=False, repr=False)
@@ -151,14 +163,13 @@ class Genesis:
                 f"accounts: need a positive whole number of {GENESIS_ENTRY_SIZE}-byte entries,"
                 f" got {len(self.accounts)} bytes"
             )
-        try:
-            state = AccountState(self.accounts, check_keys=False)
-        except ValueError as e:
-            raise GenesisError(f"accounts: {e}") from None
-        if state.total == 0:
+        total = _total(self.accounts)
+        if total >= SUPPLY_LIMIT:
+            raise GenesisError("accounts: the total of the balances reaches 2**63")
+        if total == 0:
             raise GenesisError("accounts: the total balance is zero (sortition needs stake)")
-        object.__setattr__(self, "count", len(state))
-        object.__setattr__(self, "total", state.total)
+        object.__setattr__(self, "count", len(self.accounts) // GENESIS_ENTRY_SIZE)
+        object.__setattr__(self, "total", total)
         object.__setattr__(self, "accounts_digest", hashlib.sha256(self.accounts).digest())
         object.__setattr__(self, "hash", _hash(self))
 
@@ -179,7 +190,9 @@ class Genesis:
         return column(self.accounts, GENESIS_ENTRY_SIZE, 0, KEY_SIZE)
 
     def check_keys(self) -> None:
-        """GenesisError naming the first account whose key may not own an account."""
+        """GenesisError naming the first account whose key repeats another's or may not own
+        an account (PROTOCOL §2)."""
+        self.account_state(check_keys=False)
         ok = valid_account_keys(self.public_keys())
         if not all(ok):
             bad = ok.index(False)
@@ -241,6 +254,7 @@ class Genesis:
                 "count": self.count,
                 "total": self.total,
                 "sha256": self.accounts_digest.hex(),
+                **({"keys_checked": True} if self.keys_checked else {}),
             },
         }
 
@@ -277,6 +291,14 @@ class Genesis:
         if check_keys:
             genesis.check_keys()
         return genesis
+
+
+def _total(accounts: bytes) -> int:
+    """The sum of the balances of genesis entries (`pk 32 || balance u64be`)."""
+    balances = array("Q", column(accounts, GENESIS_ENTRY_SIZE, KEY_SIZE, 8))
+    if sys.byteorder == "little":
+        balances.byteswap()
+    return sum(balances)
 
 
 def _fraction(p: _Fields, name: str) -> Fraction:
@@ -435,15 +457,24 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     except ValueError as e:
         raise GenesisError(f"{where}: params: {e}") from None
     a = top.object("accounts")
-    a.only({"count", "total", "sha256"})
+    a.only({"count", "total", "sha256", "keys_checked"})
     count = a.int("count", 1, 2**63)
     total = a.int("total", 1, SUPPLY_LIMIT - 1)
     digest = a.hex("sha256", HASH_SIZE)
-    accounts = _read_accounts(directory / ACCOUNTS_FILE, count, digest)
+    path = directory / ACCOUNTS_FILE
+    accounts = _read_accounts(path, count)
     try:
-        genesis = Genesis(name=name, params=params, seed=seed, accounts=accounts)
+        genesis = Genesis(
+            name=name,
+            params=params,
+            seed=seed,
+            accounts=accounts,
+            keys_checked=a.bool("keys_checked", False),
+        )
     except GenesisError as e:
+        _check_digest(path, hashlib.sha256(accounts).digest(), digest)
         raise GenesisError(f"{where}: {e}") from None
+    _check_digest(path, genesis.accounts_digest, digest)
     if genesis.total != total:
         raise a.error("total", f"{total} does not match {ACCOUNTS_FILE} ({genesis.total})")
     if genesis.hash != expected_hash:
@@ -451,7 +482,7 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     return genesis
 
 
-def _read_accounts(path: Path, count: int, digest: bytes) -> bytes:
+def _read_accounts(path: Path, count: int) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -461,9 +492,13 @@ def _read_accounts(path: Path, count: int, digest: bytes) -> bytes:
             f"{path}: {len(data)} bytes, but accounts.count {count} needs "
             f"{count * GENESIS_ENTRY_SIZE}"
         )
-    if hashlib.sha256(data).digest() != digest:
-        raise GenesisError(f"{path}: its SHA-256 does not match accounts.sha256 of genesis.json")
     return data
+
+
+def _check_digest(path: Path, found: bytes, expected: bytes) -> None:
+    """The file's SHA-256 (taken once, by the Genesis) is the one genesis.json names."""
+    if found != expected:
+        raise GenesisError(f"{path}: its SHA-256 does not match accounts.sha256 of genesis.json")
 
 
 # --- devnets ------------------------------------------------------------------------
@@ -509,7 +544,11 @@ def create_devnet(
     seeds = devnet_seeds(master, accounts)
     q0 = hashlib.sha256(DEVNET_Q0_TAG + b"\x00" + master).digest()
     entries = account_entries(derive_public_keys(seeds), balance)
-    genesis = Genesis(name=name, params=params or Params(), seed=q0, accounts=entries)
+    # Valid by construction: a clamped scalar 8k (2^251 <= k < 2^252 < L) times the base
+    # point is a point of order L, and dalek's encoding is canonical.
+    genesis = Genesis(
+        name=name, params=params or Params(), seed=q0, accounts=entries, keys_checked=True
+    )
     genesis.write(directory, overwrite=overwrite)
     (directory / KEYS_DIR).mkdir(exist_ok=True)
     for node, keys in enumerate(round_robin_keys(genesis.hash, seeds, nodes)):

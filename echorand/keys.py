@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import sys
 from array import array
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from echorand._columns import column, interleave
@@ -49,6 +52,7 @@ __all__ = [
     "KEYPAIR_FORMAT",
     "NODE_KEYS_MAGIC",
     "KeyFileError",
+    "LocalKeys",
     "NodeKeys",
     "add_keys_arguments",
     "is_sealed_file",
@@ -193,7 +197,9 @@ class NodeKeys:
     genesis_hash: bytes
     node: int
     nodes: int
-    ids: tuple[int, ...]
+    ids: Sequence[int] = field(repr=False)
+    """Strictly ascending: a tuple, a range or an `array('Q')` (a loaded file gives a range
+    when its ids are one, else an array: no Python object per account)."""
     seeds: bytes = field(repr=False)
     """count * 32 bytes, the seed of `ids[i]` at `32 * i`."""
 
@@ -204,7 +210,7 @@ class NodeKeys:
             raise ValueError(f"node must be in [0, nodes): node={self.node}, nodes={self.nodes}")
         if len(self.seeds) != SEED_SIZE * len(self.ids):
             raise ValueError(f"seeds must be {SEED_SIZE} bytes per id")
-        if any(b <= a for a, b in zip(self.ids, self.ids[1:], strict=False)):
+        if not all(map(operator.lt, self.ids, islice(self.ids, 1, None))):
             raise ValueError("ids must be strictly ascending")
 
     def __len__(self) -> int:
@@ -223,6 +229,15 @@ class NodeKeys:
         for i, account in enumerate(self.ids):
             yield account, self.keypair(i)
 
+    def index(self, account: int) -> int | None:
+        """Where `account` is in `ids` (O(1) for a range, else a binary search), None if it
+        is not."""
+        ids = self.ids
+        if isinstance(ids, range):
+            return ids.index(account) if account in ids else None
+        i = bisect_left(ids, account)
+        return i if i < len(ids) and ids[i] == account else None
+
     def encode(self) -> bytes:
         """The file's bytes (see the module docs)."""
         entries = bytearray(_NODE_ENTRY * len(self.ids))
@@ -238,7 +253,69 @@ class NodeKeys:
         return header + bytes(entries)
 
 
-def _u64be(values: tuple[int, ...] | range) -> bytes:
+class LocalKeys(Mapping[int, Keypair]):
+    """A node's key pairs by account id: those of its node key file, each made (and checked
+    against `public_key(account)`, the genesis key) when first used, and `extra` ones.
+
+    Opening costs nothing per account: a node that runs a million accounts signs with the
+    few its committees draw. A seed that does not give the genesis key raises
+    `KeyFileError` at that account's first use."""
+
+    def __init__(
+        self,
+        node_keys: NodeKeys | None,
+        public_key: Callable[[int], bytes],
+        extra: Mapping[int, Keypair] | None = None,
+        *,
+        where: str = "node keys",
+    ) -> None:
+        self._node_keys = node_keys
+        self._ids: Sequence[int] = range(0) if node_keys is None else node_keys.ids
+        self._range = isinstance(self._ids, range)
+        self._public_key = public_key
+        self._extra = dict(extra or {})
+        self._made: dict[int, Keypair] = {}
+        self._where = where
+
+    def _index(self, account: object) -> int | None:
+        if self._node_keys is None or type(account) is not int or account in self._extra:
+            return None
+        return self._node_keys.index(account)
+
+    def __getitem__(self, account: int) -> Keypair:
+        pair = self._made.get(account) or self._extra.get(account)
+        if pair is not None:
+            return pair
+        index = self._index(account)
+        if index is None or self._node_keys is None:
+            raise KeyError(account)
+        pair = self._node_keys.keypair(index)
+        if pair.public_key != self._public_key(account):
+            raise KeyFileError(
+                f"{self._where}: account {account}: the seed does not give its public key"
+            )
+        self._made[account] = pair
+        return pair
+
+    def __contains__(self, account: object) -> bool:
+        # The round asks this for every committee seat: a devnet's range answers in O(1).
+        if self._range:
+            return (type(account) is int and account in self._ids) or account in self._extra
+        return account in self._extra or self._index(account) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        if self._node_keys is not None:
+            yield from (a for a in self._node_keys.ids if a not in self._extra)
+        yield from self._extra
+
+    def __len__(self) -> int:
+        file = self._node_keys
+        if file is None:
+            return len(self._extra)
+        return len(file) + sum(1 for a in self._extra if file.index(a) is None)
+
+
+def _u64be(values: Sequence[int]) -> bytes:
     """Packed u64be, without a Python loop."""
     arr = array("Q", values)
     if sys.byteorder == "little":
@@ -246,12 +323,18 @@ def _u64be(values: tuple[int, ...] | range) -> bytes:
     return arr.tobytes()
 
 
-def _from_u64be(data: bytes) -> tuple[int, ...]:
+def _from_u64be(data: bytes) -> array[int] | range:
+    """The ids of a key file: a range when they are one (a devnet node's every k-th
+    account: O(1) lookups), else an array."""
     arr = array("Q")
     arr.frombytes(data)
     if sys.byteorder == "little":
         arr.byteswap()
-    return tuple(arr)
+    if len(arr) >= 2 and arr[1] > arr[0]:
+        ids = range(arr[0], arr[-1] + 1, arr[1] - arr[0])
+        if len(ids) == len(arr) and arr == array("Q", ids):
+            return ids
+    return arr
 
 
 def write_node_keys(
@@ -277,7 +360,8 @@ def load_node_keys(
     """A node's keys from its file, checked.
 
     With `public_keys` (the genesis keys, n * 32 bytes by account id), every
-    account must exist and its derived public key must match.
+    account must exist and its derived public key must match (O(accounts); a node
+    checks each key at its first use instead, through `LocalKeys`).
     """
     where = str(path)
     data, _ = read_key_file(path, passphrase)

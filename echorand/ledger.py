@@ -23,13 +23,14 @@ in-memory state (`AccountState`, the two newest stake tables) changes only
 after the commit succeeded.
 
 The stake table of round r is the balances after block max(0, r - 2)
-(PROTOCOL §3). The tables after the tip and the two blocks before it are
-kept in memory (rounds tip + 2, tip + 1 and tip: the last one weighs the
-certificate a new block carries); older ones are rebuilt from the undo
-records, which are kept for the last `undo_rounds` blocks. The delegates of
-round r (docs/protocol.md §16) come from the same snapshot: the current
-records for the tip, the undo records (which hold old delegates) for older
-blocks.
+(PROTOCOL §3). One `StakeHistory` holds them all: the balances after the tip
+in one Fenwick tree, updated in place at each block (O(changed accounts ·
+log n)), and the changes of the last `undo_rounds` blocks, through which the
+table after any of those blocks is read without a copy. Reopened, it is
+rebuilt from the records and the undo records, which are kept for as many
+blocks. The delegates of round r (docs/protocol.md §16) come from the same
+snapshot: the current records for the tip, the kept changes (which hold old
+delegates) for older blocks.
 
 Block rewards (§16, `echorand.incentives`) are minted in the block's write
 transaction: `meta.level` is R of the tip, `meta.minted` every unit minted
@@ -43,12 +44,13 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
 import lmdb
 
-from echorand._native import AccountState, Block, Certificate, Changes
+from echorand._native import AccountState, Block, Certificate, Changes, StakeHistory
 from echorand.certificate import carried_problem
 from echorand.finality import FinalCertificate
 from echorand.genesis import SUPPLY_LIMIT, Genesis
@@ -79,11 +81,9 @@ DEFAULT_MAP_SIZE = 1 << 36
 DEFAULT_UNDO_ROUNDS = 64
 """Undo records kept: the stake tables of the last this many rounds can be rebuilt."""
 
-_NO_DELEGATE = (1 << 64) - 1
 _STAKE_TABLES = 3
-"""Stake tables kept in memory: after the tip and the two blocks before it."""
-_DELEGATE_TABLES = 2
-"""Delegate tables of past snapshots kept (dropped at each block)."""
+"""Stake snapshots the next round needs: after the tip and the two blocks before it (a
+rollback keeps the undo records of as many blocks before its new tip)."""
 _DBS = (
     b"meta",
     b"blocks",
@@ -103,6 +103,8 @@ _UNDO_ENTRY = 32
 """One entry of an undo record: `id || old balance || old nonce || old delegate`, u64be."""
 _FULL_BELOW = 1 << 20
 """Free bytes below which a failed write is put down to a full disk."""
+_READ_CHUNK = 65_536
+"""Account records joined at a time when reading them all (3.5 MB)."""
 _EMPTY_KIND = 0x01
 """The first byte of the empty block's encoding (§6)."""
 _PRODUCER_AT = 1 + 8 + 32
@@ -169,7 +171,6 @@ class Ledger:
         self._genesis = genesis
         self._undo_rounds = undo_rounds
         self._tip = 0
-        self._delegate_tables: dict[int, memoryview] = {}
         self._env: lmdb.Environment | None = None
         self._lock: int | None = _checked_lock(self._path, genesis)
         try:
@@ -184,9 +185,7 @@ class Ledger:
             self._db = {name.decode(): self._env.open_db(name) for name in _DBS}
             with self._environment().begin() as txn:
                 fresh = txn.get(b"genesis", db=self._db["meta"]) is None
-            if fresh:
-                self._initialise()
-            self._load()
+            self._load(self._initialise() if fresh else None)
         except BaseException:
             self._close_files()
             raise
@@ -206,10 +205,11 @@ class Ledger:
 
     # --- opening -------------------------------------------------------------------
 
-    def _initialise(self) -> None:
-        """Write the genesis state: accounts, Q[0], the genesis hash as round 0's."""
+    def _initialise(self) -> AccountState:
+        """Write the genesis state (accounts, Q[0], the genesis hash as round 0's); the
+        state written, which the ledger then holds instead of reading it back."""
         g = self._genesis
-        state = g.account_state(check_keys=True)
+        state = g.account_state(check_keys=not g.keys_checked)
         meta = self._db["meta"]
 
         def write(txn: lmdb.Transaction) -> None:
@@ -227,8 +227,11 @@ class Ledger:
             txn.put(b"genesis", g.hash, db=meta)
 
         self._write(write)
+        return state
 
-    def _load(self) -> None:
+    def _load(self, state: AccountState | None = None) -> None:
+        """The tip, the reward level, the accounts (`state` when the ledger was just
+        created, else read from the store in chunks) and the stake snapshots."""
         meta = self._db["meta"]
         with self._environment().begin() as txn:
             stored = txn.get(b"genesis", db=meta)
@@ -239,26 +242,43 @@ class Ledger:
             self._level = _int(txn.get(b"level", db=meta))
             self._minted = _int(txn.get(b"minted", db=meta))
             self._final = _int(txn.get(b"final", db=meta))
-            cursor = txn.cursor(db=self._db["accounts"])
-            records = b"".join(cursor.iternext(keys=False, values=True))
+            if state is None:
+                state = self._read_accounts(txn, count)
             self._tip_hash = self._get(txn, "hashes", self._tip)
             self._tip_seed = self._get(txn, "seeds", self._tip)
-            undos = [
-                self._get(txn, "undo", r)
-                for r in range(self._tip, max(0, self._tip - _STAKE_TABLES + 1), -1)
-            ]
+            undos = self._kept_undos(txn)
         self._load_recent()
-        try:
-            state = AccountState.from_records(records)
-        except ValueError as e:
-            raise LedgerError(f"{self._path}: accounts: {e}") from None
         if len(state) != count:
             raise LedgerError(f"{self._path}: {len(state)} account records, meta says {count}")
         self._state = state
-        self._tables = [StakeTable(state.balances())]
-        for back in range(1, _STAKE_TABLES):
-            if back <= len(undos):
-                self._tables.append(StakeTable(state.balances(undos[:back])))
+        self._stakes = StakeHistory(state.balances(), self._tip, keep=self._undo_rounds)
+        for undo in undos:
+            try:
+                self._stakes.recall(undo)
+            except ValueError as e:
+                block = self._stakes.oldest
+                raise LedgerError(f"{self._path}: undo record of block {block}: {e}") from None
+
+    def _kept_undos(self, txn: lmdb.Transaction) -> list[bytes]:
+        """The undo records of the tip block and those before it, newest first: at most
+        `undo_rounds`, down to the first one missing (rounds rolled back and not redone
+        leave fewer)."""
+        undos = []
+        for r in range(self._tip, max(0, self._tip - self._undo_rounds), -1):
+            undo = txn.get(_u64(r), db=self._db["undo"])
+            if undo is None:
+                break
+            undos.append(bytes(undo))
+        return undos
+
+    def _read_accounts(self, txn: lmdb.Transaction, count: int) -> AccountState:
+        """The account records, streamed to the native state `_READ_CHUNK` at a time."""
+        values = txn.cursor(db=self._db["accounts"]).iternext(keys=False, values=True)
+        chunks = iter(lambda: b"".join(islice(values, _READ_CHUNK)), b"")
+        try:
+            return AccountState.from_records(chunks, count)
+        except ValueError as e:
+            raise LedgerError(f"{self._path}: accounts: {e}") from None
 
     def _load_recent(self) -> None:
         """The tip block's producer, and which of the last `window` blocks were empty."""
@@ -364,11 +384,7 @@ class Ledger:
         self._write(write)
         # Committed: now the memory follows.
         self._state.commit(changes)
-        self._delegate_tables.clear()
-        table = self._tables[0].copy()
-        table.update(changes.balance_updates())
-        table.extend(changes.new_balances())
-        self._tables = [table, *self._tables[: _STAKE_TABLES - 1]]
+        self._stakes.push(changes)
         self._tip, self._tip_hash, self._tip_seed = r, block.hash, seed
         self._tip_producer = block.producer
         self._recent.append(block.is_empty)
@@ -521,7 +537,6 @@ class Ledger:
             txn.put(b"minted", _u64(minted), db=meta)
 
         self._write(write)
-        self._delegate_tables.clear()
         self._load()
         return [b for b in removed if b is not None]
 
@@ -697,19 +712,12 @@ class Ledger:
     def stake_table(self, round: int) -> StakeTable:
         """The stake table of `round`: the balances after block max(0, round - 2).
 
-        Rounds up to tip + 2. The two newest tables are kept (shared: do not
-        modify them); an older one is rebuilt from the undo records, which
-        reach back `undo_rounds` blocks (`LedgerError` beyond).
+        Rounds up to tip + 2, back `undo_rounds` blocks (`LedgerError` beyond). The
+        table reads the ledger's `StakeHistory` (no copy; read-only) and stays right
+        as the tip moves on, while the ledger keeps that block's changes.
         """
-        after = stake_round(round)
-        if after > self._tip:
-            raise LedgerError(
-                f"round {round} needs the balances after block {after}; the tip is {self._tip}"
-            )
-        back = self._tip - after
-        if back < len(self._tables):
-            return self._tables[back]
-        return StakeTable(self._state.balances(self._undos(round, after)))
+        after = self._snapshot(round, "balances")
+        return self._stakes.table(after)
 
     def delegate(self, round: int, account: int) -> int | None:
         """`account`'s delegate in the stake snapshot of `round` (the records after block
@@ -718,40 +726,27 @@ class Ledger:
 
         Rounds up to tip + 2, back `undo_rounds` blocks like `stake_table`.
         """
+        after = self._snapshot(round, "delegates")
+        if not 0 <= account < len(self._state):
+            return None
+        current = self._state.account(account)[2]
+        if after == self._tip:
+            return current
+        return self._stakes.delegate(after, account, current)
+
+    def _snapshot(self, round: int, what: str) -> int:
+        """The block whose records make the snapshot of `round`, if the ledger has it."""
         after = stake_round(round)
         if after > self._tip:
             raise LedgerError(
-                f"round {round} needs the delegates after block {after}; the tip is {self._tip}"
+                f"round {round} needs the {what} after block {after}; the tip is {self._tip}"
             )
-        if after == self._tip:
-            if not 0 <= account < len(self._state):
-                return None
-            return self._state.account(account)[2]
-        table = self._delegate_tables.get(after)
-        if table is None:
-            packed = self._state.delegates(self._undos(round, after))
-            table = memoryview(packed).cast("Q")
-            if len(self._delegate_tables) >= _DELEGATE_TABLES:
-                self._delegate_tables.pop(next(iter(self._delegate_tables)))
-            self._delegate_tables[after] = table
-        if not 0 <= account < len(table):
-            return None
-        delegate = table[account]
-        return None if delegate == _NO_DELEGATE else delegate
-
-    def _undos(self, round: int, after: int) -> list[bytes]:
-        """The undo records of blocks tip down to after + 1, newest first."""
-        undos = []
-        with self._environment().begin() as txn:
-            for r in range(self._tip, after, -1):
-                undo = txn.get(_u64(r), db=self._db["undo"])
-                if undo is None:
-                    raise LedgerError(
-                        f"round {round}: the undo record of block {r} is gone (kept for"
-                        f" {self._undo_rounds} blocks)"
-                    )
-                undos.append(bytes(undo))
-        return undos
+        if after < self._stakes.oldest:
+            raise LedgerError(
+                f"round {round}: the undo record of block {after + 1} is gone (kept for"
+                f" {self._undo_rounds} blocks)"
+            )
+        return after
 
     def stored_records(self) -> bytes:
         """Every stored account record in id order, read from disk (for checks)."""

@@ -69,7 +69,7 @@ from echorand.events import (
 from echorand.finality import FinalCertificate
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip, Held
-from echorand.keys import is_sealed_file, load_keypair, load_node_keys
+from echorand.keys import LocalKeys, is_sealed_file, load_keypair, load_node_keys
 from echorand.ledger import DiskFullError, Ledger, LedgerError
 from echorand.mempool import Mempool
 from echorand.messages import (
@@ -246,19 +246,24 @@ def ledger_tip(ledger: Ledger, params: Params, at: int | None = None) -> Tip:
 
 def load_keys(
     config: NodeConfig, genesis: Genesis, passphrase: Passphrase | None = None
-) -> tuple[dict[int, Keypair], list[str]]:
+) -> tuple[LocalKeys, list[str]]:
     """The node's accounts (id -> key pair) from its node key file and key pair files, and
-    the files that are not sealed with a passphrase (echorand.seal)."""
-    keys: dict[int, Keypair] = {}
+    the files that are not sealed with a passphrase (echorand.seal). The node key file's
+    pairs are made, and checked against the genesis keys, at first use."""
+    node_keys = None
     plaintext: list[str] = []
-    public_keys = genesis.public_keys()
     if config.keys is not None:
         if not is_sealed_file(config.keys):
             plaintext.append(str(config.keys))
-        node_keys = load_node_keys(config.keys, public_keys=public_keys, passphrase=passphrase)
+        node_keys = load_node_keys(config.keys, passphrase=passphrase)
         if node_keys.genesis_hash != genesis.hash:
             raise ValueError(f"{config.keys}: made for another genesis")
-        keys.update(node_keys.keypairs())
+        if len(node_keys) and node_keys.ids[-1] >= genesis.count:
+            raise ValueError(
+                f"{config.keys}: account {node_keys.ids[-1]}: not in the genesis"
+                f" ({genesis.count} accounts)"
+            )
+    extra: dict[int, Keypair] = {}
     if config.key_files:
         state = genesis.account_state(check_keys=False)
         for path in config.key_files:
@@ -268,8 +273,8 @@ def load_keys(
             account = state.id_of(pair.public_key)
             if account is None:
                 raise ValueError(f"{path}: its public key has no account in the genesis")
-            keys[account] = pair
-    return keys, plaintext
+            extra[account] = pair
+    return LocalKeys(node_keys, genesis.public_key, extra, where=str(config.keys)), plaintext
 
 
 class Node:

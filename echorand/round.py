@@ -417,10 +417,10 @@ class Round:
         ctx = self.ctx
         if ctx.prev_producer is not None and ctx.carried is None:
             return
-        mine = [(p, a) for a in self.keys if (p := ctx.priority(a)) is not None]
-        if not mine:
+        best = self._best_producer()
+        if best is None:
             return
-        priority, producer = min(mine)
+        priority, producer = best
         key, chain, r = self.keys[producer], ctx.chain, ctx.round
 
         def make_block() -> GcBlock:
@@ -459,6 +459,15 @@ class Round:
 
     def _send(self, msg: ConsensusMessage) -> None:
         self._out.append(Send(msg, self.ctx.prev_hash))
+
+    def _best_producer(self) -> tuple[int, int] | None:
+        """(priority, account) of the local account with the best priority in A_1: the
+        first producer seat held locally. O(N_g), whatever the number of local accounts."""
+        keys = self.keys
+        for index, producer in enumerate(self.ctx.producer_seats()):
+            if producer in keys:
+                return index, producer
+        return None
 
     # --- steps 2.. -----------------------------------------------------------
 
@@ -617,8 +626,11 @@ class Round:
             self._send(msg)
 
     def _local_seats(self, step: int) -> list[tuple[int, int]]:
-        weights = self.ctx.weights(step)
-        return [(a, weights[a]) for a in sorted(self.keys) if a in weights]
+        """VRFN(r, s): (account, seats) of each local account in A_step, ascending ids.
+        The committee's accounts are intersected with the local keys: O(N_c log N_c),
+        whatever the number of local accounts."""
+        weights, keys = self.ctx.weights(step), self.keys
+        return [(a, weights[a]) for a in sorted(weights) if a in keys]
 
     def _count_gc(self, step: int, principal: int, value: Value, mode: int) -> bool:
         """Count `principal`'s seats of step 2 or 3 for `value`: its own vote (once; it

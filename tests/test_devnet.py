@@ -207,3 +207,14 @@ def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
     assert retry == txs[1:3]
     assert stats.retried == 2 and stats.accepted == 1 and stats.submitted == 4
     assert stats.refused == {e: 1 for e in errors[1:]}
+
+
+def test_the_load_makes_only_the_keys_it_uses() -> None:
+    """A few transfers on a large devnet sign with the keys of the first accounts only, and
+    are the first transfers of a longer load."""
+    chain = bytes(range(32))
+    few = sign_transfers(SEED, 10**9, 3, chain)
+    assert few == sign_transfers(SEED, 50, 51, chain)[:3]
+    txs = [Transaction.from_bytes(t) for t in sign_transfers(SEED, 3, 4, chain)]
+    assert [t.nonce for t in txs] == [0, 0, 0, 1]
+    assert txs[2].recipient == txs[0].sender and txs[3].sender == txs[0].sender

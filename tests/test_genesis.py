@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+from array import array
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ from echorand.genesis import (
 )
 from echorand.keys import (
     KeyFileError,
+    LocalKeys,
+    NodeKeys,
     add_keys_arguments,
     load_keypair,
     load_node_keys,
@@ -218,13 +221,33 @@ def test_each_node_runs_its_round_robin_share(devnet):
     for node in range(3):
         keys = load_node_keys(node_keys_path(path, node), public_keys=genesis.public_keys())
         assert (keys.node, keys.nodes, keys.genesis_hash) == (node, 3, genesis.hash)
-        assert keys.ids == tuple(range(node, 10, 3))
+        assert list(keys.ids) == list(range(node, 10, 3))
         for account, kp in keys.keypairs():
             assert kp.public_key == genesis.public_key(account)
         seen += keys.ids
         mode = stat.S_IMODE(os.stat(node_keys_path(path, node)).st_mode)
         assert mode == 0o600
     assert sorted(seen) == list(range(10))
+
+
+def test_local_keys_make_each_pair_at_first_use_and_check_it(devnet, tmp_path):
+    path, genesis = devnet
+    node_keys = load_node_keys(node_keys_path(path, 1))
+    extra = Keypair.from_seed(bytes(32))
+    local = LocalKeys(node_keys, genesis.public_key, {0: extra})
+    assert len(local) == 4 and list(local) == [1, 4, 7, 0]
+    assert 4 in local and 0 in local and 2 not in local and "4" not in local
+    assert local[4].public_key == genesis.public_key(4) and local[4] is local[4]
+    assert local[0] is extra
+    with pytest.raises(KeyError):
+        local[5]
+    assert node_keys.ids == range(1, 10, 3), "a devnet node's ids load as a range"
+    sparse = NodeKeys(genesis.hash, 0, 1, array("Q", [2, 3, 8]), bytes(range(96)))
+    assert [sparse.index(a) for a in (1, 2, 3, 8, 9)] == [None, 0, 1, 2, None]
+    wrong = LocalKeys(node_keys, lambda account: bytes(32), where="node-1 keys")
+    assert 7 in wrong
+    with pytest.raises(KeyFileError, match="node-1 keys: account 7: the seed does not give"):
+        wrong[7]
 
 
 def test_a_genesis_is_not_overwritten_by_accident(devnet):
@@ -278,8 +301,13 @@ def test_bad_accounts_are_refused(devnet):
     Genesis.load(path)  # keys are checked on demand (the ledger does it)
     with pytest.raises(GenesisError, match=r"account 0: public key 01000000.* small-order"):
         Genesis.load(path, check_keys=True)
+    twice = Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:40] * 2)
     with pytest.raises(GenesisError, match="repeats account 0"):
-        Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:40] * 2)
+        twice.check_keys()  # no pass over the keys when built: the ledger checks them
+    with pytest.raises(GenesisError, match="repeats account 0"):
+        twice.account_state(check_keys=False)
+    with pytest.raises(GenesisError, match=r"total of the balances reaches 2\*\*63"):
+        Genesis(genesis.name, genesis.params, genesis.seed, (genesis.accounts[:32] + b"\xff" * 8))
     with pytest.raises(GenesisError, match="total balance is zero"):
         Genesis(genesis.name, genesis.params, genesis.seed, genesis.accounts[:32] + bytes(8))
     with pytest.raises(GenesisError, match=r"missing.genesis\.json: cannot read"):

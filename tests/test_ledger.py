@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lmdb
 import pytest
 from _chain import certificate, proposed_block
 from _ledger_model import Model
+from _sortition_model import model_committee, model_weights
 
 from echorand.crypto import Keypair
 from echorand.genesis import Genesis, create_devnet, node_keys_path
@@ -340,6 +342,61 @@ def test_the_registrar_is_the_delegate_until_one_delegates_to_oneself(net):
         assert ledger.delegate(5, -1) is None and ledger.delegate(5, 9) is None
 
 
+def test_every_kept_snapshot_draws_the_committees_of_a_rebuild_from_scratch(net):
+    """A random chain (transfers that create accounts, delegations, empty blocks): at every
+    block, and after a reopen, each kept snapshot's committees, weights and delegates are
+    those of the model replayed from the genesis, with sortition in pure Python."""
+    keep = 4
+    extra = [Keypair.from_seed(hashlib.sha256(b"snapshot %d" % i).digest()) for i in range(6)]
+    keypairs = net.keypairs + extra
+    model = Model((k, 1000) for k in net.keys)
+    after = [model.copy()]  # after[b]: the model after block b
+    rng = random.Random(23)
+
+    def check(ledger: Ledger) -> None:
+        tip = ledger.tip
+        for round in range(max(1, tip - keep + 2), tip + 3):
+            then = after[max(0, round - 2)]
+            balances = then.balances()
+            table = ledger.stake_table(round)
+            seed = hashlib.sha256(b"%d" % round).digest()
+            assert table.committee(seed, round, 1, 20) == model_committee(
+                balances, seed, round, 1, 20
+            ), round
+            assert table.weights(seed, round, 4, 30) == model_weights(
+                balances, seed, round, 4, 30
+            ), round
+            delegates = then.delegates() + [None] * (len(keypairs) + 1 - len(balances))
+            assert [ledger.delegate(round, i) for i in range(len(keypairs) + 1)] == delegates
+        with pytest.raises(LedgerError, match="is gone"):
+            ledger.stake_table(tip - keep + 1)
+
+    with net.open(undo_rounds=keep) as ledger:
+        for r in range(1, 17):
+            txs = []
+            for _ in range(0 if r % 5 == 0 else 5):
+                kp = rng.choice(keypairs)
+                sender = model.index.get(kp.public_key)
+                if sender is None:
+                    continue
+                nonce, to = model.accounts[sender].nonce, rng.choice(keypairs).public_key
+                if rng.random() < 0.3:
+                    tx = delegation(kp, to, fee=1, nonce=nonce, chain=net.chain)
+                else:
+                    amount = rng.randint(1, 300)
+                    tx = transfer(kp, to, amount, fee=2, nonce=nonce, chain=net.chain)
+                if model.check([tx]) == [None]:
+                    model.apply([tx], 0)
+                    txs.append(tx)
+            net.apply(ledger, 0 if txs else None, txs)
+            after.append(model.copy())
+            if r > keep:
+                check(ledger)
+        assert len(model.accounts) > 8, "transfers created accounts"
+    with net.open(undo_rounds=keep) as ledger:
+        check(ledger)
+
+
 def test_old_stake_tables_need_their_undo_records(net):
     with net.open(undo_rounds=3) as ledger:
         for _ in range(6):
@@ -347,6 +404,23 @@ def test_old_stake_tables_need_their_undo_records(net):
         assert ledger.stake_table(5).total == 8000  # after block 3: undo 4..6 kept
         with pytest.raises(LedgerError, match="undo record of block 3 is gone"):
             ledger.stake_table(4)
+
+
+def test_a_ledger_with_fewer_undo_records_opens_and_keeps_what_it_has(net):
+    """Rounds rolled back and not redone leave fewer undo records than `undo_rounds`: the
+    ledger still opens, with the snapshots those records reach."""
+    with net.open(undo_rounds=3) as ledger:
+        for _ in range(6):
+            net.apply(ledger, 0, [])
+        path = ledger.path
+    env = lmdb.open(str(path), max_dbs=8, subdir=True)
+    with env.begin(write=True) as txn:
+        assert txn.delete((4).to_bytes(8, "big"), db=env.open_db(b"undo", txn=txn))
+    env.close()
+    with net.open(undo_rounds=3) as ledger:
+        assert ledger.stake_table(6).total == ledger.stake_table(8).total == 8000
+        with pytest.raises(LedgerError, match="undo record of block 4 is gone"):
+            ledger.stake_table(5)
 
 
 # --- crash safety ------------------------------------------------------------------------

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import hashlib
 from array import array
-from bisect import bisect_right
 from collections import Counter
-from itertools import accumulate
 
 import numpy as np
 import pytest
+from _sortition_model import model_chain, model_committee
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,31 +26,6 @@ from echorand.sortition import (
 
 LIMIT = 2**63
 """The total stake stays below this (PROTOCOL §1)."""
-
-
-# --- the model ---------------------------------------------------------------
-
-
-def model_chain(seed: bytes, round: int, step: int, count: int) -> list[bytes]:
-    """VRF_0 .. VRF_{count-1} with hashlib."""
-    h = hashlib.sha256(seed + round.to_bytes(8, "big") + step.to_bytes(4, "big")).digest()
-    links = []
-    for _ in range(count):
-        links.append(h)
-        h = hashlib.sha256(h).digest()
-    return links
-
-
-def model_committee(
-    balances: list[int], seed: bytes, round: int, step: int, size: int
-) -> list[int]:
-    """Seat i: the smallest j with sum(balances[0..=j]) > int_be(VRF_i) mod W."""
-    prefix = list(accumulate(balances))
-    total = prefix[-1]
-    return [
-        bisect_right(prefix, int.from_bytes(link, "big") % total)
-        for link in model_chain(seed, round, step, size)
-    ]
 
 
 # --- strategies --------------------------------------------------------------

@@ -233,6 +233,13 @@ def test_records_round_trip():
     again = AccountState.from_records(state.records())
     assert again.records() == state.records()
     assert again.id_of(KEYS[6]) == 3 and again.total == state.total
+    records = state.records()
+    parts = [records[:56], b"", memoryview(records)[56:]]
+    assert AccountState.from_records(iter(parts), 4).records() == records
+    with pytest.raises(ValueError, match=r"records: \d+ bytes is not a whole number"):
+        AccountState.from_records([records[:50], records[50:]])
+    with pytest.raises(TypeError, match="iterable of bytes-like parts, not int"):
+        AccountState.from_records(5)
 
 
 # --- bad input ---------------------------------------------------------------------

@@ -126,7 +126,7 @@ impl PyGrindingStudy {
         genesis_hash: &Bound<'_, PyAny>,
         seed: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let stakes = table.stakes_snapshot();
+        let stakes = table.stakes_snapshot(table.py())?;
         let n = stakes.len();
         let secrets = bytes_like(secrets, &|| "secrets".into())?;
         if secrets.len() != 32 * n {

@@ -11,6 +11,8 @@
 //! - otherwise any iterable of ints (a `list`, a `range`, ...).
 
 mod fenwick;
+mod history;
+mod ledger;
 
 use std::ffi::CStr;
 
@@ -22,7 +24,11 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::chain::args::{describe, int_arg, seed_array, to_u64, type_name, NotU64};
 use crate::chain::HASH_SIZE;
+pub(crate) use fenwick::committee_into;
+use fenwick::Seats;
 pub use fenwick::{StakeError, Stakes, TOTAL_LIMIT};
+use history::{HistoryError, Snapshot};
+pub use ledger::StakeHistory;
 
 /// Most seats one committee call may draw.
 pub const MAX_SEATS: usize = 1 << 22;
@@ -252,7 +258,25 @@ fn read_changes(mapping: &Bound<'_, PyAny>, len: usize) -> PyResult<Vec<(usize, 
 /// 8 bytes per account: the tree alone (a balance is read back from it).
 #[pyclass(module = "echorand._native", name = "StakeTable")]
 pub struct StakeTable {
-    stakes: Stakes,
+    source: Source,
+}
+
+/// Where a table's balances are.
+enum Source {
+    /// Its own tree.
+    Own(Stakes),
+    /// The balances after block `after` of a ledger's history, read through it; valid
+    /// while the history keeps that block and the state after it has serial `serial`.
+    Ledger {
+        history: Py<StakeHistory>,
+        after: u64,
+        serial: u64,
+    },
+}
+
+/// A history error as a Python exception.
+fn history_err(e: HistoryError) -> PyErr {
+    PyValueError::new_err(e.to_string())
 }
 
 /// A validated draw: which committee to compute.
@@ -281,22 +305,65 @@ impl Draw {
 }
 
 impl StakeTable {
-    /// A copy of the table's tree, for the studies.
-    pub(crate) fn stakes_snapshot(&self) -> Stakes {
-        self.stakes.snapshot()
+    /// A copy of the table's balances, for the studies.
+    pub(crate) fn stakes_snapshot(&self, py: Python<'_>) -> PyResult<Stakes> {
+        self.read(py, DETACH_MIN, |s| Ok(s.to_stakes()))
+    }
+
+    /// A table that reads the balances after block `after` of `history`.
+    pub(crate) fn of_ledger(history: Py<StakeHistory>, after: u64, serial: u64) -> Self {
+        Self {
+            source: Source::Ledger {
+                history,
+                after,
+                serial,
+            },
+        }
+    }
+
+    /// `read(snapshot)` on the table's balances, with the GIL released when `items` is
+    /// large (a ledger's history is locked for reading meanwhile).
+    fn read<T: Send>(
+        &self,
+        py: Python<'_>,
+        items: usize,
+        read: impl FnOnce(&Snapshot<'_>) -> Result<T, HistoryError> + Send,
+    ) -> PyResult<T> {
+        match &self.source {
+            Source::Own(stakes) => detach_if_large(py, items, || read(&Snapshot::of(stakes))),
+            Source::Ledger {
+                history,
+                after,
+                serial,
+            } => {
+                let history = history.get();
+                detach_if_large(py, items, || {
+                    let inner = history.read();
+                    read(&inner.snapshot(*after, *serial)?)
+                })
+            }
+        }
+        .map_err(history_err)
+    }
+
+    /// Its own tree, or a TypeError for a ledger's table.
+    fn own_mut(&mut self, what: &str) -> PyResult<&mut Stakes> {
+        match &mut self.source {
+            Source::Own(stakes) => Ok(stakes),
+            Source::Ledger { after, .. } => Err(PyTypeError::new_err(format!(
+                "{what}: this table is a ledger's balances after block {after}, which only the \
+                 ledger changes (copy() it for a table of its own)"
+            ))),
+        }
     }
 
     /// The account of each seat of `draw`, with the GIL released for big committees.
     fn seats(&self, py: Python<'_>, draw: &Draw) -> PyResult<Vec<u64>> {
-        if self.stakes.total() == 0 {
-            return Err(StakeError::ZeroTotal.into());
-        }
-        let mut seats = vec![0u64; draw.size];
-        let stakes = &self.stakes;
-        detach_if_large(py, draw.size, || {
-            stakes.committee_into(&draw.seed, draw.round, draw.step, &mut seats)
-        })?;
-        Ok(seats)
+        self.read(py, draw.size, |snapshot| {
+            let mut seats = vec![0u64; draw.size];
+            committee_into(snapshot, &draw.seed, draw.round, draw.step, &mut seats)?;
+            Ok(seats)
+        })
     }
 }
 
@@ -307,7 +374,9 @@ impl StakeTable {
     fn new(py: Python<'_>, balances: &Bound<'_, PyAny>) -> PyResult<Self> {
         let balances = read_balances(balances, 0)?;
         let stakes = detach_if_large(py, balances.len(), || Stakes::new(balances))?;
-        Ok(Self { stakes })
+        Ok(Self {
+            source: Source::Own(stakes),
+        })
     }
 
     /// committee(seed, round, step, size) -> list[int]
@@ -371,8 +440,8 @@ impl StakeTable {
     /// or a new total >= 2^63 raises ValueError and changes nothing.
     #[pyo3(signature = (mapping))]
     fn update(&mut self, py: Python<'_>, mapping: &Bound<'_, PyAny>) -> PyResult<()> {
-        let changes = read_changes(mapping, self.stakes.len())?;
-        let stakes = &mut self.stakes;
+        let stakes = self.own_mut("update")?;
+        let changes = read_changes(mapping, stakes.len())?;
         detach_if_large(py, changes.len(), || stakes.update(&changes))?;
         Ok(())
     }
@@ -383,9 +452,10 @@ impl StakeTable {
     /// Adds an account with `balance`; returns its id (the previous length).
     #[pyo3(signature = (balance))]
     fn append(&mut self, balance: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let id = self.stakes.len();
+        let stakes = self.own_mut("append")?;
+        let id = stakes.len();
         let b = balance_of(balance, id)?;
-        self.stakes.extend(&[b])?;
+        stakes.extend(&[b])?;
         Ok(id)
     }
 
@@ -396,8 +466,8 @@ impl StakeTable {
     /// len(self) onwards. All or nothing.
     #[pyo3(signature = (balances))]
     fn extend(&mut self, py: Python<'_>, balances: &Bound<'_, PyAny>) -> PyResult<()> {
-        let balances = read_balances(balances, self.stakes.len())?;
-        let stakes = &mut self.stakes;
+        let stakes = self.own_mut("extend")?;
+        let balances = read_balances(balances, stakes.len())?;
         detach_if_large(py, balances.len(), || stakes.extend(&balances))?;
         Ok(())
     }
@@ -407,59 +477,72 @@ impl StakeTable {
     ///
     /// The balance of an account; ValueError when the table has no such account.
     #[pyo3(signature = (account_id))]
-    fn balance(&self, account_id: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let account = account_of(account_id, self.stakes.len())?;
-        self.stakes
-            .balance(account)
+    fn balance(&self, py: Python<'_>, account_id: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let account = account_of(account_id, self.__len__(py)?)?;
+        self.read(py, 0, |s| Ok(s.balance(account)))?
             .ok_or_else(|| PyValueError::new_err(format!("unknown account {account}")))
     }
 
     /// W: the sum of all balances.
     #[getter]
-    fn total(&self) -> u64 {
-        self.stakes.total()
+    fn total(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, 0, |s| Ok(s.total()))
     }
 
-    /// Bytes of memory the table holds (balances, tree and the object's fields).
+    /// Bytes of memory the table holds (balances, tree and the object's fields); a
+    /// ledger's table counts only what it holds besides the ledger's tree.
     #[getter]
-    fn nbytes(&self) -> usize {
-        self.stakes.nbytes()
+    fn nbytes(&self, py: Python<'_>) -> PyResult<usize> {
+        match &self.source {
+            Source::Own(stakes) => Ok(stakes.nbytes()),
+            Source::Ledger { .. } => {
+                let own = self.read(py, 0, |s| Ok(s.nbytes()))?;
+                Ok(std::mem::size_of::<Self>() + own)
+            }
+        }
     }
 
     /// copy() -> StakeTable
     /// --
     ///
     /// An independent snapshot: later changes to either table do not touch the other.
-    fn copy(&self) -> Self {
-        Self {
-            stakes: self.stakes.snapshot(),
-        }
+    /// A ledger's table becomes a table of its own (O(n)).
+    fn copy(&self, py: Python<'_>) -> PyResult<Self> {
+        let stakes = self.read(py, DETACH_MIN, |s| Ok(s.to_stakes()))?;
+        Ok(Self {
+            source: Source::Own(stakes),
+        })
     }
 
-    fn __copy__(&self) -> Self {
-        self.copy()
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        self.copy(py)
     }
 
     #[pyo3(signature = (_memo))]
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
-        self.copy()
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        self.copy(py)
     }
 
-    fn __len__(&self) -> usize {
-        self.stakes.len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.read(py, 0, |s| Ok(s.len()))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "StakeTable(<{} accounts, total {}>)",
-            self.stakes.len(),
-            self.stakes.total()
-        )
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let what = self.read(py, 0, |s| Ok((s.len(), s.total())));
+        let after = match &self.source {
+            Source::Own(_) => String::new(),
+            Source::Ledger { after, .. } => format!(" after block {after} of a ledger"),
+        };
+        match what {
+            Ok((len, total)) => format!("StakeTable(<{len} accounts, total {total}>{after})"),
+            Err(e) => format!("StakeTable(<{e}>)"),
+        }
     }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StakeTable>()?;
+    m.add_class::<StakeHistory>()?;
     m.add("MAX_SEATS", MAX_SEATS)?;
     Ok(())
 }

@@ -22,8 +22,8 @@ use crate::chain::args::{describe, int_arg, type_name};
 use crate::codec::wire::Put;
 use crate::codec::{Block, Transaction};
 use accounts::{
-    Accounts, Delta, Key, Reason, GENESIS_ENTRY, KEY_SIZE, NO_DELEGATE, RECORD_SIZE, TX_SIZE,
-    UNDO_ENTRY,
+    Accounts, Delta, Key, Reason, RecordParts, GENESIS_ENTRY, KEY_SIZE, NO_DELEGATE, RECORD_SIZE,
+    TX_SIZE, UNDO_ENTRY,
 };
 
 /// Work below this many items is not worth releasing the GIL for.
@@ -245,18 +245,43 @@ impl AccountState {
         Ok(AccountState { inner })
     }
 
-    /// from_records(records) -> AccountState
+    /// from_records(records, count=None) -> AccountState
     /// --
     ///
     /// The state from its stored records, 56 bytes each and in id order:
     /// `pk 32 || balance u64be || nonce u64be || delegate u64be` (delegate
     /// 2**64 - 1 for none). Keys are not re-checked: they were when stored.
+    /// `records` is a bytes-like buffer, or an iterable of them (parts of
+    /// whole records, in order: a store read in chunks); `count`, when
+    /// known, reserves room for that many records.
     #[staticmethod]
-    fn from_records(py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let records = bytes_arg(records, "records")?;
-        let inner = py
-            .detach(|| Accounts::from_records(&records))
-            .map_err(PyValueError::new_err)?;
+    #[pyo3(signature = (records, count = None))]
+    fn from_records(
+        py: Python<'_>,
+        records: &Bound<'_, PyAny>,
+        count: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut parts = RecordParts::default();
+        parts.reserve(count.unwrap_or(0));
+        let whole = records.is_instance_of::<PyBytes>() || PyBuffer::<u8>::get(records).is_ok();
+        if whole {
+            let bytes = bytes_arg(records, "records")?;
+            py.detach(|| parts.add(&bytes))
+                .map_err(PyValueError::new_err)?;
+        } else {
+            let iter = records.try_iter().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "records must be bytes-like or an iterable of bytes-like parts, not {}",
+                    type_name(records)
+                ))
+            })?;
+            for (i, part) in iter.enumerate() {
+                let part = part?;
+                let bytes = bytes_arg(&part, &format!("records[{i}]"))?;
+                parts.add(&bytes).map_err(PyValueError::new_err)?;
+            }
+        }
+        let inner = py.detach(|| parts.build()).map_err(PyValueError::new_err)?;
         Ok(AccountState { inner })
     }
 
@@ -631,6 +656,40 @@ impl Changes {
                 .map_or_else(|| "None".to_owned(), |p| p.to_string())
         )
     }
+}
+
+/// A changed account as the stake history takes it: `(id, old balance, new balance, old
+/// delegate)`.
+pub(crate) type BalanceChange = (u64, u64, u64, u64);
+
+/// An undo entry as the stake history takes it: `(id, old balance, old delegate)`.
+pub(crate) type OldRecord = (u64, u64, u64);
+
+impl Changes {
+    /// What the stake history (`stake.rs`) takes from a block: the accounts before it,
+    /// each changed account's `(id, old balance, new balance, old delegate)` in
+    /// ascending ids, and the balances of the created accounts.
+    pub(crate) fn balance_changes(&self) -> (u64, Vec<BalanceChange>, Vec<u64>) {
+        let changed = self
+            .delta
+            .changed
+            .iter()
+            .map(|c| (c.id, c.old.balance, c.new.balance, c.old.delegate))
+            .collect();
+        let created = self.delta.new_accounts.iter().map(|a| a.balance).collect();
+        (self.delta.accounts_before, changed, created)
+    }
+}
+
+/// An undo record read back for the stake history: the accounts before its block and
+/// each changed account's `(id, old balance, old delegate)`.
+pub(crate) fn undo_entries(undo: &[u8]) -> Result<(u64, Vec<OldRecord>), String> {
+    let (before, entries) = accounts::parse_undo(undo)?;
+    let entries = entries
+        .iter()
+        .map(|e| (e.id, e.old.balance, e.old.delegate))
+        .collect();
+    Ok((before, entries))
 }
 
 /// derive_public_keys(seeds) -> bytes

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::signer::{self, Signature};
 use crate::chain::HASH_SIZE;
-use crate::stake::{StakeError, Stakes};
+use crate::stake::{committee_into, StakeError, Stakes};
 use crate::vrf::{self, ExpandedKey};
 
 /// The seed payload's domain tag (PROTOCOL §2).
@@ -140,15 +140,13 @@ impl Study {
     fn leader(&self, seed: &Seed, round: u64) -> usize {
         let mut seat = [0u64; 1];
         // The total is positive (checked in `new`): committee_into cannot fail.
-        let _ = self.stakes.committee_into(seed, round, 1, &mut seat);
+        let _ = committee_into(&self.stakes, seed, round, 1, &mut seat);
         seat[0] as usize
     }
 
     /// The coalition's seats in the committee of `step` of `round`.
     fn coalition_seats(&self, seed: &Seed, round: u64, buffer: &mut [u64]) -> u32 {
-        let _ = self
-            .stakes
-            .committee_into(seed, round, self.config.step, buffer);
+        let _ = committee_into(&self.stakes, seed, round, self.config.step, buffer);
         buffer
             .iter()
             .filter(|&&a| self.coalition[a as usize])

@@ -132,16 +132,26 @@ impl Stakes {
         self.clone()
     }
 
-    /// `balance[0] + ... + balance[k - 1]`.
-    #[cfg(test)]
+    /// `balance[0] + ... + balance[k - 1]` (k clipped to the length), in O(log n).
     pub fn prefix_sum(&self, k: usize) -> u64 {
         let mut k = k.min(self.len());
         let mut sum = 0u64;
         while k > 0 {
+            // A prefix of balances whose total is < 2^63: no overflow.
             sum += self.tree[k - 1];
             k &= k - 1;
         }
         sum
+    }
+
+    /// Keeps accounts `0 .. len` only (no change when `len >= len()`), in O(log n):
+    /// node `i` covers accounts `i & (i + 1) ..= i`, so the nodes below `len` do not
+    /// depend on the accounts removed.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.total = self.prefix_sum(len);
+            self.tree.truncate(len);
+        }
     }
 
     /// Adds `delta` (mod 2^64) to the balance at `account` in the tree only.
@@ -267,25 +277,46 @@ impl Stakes {
             }
         }
     }
+}
 
-    /// The seats `0 .. out.len()` of step `step` of round `round` (PROTOCOL §3).
-    pub fn committee_into(
-        &self,
-        seed: &[u8; HASH_SIZE],
-        round: u64,
-        step: u32,
-        out: &mut [u64],
-    ) -> Result<(), StakeError> {
-        let w = self.total;
-        if w == 0 {
-            return Err(StakeError::ZeroTotal);
-        }
-        for (x, link) in out.iter_mut().zip(VrfChain::new(seed, round, step)) {
-            *x = reduce(&link, w);
-        }
-        self.seats_of(out);
-        Ok(())
+/// A table of balances that sortition draws seats from.
+pub trait Seats {
+    /// W: the sum of all balances.
+    fn total(&self) -> u64;
+
+    /// Replaces each `x < W` in `xs` by the smallest account `j` with
+    /// `balance[0] + ... + balance[j] > x`.
+    fn seats_of(&self, xs: &mut [u64]);
+}
+
+impl Seats for Stakes {
+    fn total(&self) -> u64 {
+        self.total
     }
+
+    fn seats_of(&self, xs: &mut [u64]) {
+        Stakes::seats_of(self, xs);
+    }
+}
+
+/// The seats `0 .. out.len()` of step `step` of round `round` in `table` (PROTOCOL §3):
+/// seat i is the seat of `int_be(VRF_i(r, s)) mod W`.
+pub fn committee_into(
+    table: &impl Seats,
+    seed: &[u8; HASH_SIZE],
+    round: u64,
+    step: u32,
+    out: &mut [u64],
+) -> Result<(), StakeError> {
+    let w = table.total();
+    if w == 0 {
+        return Err(StakeError::ZeroTotal);
+    }
+    for (x, link) in out.iter_mut().zip(VrfChain::new(seed, round, step)) {
+        *x = reduce(&link, w);
+    }
+    table.seats_of(out);
+    Ok(())
 }
 
 /// `int_be(link) mod w` over all 256 bits, by Horner's rule on 64-bit limbs:
@@ -454,7 +485,7 @@ mod tests {
         let t = Stakes::new(vec![0, 0]).unwrap();
         let mut out = [0u64; 3];
         assert_eq!(
-            t.committee_into(&[0; 32], 1, 1, &mut out),
+            committee_into(&t, &[0; 32], 1, 1, &mut out),
             Err(StakeError::ZeroTotal)
         );
     }

@@ -356,6 +356,47 @@ pub fn parse_undo(undo: &[u8]) -> Result<(u64, Vec<UndoEntry>), String> {
     Ok((before, entries))
 }
 
+/// Stored records read in parts (a ledger streams them from its store), then
+/// built into the state at once.
+#[derive(Default)]
+pub struct RecordParts {
+    keys: Vec<Key>,
+    accounts: Vec<Account>,
+}
+
+impl RecordParts {
+    /// Room for `n` more records.
+    pub fn reserve(&mut self, n: usize) {
+        self.keys.reserve_exact(n);
+        self.accounts.reserve_exact(n);
+    }
+
+    /// The records of `records` (whole 56-byte records), the next ids.
+    pub fn add(&mut self, records: &[u8]) -> Result<(), String> {
+        if !records.len().is_multiple_of(RECORD_SIZE) {
+            return Err(format!(
+                "records: {} bytes is not a whole number of {RECORD_SIZE}-byte records",
+                records.len()
+            ));
+        }
+        self.reserve(records.len() / RECORD_SIZE);
+        for r in records.chunks_exact(RECORD_SIZE) {
+            self.keys.push(key_at(r, 0));
+            self.accounts.push(Account {
+                balance: be_u64(r, KEY_SIZE),
+                nonce: be_u64(r, KEY_SIZE + 8),
+                delegate: be_u64(r, KEY_SIZE + 16),
+            });
+        }
+        Ok(())
+    }
+
+    /// The state of every record added, checked like a genesis.
+    pub fn build(self) -> Result<Accounts, String> {
+        Accounts::build(self.keys, self.accounts)
+    }
+}
+
 /// The account state: keys, balances, nonces and delegates by id, and the
 /// index from key to id.
 #[derive(Default, Debug)]
@@ -392,25 +433,11 @@ impl Accounts {
     }
 
     /// From stored records (`pk || balance || nonce || delegate`, each 56 bytes).
+    #[cfg(test)]
     pub fn from_records(records: &[u8]) -> Result<Self, String> {
-        if !records.len().is_multiple_of(RECORD_SIZE) {
-            return Err(format!(
-                "records: {} bytes is not a whole number of {RECORD_SIZE}-byte records",
-                records.len()
-            ));
-        }
-        let n = records.len() / RECORD_SIZE;
-        let mut keys = Vec::with_capacity(n);
-        let mut accounts = Vec::with_capacity(n);
-        for r in records.chunks_exact(RECORD_SIZE) {
-            keys.push(key_at(r, 0));
-            accounts.push(Account {
-                balance: be_u64(r, KEY_SIZE),
-                nonce: be_u64(r, KEY_SIZE + 8),
-                delegate: be_u64(r, KEY_SIZE + 16),
-            });
-        }
-        Self::build(keys, accounts)
+        let mut parts = RecordParts::default();
+        parts.add(records)?;
+        parts.build()
     }
 
     fn build(keys: Vec<Key>, accounts: Vec<Account>) -> Result<Self, String> {
