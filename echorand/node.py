@@ -379,6 +379,7 @@ class Node:
             on_behind=self._on_behind,
             on_fork=self._on_fork,
             fork_start=lambda: self.ledger.rollback_floor + 1,
+            hash_at=self.ledger.hash,
             timeout=cfg.sync_timeout,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -135,12 +135,15 @@ class Syncer:
         on_behind: Callable[[int], None] | None = None,
         on_fork: Callable[[Peer, list[CertifiedBlock]], bool] | None = None,
         fork_start: Callable[[], int] | None = None,
+        hash_at: Callable[[int], bytes | None] | None = None,
         batch: int = MAX_SYNC_BLOCKS,
         timeout: float = 20.0,
     ) -> None:
         """`on_fork(peer, blocks)`: the certified blocks of `peer` from `fork_start()` (the
         first round the node could roll back) to its tip, when it may hold another chain;
-        True when the node follows that chain afterwards, False when it kept its own."""
+        True when the node follows that chain afterwards, False when it kept its own.
+        `hash_at(round)`: the hash of our block of that round, to compare a fetched block
+        that consensus applied meanwhile."""
         if not 1 <= batch <= MAX_SYNC_BLOCKS:
             raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
         if timeout <= 0:
@@ -152,6 +155,7 @@ class Syncer:
         self.on_behind = on_behind
         self.on_fork = on_fork
         self.fork_start = fork_start
+        self.hash_at = hash_at
         self.batch = batch
         self.timeout = timeout
         self.applied = 0
@@ -380,7 +384,12 @@ class Syncer:
         for block, cert in blocks:
             tip = self.tip()
             if block.round <= tip:
-                continue  # applied meanwhile, by consensus
+                # applied meanwhile, by consensus: the same block, or the peer's chain parts
+                # from ours there (compare the chains, as for a block that does not extend)
+                if self.hash_at is not None and self.hash_at(block.round) != block.hash:
+                    self.suspect_fork(peer)
+                    return
+                continue
             if block.round > tip + 1 or not self._check(peer, block, cert):
                 return
             self.applied += 1

@@ -301,6 +301,43 @@ def test_a_node_behind_a_peer_on_another_chain_compares_that_chain() -> None:
     arun(main())
 
 
+def test_a_fetched_block_that_consensus_applied_meanwhile_is_compared() -> None:
+    """The answer to "blocks from round 11" arrives after our consensus committed round 11
+    itself, another block than the peer's: a fork to compare, not a block to skip."""
+    ours = make_fork(CHAIN, 11, 11)
+    ledger = ForkAware(ours[:10])
+
+    async def main() -> None:
+        async def late(req: SyncRequest) -> bytes:
+            if ledger.tip() == 10:
+                ledger.blocks.append(ours[10])  # committed by consensus while we waited
+            served = CHAIN[:11]  # the peer's tip is round 11: nothing after it to part on
+            return framed(SyncResponse(served[req.from_round - 1 : req.from_round - 1 + req.count]))
+
+        fake = await fake_peer(11, late)
+        net = Network(config(2), source=ledger)
+        syncer = Syncer(
+            net,
+            ledger.check_and_apply,
+            tip=ledger.tip,
+            on_fork=ledger.on_fork,
+            fork_start=lambda: 5,
+            hash_at=lambda r: ledger.blocks[r - 1][0].hash if 1 <= r <= ledger.tip() else None,
+        )
+        await net.start()
+        syncer.start()
+        try:
+            net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: ledger.compared, "the fork check", timeout=20.0)
+        finally:
+            await syncer.close()
+            await net.close()
+            fake.close()
+        assert ledger.compared[0] == CHAIN[4:11] and ledger.blocks == ours[:11]
+
+    arun(main())
+
+
 def test_a_node_at_the_tip_of_its_peers_is_caught_up_at_once() -> None:
     async def main() -> None:
         async with (
