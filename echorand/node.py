@@ -1006,11 +1006,18 @@ class Node:
 
     def _reset_mempool(self, returned: Sequence[Transaction]) -> None:
         """After a rollback: a fresh pool on the rolled-back state, with the transactions of
-        the removed blocks and those that were queued (admission checks them again)."""
+        the removed blocks and those that were queued (admission checks them again). The
+        removed blocks' transactions that it admits are relayed: the producers of the chain
+        we switched to may never have seen them."""
         queued = self.mempool.select(len(self.mempool))
         self.mempool = self._new_mempool()
-        if returned or queued:
-            self.mempool.add([*returned, *queued], self.verified)
+        if not returned and not queued:
+            return
+        reasons = self.mempool.add([*returned, *queued], self.verified)
+        back = [tx for tx, why in zip(returned, reasons, strict=False) if why is None]
+        if back and self.net is not None:
+            self.net.broadcast_frames(_tx_frames(back))
+        self.counters["requeued_transactions"] += len(back)
 
     # --- transactions --------------------------------------------------------------
 
@@ -1264,6 +1271,12 @@ class Node:
                 "counter",
                 "tentative blocks removed by rollbacks",
                 self.counters["rolled_back_blocks"],
+            ),
+            Metric(
+                "requeued_transactions_total",
+                "counter",
+                "transactions of rolled-back blocks queued again and relayed",
+                self.counters["requeued_transactions"],
             ),
             Metric(
                 "halted",

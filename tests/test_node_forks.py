@@ -150,6 +150,7 @@ def test_the_node_on_the_losing_chain_switches_and_requeues_its_transactions(
     assert a.halted is None
     # the transfers of the rolled-back block apply on the winning chain: queued again
     assert sorted(tx.id for tx in a.mempool.select(10)) == sorted(returned)
+    assert a.counters["requeued_transactions"] == len(returned) == 2
     a.ledger.check_store()
 
 
