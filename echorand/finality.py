@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from echorand.messages import FINAL_STEP, FinalVote
+from echorand.messages import FINAL_STEP, FinalProof, FinalVote
 from echorand.params import HASH_SIZE, SIGNATURE_SIZE
 from echorand.round import RoundContext
 from echorand.signing import NO_SIGNATURE
@@ -68,6 +68,16 @@ class FinalCertificate:
     def encode(self) -> bytes:
         head = _HEAD.pack(self.round, self.block_hash, len(self.votes))
         return head + b"".join(_VOTE.pack(s, sig) for s, sig in self.votes)
+
+    def proof(self) -> FinalProof:
+        """The `final_proof` message that carries this certificate to a peer."""
+        return FinalProof(
+            self.round, self.block_hash, b"".join(_VOTE.pack(s, sig) for s, sig in self.votes)
+        )
+
+    @classmethod
+    def from_proof(cls, proof: FinalProof) -> FinalCertificate:
+        return cls(proof.round, proof.block_hash, tuple(_VOTE.iter_unpack(proof.votes)))
 
     @classmethod
     def decode(cls, raw: bytes) -> FinalCertificate:
@@ -120,6 +130,22 @@ def final_vote_checks(
     if pk is None:
         return "unknown account"
     return [(pk, msg.signing_bytes(ctx.chain), msg.signature)]
+
+
+def signatures_hold(
+    cert: FinalCertificate,
+    chain: bytes,
+    public_key: PublicKeys,
+    verify_batch: Callable[[Sequence[bytes], Sequence[bytes], Sequence[bytes]], list[bool]],
+) -> bool:
+    """Whether every vote of `cert` is a valid signature of an existing account: the check
+    that needs no committee (so no chain), made before a node rolls back to judge one."""
+    keys = [public_key(signer) for signer, _ in cert.votes]
+    if not cert.votes or any(pk is None for pk in keys):
+        return False
+    body = FinalVote(cert.round, FINAL_STEP, 0, cert.block_hash, NO_SIGNATURE).signing_bytes(chain)
+    sigs = [sig for _, sig in cert.votes]
+    return all(verify_batch(keys, [body] * len(keys), sigs))  # type: ignore[arg-type]
 
 
 def check_final_certificate(

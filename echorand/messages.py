@@ -37,7 +37,8 @@ The whitepaper's messages, in its words:
 
 Network messages, outside the whitepaper: `TxBatch` (0x10, transaction gossip), `Hello`
 (0x20) and `HelloProof` (0x23), the authenticated handshake, `SyncRequest` (0x21) and
-`SyncResponse` (0x22, certified blocks for a node that is behind).
+`SyncResponse` (0x22, certified blocks for a node that is behind), and `FinalProof` (0x24,
+the final votes of a block, sent after a sync answer that reaches it).
 
 On a stream, each message travels as `u32be length || message`; `split_frames` cuts a
 buffer into frames and rejects a length of 0 or over `MAX_FRAME` (the peer is dropped).
@@ -58,6 +59,7 @@ from echorand._native import (
     Block,
     Certificate,
     DecodeError,
+    FinalProof,
     FinalVote,
     GcBlock,
     GcProposal,
@@ -93,7 +95,7 @@ CONSENSUS_TYPES: tuple[type, ...] = (
 )
 """The classes of `ConsensusMessage`, in type-code order."""
 
-NetworkMessage = TxBatch | Hello | HelloProof | SyncRequest | SyncResponse
+NetworkMessage = TxBatch | Hello | HelloProof | SyncRequest | SyncResponse | FinalProof
 """The messages between peers outside consensus."""
 
 Message = ConsensusMessage | NetworkMessage
@@ -121,6 +123,7 @@ __all__ = [
     "Certificate",
     "ConsensusMessage",
     "DecodeError",
+    "FinalProof",
     "FinalVote",
     "GcBlock",
     "GcProposal",

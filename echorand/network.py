@@ -42,6 +42,7 @@ from echorand.gossip import DEFAULT_SEEN, TX_BATCH_CODE, Seen
 from echorand.messages import (
     MAX_FRAME,
     DecodeError,
+    FinalProof,
     Hello,
     Message,
     SyncRequest,
@@ -335,6 +336,7 @@ class SyncClient(Protocol):
     def peer_ready(self, peer: Peer) -> None: ...
     def peer_lost(self, peer: Peer) -> None: ...
     def response(self, peer: Peer, response: SyncResponse) -> None: ...
+    def final_proof(self, peer: Peer, proof: FinalProof) -> None: ...
 
 
 class Network:
@@ -838,6 +840,9 @@ class Network:
                 peer.drop(DropReason.UNSOLICITED_SYNC, "a sync_response, and we are not syncing")
             else:
                 self.syncer.response(peer, msg)
+        elif isinstance(msg, FinalProof):
+            if self.syncer is not None:
+                self.syncer.final_proof(peer, msg)
         else:
             peer.drop(DropReason.BAD_HELLO, f"a {type(msg).__name__} after the handshake")
 
@@ -862,6 +867,14 @@ class Network:
         data = answer(self.source, request, budget, cfg.max_frame)
         self.counters["sync_requests_served"] += 1
         peer.send_encoded(data)
+        count = int.from_bytes(data[1:5], "big")
+        if count and self.source is not None:
+            # The proof that a block of the answer is final: what lets a node on another
+            # chain from below it switch (docs/protocol.md §10).
+            proof = self.source.final_proof(request.from_round, request.from_round + count - 1)
+            if proof is not None and len(proof) <= budget - len(data):
+                peer.send_encoded(proof)
+                self.counters["final_proofs_sent"] += 1
 
 
 def pinned_peers(entries: Iterable[tuple[str, int, bytes | None]]) -> dict[tuple[str, int], bytes]:

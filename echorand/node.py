@@ -66,7 +66,12 @@ from echorand.events import (
     TimerKind,
     ValidateBlock,
 )
-from echorand.finality import FinalCertificate
+from echorand.finality import (
+    FinalCertificate,
+    FinalityError,
+    check_final_certificate,
+    signatures_hold,
+)
 from echorand.genesis import Genesis
 from echorand.gossip import Gossip, Held
 from echorand.keys import LocalKeys, is_sealed_file, load_keypair, load_node_keys
@@ -77,6 +82,7 @@ from echorand.messages import (
     Block,
     Certificate,
     ConsensusMessage,
+    FinalProof,
     GcBlock,
     GcSignature,
     Message,
@@ -153,6 +159,22 @@ def _malicious(reason: str) -> bool:
         return False
 
 
+def _their_final(
+    proof: FinalProof | None, blocks: Sequence[CertifiedBlock]
+) -> FinalCertificate | None:
+    """The final certificate of `proof` when it is for one of `blocks`: not checked yet (it
+    is checked in its round's context on their chain, once applied)."""
+    if proof is None or not blocks:
+        return None
+    at = proof.round - blocks[0][0].round
+    if not 0 <= at < len(blocks) or blocks[at][0].hash != proof.block_hash:
+        return None
+    try:
+        return FinalCertificate.from_proof(proof)
+    except ValueError:
+        return None
+
+
 def _tx_frames(txs: Sequence[Transaction]) -> list[bytes]:
     """`tx_batch` messages of at most MAX_BATCH_TXS transactions."""
     return [TxBatch(txs[i : i + MAX_BATCH_TXS]).encode() for i in range(0, len(txs), MAX_BATCH_TXS)]
@@ -202,6 +224,13 @@ class LedgerView:
         self, from_round: int, count: int, max_bytes: int | None = None
     ) -> list[tuple[bytes, bytes]]:
         return self.ledger.encoded_blocks(from_round, count, max_bytes)
+
+    def final_proof(self, first: int, last: int) -> bytes | None:
+        final = self.ledger.final_round
+        if not first <= final <= last:
+            return None
+        cert = self.ledger.final_certificate(final)
+        return None if cert is None else cert.proof().encode()
 
 
 def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
@@ -857,15 +886,36 @@ class Node:
 
     # --- forks (PROTOCOL §6, docs/protocol.md §10) ----------------------------------
 
-    def _on_fork(self, peer: Peer, blocks: list[CertifiedBlock]) -> bool:
+    def _on_fork(
+        self, peer: Peer, blocks: list[CertifiedBlock], proof: FinalProof | None = None
+    ) -> bool:
         """A peer's certified chain from the first round we could roll back: the fork
         choice against ours. True when we follow that chain afterwards. Nothing the peer
         sent is believed before its certificates pass (`_switch`): keeping ours needs none,
-        and fork evidence is recorded only from checked certificates."""
+        and fork evidence is recorded only from checked certificates. `proof`: the peer's
+        last final block (by default the one it sent, `Syncer.final_of`)."""
         if self.halted is not None:
             return False
+        if proof is None and self.syncer is not None:
+            proof = self.syncer.final_of(peer)
         try:
             plan = forks.plan(self.ledger, blocks)
+            final = _their_final(proof, blocks)
+            if final is not None and not signatures_hold(
+                final, self.genesis.hash, self.view.public_key, self.verifier.verify_batch
+            ):
+                if peer is not None and self.net is not None:
+                    self.net.penalize(
+                        peer, DropReason.BAD_CERTIFICATE, f"final proof {final.round}"
+                    )
+                final = None
+            if (
+                plan is not None
+                and final is not None
+                and final.round >= plan.fork_round > self.ledger.final_round
+            ):
+                # their block after the fork is final, if the proof passes (`_switch`)
+                plan = forks.plan(self.ledger, blocks, final.round)
         except forks.ForkError as e:
             # It parts from ours at or below our last final block: that chain can never reach
             # the final round (or the peer lies). Its owner is the one to switch; we keep ours.
@@ -884,7 +934,8 @@ class Node:
             self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
             return False
         if plan.choice is forks.Choice.THEIRS:
-            return self._switch(plan)
+            proven = final if final is not None and final.round >= plan.fork_round else None
+            return self._switch(plan, proven, peer)
         if self._checked_fork_round(plan):
             final = self.ledger.final_certificate(plan.fork_round)
             if final is not None:
@@ -935,10 +986,16 @@ class Node:
             )
             self._start_consensus()
 
-    def _switch(self, plan: forks.ForkPlan) -> bool:
+    def _switch(
+        self,
+        plan: forks.ForkPlan,
+        final: FinalCertificate | None = None,
+        peer: Peer | None = None,
+    ) -> bool:
         """Roll back to the fork point and apply the other chain, each block checked as sync
-        checks it; if one fails, restore ours. Consensus restarts on the new tip (it abstains
-        in the slots it filled on the old chain)."""
+        checks it, and `final` (the proof that chose it, if the fork choice went by one) in
+        its round's context on that chain; if one fails, restore ours. Consensus restarts on
+        the new tip (it abstains in the slots it filled on the old chain)."""
         self.core = None
         removed = self.ledger.rollback(plan.rollback_to)
         self.counters["rollbacks"] += 1
@@ -947,6 +1004,10 @@ class Node:
         if applied:  # their block of the fork round passed its certificate: evidence
             (_, ours), (theirs_block, theirs) = plan.ours[0], plan.theirs[0]
             self._fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, theirs_block))
+        if applied == len(plan.theirs) and final is not None and not self._proven_final(final):
+            applied = -1
+            if peer is not None and self.net is not None:
+                self.net.penalize(peer, DropReason.BAD_CERTIFICATE, f"final proof {final.round}")
         if applied < len(plan.theirs):
             log.error(
                 "fork at round %d: the other chain failed its checks; ours restored",
@@ -967,6 +1028,21 @@ class Node:
         if self._caught_up.is_set():
             self._start_consensus()
         return applied == len(plan.theirs)
+
+    def _proven_final(self, final: FinalCertificate) -> bool:
+        """Whether `final` proves its block (held now) final in its round's context on our
+        chain; if so the ledger keeps it and its round is final here too."""
+        try:
+            tip = ledger_tip(self.ledger, self.params, final.round - 1)
+            ctx = tip_context(self.params, self.view, tip)
+            check_final_certificate(final, ctx, self.view.public_key, self.verifier.verify_batch)
+            if final.round > self.ledger.final_round:
+                self.ledger.record_final(final)
+        except (FinalityError, LedgerError) as e:
+            log.warning("fork: the final proof of round %d is refused: %s", final.round, e)
+            return False
+        log.info("fork: round %d is final on the chain we switched to", final.round)
+        return True
 
     def _apply_certified(self, blocks: Sequence[CertifiedBlock]) -> int:
         """Apply consecutive certified blocks on the tip, each certificate checked against

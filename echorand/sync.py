@@ -31,6 +31,7 @@ from echorand.messages import (
     MAX_SYNC_BLOCKS,
     Block,
     Certificate,
+    FinalProof,
     SyncRequest,
     SyncResponse,
 )
@@ -74,6 +75,11 @@ class BlockSource(Protocol):
         """The `(block, certificate)` encodings of up to `count` rounds from `from_round`
         on, in round order, stopping before their total passes `max_bytes` (the first
         always included)."""
+        ...
+
+    def final_proof(self, first: int, last: int) -> bytes | None:
+        """The encoded `final_proof` of our last final block when its round is in
+        `first..last` (sent after a sync answer with those blocks), else None."""
         ...
 
 
@@ -168,6 +174,8 @@ class Syncer:
         self._wake = asyncio.Event()
         self._turn = 0
         self._caught_up = False
+        self._finals: dict[Peer, FinalProof] = {}
+        """Each peer's latest `final_proof` (unchecked: the fork choice checks it)."""
         self._suspects: dict[Peer, float] = {}
         """Peers to check for another chain, and when each was last checked."""
         self._task: asyncio.Task[None] | None = None
@@ -222,7 +230,19 @@ class Syncer:
             self._suspects[peer] = -1.0 if last is None else last
             self._kick()
 
+    def final_proof(self, peer: Peer, proof: FinalProof) -> None:
+        """`peer` says its block `proof.round` is final: kept (its latest only) for the next
+        comparison of its chain with ours."""
+        known = self._finals.get(peer)
+        if known is None or proof.round > known.round:
+            self._finals[peer] = proof
+
+    def final_of(self, peer: Peer) -> FinalProof | None:
+        """The latest `final_proof` `peer` sent, if any."""
+        return self._finals.get(peer)
+
     def peer_lost(self, peer: Peer) -> None:
+        self._finals.pop(peer, None)
         self._suspects.pop(peer, None)
         self._claims.pop(peer, None)
         self._cooldown.pop(peer, None)

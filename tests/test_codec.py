@@ -25,6 +25,7 @@ from echorand.messages import (
     Block,
     Certificate,
     DecodeError,
+    FinalProof,
     FinalVote,
     GcBlock,
     GcProposal,
@@ -216,7 +217,12 @@ def sample_messages() -> list[Message]:
             blocks=[(block, sample_cert()), (Block.empty(10, block.hash), empty_cert(10))]
         ),
         HelloProof(signature=b"P" * 64),
+        FinalProof(round=9, block_hash=b"F" * 32, votes=_final_votes(2, 5, 11)),
     ]
+
+
+def _final_votes(*signers: int) -> bytes:
+    return b"".join(s.to_bytes(8, "big") + bytes([s]) * 64 for s in signers)
 
 
 def empty_cert(round: int) -> Certificate:
@@ -533,7 +539,7 @@ def test_from_bytes_wants_its_own_type() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0x21, 0x22, 0x23})
+    "code", sorted(set(range(256)) - {1, 2, 3, 4, 5, 6, 7, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24})
 )
 def test_unknown_message_types_are_rejected(code: int) -> None:
     assert reject(bytes([code]) + bytes(200)) == f"type: unknown message type 0x{code:02x}"

@@ -14,14 +14,16 @@ import pytest
 from _chain import proposed_block
 
 from echorand.config import NodeConfig
+from echorand.consensus import tip_context
 from echorand.crypto import Keypair
 from echorand.devnet import DEVNET_PARAMS
 from echorand.events import TimerFired, TimerKind
 from echorand.finality import FinalCertificate
 from echorand.genesis import create_devnet, node_keys_path
 from echorand.keys import load_node_keys
-from echorand.messages import Block, Certificate, GcSignature, Transaction
-from echorand.node import Node
+from echorand.messages import FINAL_STEP, Block, Certificate, FinalProof, GcSignature, Transaction
+from echorand.node import Node, ledger_tip
+from echorand.signing import sign_final
 from echorand.transactions import transfer
 
 CertifiedBlock = tuple[Block, Certificate]
@@ -186,6 +188,61 @@ def test_a_chain_parting_below_the_last_final_block_is_kept_out(pair: Pair) -> N
     for peer_chain in ([*pair.b.ledger.blocks_range(3, 3)], [*pair.b.ledger.blocks_range(4, 2)]):
         assert a._on_fork(None, peer_chain) is False  # type: ignore[arg-type]
         assert a.halted is None and a.ledger.tip == 4 and a.counters["rollbacks"] == 0
+
+
+def final_proof(pair: Pair, node: Node, round: int, *, forged: bool = False) -> FinalProof:
+    """Every member of the final committee of `round` on `node`'s chain votes its block."""
+    ctx = tip_context(node.params, node.view, ledger_tip(node.ledger, node.params, round - 1))
+    block_hash = node.ledger.hash(round)
+    assert block_hash is not None
+    votes = tuple(
+        (a, sign_final(pair.keypairs[a], pair.chain, round, a, block_hash).signature)
+        for a in sorted(ctx.weights(FINAL_STEP))
+    )
+    if forged:  # one signature of another block
+        votes = ((votes[0][0], bytes(64)), *votes[1:])
+    return FinalCertificate(round, block_hash, votes).proof()
+
+
+def test_a_peers_final_block_wins_the_fork_choice_and_becomes_final_here(pair: Pair) -> None:
+    """b's chain has more non-empty blocks (it wins the whitepaper's rule), but a's block
+    of round 4 is final: b switches, and round 4 is final at b too."""
+    ours, _ = part(pair)
+    b = pair.b
+    proof = final_proof(pair, pair.a, 4)
+    peer_chain = [*pair.a.ledger.blocks_range(b.ledger.rollback_floor + 1, 4)]
+    assert b._on_fork(None, peer_chain) is False  # type: ignore[arg-type]  # no proof: kept
+    assert b._on_fork(None, peer_chain, proof) is True  # type: ignore[arg-type]
+    assert [b.ledger.hash(r) for r in (3, 4)] == [blk.hash for blk, _ in ours]
+    assert b.ledger.tip == 4 and b.ledger.final_round == 4 and b.counters["rollbacks"] == 1
+    assert b.halted is None
+    b.ledger.check_store()
+
+
+def test_a_forged_final_proof_does_not_move_a_node(pair: Pair) -> None:
+    _, theirs = part(pair)
+    b = pair.b
+    proof = final_proof(pair, pair.a, 4, forged=True)
+    peer_chain = [*pair.a.ledger.blocks_range(b.ledger.rollback_floor + 1, 4)]
+    assert b._on_fork(None, peer_chain, proof) is False  # type: ignore[arg-type]
+    assert [b.ledger.hash(r) for r in (3, 4, 5)] == [blk.hash for blk, _ in theirs]
+    assert b.ledger.final_round == 0 and b.halted is None
+    assert b.counters["rollbacks"] == 0  # refused before anything was rolled back
+    b.ledger.check_store()
+
+
+def test_a_final_proof_too_light_on_their_chain_is_refused(pair: Pair) -> None:
+    """Valid signatures, but of too little weight in round 4's final committee on that
+    chain: b rolls back to judge it there, refuses it, and restores its own chain."""
+    _, theirs = part(pair)
+    b = pair.b
+    real = FinalCertificate.from_proof(final_proof(pair, pair.a, 4))
+    proof = FinalCertificate(4, real.block_hash, real.votes[:1]).proof()
+    peer_chain = [*pair.a.ledger.blocks_range(b.ledger.rollback_floor + 1, 4)]
+    assert b._on_fork(None, peer_chain, proof) is False  # type: ignore[arg-type]
+    assert [b.ledger.hash(r) for r in (3, 4, 5)] == [blk.hash for blk, _ in theirs]
+    assert b.ledger.final_round == 0 and b.counters["rollbacks"] == 1
+    b.ledger.check_store()
 
 
 def test_a_valid_certificate_against_a_final_block_halts(pair: Pair) -> None:

@@ -33,6 +33,7 @@ from echorand.messages import (
     NO_LEADER,
     Block,
     Certificate,
+    FinalProof,
     Hello,
     SyncRequest,
     SyncResponse,
@@ -113,6 +114,9 @@ class Ledger:
                 break
             out.append(pair)
         return out
+
+    def final_proof(self, first: int, last: int) -> bytes | None:
+        return None  # no final blocks in these chains
 
     def check_and_apply(self, block: Block, cert: Certificate) -> bool:
         prev = self.blocks[-1][0].hash if self.blocks else GENESIS
@@ -334,6 +338,37 @@ def test_a_fetched_block_that_consensus_applied_meanwhile_is_compared() -> None:
             await net.close()
             fake.close()
         assert ledger.compared[0] == CHAIN[4:11] and ledger.blocks == ours[:11]
+
+    arun(main())
+
+
+class FinalAt(Ledger):
+    """A server whose block `final` is final: its proof follows the answers that reach it."""
+
+    def __init__(self, blocks: Sequence[CertifiedBlock], final: int) -> None:
+        super().__init__(blocks)
+        self.final = final
+
+    def final_proof(self, first: int, last: int) -> bytes | None:
+        if not first <= self.final <= last:
+            return None
+        vote = (1).to_bytes(8, "big") + bytes(64)
+        return FinalProof(self.final, self.blocks[self.final - 1][0].hash, vote).encode()
+
+
+def test_a_sync_answer_that_reaches_a_final_block_is_followed_by_its_proof() -> None:
+    async def main() -> None:
+        async with (
+            Network(config(1), source=FinalAt(CHAIN[:40], final=30)) as server,
+            Client(2, batch=16) as client,  # type: ignore[arg-type]
+        ):
+            client.net.connect("127.0.0.1", server.port)
+            await until(lambda: client.caught_up, "the catch-up")
+            (peer,) = client.net.peers
+            proof = client.syncer.final_of(peer)
+            assert proof is not None and proof.round == 30
+            assert proof.block_hash == CHAIN[29][0].hash
+            assert server.counters["final_proofs_sent"] == 1  # only the answer 17..32 has it
 
     arun(main())
 

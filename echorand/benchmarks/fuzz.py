@@ -28,6 +28,8 @@ from echorand.messages import (
     Block,
     Certificate,
     DecodeError,
+    FinalProof,
+    FinalVote,
     GcBlock,
     GcProposal,
     GcSignature,
@@ -71,6 +73,8 @@ def samples(rng: random.Random) -> list[bytes]:
         HelloProof(b(64)),
         SyncRequest(11, 256),
         SyncResponse([(block, cert), (Block.empty(11, b(32)), empty)]),
+        FinalVote(10, (1 << 32) - 1, 7, b(32), b(64)),
+        FinalProof(10, b(32), b"".join(i.to_bytes(8, "big") + b(64) for i in range(3))),
     ]
     return [encode(m) for m in messages]
 

@@ -125,7 +125,7 @@ pub use cert::Certificate;
 pub use consensus::{
     BbaSignature, BbaSubstitute, FinalVote, GcBlock, GcProposal, GcSignature, GcSubstitute,
 };
-pub use network::{Hello, HelloProof, SyncRequest, SyncResponse, TxBatch};
+pub use network::{FinalProof, Hello, HelloProof, SyncRequest, SyncResponse, TxBatch};
 pub use tx::Transaction;
 
 use wire::{code, DecodeErr, DecodeResult, Frame, FrameData, Put, Reader, MAX_FRAME};
@@ -169,6 +169,7 @@ pub enum Parsed {
     HelloProof(HelloProof),
     SyncRequest(SyncRequest),
     SyncResponse(network::SyncResponseParts),
+    FinalProof(FinalProof),
 }
 
 impl Parsed {
@@ -186,6 +187,7 @@ impl Parsed {
             Parsed::HelloProof(_) => code::HELLO_PROOF,
             Parsed::SyncRequest(_) => code::SYNC_REQUEST,
             Parsed::SyncResponse(_) => code::SYNC_RESPONSE,
+            Parsed::FinalProof(_) => code::FINAL_PROOF,
         }
     }
 
@@ -203,6 +205,7 @@ impl Parsed {
             Parsed::HelloProof(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncRequest(m) => Py::new(py, m)?.into_any(),
             Parsed::SyncResponse(parts) => Py::new(py, parts.into_message(py)?)?.into_any(),
+            Parsed::FinalProof(m) => Py::new(py, m)?.into_any(),
         })
     }
 }
@@ -229,6 +232,7 @@ pub fn parse_message(mut r: Reader<'_>) -> DecodeResult<Parsed> {
         code::HELLO_PROOF => Parsed::HelloProof(HelloProof::parse(r)?),
         code::SYNC_REQUEST => Parsed::SyncRequest(SyncRequest::parse(r)?),
         code::SYNC_RESPONSE => Parsed::SyncResponse(network::SyncResponseParts::parse(r)?),
+        code::FINAL_PROOF => Parsed::FinalProof(FinalProof::parse(r)?),
         other => {
             return Err(DecodeErr::new(format!(
                 "type: unknown message type 0x{other:02x}"
@@ -347,7 +351,8 @@ fn message_bytes<'py>(msg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> 
         Hello,
         HelloProof,
         SyncRequest,
-        SyncResponse
+        SyncResponse,
+        FinalProof
     );
     let name = msg
         .get_type()
@@ -476,6 +481,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Hello>()?;
     m.add_class::<HelloProof>()?;
     m.add_class::<SyncRequest>()?;
+    m.add_class::<FinalProof>()?;
     m.add_class::<SyncResponse>()?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(encode_many, m)?)?;

@@ -6,11 +6,12 @@
 //! sync_request   0x21 from_round u64 || count u32
 //! sync_response  0x22 count u32 || (block || certificate) * count
 //! hello_proof    0x23 signature 64
+//! final_proof    0x24 round u64 || block_hash 32 || count u32 || (signer u64 || signature 64) * count
 //! ```
 
 use std::hash::{Hash, Hasher};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -20,8 +21,8 @@ use super::cert::Certificate;
 use super::pyvalue::{Item, Items};
 use super::tx::TxList;
 use super::wire::{
-    code, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, MAX_BATCH_TXS, MAX_SYNC_BLOCKS, SIG_SIZE,
-    TX_SIZE,
+    code, DecodeErr, DecodeResult, Put, Reader, HASH_SIZE, KEY_SIZE, MAX_BATCH_TXS, MAX_CERT_VOTES,
+    MAX_SYNC_BLOCKS, SIG_SIZE, TX_SIZE,
 };
 use super::{Encode, Wire};
 
@@ -400,5 +401,115 @@ message_methods! {
         Ok(SyncResponse {
             blocks: Items::from_py(blocks, "sync_response.blocks", MAX_SYNC_BLOCKS, certified_from_py)?,
         })
+    }
+}
+
+// ------------------------------------------------------------- final_proof
+
+/// Bytes of one final vote in a `final_proof`: `signer u64 || signature 64`.
+const FINAL_VOTE_SIZE: usize = 8 + SIG_SIZE;
+
+/// `final_proof`: the final votes (weight above `t_f`) that make block `block_hash` of
+/// `round` final (PROTOCOL §6), sent to a peer found on a chain that parts below it.
+/// Signers strictly ascending, at most `MAX_CERT_VOTES`: one encoding per proof.
+#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct FinalProof {
+    round: u64,
+    block_hash: [u8; HASH_SIZE],
+    votes: Vec<u8>,
+}
+
+/// Why `votes` (`(signer u64 || signature 64) * n`) is not a canonical list, if it is not.
+fn final_votes_problem(votes: &[u8]) -> Option<String> {
+    let mut last: Option<u64> = None;
+    for (i, vote) in votes.chunks_exact(FINAL_VOTE_SIZE).enumerate() {
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&vote[..8]);
+        let signer = u64::from_be_bytes(id);
+        if last.is_some_and(|prev| signer <= prev) {
+            return Some(format!(
+                "final_proof.votes[{i}]: signer {signer} not above the one before"
+            ));
+        }
+        last = Some(signer);
+    }
+    None
+}
+
+impl FinalProof {
+    pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        let round = r.u64("final_proof.round")?;
+        let block_hash = r.array("final_proof.block_hash")?;
+        let count = r.count("final_proof.count", MAX_CERT_VOTES)?;
+        let votes = r
+            .take(count * FINAL_VOTE_SIZE, "final_proof.votes")?
+            .to_vec();
+        if let Some(problem) = final_votes_problem(&votes) {
+            return Err(DecodeErr::new(problem));
+        }
+        Ok(FinalProof {
+            round,
+            block_hash,
+            votes,
+        })
+    }
+}
+
+impl Encode for FinalProof {
+    fn encoded_len(&self) -> usize {
+        1 + 8 + HASH_SIZE + 4 + self.votes.len()
+    }
+
+    fn write<P: Put>(&self, out: &mut P) {
+        out.put_u8(Self::CODE);
+        out.put_u64(self.round);
+        out.put(&self.block_hash);
+        out.put_u32((self.votes.len() / FINAL_VOTE_SIZE) as u32);
+        out.put(&self.votes);
+    }
+}
+
+impl Wire for FinalProof {
+    const CODE: u8 = code::FINAL_PROOF;
+}
+
+message_methods! {
+    FinalProof;
+    fields(m) {
+        round: m.round,
+        block_hash: m.block_hash,
+        /// `(signer u64be || signature 64) * n`, signers strictly ascending.
+        votes: m.votes.as_slice(),
+    }
+
+    #[new]
+    #[pyo3(signature = (round, block_hash, votes))]
+    fn py_new(
+        round: &Bound<'_, PyAny>,
+        block_hash: &Bound<'_, PyAny>,
+        votes: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let votes = args::bytes_like(votes, "final_proof.votes")?.into_owned();
+        if votes.len() % FINAL_VOTE_SIZE != 0 || votes.len() / FINAL_VOTE_SIZE > MAX_CERT_VOTES {
+            return Err(PyValueError::new_err(format!(
+                "final_proof.votes: {} bytes is not a whole number of {FINAL_VOTE_SIZE}-byte \
+                 votes, at most {MAX_CERT_VOTES}",
+                votes.len()
+            )));
+        }
+        if let Some(problem) = final_votes_problem(&votes) {
+            return Err(PyValueError::new_err(problem));
+        }
+        Ok(FinalProof {
+            round: args::u64_arg(round, "final_proof.round")?,
+            block_hash: args::fixed(block_hash, "final_proof.block_hash")?,
+            votes,
+        })
+    }
+
+    #[getter]
+    fn vote_count(&self) -> usize {
+        self.votes.len() / FINAL_VOTE_SIZE
     }
 }

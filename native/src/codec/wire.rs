@@ -48,6 +48,7 @@ pub mod code {
     pub const SYNC_REQUEST: u8 = 0x21;
     pub const SYNC_RESPONSE: u8 = 0x22;
     pub const HELLO_PROOF: u8 = 0x23;
+    pub const FINAL_PROOF: u8 = 0x24;
 }
 
 /// Signing domains: every signed payload is `tag || 0x00 || body`.
