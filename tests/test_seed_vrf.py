@@ -16,6 +16,8 @@ from _chain import certificate, proposed_block
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 from test_round import certificate_for
 
+from echorand import vrf
+from echorand._native import GrindingStudy
 from echorand.certificate import SeedProofError, check_certificate
 from echorand.config import NodeConfig
 from echorand.crypto import Keypair
@@ -25,8 +27,9 @@ from echorand.keys import load_node_keys
 from echorand.ledger import Ledger, LedgerError
 from echorand.messages import Block
 from echorand.node import Node
-from echorand.seeds import seed_credential, seed_signing_bytes
+from echorand.seeds import next_seed, seed_credential, seed_signing_bytes
 from echorand.signing import NO_SIGNATURE
+from echorand.sortition import StakeTable
 
 VRF_PARAMS = replace(PARAMS, seed_mode="vrf")
 
@@ -202,3 +205,27 @@ def test_the_ledger_keeps_the_vrf_seed_chain_and_refuses_the_other_kind(tmp_path
         beta = model.verify(keypairs[3].public_key, payload, proved.seed_sig or b"")
         assert beta is not None
         assert ledger.tip_seed == hashlib.sha256(beta + (2).to_bytes(8, "big")).digest()
+
+
+def test_the_grinding_study_under_vrf_follows_the_protocols_seed_chain() -> None:
+    """`echorand sim grinding --seed-kind vrf` measures the rule the chain runs: each Q[r]
+    of its trace is `next_seed` of the leader's proof over the seed payload."""
+    secrets = [hashlib.sha256(b"study %d" % i).digest() for i in range(6)]
+    genesis_hash, q = hashlib.sha256(b"study chain").digest(), hashlib.sha256(b"q0").digest()
+    study = GrindingStudy(
+        StakeTable([100, 200, 300, 400, 500, 600]),
+        [],
+        b"".join(secrets),
+        kind="vrf",
+        candidates=1,
+        objective="lead",
+        step=2,
+        seats=10,
+        genesis_hash=genesis_hash,
+        seed=q,
+    )
+    for r, (leader, beta, seed) in enumerate(study.trace(5), start=1):
+        proof = vrf.prove(secrets[leader], seed_signing_bytes(genesis_hash, q, r))
+        assert vrf.proof_to_hash(proof) == beta
+        assert seed == next_seed(q, r, proof)
+        q = seed
