@@ -523,3 +523,54 @@ value_methods! {
         Encode::py_bytes(self, py)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposed(seed: Seed) -> Block {
+        let p = Proposed {
+            producer: 7,
+            seed,
+            payload_hash: payload_hash(&TxList::empty(), None),
+            signature: [3; SIG_SIZE],
+        };
+        Block::new(5, [1; HASH_SIZE], Some(p), TxList::empty(), None)
+    }
+
+    fn encoded(block: &Block) -> Vec<u8> {
+        let mut out = Vec::with_capacity(block.encoded_len());
+        block.write(&mut out);
+        assert_eq!(out.len(), block.encoded_len());
+        out
+    }
+
+    #[test]
+    fn a_vrf_seed_is_kind_2_with_80_bytes_and_round_trips() {
+        let vrf = proposed(Seed::Vrf([9; VRF_PROOF_SIZE]));
+        let sig = proposed(Seed::Signature([9; SIG_SIZE]));
+        let (v, s) = (encoded(&vrf), encoded(&sig));
+        assert_eq!((v[0], s[0]), (PROPOSED_VRF, PROPOSED));
+        assert_eq!(v.len(), s.len() + VRF_PROOF_SIZE - SIG_SIZE);
+        assert_eq!(
+            &v[1 + 8 + HASH_SIZE + 8..][..VRF_PROOF_SIZE],
+            &[9; VRF_PROOF_SIZE]
+        );
+        match Block::parse(&mut Reader::new(&v)) {
+            Ok(parsed) => assert!(parsed == vrf && parsed.hash == vrf.hash),
+            Err(e) => panic!("does not decode: {}", e.text()),
+        }
+        assert!(vrf.hash != sig.hash);
+    }
+
+    #[test]
+    fn a_seed_field_of_the_other_kind_does_not_decode() {
+        // kind 0 over an 80-byte field reads 16 proof bytes as the payload hash
+        let mut v = encoded(&proposed(Seed::Vrf([9; VRF_PROOF_SIZE])));
+        v[0] = PROPOSED;
+        assert!(Block::parse(&mut Reader::new(&v)).is_err());
+        let mut s = encoded(&proposed(Seed::Signature([9; SIG_SIZE])));
+        s[0] = PROPOSED_VRF;
+        assert!(Block::parse(&mut Reader::new(&s)).is_err());
+    }
+}
