@@ -42,6 +42,7 @@ def test_no_fork_with_vrf_seeds_and_30_percent_byzantine_stake(behaviour: str, s
     assert result.committed == 3
     proposed = [block for chain in result.chains for block, _ in chain if not block.is_empty]
     assert proposed and all(len(block.seed_sig or b"") == 80 for block in proposed)
+    assert result.summary()["seed_mode"] == "vrf"
 
 
 @pytest.mark.parametrize("seed", range(1, 4))

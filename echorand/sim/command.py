@@ -332,6 +332,7 @@ def _print_table(result: SimResult) -> None:
         ("byzantine stake", f"{s['byzantine_stake']:.1%} ({s['behaviour']})"),
         ("online stake", f"{s['online_stake']:.1%} (offline: {s['offline']})"),
         ("proposers", str(s["proposers"])),
+        ("seed mode", str(s["seed_mode"])),
         ("rounds committed", f"{s['committed']} of {s['rounds']}"),
         ("empty blocks", str(s["empty_blocks"])),
         ("final blocks", str(s["final_blocks"])),

@@ -139,6 +139,7 @@ class SimResult:
             "seed": c.seed,
             "behaviour": c.behaviour,
             "proposers": c.proposers,
+            "seed_mode": c.seed_mode,
             "byzantine_stake": round(self.byzantine_stake, 4),
             "online_stake": round(self.online_stake, 4),
             "offline": c.offline,
