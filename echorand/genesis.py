@@ -99,7 +99,7 @@ __all__ = [
 ]
 
 GENESIS_FORMAT = 3
-"""The newest genesis format this code reads and writes (`genesis_format`)."""
+"""The newest genesis format this code reads and writes (`Genesis.format` is a genesis's own)."""
 _FORMATS = (2, GENESIS_FORMAT)
 GENESIS_TAG = b"echorand/genesis"
 DEVNET_Q0_TAG = b"echorand/devnet-q0"
