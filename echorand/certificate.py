@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from echorand.messages import Block, Certificate
 from echorand.round import RoundContext
-from echorand.seeds import seed_signing_bytes
+from echorand.seeds import VRF, proof_problem, seed_signing_bytes
 from echorand.tally import Value
 
 if TYPE_CHECKING:
@@ -34,6 +34,11 @@ SignatureCheck = tuple[bytes, bytes, bytes]
 
 class CertificateError(ValueError):
     """A certificate that does not prove its block; the message says why."""
+
+
+class SeedProofError(CertificateError):
+    """A proposed block whose seed credential is not of the genesis's kind, or whose VRF
+    proof does not verify (`echorand.seeds`)."""
 
 
 def decides(step: int, b: int) -> bool:
@@ -75,7 +80,7 @@ def check_certificate(
     Checked against the sortition of that round: a non-empty block's producer
     is in A_1 (under the proposer policy of the genesis), then the votes
     (`vote_checks`), and every signature verifies (one batch): the votes', and
-    a proposed block's own (`block_checks`: the seed signature, which chooses
+    a proposed block's own (`block_checks`: the seed credential, which chooses
     Q[r], the block signature and the certificate it carries), exactly as the
     live path checks a `gc_block`. `ctx.previous` must be given when the
     block carries CERT_{r-1}.
@@ -87,7 +92,8 @@ def check_certificate(
         checks += block_checks(block, ctx, public_key)
     answers = verifier.verify_batch(*(list(column) for column in zip(*checks, strict=True)))
     if not all(answers[votes:]):
-        raise CertificateError(f"block: {_bad_block_signatures(answers[votes:])}")
+        vrf = ctx.params.seed_mode == VRF
+        raise CertificateError(f"block: {_bad_block_signatures(answers[votes:], vrf)}")
     if not all(answers[:votes]):
         names = [*cert.signers, *cert.principals]
         bad = [name for name, ok in zip(names, answers[:votes], strict=True) if not ok]
@@ -101,21 +107,32 @@ def block_checks(
     hold: its producer's seed signature S over Q[r-1] (which chooses Q[r], PROTOCOL §4), its
     block signature, then (unless not `carried`: the live path verifies them in a second
     stage) the votes of the CERT_{r-1} it carries (`carried_checks`). The live path
-    (`echorand.validate`) and sync (`check_certificate`) ask the same."""
+    (`echorand.validate`) and sync (`check_certificate`) ask the same.
+
+    Under a `vrf` genesis the seed credential is a VRF proof, verified here (it is not an
+    Ed25519 equation, so it joins no batch): `SeedProofError` when it is not a proof or does
+    not verify, and the list starts with the block signature."""
     assert block.producer is not None and block.seed_sig is not None
     assert block.signature is not None
     pk = public_key(block.producer)
     if pk is None:
         raise CertificateError(f"block: producer {block.producer} has no account")
+    mode = ctx.params.seed_mode
+    problem = proof_problem(mode, pk, ctx.chain, ctx.seed, ctx.round, block.seed_sig)
+    if problem is not None:
+        raise SeedProofError(f"block: {problem}")
     votes = carried_checks(block, ctx, public_key) if carried else []
+    own = (pk, block.signing_bytes(ctx.chain), block.signature)
+    if mode == VRF:
+        return [own, *votes]
     seed = (pk, seed_signing_bytes(ctx.chain, ctx.seed, ctx.round), block.seed_sig)
-    return [seed, (pk, block.signing_bytes(ctx.chain), block.signature), *votes]
+    return [seed, own, *votes]
 
 
-def _bad_block_signatures(answers: Sequence[bool]) -> str:
-    names = ("seed signature", "block signature")
-    bad = [name for name, ok in zip(names, answers[:2], strict=False) if not ok]
-    if not all(answers[2:]):
+def _bad_block_signatures(answers: Sequence[bool], vrf: bool) -> str:
+    names = ("block signature",) if vrf else ("seed signature", "block signature")
+    bad = [name for name, ok in zip(names, answers, strict=False) if not ok]
+    if not all(answers[len(names) :]):
         bad.append("carried certificate")
     return "bad " + ", ".join(bad)
 

@@ -53,7 +53,7 @@ from echorand.messages import (
 )
 from echorand.params import Params
 from echorand.proposers import next_authors, policy_for
-from echorand.round import Delegates, PayloadSource, Round, RoundContext, Signer
+from echorand.round import Delegates, Leader, PayloadSource, Round, RoundContext
 from echorand.seeds import next_seed
 from echorand.signed import SignedLog
 from echorand.sortition import StakeTable
@@ -193,7 +193,7 @@ class Consensus:
     def __init__(
         self,
         params: Params,
-        keys: Mapping[int, Signer],
+        keys: Mapping[int, Leader],
         ledger: Ledger,
         verifier: Verifier,
         tip: Tip,

@@ -48,7 +48,7 @@ from echorand.genesis import (
 )
 from echorand.keys import write_keypair
 from echorand.mempool import MEMPOOL_FULL, SENDER_LIMIT
-from echorand.params import TX_TAG, Params, Rewards
+from echorand.params import SEED_MODES, TX_TAG, Params, Rewards
 from echorand.security import analyse
 from echorand.stats import percentile
 from echorand.transactions import NONCE_TOO_HIGH, devnet_seeds
@@ -765,6 +765,12 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-c", type=int, default=p.n_c, help="N_c: verifier seats")
     parser.add_argument("--lam-ms", type=int, default=p.lam_ms, help="lambda, in ms")
     parser.add_argument("--big-lam-ms", type=int, default=p.big_lam_ms, help="Lambda, in ms")
+    parser.add_argument(
+        "--seed-mode",
+        choices=SEED_MODES,
+        default=p.seed_mode,
+        help="the leader's seed credential: an Ed25519 signature or an RFC 9381 VRF proof",
+    )
     add_reward_arguments(parser, p.rewards)
     parser.add_argument("--dir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--no-fsync", action="store_true", help="no fsync at each commit")
@@ -786,6 +792,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         big_lam_ms=args.big_lam_ms,
         rewards=rewards_from_args(args),
         insecure_committee=True,
+        seed_mode=args.seed_mode,
     )
     return DevnetOptions(
         nodes=args.nodes,

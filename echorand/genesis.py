@@ -11,13 +11,14 @@ A genesis is a directory:
 
 The genesis hash is `H("echorand/genesis" || 0x00 || encoding)` with
 
-    encoding = u8(2) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
+    encoding = u8(format) || u16be(len(name)) || name || Q[0] || u32be(n_g) || u32be(n_c)
                || u32be(t_h) || u32be(k) || u32be(lam_ms) || u32be(big_lam_ms)
                || u8(proposer policy) || u32be(validators) || u8(fallback)
                || u64be(floor) || u64be(ceiling) || u32be(window) || u8(decay)
                || u8(producer_share)
                || u32be(max_step) || u32be(t_f) || u32be(f numerator) || u32be(f denominator)
                || u8(insecure_committee)
+               || [u8(seed mode), format 3 only]
                || u64be(n) || H(accounts.bin)
 
 Format 2 is PROTOCOL revision 2: it adds the bounded committees (`max_step`), the
@@ -26,6 +27,13 @@ against (`"f": "1/5"` in genesis.json) and the `insecure_committee` waiver. A ge
 is refused unless its committees pass the check of `echorand.security` (every failure
 probability at most 2^-80), or it says `insecure_committee`; genesis.json records the
 computed probabilities under `security` (informational: recomputed on load).
+
+Format 3 is format 2 with the seed mode (`params.seed_mode`, docs/protocol.md §4): the
+leader's seed credential is an Ed25519 signature ("signature", 0) or an RFC 9381 VRF
+proof ("vrf", 1). A genesis's format is the lowest that expresses it: 2 with the
+"signature" mode (so every format-2 genesis keeps its hash, and a file without
+`seed_mode` means "signature"), 3 otherwise; a genesis.json whose `format` is not that
+one is refused, so each genesis has one encoding and one hash.
 
 where the proposer policy is its index in `PROPOSER_POLICIES` (0 sortition,
 1 round-robin, 2 round-robin-seeded: docs/protocol.md §14) and `fallback` is
@@ -70,7 +78,7 @@ from echorand._native import (
     valid_account_keys,
 )
 from echorand.keys import NodeKeys, write_node_keys
-from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, Params, Rewards
+from echorand.params import HASH_SIZE, KEY_SIZE, PROPOSER_POLICIES, SEED_MODES, Params, Rewards
 from echorand.security import CommitteeSecurity, analyse, log2, scientific
 
 __all__ = [
@@ -90,7 +98,9 @@ __all__ = [
     "run_genesis",
 ]
 
-GENESIS_FORMAT = 2
+GENESIS_FORMAT = 3
+"""The newest genesis format this code reads and writes (`Genesis.format` is a genesis's own)."""
+_FORMATS = (2, GENESIS_FORMAT)
 GENESIS_TAG = b"echorand/genesis"
 DEVNET_Q0_TAG = b"echorand/devnet-q0"
 GENESIS_FILE = "genesis.json"
@@ -106,6 +116,7 @@ _REVISION_2_PARAMS = ("max_step", "t_f")
 """u32 parameters of format 2, encoded after the rewards."""
 _POLICY_PARAMS = ("proposer_policy", "validators", "fallback", "rewards")
 _SECURITY_PARAMS = ("f", "insecure_committee")
+_FORMAT_3_PARAMS = ("seed_mode",)
 _REWARD_FIELDS = tuple(f.name for f in fields(Rewards))
 
 
@@ -208,13 +219,19 @@ class Genesis:
         except ValueError as e:
             raise GenesisError(f"accounts: {e}") from None
 
+    @property
+    def format(self) -> int:
+        """The genesis format: 2 under the "signature" seed mode, 3 under "vrf"."""
+        return 2 if self.params.seed_mode == SEED_MODES[0] else 3
+
     def encoding(self) -> bytes:
         """What the genesis hash is taken of (after its tag)."""
         name = self.name.encode("ascii")
         p = self.params
+        mode = SEED_MODES.index(p.seed_mode).to_bytes(1, "big") if self.format >= 3 else b""
         return b"".join(
             [
-                GENESIS_FORMAT.to_bytes(1, "big"),
+                self.format.to_bytes(1, "big"),
                 len(name).to_bytes(2, "big"),
                 name,
                 self.seed,
@@ -227,6 +244,7 @@ class Genesis:
                 p.f.numerator.to_bytes(4, "big"),
                 p.f.denominator.to_bytes(4, "big"),
                 int(p.insecure_committee).to_bytes(1, "big"),
+                mode,
                 self.count.to_bytes(8, "big"),
                 self.accounts_digest,
             ]
@@ -235,7 +253,7 @@ class Genesis:
     def to_json(self) -> dict[str, object]:
         """The contents of genesis.json."""
         return {
-            "format": GENESIS_FORMAT,
+            "format": self.format,
             "name": self.name,
             "hash": self.hash.hex(),
             "seed": self.seed.hex(),
@@ -248,6 +266,7 @@ class Genesis:
                 **{n: getattr(self.params, n) for n in _REVISION_2_PARAMS},
                 "f": str(self.params.f),
                 "insecure_committee": self.params.insecure_committee,
+                **({"seed_mode": self.params.seed_mode} if self.format >= 3 else {}),
             },
             "security": self.security().to_json(),
             "accounts": {
@@ -437,12 +456,20 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
             "1 predates PROTOCOL revision 2 (signatures bound to the genesis hash, bounded"
             " committees); make a new genesis",
         )
-    top.int("format", GENESIS_FORMAT, GENESIS_FORMAT)
+    form = top.int("format", _FORMATS[0], _FORMATS[-1])
     name = top.str("name")
     seed = top.hex("seed", HASH_SIZE)
     expected_hash = top.hex("hash", HASH_SIZE)
     p = top.object("params")
-    p.only({*_U32_PARAMS, *_POLICY_PARAMS, *_REVISION_2_PARAMS, *_SECURITY_PARAMS})
+    p.only(
+        {
+            *_U32_PARAMS,
+            *_POLICY_PARAMS,
+            *_REVISION_2_PARAMS,
+            *_SECURITY_PARAMS,
+            *(_FORMAT_3_PARAMS if form >= 3 else ()),
+        }
+    )
     values: dict[str, object] = {
         n: p.int(n, 0, 2**32 - 1) for n in (*_U32_PARAMS, *_REVISION_2_PARAMS)
     }
@@ -451,6 +478,7 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     values["proposer_policy"] = p.choice("proposer_policy", PROPOSER_POLICIES, "sortition")
     values["validators"] = p.int("validators", 0, 2**32 - 1) if "validators" in p.doc else 0
     values["fallback"] = p.bool("fallback", False)
+    values["seed_mode"] = p.choice("seed_mode", SEED_MODES, SEED_MODES[0])
     values["rewards"] = _rewards(p)
     try:
         params = Params(**values)
@@ -477,6 +505,11 @@ def _from_json(doc: dict[str, object], directory: Path) -> Genesis:
     _check_digest(path, genesis.accounts_digest, digest)
     if genesis.total != total:
         raise a.error("total", f"{total} does not match {ACCOUNTS_FILE} ({genesis.total})")
+    if genesis.format != form:
+        raise top.error(
+            "format",
+            f"{form}, but a genesis with seed_mode {params.seed_mode!r} is format {genesis.format}",
+        )
     if genesis.hash != expected_hash:
         raise top.error("hash", f"does not match the genesis (computed {genesis.hash.hex()})")
     return genesis
@@ -640,6 +673,13 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fallback", action="store_true", help="turn on the automatic fallback (delegation)"
     )
+    parser.add_argument(
+        "--seed-mode",
+        choices=SEED_MODES,
+        default=defaults.seed_mode,
+        help="the leader's seed credential: an Ed25519 signature, or an RFC 9381 VRF proof "
+        "that a leader cannot grind (genesis format 3)",
+    )
     add_reward_arguments(parser, defaults.rewards)
 
 
@@ -677,6 +717,7 @@ def params_from_args(args: argparse.Namespace) -> Params:
         t_f=-1 if args.t_f is None else args.t_f,
         f=args.adversary,
         insecure_committee=args.insecure_committee,
+        seed_mode=args.seed_mode,
     )
 
 

@@ -57,7 +57,7 @@ from echorand.genesis import SUPPLY_LIMIT, Genesis
 from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
 from echorand.messages import MAX_SYNC_BLOCKS, NO_LEADER
 from echorand.params import KEY_SIZE
-from echorand.seeds import next_seed
+from echorand.seeds import credential_size, next_seed
 from echorand.signed import Signed, round_key, slot, slot_key
 from echorand.sortition import StakeTable, stake_round
 
@@ -358,7 +358,10 @@ class Ledger:
         except ValueError as e:
             raise LedgerError(f"block {r}: {e}") from None
         minted = self._minted + changes.minted
-        seed = next_seed(self._tip_seed, r, block.seed_sig)
+        try:
+            seed = next_seed(self._tip_seed, r, block.seed_sig)
+        except ValueError as e:  # a VRF proof that does not decode (never one that verified)
+            raise LedgerError(f"block {r}: seed: {e}") from None
         key = _u64(r)
         db = self._db
         records = changes.records()
@@ -450,6 +453,20 @@ class Ledger:
                 f"block {r}: the certificate is for value ({certificate.block_hash.hex()},"
                 f" {certificate.leader}) with b={certificate.b}, not this block"
                 f" ({block.hash.hex()}, {block.producer})"
+            )
+        else:
+            self._check_seed_kind(block, r)
+
+    def _check_seed_kind(self, block: Block, r: int) -> None:
+        """A proposed block's seed credential is of the genesis's `seed_mode` (the seed chain
+        takes Q[r] from it; its proof is verified by whoever checked the certificate)."""
+        mode = self._genesis.params.seed_mode
+        credential = block.seed_sig
+        assert credential is not None
+        if len(credential) != credential_size(mode):
+            raise LedgerError(
+                f"block {r}: a {len(credential)}-byte seed credential; the genesis's seed mode"
+                f" {mode!r} needs {credential_size(mode)} bytes"
             )
 
     # --- final blocks and rollback (PROTOCOL §6) -----------------------------------

@@ -15,7 +15,7 @@ The whitepaper's messages, in its words:
   sender's signature covers the block through its hash (`block.hash`).
 - `GcSignature` (`gc_signature`, 0x02) -- "sent during step 1": the producer's seed
   signature `rand = sig(Q_{r-1})` and its block hash, `{r, id_1, sig(Q_{r-1}), H(B_r)}`,
-  with the previous block hash.
+  with the previous block hash. Not used under a `vrf` genesis (its `rand` is a signature).
 - `GcProposal` (`gc_proposal`, 0x03) -- "Selection of a Leader and a Block", sent in steps 2
   and 3: a verifier's value `v = {block_hash, leader}` (the empty value is a zero hash and
   leader 0).
@@ -32,7 +32,9 @@ The whitepaper's messages, in its words:
 - `Certificate` -- `CERT_r`, "a B_r block certificate formed out of a set of bba_signature
   messages": the `cert_sig` votes of the deciding step, signers strictly ascending.
 - `Block` -- `B_r`, "a block created in round r": a producer's proposed block with its seed
-  signature `seed_sig` and payload `PAY_r`, or `Block.empty(r, prev_hash)`, the empty block.
+  credential `seed_sig` (a 64-byte signature, or under a `vrf` genesis an 80-byte VRF proof:
+  block kind 0x02, `echorand.seeds`) and payload `PAY_r`, or `Block.empty(r, prev_hash)`, the
+  empty block.
 - `Transaction` -- one entry of `PAY_r`: a transfer (kind 0) or a delegation (kind 1).
 
 Network messages, outside the whitepaper: `TxBatch` (0x10, transaction gossip), `Hello`

@@ -25,6 +25,11 @@ HASH_SIZE = 32
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 
+SEED_MODES = ("signature", "vrf")
+"""What a leader's seed credential is (PROTOCOL §4, docs/protocol.md §4): an Ed25519 signature
+of Q[r-1], which the leader can grind, or an RFC 9381 VRF proof (`echorand.vrf`), which it
+cannot."""
+
 PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
 """Who produces in step 1 (`echorand.proposers`): A_1 by stake, or the permissioned order of
 PROTOCOL §7 over a fixed validator set (plain, or seeded by Q[r-1])."""
@@ -121,6 +126,9 @@ class Params:
     """t_f: a block is final with `echorand/final` weight > t_f (default floor(0.74 * N_c))."""
     insecure_committee: bool = False
     """The genesis waives the committee security check (PROTOCOL §5): devnets and tests."""
+    seed_mode: str = "signature"
+    """One of SEED_MODES: the leader's seed credential is a signature or a VRF proof
+    (`echorand.seeds`); the issue's `seed` flag (genesis.json's top-level `seed` is Q[0])."""
 
     def __post_init__(self) -> None:
         if self.t_h < 0:
@@ -148,6 +156,10 @@ class Params:
             raise ValueError(f"f must be a fraction in [0, 1) with a u32 denominator, got {self.f}")
         if self.lam_ms <= 0 or self.big_lam_ms <= 0:
             raise ValueError("lam_ms and big_lam_ms must be positive")
+        if self.seed_mode not in SEED_MODES:
+            raise ValueError(
+                f"seed_mode must be one of {', '.join(SEED_MODES)}, got {self.seed_mode!r}"
+            )
         self._check_proposers()
 
     def _check_proposers(self) -> None:

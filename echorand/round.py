@@ -41,9 +41,10 @@ from echorand.messages import (
 )
 from echorand.params import Params
 from echorand.proposers import policy_for
+from echorand.seeds import VRF
 from echorand.signed import SignedLog, Slot
 from echorand.signing import (
-    Signer,
+    Leader,
     sign_block,
     sign_final,
     sign_gc_block,
@@ -245,7 +246,7 @@ class Round:
     def __init__(
         self,
         ctx: RoundContext,
-        keys: Mapping[int, Signer],
+        keys: Mapping[int, Leader],
         start_ms: int,
         payload: PayloadSource,
         signed: SignedLog | None = None,
@@ -425,17 +426,29 @@ class Round:
 
         def make_block() -> GcBlock:
             txs = self.payload(r)
-            block = sign_block(key, chain, r, ctx.prev_hash, producer, ctx.seed, txs, ctx.carried)
+            block = sign_block(
+                key,
+                chain,
+                r,
+                ctx.prev_hash,
+                producer,
+                ctx.seed,
+                txs,
+                ctx.carried,
+                seed_mode=ctx.params.seed_mode,
+            )
             return sign_gc_block(key, chain, producer, block)
 
         gc_block = self._own((r, 1, GcBlock.CODE, producer, producer), make_block)
         if gc_block is None:
             return
         block = gc_block.block
-        gc_sig = self._own(
-            (r, 1, GcSignature.CODE, producer, producer),
-            lambda: sign_gc_signature(key, chain, producer, block),
-        )
+        gc_sig = None
+        if ctx.params.seed_mode != VRF:  # its `rand` holds a signature, not a proof
+            gc_sig = self._own(
+                (r, 1, GcSignature.CODE, producer, producer),
+                lambda: sign_gc_signature(key, chain, producer, block),
+            )
         self.gc.add_block(producer, priority, block)
         self.gc.set_valid(block.hash, True)
         self._send(gc_block)

@@ -23,7 +23,7 @@ from echorand.messages import (
     Transaction,
 )
 from echorand.params import SIGNATURE_SIZE
-from echorand.seeds import seed_signing_bytes
+from echorand.seeds import seed_credential
 from echorand.tally import Value
 
 NO_SIGNATURE = bytes(SIGNATURE_SIZE)
@@ -39,8 +39,15 @@ class Signer(Protocol):
     def sign(self, payload: bytes) -> bytes: ...
 
 
+class Leader(Signer, Protocol):
+    """A producer's key: it signs, and under a `vrf` genesis it proves with its seed."""
+
+    @property
+    def seed(self) -> bytes: ...
+
+
 def sign_block(
-    key: Signer,
+    key: Leader,
     chain: bytes,
     round: int,
     prev_hash: bytes,
@@ -48,10 +55,13 @@ def sign_block(
     prev_seed: bytes,
     transactions: Sequence[Transaction],
     prev_cert: Certificate | None = None,
+    *,
+    seed_mode: str = "signature",
 ) -> Block:
-    """B_r by `producer`, with its seed signature S = sig(Q[r-1]) and block signature,
-    carrying CERT_{r-1} when block r-1 is a proposed block (docs/protocol.md §16)."""
-    seed_sig = key.sign(seed_signing_bytes(chain, prev_seed, round))
+    """B_r by `producer`, with its seed credential over Q[r-1] (a signature, or a VRF proof
+    when `seed_mode` is "vrf": `echorand.seeds`) and block signature, carrying CERT_{r-1}
+    when block r-1 is a proposed block (docs/protocol.md §16)."""
+    seed_sig = seed_credential(key, seed_mode, chain, prev_seed, round)
     fields = (round, prev_hash, producer, seed_sig, tuple(transactions))
     draft = Block(*fields, NO_SIGNATURE, prev_cert)
     return Block(*fields, key.sign(draft.signing_bytes(chain)), prev_cert)

@@ -9,10 +9,12 @@ if every signature in it verifies:
 - `gc_block`: step 1, sender in A_1, the block of this round by the sender,
   on our H(B_{r-1}), carrying CERT_{r-1} exactly when B_{r-1} is a proposed
   block (docs/protocol.md §16, checked against round r-1's sortition); its
-  seed signature over Q[r-1], its block signature, the message signature and
-  the carried certificate's signatures.
+  seed credential over Q[r-1] (a signature, or a VRF proof checked at once),
+  its block signature, the message signature and the carried certificate's
+  signatures.
 - `gc_signature`: step 1, sender in A_1, a non-empty block hash, our
-  H(B_{r-1}); `rand` verifies as the sender's seed signature over Q[r-1];
+  H(B_{r-1}); `rand` verifies as the sender's seed signature over Q[r-1] (under a
+  `vrf` genesis no gc_signature is valid: a block's VRF proof travels in its gc_block);
   the message signature.
 - `gc_proposal`: step 2 or 3, sender in A_step; a non-empty value names a
   producer in A_1; the message signature.
@@ -50,6 +52,7 @@ from echorand import crypto
 from echorand.certificate import (
     CertificateError,
     PublicKeys,
+    SeedProofError,
     SignatureCheck,
     block_checks,
     carried_checks,
@@ -68,7 +71,7 @@ from echorand.messages import (
     GcSubstitute,
 )
 from echorand.round import RoundContext
-from echorand.seeds import seed_signing_bytes
+from echorand.seeds import VRF, seed_signing_bytes
 from echorand.tally import Value, is_empty
 
 __all__ = [
@@ -139,6 +142,10 @@ class DropReason(StrEnum):
     BAD_SIGNATURE = "bad signature"
     """A consensus message's (honest peers relay only what verified, but a seed signature
     is judged on the chain: a node on a short-lived fork may disagree)."""
+    BAD_SEED_PROOF = "bad seed proof"
+    """A block's seed credential that is not of the genesis's kind or a VRF proof that does
+    not verify (judged on the chain, like a seed signature); a gc_signature under a `vrf`
+    genesis (its `rand` holds a signature, not a proof)."""
     BAD_TRANSACTION = "bad transaction signature"
     """A gossiped transaction's: honest peers relay only what their mempool admitted, and a
     transaction's signature is judged alike on every chain."""
@@ -202,6 +209,7 @@ _PENALTIES: dict[DropReason, int] = {
     DropReason.BAD_TRANSACTION: BAN_SCORE,
     DropReason.BAD_SIGNATURE: 25,
     DropReason.BAD_CARRIED_CERTIFICATE: 25,
+    DropReason.BAD_SEED_PROOF: 25,
     DropReason.BAD_CERTIFICATE: 25,
     DropReason.NOT_A_PRODUCER: 25,
     DropReason.NOT_A_SUBSTITUTE: 25,
@@ -384,6 +392,8 @@ def _check_message(
             return DropReason.EMPTY_BLOCK_HASH
         if msg.prev_hash != ctx.prev_hash:
             return DropReason.WRONG_PREVIOUS_BLOCK
+        if ctx.params.seed_mode == VRF:
+            return DropReason.BAD_SEED_PROOF
         checks.append((pk, seed_signing_bytes(ctx.chain, ctx.seed, ctx.round), msg.rand))
         return checks
     problem = value_problem(msg.value, ctx)
@@ -413,6 +423,8 @@ def _check_block(
     try:
         carried = carried_checks(block, ctx, public_key)
         own = block_checks(block, ctx, public_key, carried=False)
+    except SeedProofError:
+        return DropReason.BAD_SEED_PROOF
     except CertificateError:
         return DropReason.BAD_CARRIED_CERTIFICATE
     cert = block.prev_cert

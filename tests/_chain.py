@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from echorand.crypto import Keypair
 from echorand.messages import NO_LEADER, Block, Certificate, Transaction
 from echorand.params import SIGNATURE_SIZE
-from echorand.seeds import seed_signing_bytes
+from echorand.seeds import seed_credential
 
 CERT_STEPS = {0: 4, 1: 5}
 """The step a certificate of each bit is made at (the first step whose votes decide it)."""
@@ -29,11 +29,12 @@ def proposed_block(
     prev_cert: Certificate | None = None,
     *,
     chain: bytes,
+    seed_mode: str = "signature",
 ) -> Block:
-    """A block of `round` by `producer`, with its seed signature, signed for the network
-    `chain` (its genesis hash), carrying `prev_cert` (CERT_{r-1}, which the ledger requires
-    after a proposed block)."""
-    seed_sig = keypair.sign(seed_signing_bytes(chain, prev_seed, round))
+    """A block of `round` by `producer`, with its seed credential (a signature, or a VRF
+    proof under `seed_mode="vrf"`), signed for the network `chain` (its genesis hash),
+    carrying `prev_cert` (CERT_{r-1}, which the ledger requires after a proposed block)."""
+    seed_sig = seed_credential(keypair, seed_mode, chain, prev_seed, round)
     fields = (round, prev_hash, producer, seed_sig, transactions)
     unsigned = Block(*fields, _ZERO_SIG, prev_cert)
     return Block(*fields, keypair.sign(unsigned.signing_bytes(chain)), prev_cert)

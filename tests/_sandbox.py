@@ -84,7 +84,9 @@ class Sandbox:
         local: tuple[int, ...] = (LOCAL,),
         signed: SignedLog | None = None,
         payload: PayloadSource | None = None,
+        params: Params = PARAMS,
     ) -> None:
+        self.params = params
         balances = [1_500 if a == LOCAL else 1_000 for a in range(N_ACCOUNTS)]
         self.ledger = Ledger(balances)
         self.verifier = CachingVerifier(NativeVerifier())
@@ -96,22 +98,21 @@ class Sandbox:
         self.keys = {a: key(a) for a in local}
         options = {"signed": signed} if payload is None else {"signed": signed, "payload": payload}
         self.node = Consensus(
-            PARAMS, self.keys, self.ledger, self.verifier, self.genesis, **options
+            params, self.keys, self.ledger, self.verifier, self.genesis, **options
         )
         self.now = 0
         self.timers: list[SetTimer] = []
         self._actions: list[Action] = []
         self._collect(self.node.start(0))
 
-    @staticmethod
-    def _usable(ctx: RoundContext) -> bool:
+    def _usable(self, ctx: RoundContext) -> bool:
         if ctx.priority(LOCAL) in (None, 0):
             return False
-        return all(ctx.weight(s, LOCAL) > 0 for s in range(2, PARAMS.mu + 2))
+        return all(ctx.weight(s, LOCAL) > 0 for s in range(2, self.params.mu + 2))
 
     def context(self, round: int, tip: Tip) -> RoundContext:
         table = self.ledger.stake_table(round)
-        return RoundContext(PARAMS, round, tip.seed, tip.block_hash, table, chain=CHAIN)
+        return RoundContext(self.params, round, tip.seed, tip.block_hash, table, chain=CHAIN)
 
     @property
     def empty(self) -> Value:
@@ -204,6 +205,7 @@ class Sandbox:
             ctx.seed,
             transactions,
             carried,
+            seed_mode=self.params.seed_mode,
         )
 
     def gc_block(self, block: Block):

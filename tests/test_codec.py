@@ -613,15 +613,40 @@ def test_transaction_kinds_inside_a_block_are_checked() -> None:
     assert str(info.value) == "transaction.kind: unknown kind 7 (in block.transactions[0])"
 
 
+def test_a_block_with_a_vrf_seed_proof_is_kind_2_with_80_bytes() -> None:
+    """docs/protocol.md §4: kind 0x02 = a proposed block whose seed field is an 80-byte proof;
+    the header hash and the signed bytes cover it; other lengths are refused."""
+    proof = bytes(range(80))
+    block = Block(3, ZERO, 9, proof, [], bytes(64))
+    payload = struct.pack(">I", 0) + b"\x00"
+    header = struct.pack(">BQ32sQ80s32s", 2, 3, ZERO, 9, proof, H(payload))
+    assert block.header_body == header and block.hash == H(header)
+    assert block.encode() == header + bytes(64) + payload
+    assert Block.from_bytes(block.encode()) == block and block.seed_sig == proof
+    assert block.signing_bytes(ZERO).endswith(header)
+    signature_block = Block(3, ZERO, 9, proof[:64], [], bytes(64))
+    assert signature_block.encode()[0] == 0 and signature_block.hash != block.hash
+    for size in (0, 63, 65, 79, 81):
+        with pytest.raises(ValueError, match=r"must be 64 bytes .* or 80 bytes"):
+            Block(3, ZERO, 9, bytes(size), [], bytes(64))
+    # a kind-0 header with an 80-byte field is another block whose payload hash fails
+    with pytest.raises(DecodeError):
+        Block.from_bytes(b"\x00" + block.encode()[1:])
+    with pytest.raises(DecodeError):
+        Block.from_bytes(block.encode()[:-1])
+
+
 @pytest.mark.parametrize("flag", range(2, 256))
 def test_flags_other_than_0_and_1_are_rejected(flag: int) -> None:
     assert reject(struct.pack(">BQIQB", 4, 1, 5, 1, flag) + bytes(200)) == (
         f"bba_signature.b: non-canonical value {flag} (must be 0 or 1)"
     )
-    block = struct.pack(">BQ32s", flag, 1, ZERO)
-    reject(
-        struct.pack(">BI", 0x22, 1) + block + bytes(300), f"block.kind: non-canonical value {flag}"
-    )
+    if flag > 2:  # block kind 2: a proposed block with a VRF seed proof
+        block = struct.pack(">BQ32s", flag, 1, ZERO)
+        reject(
+            struct.pack(">BI", 0x22, 1) + block + bytes(300),
+            f"block.kind: non-canonical value {flag}",
+        )
     cert = struct.pack(">QIB", 1, 5, flag) + bytes(100)
     reject(
         struct.pack(">BI", 0x22, 1) + struct.pack(">BQ32s", 1, 1, ZERO) + cert,
@@ -787,6 +812,11 @@ def test_constructors_reject_bad_lengths_naming_the_field(cls: type) -> None:
         for size in (0, len(good) - 1, len(good) + 1):
             bad = {**kwargs, name: bytes(size)}
             expected = f"{FIELD_NAMES[cls]}.{name}: must be {len(good)} bytes, got {size}"
+            if (cls, name) == (Block, "seed_sig"):  # or an 80-byte VRF proof
+                expected = (
+                    "block.seed_sig: must be 64 bytes (a signature) or 80 bytes (a VRF proof),"
+                    f" got {size}"
+                )
             with pytest.raises(ValueError) as info:
                 cls(**bad)
             assert str(info.value) == expected

@@ -10,12 +10,14 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from echorand.client import http_json
-from echorand.devnet import Devnet, sign_transfers
+from echorand.devnet import DEVNET_PARAMS, Devnet, sign_transfers
+from echorand.messages import Block
 from echorand.transactions import Transaction
 
 NODES = 4
@@ -218,3 +220,33 @@ def test_the_load_makes_only_the_keys_it_uses() -> None:
     txs = [Transaction.from_bytes(t) for t in sign_transfers(SEED, 3, 4, chain)]
     assert [t.nonce for t in txs] == [0, 0, 0, 1]
     assert txs[2].recipient == txs[0].sender and txs[3].sender == txs[0].sender
+
+
+def test_a_vrf_seed_devnet_commits_proposed_blocks_and_agrees(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A genesis with seed_mode "vrf" (format 3): the leaders' blocks carry 80-byte VRF
+    proofs (block kind 0x02), every node checks them and takes Q[r] from their outputs, and
+    the nodes commit the same chain with no fork."""
+    params = replace(DEVNET_PARAMS, seed_mode="vrf")
+    net = Devnet(tmp_path_factory.mktemp("vrf"), nodes=3, accounts=12, seed="vrf", params=params)
+    net.create()
+    with net:
+        net.start()
+        net.wait_ready(DEADLINE)
+
+        def proposed() -> list[int]:
+            return [r for r in range(1, tip(net, 0) + 1) if not net.client(0).block(r)["empty"]]
+
+        until(lambda: len(proposed()) >= 3, "three proposed blocks at node 0", net)
+        target = tip(net, 0)
+        until(lambda: all(tip(net, k) >= target for k in range(3)), "every node there", net)
+        chains = [net.hashes(k, 1, target) for k in range(3)]
+        assert all(c == chains[0] for c in chains), "the nodes hold different chains"
+        for r in proposed():
+            raw = net.client(0).block_raw(r)
+            block = Block.from_bytes(raw)
+            assert raw[0] == 2 and len(block.seed_sig or b"") == 80
+        for k in range(3):
+            doc = net.status(k)
+            assert doc is not None and doc["forks"] == 0 and doc["halted"] is None

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 from array import array
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,8 +126,31 @@ def test_every_field_changes_the_hash(devnet):
                 Rewards(producer_share=21),
             )
         ),
+        Genesis(
+            name=g.name, params=replace(g.params, seed_mode="vrf"), seed=g.seed, accounts=g.accounts
+        ),
     ]
-    assert len({g.hash, *(v.hash for v in variants)}) == 13
+    assert len({g.hash, *(v.hash for v in variants)}) == 14
+
+
+def test_a_vrf_genesis_is_format_3_with_its_mode_before_the_accounts(tmp_path, devnet):
+    """Format 3 = format 2's encoding, format byte 3, and u8(seed mode) = 1 after
+    insecure_committee; a signature genesis stays format 2 (its hash unchanged)."""
+    _, g = devnet
+    vrf = Genesis(
+        name=g.name, params=replace(g.params, seed_mode="vrf"), seed=g.seed, accounts=g.accounts
+    )
+    assert (g.format, vrf.format) == (2, 3)
+    old = g.encoding()
+    assert vrf.encoding() == b"\x03" + old[1:-40] + b"\x01" + old[-40:]
+    assert vrf.hash == hashlib.sha256(b"echorand/genesis\x00" + vrf.encoding()).digest()
+    written = create_devnet(tmp_path / "v", accounts=4, nodes=2, seed="v", params=vrf.params)
+    doc = json.loads((tmp_path / "v" / GENESIS_FILE).read_text())
+    assert (doc["format"], doc["params"]["seed_mode"]) == (3, "vrf")
+    assert Genesis.load(tmp_path / "v") == written
+    edit_json(tmp_path / "v", lambda d: d.update(format=2))
+    with pytest.raises(GenesisError, match=r"params\.seed_mode: unknown field"):
+        Genesis.load(tmp_path / "v")
 
 
 def test_the_proposer_policy_is_selected_in_the_genesis(tmp_path):
@@ -264,7 +288,12 @@ def test_a_genesis_is_not_overwritten_by_accident(devnet):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(format=3), r"genesis.json: format: must be in \[2, 2\]"),
+        (lambda d: d.update(format=4), r"genesis.json: format: must be in \[2, 3\]"),
+        (
+            lambda d: d.update(format=3),
+            r"genesis.json: format: 3, but a genesis with seed_mode 'signature' is format 2",
+        ),
+        (lambda d: d["params"].update(seed_mode="vrf"), r"params.seed_mode: unknown field"),
         (lambda d: d.update(format=1), r"genesis.json: format: 1 predates PROTOCOL revision 2"),
         (lambda d: d.update(name="bad name!"), r"genesis.json: name: 1-64 characters"),
         (lambda d: d.update(seed="zz"), r"genesis.json: seed: not hex"),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
+import _ecvrf_model as model
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from echorand.seeds import next_seed, seed_signing_bytes
+from echorand.crypto import Keypair
+from echorand.seeds import next_seed, proof_problem, seed_credential, seed_signing_bytes
 
 CHAIN = hashlib.sha256(b"test_seeds chain").digest()
 """The genesis hash the seed signature is bound to (PROTOCOL §2, §4)."""
@@ -60,8 +62,8 @@ def test_the_seed_depends_on_the_round() -> None:
         (bytes(31), 1, None, "seed must be 32 bytes, got 31"),
         (bytes(33), 1, bytes(64), "seed must be 32 bytes, got 33"),
         (bytes(32), 0, None, "round must be >= 1, got 0"),
-        (bytes(32), 1, bytes(63), "leader_sig must be 64 bytes, got 63"),
-        (bytes(32), 1, b"", "leader_sig must be 64 bytes, got 0"),
+        (bytes(32), 1, bytes(63), r"must be 64 bytes \(a signature\) or 80 .*, got 63"),
+        (bytes(32), 1, b"", r"must be 64 bytes \(a signature\) or 80 .*, got 0"),
     ],
 )
 def test_bad_seed_inputs_are_refused(
@@ -76,3 +78,38 @@ def test_signing_bytes_refuse_a_short_seed() -> None:
         seed_signing_bytes(CHAIN, bytes(16), 1)
     with pytest.raises(ValueError, match="chain must be the 32-byte genesis hash"):
         seed_signing_bytes(bytes(31), bytes(32), 1)
+
+
+# --- the vrf seed mode ----------------------------------------------------------------
+
+KEY = Keypair.from_seed(hashlib.sha256(b"test_seeds leader").digest())
+
+
+@pytest.mark.parametrize("round", [1, 7, 2**40])
+def test_with_a_vrf_proof_the_seed_is_the_hash_of_its_output(round: int) -> None:
+    """Q[r] = H(beta || u64be(r)), beta the RFC 9381 output of the leader's proof over the seed
+    payload; checked against the pure-Python model of RFC 9381."""
+    prev = hashlib.sha256(round.to_bytes(8, "big")).digest()
+    proof = seed_credential(KEY, "vrf", CHAIN, prev, round)
+    payload = seed_signing_bytes(CHAIN, prev, round)
+    assert proof == model.prove(KEY.seed, payload)
+    beta = model.verify(KEY.public_key, payload, proof)
+    assert beta is not None
+    assert next_seed(prev, round, proof) == hashlib.sha256(beta + round.to_bytes(8, "big")).digest()
+    assert proof_problem("vrf", KEY.public_key, CHAIN, prev, round, proof) is None
+
+
+def test_a_seed_credential_of_the_wrong_kind_or_a_wrong_proof_is_a_problem() -> None:
+    prev = bytes(32)
+    proof = seed_credential(KEY, "vrf", CHAIN, prev, 3)
+    sig = seed_credential(KEY, "signature", CHAIN, prev, 3)
+    assert (
+        len(sig) == 64 and proof_problem("signature", KEY.public_key, CHAIN, prev, 3, sig) is None
+    )
+    assert "needs 80" in (proof_problem("vrf", KEY.public_key, CHAIN, prev, 3, sig) or "")
+    assert "needs 64" in (proof_problem("signature", KEY.public_key, CHAIN, prev, 3, proof) or "")
+    other_round = seed_credential(KEY, "vrf", CHAIN, prev, 4)
+    other_chain = seed_credential(KEY, "vrf", bytes(32), prev, 3)
+    flipped = proof[:40] + bytes([proof[40] ^ 1]) + proof[41:]
+    for bad in (other_round, other_chain, flipped):
+        assert proof_problem("vrf", KEY.public_key, CHAIN, prev, 3, bad) == "bad seed proof"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 
 import pytest
@@ -26,6 +27,22 @@ def test_no_fork_with_30_percent_byzantine_stake(behaviour: str, seed: int) -> N
     )
     assert 0.2 <= result.byzantine_stake <= 0.3
     assert_safe(result)
+
+
+@pytest.mark.parametrize("behaviour", ["equivocate-block", "equivocate-vote"])
+@pytest.mark.parametrize("seed", range(1, 3))
+def test_no_fork_with_vrf_seeds_and_30_percent_byzantine_stake(behaviour: str, seed: int) -> None:
+    """seed_mode "vrf": every leader's block carries a VRF proof that every node checks (a
+    Byzantine equivocating producer proves the same input twice: the same proof)."""
+    config = SimConfig(
+        nodes=10, accounts=3, rounds=3, seed=seed, byzantine=0.3, behaviour=behaviour
+    )
+    result = run(replace(config, seed_mode="vrf"))
+    assert_safe(result)
+    assert result.committed == 3
+    proposed = [block for chain in result.chains for block, _ in chain if not block.is_empty]
+    assert proposed and all(len(block.seed_sig or b"") == 80 for block in proposed)
+    assert result.summary()["seed_mode"] == "vrf"
 
 
 @pytest.mark.parametrize("seed", range(1, 4))

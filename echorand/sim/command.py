@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import replace
 
-from echorand.params import PROPOSER_POLICIES
+from echorand.params import PROPOSER_POLICIES, SEED_MODES
 from echorand.sim.adversary import ADVERSARIES
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.simulation import SimConfig, SimResult, run
@@ -141,6 +141,13 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
         "order of PROTOCOL §7 over every account (default %(default)s)",
     )
     add(
+        "--seed-mode",
+        choices=SEED_MODES,
+        default=d.seed_mode,
+        help="the leaders' seed credential: an Ed25519 signature, or an RFC 9381 VRF proof "
+        "(default %(default)s)",
+    )
+    add(
         "--n-c",
         type=_positive,
         default=d.n_c,
@@ -198,6 +205,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         mute_producers=args.no_producers,
         slow_honest_producers_ms=args.slow_honest_ms,
         proposers=args.proposers,
+        seed_mode=args.seed_mode,
         n_c=args.n_c,
         n_g=args.n_g,
         k=args.k,
@@ -324,6 +332,7 @@ def _print_table(result: SimResult) -> None:
         ("byzantine stake", f"{s['byzantine_stake']:.1%} ({s['behaviour']})"),
         ("online stake", f"{s['online_stake']:.1%} (offline: {s['offline']})"),
         ("proposers", str(s["proposers"])),
+        ("seed mode", str(s["seed_mode"])),
         ("rounds committed", f"{s['committed']} of {s['rounds']}"),
         ("empty blocks", str(s["empty_blocks"])),
         ("final blocks", str(s["final_blocks"])),

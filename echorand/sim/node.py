@@ -30,7 +30,7 @@ from echorand.finality import FinalCertificate
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 from echorand.params import Params
 from echorand.signed import Signed, SignedLog
-from echorand.signing import Signer
+from echorand.signing import Leader
 from echorand.sim.byzantine import Behaviour, Known
 from echorand.tally import empty_value
 from echorand.validate import Verifier
@@ -46,7 +46,7 @@ class SimNode:
         self,
         index: int,
         sim: Simulation,
-        keys: Mapping[int, Signer],
+        keys: Mapping[int, Leader],
         behaviour: Behaviour,
         honest: bool,
     ) -> None:

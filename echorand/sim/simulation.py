@@ -66,6 +66,8 @@ class SimConfig:
     (else of the next honest node with one): docs/protocol.md §16."""
     fallback: bool = False
     """Whether the automatic fallback of §16 is on (`Params.fallback`)."""
+    seed_mode: str = "signature"
+    """The leaders' seed credential (`Params.seed_mode`): a signature or a VRF proof."""
     adversary: str | None = None
     """An adversarial scheduler beyond the timing assumption (`echorand.sim.adversary`):
     `split-decision` (the Byzantine nodes then act its part, whatever `behaviour` says)."""
@@ -89,6 +91,7 @@ class SimConfig:
             proposer_policy=self.proposers,
             validators=validators,
             fallback=self.fallback,
+            seed_mode=self.seed_mode,
         )
 
 
@@ -136,6 +139,7 @@ class SimResult:
             "seed": c.seed,
             "behaviour": c.behaviour,
             "proposers": c.proposers,
+            "seed_mode": c.seed_mode,
             "byzantine_stake": round(self.byzantine_stake, 4),
             "online_stake": round(self.online_stake, 4),
             "offline": c.offline,

@@ -2,10 +2,18 @@
 //!
 //! ```text
 //! header_body = 0x00 || round u64 || prev_hash 32 || producer u64 || seed_sig 64 || payload_hash 32
+//!             | 0x02 || round u64 || prev_hash 32 || producer u64 || seed_proof 80 || payload_hash 32
 //! payload     = tx_count u32 || transaction * tx_count || has_prev_cert u8 || certificate?
 //! block       = header_body || signature 64 || payload
 //! empty_block = 0x01 || round u64 || prev_hash 32
 //! ```
+//!
+//! The seed credential of a proposed block is the leader's Ed25519 signature
+//! of Q[r-1] (kind 0x00, a genesis with `seed_mode = "signature"`) or its
+//! RFC 9381 VRF proof of the same input (kind 0x02, `seed_mode = "vrf"`).
+//! The kind byte says which, so the codec needs no genesis and each block
+//! still has one encoding; that the kind is the one its genesis uses is a
+//! validation rule (docs/protocol.md §4).
 //!
 //! `certificate` (present when `has_prev_cert` is 1) is CERT[r-1], which a
 //! proposed block carries when block r-1 was a proposed block too: its
@@ -26,22 +34,71 @@ use super::pyvalue::PyField;
 use super::tx::TxList;
 use super::wire::{
     check_flag, sha256, signed_payload, tag, DecodeErr, DecodeResult, Frame, Put, Reader,
-    HASH_SIZE, MAX_BLOCK_TXS, SIG_SIZE,
+    HASH_SIZE, MAX_BLOCK_TXS, SIG_SIZE, VRF_PROOF_SIZE,
 };
 use super::{DecodeError, Encode};
 
 const PROPOSED: u8 = 0x00;
 const EMPTY: u8 = 0x01;
-const PROPOSED_HEADER_SIZE: usize = 1 + 8 + HASH_SIZE + 8 + SIG_SIZE + HASH_SIZE;
+const PROPOSED_VRF: u8 = 0x02;
+/// The header of a proposed block without its seed credential.
+const PROPOSED_FIXED_SIZE: usize = 1 + 8 + HASH_SIZE + 8 + HASH_SIZE;
 const EMPTY_SIZE: usize = 1 + 8 + HASH_SIZE;
+
+/// The leader's seed credential over Q[r-1]: what Q[r] is computed from (PROTOCOL §4).
+#[derive(PartialEq)]
+enum Seed {
+    /// An Ed25519 signature (block kind 0x00).
+    Signature([u8; SIG_SIZE]),
+    /// An RFC 9381 ECVRF proof `Gamma || c || s` (block kind 0x02).
+    Vrf([u8; VRF_PROOF_SIZE]),
+}
+
+impl Seed {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Seed::Signature(sig) => sig,
+            Seed::Vrf(proof) => proof,
+        }
+    }
+
+    fn kind(&self) -> u8 {
+        match self {
+            Seed::Signature(_) => PROPOSED,
+            Seed::Vrf(_) => PROPOSED_VRF,
+        }
+    }
+
+    /// A credential from Python: 64 bytes are a signature, 80 a VRF proof.
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let data = args::bytes_like(obj, "block.seed_sig")?;
+        if let Ok(sig) = <[u8; SIG_SIZE]>::try_from(data.as_ref()) {
+            return Ok(Seed::Signature(sig));
+        }
+        match <[u8; VRF_PROOF_SIZE]>::try_from(data.as_ref()) {
+            Ok(proof) => Ok(Seed::Vrf(proof)),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "block.seed_sig: must be {SIG_SIZE} bytes (a signature) or {VRF_PROOF_SIZE} bytes \
+                 (a VRF proof), got {}",
+                data.len()
+            ))),
+        }
+    }
+}
 
 /// What only a proposed block has: its producer, seed and signed payload hash.
 #[derive(PartialEq)]
 struct Proposed {
     producer: u64,
-    seed_sig: [u8; SIG_SIZE],
+    seed: Seed,
     payload_hash: [u8; HASH_SIZE],
     signature: [u8; SIG_SIZE],
+}
+
+impl Proposed {
+    fn header_size(&self) -> usize {
+        PROPOSED_FIXED_SIZE + self.seed.bytes().len()
+    }
 }
 
 /// CERT[r-1] in a proposed block's payload; its Python object is made on first access.
@@ -143,17 +200,14 @@ impl Block {
 
     /// `header_body` of a proposed block; the whole encoding of the empty block.
     fn header(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(PROPOSED_HEADER_SIZE);
-        out.put_u8(if self.proposed.is_some() {
-            PROPOSED
-        } else {
-            EMPTY
-        });
+        let size = self.proposed().map_or(EMPTY_SIZE, Proposed::header_size);
+        let mut out = Vec::with_capacity(size);
+        out.put_u8(self.proposed().map_or(EMPTY, |p| p.seed.kind()));
         out.put_u64(self.round);
         out.put(&self.prev_hash);
         if let Some(p) = &self.proposed {
             out.put_u64(p.producer);
-            out.put(&p.seed_sig);
+            out.put(p.seed.bytes());
             out.put(&p.payload_hash);
         }
         out
@@ -170,9 +224,9 @@ impl Block {
     pub fn encoded_len(&self) -> usize {
         match &self.proposed {
             None => EMPTY_SIZE,
-            Some(_) => {
+            Some(p) => {
                 let cert = self.carried().map_or(0, Encode::encoded_len);
-                PROPOSED_HEADER_SIZE + SIG_SIZE + 4 + self.txs.raw().len() + 1 + cert
+                p.header_size() + SIG_SIZE + 4 + self.txs.raw().len() + 1 + cert
             }
         }
     }
@@ -211,9 +265,10 @@ impl Block {
     pub fn parse(r: &mut Reader<'_>) -> DecodeResult<Self> {
         let start = r.pos();
         let kind = r.u8("block.kind")?;
-        if kind != PROPOSED && kind != EMPTY {
+        if !matches!(kind, PROPOSED | EMPTY | PROPOSED_VRF) {
             return Err(DecodeErr::new(format!(
-                "block.kind: non-canonical value {kind} (0 = proposed, 1 = empty)"
+                "block.kind: non-canonical value {kind} (0 = proposed, 1 = empty, \
+                 2 = proposed with a VRF seed)"
             )));
         }
         let round = r.u64("block.round")?;
@@ -230,7 +285,11 @@ impl Block {
             });
         }
         let producer = r.u64("block.producer")?;
-        let seed_sig = r.array("block.seed_sig")?;
+        let seed = if kind == PROPOSED_VRF {
+            Seed::Vrf(r.array("block.seed_sig")?)
+        } else {
+            Seed::Signature(r.array("block.seed_sig")?)
+        };
         let payload_hash = r.array("block.payload_hash")?;
         let hash = sha256(r.since(start));
         let signature = r.array("block.signature")?;
@@ -250,7 +309,7 @@ impl Block {
         }
         let proposed = Proposed {
             producer,
-            seed_sig,
+            seed,
             payload_hash,
             signature,
         };
@@ -311,7 +370,8 @@ value_methods! {
         round: b.round,
         prev_hash: b.prev_hash,
         producer: b.proposed().map(|p| p.producer),
-        seed_sig: b.proposed().map(|p| &p.seed_sig),
+        /// The seed credential: a 64-byte signature or an 80-byte VRF proof.
+        seed_sig: b.proposed().map(|p| p.seed.bytes()),
         /// The transactions, as a tuple of `Transaction` (made on first access).
         transactions: b.txs,
         signature: b.proposed().map(|p| &p.signature),
@@ -373,17 +433,14 @@ value_methods! {
             producer.ok_or_else(|| missing("producer"))?,
             "block.producer",
         )?;
-        let seed_sig = args::fixed::<SIG_SIZE>(
-            seed_sig.ok_or_else(|| missing("seed_sig"))?,
-            "block.seed_sig",
-        )?;
+        let seed = Seed::from_py(seed_sig.ok_or_else(|| missing("seed_sig"))?)?;
         let signature = args::fixed::<SIG_SIZE>(
             signature.ok_or_else(|| missing("signature"))?,
             "block.signature",
         )?;
         let p = Proposed {
             producer,
-            seed_sig,
+            seed,
             payload_hash: payload_hash(&txs, prev_cert.as_ref()),
             signature,
         };
@@ -456,12 +513,64 @@ value_methods! {
                 "block.signature: the empty block is not signed",
             ));
         }
-        let mut out = signed_payload(tag::BLOCK, &chain, PROPOSED_HEADER_SIZE);
-        out.put(&self.header());
+        let header = self.header();
+        let mut out = signed_payload(tag::BLOCK, &chain, header.len());
+        out.put(&header);
         Ok(PyBytes::new(py, &out))
     }
 
     fn encode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         Encode::py_bytes(self, py)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposed(seed: Seed) -> Block {
+        let p = Proposed {
+            producer: 7,
+            seed,
+            payload_hash: payload_hash(&TxList::empty(), None),
+            signature: [3; SIG_SIZE],
+        };
+        Block::new(5, [1; HASH_SIZE], Some(p), TxList::empty(), None)
+    }
+
+    fn encoded(block: &Block) -> Vec<u8> {
+        let mut out = Vec::with_capacity(block.encoded_len());
+        block.write(&mut out);
+        assert_eq!(out.len(), block.encoded_len());
+        out
+    }
+
+    #[test]
+    fn a_vrf_seed_is_kind_2_with_80_bytes_and_round_trips() {
+        let vrf = proposed(Seed::Vrf([9; VRF_PROOF_SIZE]));
+        let sig = proposed(Seed::Signature([9; SIG_SIZE]));
+        let (v, s) = (encoded(&vrf), encoded(&sig));
+        assert_eq!((v[0], s[0]), (PROPOSED_VRF, PROPOSED));
+        assert_eq!(v.len(), s.len() + VRF_PROOF_SIZE - SIG_SIZE);
+        assert_eq!(
+            &v[1 + 8 + HASH_SIZE + 8..][..VRF_PROOF_SIZE],
+            &[9; VRF_PROOF_SIZE]
+        );
+        match Block::parse(&mut Reader::new(&v)) {
+            Ok(parsed) => assert!(parsed == vrf && parsed.hash == vrf.hash),
+            Err(e) => panic!("does not decode: {}", e.text()),
+        }
+        assert!(vrf.hash != sig.hash);
+    }
+
+    #[test]
+    fn a_seed_field_of_the_other_kind_does_not_decode() {
+        // kind 0 over an 80-byte field reads 16 proof bytes as the payload hash
+        let mut v = encoded(&proposed(Seed::Vrf([9; VRF_PROOF_SIZE])));
+        v[0] = PROPOSED;
+        assert!(Block::parse(&mut Reader::new(&v)).is_err());
+        let mut s = encoded(&proposed(Seed::Signature([9; SIG_SIZE])));
+        s[0] = PROPOSED_VRF;
+        assert!(Block::parse(&mut Reader::new(&s)).is_err());
     }
 }

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 pub const HASH_SIZE: usize = 32;
 pub const KEY_SIZE: usize = 32;
 pub const SIG_SIZE: usize = 64;
+/// An RFC 9381 ECVRF proof: a block's seed credential when its genesis says `vrf`.
+pub const VRF_PROOF_SIZE: usize = crate::vrf::PROOF_SIZE;
 /// A transaction: kind 1 + sender 32 + recipient 32 + amount 8 + fee 8 + nonce 8 + signature 64.
 pub const TX_SIZE: usize = 153;
 /// The signed part of a transaction: everything before its signature.
