@@ -875,14 +875,7 @@ class Node:
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
-        ctx = self._round_context(block.round)
-        try:
-            check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
-        except CertificateError as e:
-            log.warning("sync: the certificate of round %d is refused: %s", block.round, e)
-            return False
-        self._commit(block, cert)
-        return True
+        return self._commit_checked(block, cert, "sync")
 
     # --- forks (PROTOCOL §6, docs/protocol.md §10) ----------------------------------
 
@@ -1050,14 +1043,20 @@ class Node:
         for n, (block, cert) in enumerate(blocks):
             if block.round != self.ledger.tip + 1 or block.prev_hash != self.ledger.tip_hash:
                 return n
-            ctx = self._round_context(block.round)
-            try:
-                check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
-            except CertificateError as e:
-                log.warning("fork: the certificate of round %d is refused: %s", block.round, e)
+            if not self._commit_checked(block, cert, "fork"):
                 return n
-            self._commit(block, cert)
         return len(blocks)
+
+    def _commit_checked(self, block: Block, cert: Certificate, path: str) -> bool:
+        """Commit the next block if `cert` certifies it against its round's committee."""
+        ctx = self._round_context(block.round)
+        try:
+            check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
+        except CertificateError as e:
+            log.warning("%s: the certificate of round %d is refused: %s", path, block.round, e)
+            return False
+        self._commit(block, cert)
+        return True
 
     def _halt(self, reason: str) -> None:
         """Stop consensus for good: a conflict with a final block (PROTOCOL §6) means the
