@@ -27,10 +27,11 @@ def until(
     *,
     timeout: float = DEADLINE,
     check: Callable[[], None] | None = None,
+    interval: float = 0.1,
 ) -> T:
     """Poll `condition()` until it is truthy and return its value; AssertionError naming
     `what` after `timeout` s. With `net`, fail at once when one of its nodes exited; `check`
-    is called at each poll too (to fail at once on another sign)."""
+    is called at each poll too (to fail at once on another sign). Polls every `interval` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -42,7 +43,7 @@ def until(
             check()
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting for {what} after {timeout} s")
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def tip(net: Devnet, k: int) -> int:

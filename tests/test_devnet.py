@@ -161,6 +161,22 @@ def produced_by(net: Devnet, k: int, after: int) -> bool:
     return False
 
 
+def test_the_clean_stop_check_fails_on_a_node_that_did_not_exit_0(tmp_path: Path) -> None:
+    """The teardown check of every devnet fixture can fail: a node that died on its own
+    (here SIGKILLed behind the devnet's back) is reported with its status."""
+    net = Devnet(tmp_path, nodes=1, accounts=4, seed=SEED)
+    net.create()
+    with net:
+        net.start()
+        net.wait_ready(DEADLINE)
+        proc = net.procs[0]
+        assert proc is not None
+        proc.kill()
+        proc.wait(DEADLINE)
+        with pytest.raises(AssertionError, match=r"exit status on SIGTERM.*\{0: -9\}"):
+            stop_cleanly(net)
+
+
 def test_ports_and_directories_are_per_node(devnet: Devnet) -> None:
     assert len(set(devnet.p2p_ports + devnet.api_ports)) == 2 * NODES
     for k in range(NODES):
