@@ -32,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = str(secrets.randbits(32))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`random_seeds` tests (long sweeps over fresh seeds) run only when `-m` names them."""
+    if "random_seeds" in (config.getoption("markexpr") or ""):
+        return
+    chosen = [item for item in items if item.get_closest_marker("random_seeds") is None]
+    if len(chosen) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
+        items[:] = chosen
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     seed = config.getoption("hypothesis_seed")
     if seed is None:

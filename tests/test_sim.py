@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from itertools import pairwise
 
 import pytest
@@ -31,6 +33,31 @@ def test_no_fork_with_30_percent_byzantine_stake(behaviour: str, seed: int) -> N
     )
     assert 0.2 <= result.byzantine_stake <= 0.3
     assert_safe(result, min_committed=3)
+
+
+RANDOM_SEEDS = int(os.environ.get("ECHORAND_RANDOM_SEEDS", "50"))
+"""Fresh seeds a `random_seeds` run tries (`ECHORAND_RANDOM_SEEDS=N`)."""
+
+
+@pytest.mark.random_seeds
+def test_no_fork_with_30_percent_byzantine_stake_over_fresh_random_seeds() -> None:
+    """The safety scenario above over RANDOM_SEEDS fresh seeds (not in the default run:
+    `pytest -m random_seeds -s tests/test_sim.py`). Each seed is printed before its run, and
+    a failure names it: `SimConfig(seed=...)` replays it."""
+    behaviours = [b for b in BEHAVIOURS if b != "honest"]
+    for i in range(RANDOM_SEEDS):
+        seed, behaviour = secrets.randbits(32), behaviours[i % len(behaviours)]
+        print(f"seed {seed} {behaviour}", flush=True)
+        config = SimConfig(
+            nodes=10, accounts=3, rounds=3, seed=seed, byzantine=0.3, behaviour=behaviour
+        )
+        result = run(config)
+        assert 0.0 < result.byzantine_stake <= 0.3, f"seed {seed}: {result.byzantine_stake}"
+        try:
+            assert_safe(result, min_committed=3)
+        except AssertionError as e:
+            raise AssertionError(f"seed {seed}, {behaviour}: {e}") from e
+    print(f"{RANDOM_SEEDS} fresh seeds: no fork, every run committed 3 blocks")
 
 
 @pytest.mark.parametrize("seed", range(1, 4))
