@@ -1,5 +1,6 @@
-"""Helpers for the tests that run real node processes (`echorand.devnet.Devnet`): one bounded
-poll, a node's tip, and a clean stop.
+"""Helpers shared by the tests: the simulator's safety check (which requires progress), and
+for the tests that run real node processes (`echorand.devnet.Devnet`) one bounded poll, a
+node's tip, and a clean stop.
 
 No timed assertion: a wait polls its condition under a generous deadline, so a loaded
 machine only makes a test slower; it fails naming what it waited for.
@@ -12,12 +13,24 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from echorand.devnet import Devnet
+from echorand.sim import SimResult
 
 DEADLINE = 120.0
 """Seconds any one wait may take."""
 STOP_DEADLINE = 60.0
 """Seconds the nodes have to exit after SIGTERM at the end of a test."""
 T = TypeVar("T")
+
+
+def assert_safe(result: SimResult, *, min_committed: int) -> None:
+    """No fork, no bad certificate, nothing final forked, no honest node halted, and
+    progress: every live honest node committed at least `min_committed` blocks, each
+    certificate checked. A stalled network fails here."""
+    assert result.forks == [] and result.final_forks == []
+    assert result.bad_certificates == []
+    assert result.halted == 0
+    assert result.committed >= min_committed, f"only {result.committed} blocks committed"
+    assert result.certificates_checked >= result.committed
 
 
 def until(

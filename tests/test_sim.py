@@ -7,22 +7,12 @@ import secrets
 from itertools import pairwise
 
 import pytest
+from _helpers import assert_safe
 
-from echorand.sim import SimConfig, SimResult, run
+from echorand.sim import SimConfig, run
 from echorand.sim.byzantine import BEHAVIOURS
 
 SMALL = {"nodes": 7, "accounts": 3, "n_c": 60, "n_g": 10}
-
-
-def assert_safe(result: SimResult, *, min_committed: int) -> None:
-    """No fork, no bad certificate, nothing final forked, no honest node halted, and
-    progress: every live honest node committed at least `min_committed` blocks, each
-    certificate checked. A stalled network fails here."""
-    assert result.forks == [] and result.final_forks == []
-    assert result.bad_certificates == []
-    assert result.halted == 0
-    assert result.committed >= min_committed, f"only {result.committed} blocks committed"
-    assert result.certificates_checked >= result.committed
 
 
 @pytest.mark.parametrize("behaviour", [b for b in BEHAVIOURS if b != "honest"])
