@@ -83,7 +83,8 @@ def restart_under(
     with attacking(run) as attack:
         devnet.start_node(R)
         hot = window(devnet, 0)
-        until(lambda: (status(devnet, R) or {}).get("sync", {}).get("joined"), "joining", devnet)
+        # None while its API is not up yet (attack.status would fail on that at once)
+        until(lambda: (devnet.status(R) or {}).get("sync", {}).get("joined"), "joining", devnet)
         target = tip(devnet, 0)
         until(lambda: tip(devnet, R) >= target, f"node {R} at round {target}", devnet)
         for host in banned_hosts:
