@@ -300,9 +300,11 @@ max_txs = {self.block_txs}
                 tail = self.log_path(k).read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"node {k} exited with {proc.returncode}:\n" + "\n".join(tail))
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every node (and SIGCONT, should one be stopped), then SIGKILL those still
-        running after `timeout`."""
+    def stop(self, timeout: float = 15.0) -> dict[int, int]:
+        """SIGTERM every running node (and SIGCONT, should one be stopped), wait for them until
+        `timeout`, then SIGKILL those still running. The exit status of each node process
+        the devnet holds, by node: 0 for a node that stopped cleanly on SIGTERM, -9 for one
+        killed here, and its own status for one that had exited already."""
         running = [p for p in self.procs if p is not None and p.poll() is None]
         for p in running:
             with contextlib.suppress(ProcessLookupError):
@@ -315,6 +317,7 @@ max_txs = {self.block_txs}
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        return {k: p.returncode for k, p in enumerate(self.procs) if p is not None}
 
     def __enter__(self) -> Devnet:
         return self

@@ -7,6 +7,7 @@ over the certificate's vote body all the same.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from echorand.crypto import Keypair
@@ -54,3 +55,29 @@ def certificate(
     body = unsigned.vote_signing_bytes(chain)
     votes = [(i, kp.sign(body)) for i, kp in sorted(signers, key=lambda s: s[0])]
     return Certificate(block.round, step, b, value[0], value[1], votes)
+
+
+def pattern_key(account: int) -> Keypair:
+    """The key of `account` in `pattern_chain`'s blocks."""
+    return Keypair.from_seed(hashlib.sha256(b"pattern key %d" % account).digest())
+
+
+def pattern_chain(
+    pattern: str, prev: bytes = bytes(32), start: int = 1, *, chain: bytes = bytes(32)
+) -> list[tuple[Block, Certificate]]:
+    """Certified blocks of rounds `start`, `start + 1`, ... after `prev`, one per character
+    of `pattern`: '.' the empty block, a letter a block signed by account `ord(letter) -
+    ord('a')` (a distinct hash per round and letter). The certificates carry no votes:
+    for the fork choice and the fork plan, which look at the blocks and values only."""
+    out: list[tuple[Block, Certificate]] = []
+    for round, tag in enumerate(pattern, start=start):
+        if tag == ".":
+            block = Block.empty(round, prev)
+        else:
+            producer = ord(tag) - ord("a")
+            block = proposed_block(
+                round, prev, bytes(32), producer, pattern_key(producer), chain=chain
+            )
+        out.append((block, certificate(block, (), chain=chain)))
+        prev = block.hash
+    return out

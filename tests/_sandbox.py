@@ -54,9 +54,12 @@ def key(account: int) -> Keypair:
 
 
 class Ledger:
-    def __init__(self, balances: list[int]) -> None:
-        self.table = StakeTable(balances)
-        self.keys = [key(a).public_key for a in range(len(balances))]
+    """What the core reads of a ledger, for the tests: one stake table for every round, and
+    the public keys of `key(a)` for its accounts."""
+
+    def __init__(self, table: StakeTable) -> None:
+        self.table = table
+        self.keys = [key(a).public_key for a in range(len(table))]
 
     def stake_table(self, round: int) -> StakeTable:
         return self.table
@@ -88,7 +91,7 @@ class Sandbox:
     ) -> None:
         self.params = params
         balances = [1_500 if a == LOCAL else 1_000 for a in range(N_ACCOUNTS)]
-        self.ledger = Ledger(balances)
+        self.ledger = Ledger(StakeTable(balances))
         self.verifier = CachingVerifier(NativeVerifier())
         for attempt in range(1_000):
             self.genesis = _genesis(attempt)

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from _helpers import tip
+
 from echorand.crypto import Keypair
 from echorand.devnet import Devnet
 from echorand.messages import Hello, HelloProof, Message, decode, frame
@@ -30,12 +32,6 @@ FRACTION = 0.2
 machine is shared and the attacker runs on the same two cores."""
 RSS_CEILING = 1 << 30
 """A node's resident memory under any attack (docs/protocol.md §12, "Memory")."""
-DEADLINE = 120.0
-
-
-def tip(net: Devnet, k: int) -> int:
-    doc = net.status(k)
-    return -1 if doc is None else doc["tip"]["round"]
 
 
 def rss(net: Devnet, k: int) -> int:
@@ -47,19 +43,6 @@ def rss(net: Devnet, k: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def until(condition: Callable[[], object], what: str, net: Devnet, timeout: float = DEADLINE):
-    """Poll until `condition()` is truthy (returning it); fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        net.check_alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what} after {timeout} s")
-        time.sleep(0.1)
 
 
 @dataclass

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from _helpers import DEADLINE, stop_cleanly, tip, until
 from attack import (
-    DEADLINE,
     FRACTION,
     RSS_CEILING,
     attacking,
@@ -35,8 +35,6 @@ from attack import (
     read_frame,
     send_all,
     their_hello,
-    tip,
-    until,
     window,
 )
 
@@ -72,8 +70,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         yield net
         forks, compared = net.forks()
         assert forks == 0 and compared > 0
-    for proc in net.procs:
-        assert proc is not None and proc.poll() is not None, "a node process outlived the devnet"
+        stop_cleanly(net)
 
 
 def check_keeps_committing(devnet: Devnet, quiet: int, attacked: int) -> None:

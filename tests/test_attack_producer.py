@@ -21,7 +21,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from attack import DEADLINE, FRACTION, RSS_CEILING, rss, status, tip, until, window
+from _helpers import DEADLINE, stop_cleanly, tip, until
+from attack import FRACTION, RSS_CEILING, rss, status, window
 
 from echorand.config import load_config
 from echorand.crypto import Keypair
@@ -51,8 +52,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         net.wait_ready(DEADLINE)
         until(lambda: tip(net, 0) >= 3, "a few blocks", net)
         yield net
-    for proc in net.procs:
-        assert proc is not None and proc.poll() is not None, "a node process outlived the devnet"
+        stop_cleanly(net)
 
 
 def _account(devnet: Devnet, k: int) -> dict:

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from _helpers import DEADLINE, stop_cleanly, tip, until
 from attack import (
-    DEADLINE,
     FRACTION,
     RSS_CEILING,
     attacking,
@@ -25,8 +25,6 @@ from attack import (
     rss,
     send_all,
     status,
-    tip,
-    until,
     window,
 )
 
@@ -66,8 +64,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         yield net
         forks, compared = net.forks()
         assert forks == 0 and compared > 0
-    for proc in net.procs:
-        assert proc is not None and proc.poll() is not None, "a node process outlived the devnet"
+        stop_cleanly(net)
 
 
 def restart_under(
@@ -86,7 +83,8 @@ def restart_under(
     with attacking(run) as attack:
         devnet.start_node(R)
         hot = window(devnet, 0)
-        until(lambda: (status(devnet, R) or {}).get("sync", {}).get("joined"), "joining", devnet)
+        # None while its API is not up yet (attack.status would fail on that at once)
+        until(lambda: (devnet.status(R) or {}).get("sync", {}).get("joined"), "joining", devnet)
         target = tip(devnet, 0)
         until(lambda: tip(devnet, R) >= target, f"node {R} at round {target}", devnet)
         for host in banned_hosts:

@@ -4,6 +4,7 @@ the fork choice rule."""
 from __future__ import annotations
 
 import pytest
+from _chain import pattern_chain
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 from test_round import certificate_for
 
@@ -147,19 +148,9 @@ def test_certificate_for_another_block_is_refused() -> None:
 # --- fork choice --------------------------------------------------------------------------------
 
 
-def blocks(pattern: str, prev: bytes = bytes(32)) -> list[Block]:
-    """'x' a non-empty block (a distinct hash per position and letter), '.' an empty block."""
-    from echorand.signing import sign_block
-
-    chain: list[Block] = []
-    for r, c in enumerate(pattern, start=1):
-        if c == ".":
-            chain.append(Block.empty(r, prev))
-        else:
-            producer = ord(c) - ord("a")
-            chain.append(sign_block(key(producer), CHAIN, r, prev, producer, bytes(32), ()))
-        prev = chain[-1].hash
-    return chain
+def blocks(pattern: str) -> list[Block]:
+    """'.' an empty block, a letter a signed proposed block (`_chain.pattern_chain`)."""
+    return [block for block, _ in pattern_chain(pattern, chain=CHAIN)]
 
 
 def test_more_non_empty_blocks_win() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _helpers import DEADLINE, stop_cleanly
 
 from echorand.cli import main
 from echorand.client import NodeClient
@@ -23,7 +24,6 @@ from echorand.transactions import devnet_seeds
 
 SEED = "test-client"
 ACCOUNTS = 6
-DEADLINE = 120.0
 PASSPHRASE = "correct horse battery staple"
 
 
@@ -35,6 +35,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         net.start()
         net.wait_ready(DEADLINE)
         yield net
+        stop_cleanly(net)
 
 
 def keypair(account: int) -> Keypair:

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _helpers import DEADLINE, stop_cleanly, tip, until
 from _proxy import Proxy
 
 from echorand.devnet import Devnet, http_json, sign_transfers
@@ -27,21 +28,6 @@ SEED = "crash-equivocation"
 ACCOUNTS = 20
 KILLS = 12
 VICTIM, SURVIVOR = 1, 0
-DEADLINE = 120.0
-
-
-def tip(net: Devnet, k: int) -> int:
-    doc = net.status(k)
-    return -1 if doc is None else doc["tip"]["round"]
-
-
-def wait(condition, what: str, net: Devnet, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        net.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_node_killed_at_random_points_of_its_rounds_never_equivocates(tmp_path: Path) -> None:
@@ -75,15 +61,21 @@ def test_a_node_killed_at_random_points_of_its_rounds_never_equivocates(tmp_path
             loader.start()
             for _ in range(KILLS):
                 before = tip(net, SURVIVOR)
-                wait(lambda b=before: tip(net, SURVIVOR) > b, "a commit before the kill", net)
+                until(
+                    lambda b=before: tip(net, SURVIVOR) > b,
+                    "a commit before the kill",
+                    net,
+                    interval=0.02,
+                )
                 time.sleep(rng.uniform(0.0, 0.4))  # somewhere in the next round
                 assert net.kill(VICTIM, signal.SIGKILL) == -signal.SIGKILL
                 net.start_node(VICTIM)
                 net.wait_ready(DEADLINE, nodes=iter([VICTIM]))
             end = tip(net, SURVIVOR)
-            wait(lambda: tip(net, SURVIVOR) >= end + 3, "progress after the last restart", net)
+            until(lambda: tip(net, SURVIVOR) >= end + 3, "progress after the last restart", net)
             stop.set()
             loader.join()
+            stop_cleanly(net)
     finally:
         stop.set()
         proxy.close()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _helpers import DEADLINE, stop_cleanly, tip, until
 
 from echorand.client import http_json
 from echorand.devnet import DEVNET_PARAMS, Devnet, sign_transfers
@@ -23,25 +23,6 @@ from echorand.transactions import Transaction
 NODES = 4
 ACCOUNTS = 40
 SEED = "test-devnet"
-DEADLINE = 120.0
-
-
-def until(condition: Callable[[], object], what: str, net: Devnet, timeout: float = DEADLINE):
-    """Poll until `condition()` is truthy (returning it); fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        net.check_alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what} after {timeout} s")
-        time.sleep(0.1)
-
-
-def tip(net: Devnet, k: int) -> int:
-    doc = net.status(k)
-    return -1 if doc is None else doc["tip"]["round"]
 
 
 def log_text(net: Devnet, k: int) -> str:
@@ -56,22 +37,44 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         net.start()
         net.wait_ready(DEADLINE)
         yield net
-    for proc in net.procs:
-        assert proc is not None and proc.poll() is not None, "a node process outlived the devnet"
+        stop_cleanly(net)
 
 
-def submit(net: Devnet, k: int, txs: list[bytes]) -> dict:
+def submit(net: Devnet, k: int, txs: list[bytes]) -> None:
+    """Submit `txs` to node k: each one accepted."""
     code, doc = http_json(net.url(k, "/tx"), b"".join(txs))
-    assert code == 200, doc
-    return doc
+    assert code == 200 and doc["accepted"] == len(txs), doc
+
+
+def next_transfers(
+    net: Devnet, count: int, nodes: range
+) -> tuple[dict[int, list[bytes]], dict[int, int]]:
+    """`count` transfers of each account that a node of `nodes` runs (account a runs on node
+    a % NODES), from the nonce that node takes next (whatever tests ran before), each
+    sender's in nonce order: (the transfers by node, the first nonce by account)."""
+    starts = {}
+    for a in range(ACCOUNTS):
+        if a % NODES in nodes:
+            code, doc = http_json(net.url(a % NODES, f"/account/{a}"))
+            assert code == 200, doc
+            starts[a] = doc["nonce"] + doc["queued"]
+    top = max(starts.values()) + count
+    txs = sign_transfers(SEED, ACCOUNTS, top * ACCOUNTS, net.genesis_hash)  # nonce-major
+    by_node: dict[int, list[bytes]] = {k: [] for k in nodes}
+    for nonce in range(top):
+        for a, start in starts.items():
+            if start <= nonce < start + count:
+                by_node[a % NODES].append(txs[nonce * ACCOUNTS + a])
+    return by_node, starts
 
 
 def test_four_processes_commit_transactions_and_hold_the_same_chain(devnet: Devnet) -> None:
-    txs = sign_transfers(SEED, ACCOUNTS, 3 * ACCOUNTS, devnet.genesis_hash)
-    # Each sender's transfers to one node, in nonce order (a node refuses nonce gaps).
-    for k in range(NODES):
-        mine = [tx for j, tx in enumerate(txs) if (j % ACCOUNTS) % NODES == k]
-        assert submit(devnet, k, mine)["accepted"] == len(mine)
+    by_node, starts = next_transfers(devnet, 3, range(NODES))
+    # Each sender's transfers to the node that runs it, in nonce order (no nonce gap).
+    for k, mine in by_node.items():
+        submit(devnet, k, mine)
+    txs = [tx for mine in by_node.values() for tx in mine]
+    assert len(txs) == 3 * ACCOUNTS
     ids = {Transaction.from_bytes(tx).id.hex() for tx in txs}
 
     def committed() -> bool:
@@ -92,11 +95,11 @@ def test_four_processes_commit_transactions_and_hold_the_same_chain(devnet: Devn
     chains = [devnet.hashes(k, 1, target) for k in range(NODES)]
     assert all(len(c) == target for c in chains)
     assert all(c == chains[0] for c in chains), "the nodes hold different chains"
-    # Every account sent 3 transfers and received 3 of 1 unit; all nonces are at 3.
+    # Every account sent 3 transfers: every node holds each nonce 3 further on.
     for account in (0, ACCOUNTS // 2, ACCOUNTS - 1):
         for k in range(NODES):
             code, doc = http_json(devnet.url(k, f"/account/{account}"))
-            assert code == 200 and doc["nonce"] == 3, doc
+            assert code == 200 and doc["nonce"] == starts[account] + 3, doc
 
 
 def test_blocks_become_final_on_every_node(devnet: Devnet) -> None:
@@ -122,18 +125,15 @@ def test_blocks_become_final_on_every_node(devnet: Devnet) -> None:
 def test_a_node_killed_mid_round_restarts_catches_up_and_agrees(devnet: Devnet) -> None:
     k = NODES - 1
     until(lambda: tip(devnet, k) >= 3, "node 3 to commit a few blocks", devnet)
-    # Keep some transactions flowing so the killed node has real blocks to catch up on.
-    txs = sign_transfers(SEED, ACCOUNTS, 5 * ACCOUNTS, devnet.genesis_hash)
+    # Keep some transactions flowing so the killed node has real blocks to catch up on:
+    # 5 transfers of each account the others run, from the nonce each expects next.
+    later, _ = next_transfers(devnet, 5, range(k))
     before = tip(devnet, k)
     assert devnet.kill(k, signal.SIGKILL) == -signal.SIGKILL
     # The others go on without it (3 of 4 nodes hold 75 % of the stake > t_h).
     base = [tip(devnet, j) for j in range(k)]
-    nonce_from = 3 * ACCOUNTS  # the first test sent 3 per account
-    later = [tx for j, tx in enumerate(txs) if j >= nonce_from]
-    for j in range(k):
-        mine = [tx for i, tx in enumerate(later) if ((i + nonce_from) % ACCOUNTS) % NODES == j]
-        code, doc = http_json(devnet.url(j, "/tx"), b"".join(mine))
-        assert code in (200, 400), doc
+    for j, mine in later.items():
+        submit(devnet, j, mine)
     until(
         lambda: all(tip(devnet, j) >= base[j] + 10 for j in range(k)),
         "the other nodes to commit 10 blocks without node 3",
@@ -161,6 +161,22 @@ def produced_by(net: Devnet, k: int, after: int) -> bool:
         if code == 200 and doc["producer"] is not None and doc["producer"] % NODES == k:
             return True
     return False
+
+
+def test_the_clean_stop_check_fails_on_a_node_that_did_not_exit_0(tmp_path: Path) -> None:
+    """The teardown check of every devnet fixture can fail: a node that died on its own
+    (here SIGKILLed behind the devnet's back) is reported with its status."""
+    net = Devnet(tmp_path, nodes=1, accounts=4, seed=SEED)
+    net.create()
+    with net:
+        net.start()
+        net.wait_ready(DEADLINE)
+        proc = net.procs[0]
+        assert proc is not None
+        proc.kill()
+        proc.wait(DEADLINE)
+        with pytest.raises(AssertionError, match=r"exit status on SIGTERM.*\{0: -9\}"):
+            stop_cleanly(net)
 
 
 def test_ports_and_directories_are_per_node(devnet: Devnet) -> None:
@@ -250,3 +266,4 @@ def test_a_vrf_seed_devnet_commits_proposed_blocks_and_agrees(
         for k in range(3):
             doc = net.status(k)
             assert doc is not None and doc["forks"] == 0 and doc["halted"] is None
+        stop_cleanly(net)

@@ -7,12 +7,12 @@ does); mounting one needs root, so these tests are skipped without it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _chain import certificate, proposed_block
+from _helpers import DEADLINE, stop_cleanly, tip, until
 
 from echorand.chaos.hosts import HostsError, empty, fill, mount_tmpfs, unmount
 from echorand.devnet import Devnet
@@ -21,7 +21,6 @@ from echorand.keys import load_node_keys
 from echorand.ledger import DiskFullError, Ledger
 from echorand.node import EXIT_DISK_FULL
 
-DEADLINE = 120.0
 DISK = 4 << 20
 
 
@@ -89,19 +88,6 @@ class DiskNet(Devnet):
         return self.disk / "data"
 
 
-def _tip(net: Devnet) -> int:
-    doc = net.status(0)
-    return -1 if doc is None else doc["tip"]["round"]
-
-
-def _until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what} after {DEADLINE} s")
-        time.sleep(0.1)
-
-
 def test_a_node_stops_cleanly_on_a_full_disk_and_starts_again_from_its_ledger(
     tmp_path: Path, disk: Path
 ) -> None:
@@ -110,7 +96,7 @@ def test_a_node_stops_cleanly_on_a_full_disk_and_starts_again_from_its_ledger(
     with net:
         net.start()
         net.wait_ready(DEADLINE)
-        _until(lambda: _tip(net) >= 3, "three blocks")
+        until(lambda: tip(net, 0) >= 3, "three blocks", net)
         fill(disk)
         proc = net.procs[0]
         assert proc is not None
@@ -125,4 +111,5 @@ def test_a_node_stops_cleanly_on_a_full_disk_and_starts_again_from_its_ledger(
         empty(disk)
         net.start_node(0)
         net.wait_ready(DEADLINE)
-        _until(lambda: _tip(net) > stopped_at + 2, "blocks after the restart")
+        until(lambda: tip(net, 0) > stopped_at + 2, "blocks after the restart", net)
+        stop_cleanly(net)

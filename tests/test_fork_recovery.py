@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _helpers import until
 from _proxy import Proxy
 
 from echorand.client import NodeClient, http_json
@@ -141,21 +142,6 @@ class Watch(threading.Thread):
                     self.halted[k] = doc["halted"]
 
 
-def until(what: str, condition: Callable[[], Any], net: Devnet, watch: Watch) -> Any:
-    """Poll until `condition()` is truthy (returning it); fail naming `what` otherwise, or
-    at once when a node exited or halted."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = condition()
-        if value:
-            return value
-        net.check_alive()
-        assert watch.halted == {}, f"halted while waiting for {what}: {watch.halted}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what} after {DEADLINE} s")
-        time.sleep(0.1)
-
-
 def status(net: Devnet, k: int) -> dict[str, Any]:
     doc = net.status(k)
     assert doc is not None, f"node {k} does not answer /status"
@@ -219,8 +205,12 @@ def test_two_halves_that_committed_different_blocks_converge_after_the_partition
     net.create()
     load, watch = Load(net), Watch(net)
 
+    def not_halted() -> None:
+        assert watch.halted == {}, f"halted: {watch.halted}"
+
     def wait(what: str, condition: Callable[[], Any]) -> Any:
-        return until(what, condition, net, watch)
+        """`until`, failing at once when a node exited or halted."""
+        return until(condition, what, net, timeout=DEADLINE, check=not_halted)
 
     t0 = time.monotonic()
 

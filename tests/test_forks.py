@@ -4,13 +4,13 @@ final blocks at one round. And the fork-choice plan itself, on hand-made chains.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import pytest
+from _chain import pattern_chain as chain
 
 from echorand import forks
-from echorand.messages import NO_LEADER, Block, Certificate
+from echorand.messages import Block, Certificate
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.command import violations
 from echorand.sim.simulation import SimConfig, run
@@ -53,28 +53,6 @@ def test_the_asynchrony_case_forks_only_tentatively_and_heals() -> None:
 
 
 # --- the plan, on hand-made chains ----------------------------------------------------------
-
-
-def block(round: int, prev: bytes, tag: str) -> Block:
-    """An empty block ('.') or a stand-in proposed block (a distinct hash per tag)."""
-    if tag == ".":
-        return Block.empty(round, prev)
-    seed = hashlib.sha256(f"{round}{tag}".encode()).digest()
-    return Block(round, prev, ord(tag[0]), seed + seed, (), seed + seed)
-
-
-def certified(b: Block) -> tuple[Block, Certificate]:
-    value = (b.hash, NO_LEADER) if b.is_empty else (b.hash, b.producer)
-    return b, Certificate(b.round, 5 if b.is_empty else 4, int(b.is_empty), *value, [])
-
-
-def chain(pattern: str, prev: bytes = bytes(32), start: int = 1) -> list[tuple[Block, Certificate]]:
-    out = []
-    for i, tag in enumerate(pattern):
-        b = block(start + i, prev, tag)
-        out.append(certified(b))
-        prev = b.hash
-    return out
 
 
 @dataclass

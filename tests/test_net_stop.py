@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from attack import DEADLINE, connect, frames, join, tip, until
+from _helpers import DEADLINE, stop_cleanly, tip, until
+from attack import connect, frames, join
 
 from echorand.devnet import Devnet
 from echorand.genesis import Genesis
@@ -56,6 +57,7 @@ def devnet(
         net.start()
         net.wait_ready(DEADLINE)
         yield net
+        stop_cleanly(net)
 
 
 def _busy_connections(net: Devnet) -> list[socket.socket]:

@@ -10,12 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _helpers import until
 
 from echorand.cli import main
 from echorand.client import NodeClient
@@ -87,11 +87,12 @@ class Network:
         return status["tip"]["round"] if status["sync"]["joined"] else -1
 
     def wait(self, directories: list[Path], round: int) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while min(self.tip(d) for d in directories) < round:
-            self.check_alive()
-            assert time.monotonic() < deadline, f"not every node reached round {round}"
-            time.sleep(0.2)
+        until(
+            lambda: min(self.tip(d) for d in directories) >= round,
+            f"every node at round {round}",
+            timeout=DEADLINE,
+            check=self.check_alive,
+        )
 
     def stop(self) -> dict[str, int]:
         for proc in self.procs.values():
@@ -118,7 +119,9 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Networ
     try:
         yield root / "net", net
     finally:
-        net.stop()
+        codes = net.stop()
+    # every node that ran exits 0 on SIGTERM (those a test stopped already say so too)
+    assert set(codes.values()) <= {0}, f"exit status on SIGTERM (0 expected): {codes}"
 
 
 def test_init_writes_a_directory_per_host(kit: tuple[Path, Network]) -> None:

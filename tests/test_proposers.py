@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from _sandbox import CHAIN, key
+from _helpers import assert_safe
+from _sandbox import CHAIN, Ledger, key
 
 from echorand.certificate import CertificateError, check_certificate
 from echorand.consensus import Consensus, Tip
@@ -126,20 +127,9 @@ def test_tip_keeps_the_authors_of_the_last_f_non_empty_blocks() -> None:
 # --- in the core: validation and certificates -------------------------------------------------
 
 
-class Ledger:
-    def __init__(self) -> None:
-        self.keys = [key(a).public_key for a in range(N)]
-
-    def stake_table(self, round: int) -> StakeTable:
-        return TABLE
-
-    def public_key(self, account: int) -> bytes | None:
-        return self.keys[account] if 0 <= account < N else None
-
-
 def observer(tip: Tip, policy: str = "round-robin") -> Consensus:
     """A node holding no account: it only validates, counts and relays."""
-    node = Consensus(rr_params(policy), {}, Ledger(), CachingVerifier(NativeVerifier()), tip)
+    node = Consensus(rr_params(policy), {}, Ledger(TABLE), CachingVerifier(NativeVerifier()), tip)
     node.start(0)
     return node
 
@@ -170,12 +160,12 @@ def test_certificate_for_a_locked_validators_block_is_refused() -> None:
     cert = Certificate(5, 4, 0, block.hash, 3, [(v.sender, v.cert_sig) for v in votes])
     verifier = CachingVerifier(NativeVerifier())
     with pytest.raises(CertificateError, match="producer 3 is not in A_1"):
-        check_certificate(cert, block, ctx, Ledger().public_key, verifier)
+        check_certificate(cert, block, ctx, Ledger(TABLE).public_key, verifier)
     # the same votes for an unlocked validator's block certify it
     ok = gc_block(tip, ctx.producer_seats()[0]).block
     votes = [sign_vote(key(a), CHAIN, 5, 4, a, 0, (ok.hash, ok.producer)) for a in signers]
     cert = Certificate(5, 4, 0, ok.hash, ok.producer, [(v.sender, v.cert_sig) for v in votes])
-    check_certificate(cert, ok, ctx, Ledger().public_key, verifier)
+    check_certificate(cert, ok, ctx, Ledger(TABLE).public_key, verifier)
 
 
 # --- in the simulator ---------------------------------------------------------------------------
@@ -245,8 +235,8 @@ def test_round_robin_never_forks(policy: str, behaviour: str) -> None:
             loss=0.05,
         )
     )
-    assert result.forks == [] and result.bad_certificates == []
-    assert result.certificates_checked >= result.committed == 6
+    assert_safe(result, min_committed=6)
+    assert result.committed == 6
     assert result.summary()["proposers"] == policy
 
 

@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import lmdb
 import pytest
+from _helpers import tip, until
 
-from echorand.client import NodeClient
 from echorand.devnet import Devnet
 from echorand.genesis import Genesis, create_devnet, node_keys_path
 from echorand.keys import load_node_keys, write_node_keys
@@ -211,18 +210,16 @@ def start(net: Devnet, *extra: str, env: dict[str, str] | None = None) -> subpro
 
 
 def wait_for_tip(net: Devnet, proc: subprocess.Popen[str], round: int) -> int:
-    client = NodeClient(net.url(0, ""), timeout=5)
-    deadline = time.monotonic() + DEADLINE
-    while True:
+    """The tip of the node `proc` runs once it is at `round` or later."""
+
+    def alive() -> None:
         assert proc.poll() is None, "the node exited"
-        assert time.monotonic() < deadline, f"no block {round}"
-        try:
-            tip = client.status()["tip"]["round"]
-        except OSError:
-            tip = -1
-        if tip >= round:
-            return tip
-        time.sleep(0.1)
+
+    def reached() -> int | None:
+        now = tip(net, 0)
+        return now if now >= round else None
+
+    return until(reached, f"block {round}", check=alive)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

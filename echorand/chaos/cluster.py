@@ -112,14 +112,14 @@ class ChaosNet(Devnet):
         if k in self.restart_at:
             self.restart_at[k] = now
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0) -> dict[int, int]:
         """SIGCONT what is paused (a stopped process cannot act on SIGTERM), then stop all."""
         for proc in self.procs:
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGCONT)
         self.paused.clear()
-        super().stop(timeout)
+        return super().stop(timeout)
 
     def log_tail(self, k: int, lines: int = LOG_TAIL) -> str:
         try:
