@@ -169,9 +169,13 @@ def test_a_dropped_link_is_redialed() -> None:
     async def main() -> None:
         async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
             await asyncio.wait_for(a.wait_for_peers(1), 10)
-            first = a.peers[0]
+            await asyncio.wait_for(b.wait_for_peers(1), 10)
+            first, b_first = a.peers[0], b.peers[0]
             first.drop(DropReason.IDLE)
             await until(lambda: a.peers and a.peers[0] is not first, "a new link from b")
+            # b's side of the new link too: a proven peer at b before b broadcasts (a finishes
+            # the handshake first, and a broadcast before b has it reaches no one)
+            await until(lambda: b.peers and b.peers[0] is not b_first, "the new link at b")
             b.broadcast(proposal(4))
             batch = await asyncio.wait_for(a.receive(), 10)
             assert batch.messages == [proposal(4)]
