@@ -19,7 +19,7 @@ from echorand.config import NodeConfig
 from echorand.ledger import Ledger
 from echorand.mempool import Mempool
 from echorand.messages import MAX_BATCH_TXS, Block, Transaction, TxBatch
-from echorand.metrics import Histogram
+from echorand.metrics import SECONDS_BUCKETS, Histogram
 from echorand.transactions import BAD_SIGNATURE, verify_signatures
 from echorand.validate import DropReason
 
@@ -38,7 +38,6 @@ PEER_CYCLE_TXS = 10_000
 """Gossiped transactions admitted per cycle, and of one peer per cycle."""
 ADMITTED_TIMES = 200_000
 """Admitted transactions whose admission time is remembered (for their finality)."""
-SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def tx_frames(txs: Sequence[Transaction]) -> list[bytes]:

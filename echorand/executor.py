@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from echorand.events import (
@@ -143,9 +144,9 @@ class Executor:
                 case Relay(message):
                     host.relay(message)
                 case SetTimer() as timer:
-                    host.set_timer(timer.at_ms, lambda t=timer: self._fire(t))
+                    host.set_timer(timer.at_ms, partial(self._fire, timer))
                 case ValidateBlock(block):
-                    ok = host.validate_block(block, lambda ok, h=block.hash: self._valid(h, ok))
+                    ok = host.validate_block(block, partial(self._valid, block.hash))
                     if ok is not None:
                         queue.append(BlockValidated(host.now_ms(), block.hash, ok))
                 case FetchBlock(round, block_hash):

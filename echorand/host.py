@@ -22,7 +22,7 @@ from echorand.events import ForkEvidence
 from echorand.finality import FinalCertificate
 from echorand.ledger import Ledger, LedgerError
 from echorand.messages import Block, Certificate, ConsensusMessage
-from echorand.metrics import Histogram
+from echorand.metrics import SECONDS_BUCKETS, Histogram
 from echorand.payloads import Payloads
 from echorand.signed import Signed
 from echorand.validate import DropReason
@@ -37,7 +37,6 @@ COMMIT_TIMES = 100_000
 """Rounds whose local commit time is remembered (for the API's `committed_at_ms`)."""
 MAX_FORKS = 1_000
 """Pieces of fork evidence kept in memory."""
-SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STEP_BUCKETS = (4, 5, 6, 7, 8, 10, 13, 16, 25, 40)
 
 

@@ -31,10 +31,10 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
-from echorand import crypto, forks
+from echorand import crypto
 from echorand.admission import Admission, VerifiedTxs
 from echorand.aio import cancel_and_wait
-from echorand.certificate import CertificateError, check_certificate
+from echorand.chains import Chains
 from echorand.config import NodeConfig
 from echorand.consensus import Consensus, Tip, tip_context
 from echorand.crypto import Keypair
@@ -45,14 +45,12 @@ from echorand.genesis import Genesis
 from echorand.gossip import Gossip, Held
 from echorand.host import NodeHost
 from echorand.keys import LocalKeys, is_sealed_file, load_keypair, load_node_keys
-from echorand.ledger import Ledger, LedgerError
+from echorand.ledger import Ledger
 from echorand.mempool import Mempool
 from echorand.messages import (
     Block,
     Certificate,
     ConsensusMessage,
-    GcBlock,
-    GcSignature,
     Message,
     Transaction,
 )
@@ -228,6 +226,7 @@ class Node:
         self.host = NodeHost(self.ledger, self.admission, self.payloads, self._fail, self.counters)
         self.host.on_halt = self._on_halt
         self.verifier = CachingVerifier(NativeVerifier(), capacity=SIGNATURE_CACHE)
+        self.chains = Chains(self)
         self.executor: Executor | None = None
         """The driver of the running core (None: not joined, switching chains, stopped)."""
         self.fatal: BaseException | None = None
@@ -417,8 +416,9 @@ class Node:
             log.exception("joining consensus failed")
             self._fail(e)
 
-    def _ledger_tip(self) -> Tip:
-        return ledger_tip(self.ledger, self.params)
+    def _ledger_tip(self, at: int | None = None) -> Tip:
+        """The tip as the core sees it (`ledger_tip`; `at`: as it was at that round)."""
+        return ledger_tip(self.ledger, self.params, at)
 
     def _round_context(self, round: int) -> RoundContext:
         """The context of `round` = tip + 1 from the ledger: stake table, delegates (§16) and
@@ -477,22 +477,6 @@ class Node:
                 log.exception("handling network batches failed")
                 self._fail(e)
                 return
-
-    def _on_another_chain(self, msg: object) -> bool:
-        """A producer's message of a round we could still roll back to, built on another
-        H(B_{r-1}) than ours: its sender holds another chain (PROTOCOL §6: compare, and let
-        the fork choice decide)."""
-        if isinstance(msg, GcBlock):
-            prev = msg.block.prev_hash
-        elif isinstance(msg, GcSignature):
-            prev = msg.prev_hash
-        else:
-            return False
-        ledger = self.ledger
-        if not ledger.rollback_floor < msg.round <= ledger.tip + 1:
-            return False
-        ours = ledger.tip_hash if msg.round == ledger.tip + 1 else ledger.hash(msg.round - 1)
-        return prev != ours
 
     async def _handle_batches(self, batches: list[Batch]) -> None:
         """Consensus messages of a cycle: the next rounds' held, the current round's
@@ -616,145 +600,13 @@ class Node:
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
-        ctx = self._round_context(block.round)
-        try:
-            check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
-        except CertificateError as e:
-            log.warning("sync: the certificate of round %d is refused: %s", block.round, e)
-            return False
-        self._commit(block, cert)
-        return True
+        return self.chains.apply_certified([(block, cert)], "sync") == 1
 
-    # --- forks (PROTOCOL §6, docs/protocol.md §10) ----------------------------------
+    def _on_another_chain(self, msg: object) -> bool:
+        return self.chains.on_another_chain(msg)
 
     def _on_fork(self, peer: Peer, blocks: list[CertifiedBlock]) -> bool:
-        """A peer's certified chain from the first round we could roll back: the fork
-        choice against ours. True when we follow that chain afterwards. Nothing the peer
-        sent is believed before its certificates pass (`_switch`): keeping ours needs none,
-        and fork evidence is recorded only from checked certificates."""
-        if self.halted is not None:
-            return False
-        try:
-            plan = forks.plan(self.ledger, blocks)
-        except forks.ForkError as e:
-            # It parts from ours at or below our last final block: that chain can never reach
-            # the final round (or the peer lies). Its owner is the one to switch; we keep ours.
-            log.warning(
-                "a chain from %s does not attach to ours above our last final block %d: %s;"
-                " kept ours",
-                peer,
-                self.ledger.final_round,
-                e,
-            )
-            self._unstick()
-            return False
-        if plan is None:
-            return True
-        if plan.choice is forks.Choice.HALT:  # needs a final block proved on their chain
-            self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
-            return False
-        if plan.choice is forks.Choice.THEIRS:
-            return self._switch(plan)
-        if self._checked_fork_round(plan):
-            final = self.ledger.final_certificate(plan.fork_round)
-            if final is not None:
-                theirs_hash = plan.theirs[0][0].hash.hex()[:16]
-                self._halt(
-                    f"round {plan.fork_round}: a peer's valid certificate for block"
-                    f" {theirs_hash}.. conflicts with our final block"
-                    f" {final.block_hash.hex()[:16]}.."
-                )
-                return False
-        log.warning(
-            "fork at round %d with %s: %s; kept",
-            plan.fork_round,
-            peer,
-            "it parts below our last final block"
-            if plan.below_final
-            else "our chain wins the fork choice",
-        )
-        self._unstick()
-        return False
-
-    def _checked_fork_round(self, plan: forks.ForkPlan) -> bool:
-        """Whether their block of the fork round passes its certificate in that round's
-        context on our chain (the chains share everything before it); if so, both
-        certificates are recorded as fork evidence. False when that round is past the
-        reach of our stake snapshots (`undo_rounds`)."""
-        block, theirs = plan.theirs[0]
-        try:
-            tip = ledger_tip(self.ledger, self.params, plan.fork_round - 1)
-            ctx = tip_context(self.params, self.view, tip)
-            check_certificate(theirs, block, ctx, self.view.public_key, self.verifier)
-        except (CertificateError, LedgerError) as e:
-            log.warning(
-                "fork at round %d: their certificate is not checked: %s", plan.fork_round, e
-            )
-            return False
-        _, ours = plan.ours[0]
-        self.host.fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, block))
-        return True
-
-    def _unstick(self) -> None:
-        """Our chain stays: a round that decided the other chain's block can never commit it,
-        so consensus starts again on our tip (it re-sends what it signed, signs nothing new
-        in those slots)."""
-        if self.core is not None and self.core.decided_elsewhere:
-            log.warning(
-                "round %d decided a block of the other chain: restarting it", self.ledger.tip + 1
-            )
-            self._start_consensus()
-
-    def _switch(self, plan: forks.ForkPlan) -> bool:
-        """Roll back to the fork point and apply the other chain, each block checked as sync
-        checks it; if one fails, restore ours. Consensus restarts on the new tip (it abstains
-        in the slots it filled on the old chain)."""
-        self._drive(None)
-        removed = self.ledger.rollback(plan.rollback_to)
-        self.counters["rollbacks"] += 1
-        self.counters["rolled_back_blocks"] += len(removed)
-        applied = self._apply_certified(plan.theirs)
-        if applied:  # their block of the fork round passed its certificate: evidence
-            (_, ours), (theirs_block, theirs) = plan.ours[0], plan.theirs[0]
-            self.host.fork_evidence(ForkEvidence(plan.fork_round, ours, theirs, theirs_block))
-        if applied < len(plan.theirs):
-            log.error(
-                "fork at round %d: the other chain failed its checks; ours restored",
-                plan.fork_round,
-            )
-            self.ledger.rollback(plan.rollback_to)
-            self._apply_certified(plan.ours)
-        else:
-            log.warning(
-                "fork at round %d: switched to the chain the fork choice prefers (%d blocks"
-                " rolled back, %d applied), now at round %d",
-                plan.fork_round,
-                len(removed),
-                applied,
-                self.ledger.tip,
-            )
-        self.admission.rolled_back([tx for block in removed for tx in block.transactions])
-        if self._caught_up.is_set():
-            self._start_consensus()
-        return applied == len(plan.theirs)
-
-    def _apply_certified(self, blocks: Sequence[CertifiedBlock]) -> int:
-        """Apply consecutive certified blocks on the tip, each certificate checked against
-        its round's committee; how many were applied before one failed."""
-        for n, (block, cert) in enumerate(blocks):
-            if block.round != self.ledger.tip + 1 or block.prev_hash != self.ledger.tip_hash:
-                return n
-            ctx = self._round_context(block.round)
-            try:
-                check_certificate(cert, block, ctx, self.view.public_key, self.verifier)
-            except CertificateError as e:
-                log.warning("fork: the certificate of round %d is refused: %s", block.round, e)
-                return n
-            self._commit(block, cert)
-        return len(blocks)
-
-    def _halt(self, reason: str) -> None:
-        self.host.halt(reason)
+        return self.chains.on_fork(peer, blocks)
 
     def _on_halt(self, reason: str) -> None:
         """The host halted: the core stops too."""
