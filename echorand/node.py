@@ -7,14 +7,15 @@
   monotonic clock, commits to the LMDB ledger, fork evidence, final blocks, the halt).
 - `echorand.admission`: transactions from peers and the API into the mempool.
 - `echorand.payloads`: a producer's payload, and the check of a proposed block's.
+- `echorand.chains`: certified blocks from peers, the suspicion of another chain, the
+  fork choice (PROTOCOL §6).
 - `echorand.status`: `GET /status` and `/metrics`.
 - `echorand.launch`: the `echorand node` command.
 
 Here: the ledger, reopened at its last committed block after a crash and read by the core
 through `LedgerView`; the consensus messages of the network, verified in batches (large
 ones off the event loop, into a bounded cache the core's own check then finds), those of
-the next rounds held in `Held` (bounded in bytes per peer and in all); sync, and the fork
-choice (PROTOCOL §6) against a peer's chain. Start-up: open the ledger, listen and dial,
+the next rounds held in `Held` (bounded in bytes per peer and in all); sync. Start-up: open the ledger, listen and dial,
 sync to the peers' tip, wait (a bounded time) for `min_peers` peers, then join consensus
 at the tip. Without configured peers the node starts alone at once. Stop: within a
 bounded time (STOP_TIMEOUT per part).
