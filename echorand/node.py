@@ -15,10 +15,10 @@
 Here: the ledger, reopened at its last committed block after a crash and read by the core
 through `LedgerView`; the consensus messages of the network, verified in batches (large
 ones off the event loop, into a bounded cache the core's own check then finds), those of
-the next rounds held in `Held` (bounded in bytes per peer and in all); sync. Start-up: open the ledger, listen and dial,
-sync to the peers' tip, wait (a bounded time) for `min_peers` peers, then join consensus
-at the tip. Without configured peers the node starts alone at once. Stop: within a
-bounded time (STOP_TIMEOUT per part).
+the next rounds held in `Held` (bounded in bytes per peer and in all); the sync loop.
+Start-up: open the ledger, listen and dial, sync to the peers' tip, wait (a bounded time)
+for `min_peers` peers, then join consensus at the tip. Without configured peers the node
+starts alone at once. Stop: within a bounded time (STOP_TIMEOUT per part).
 """
 
 from __future__ import annotations
