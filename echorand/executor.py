@@ -129,11 +129,9 @@ class Executor:
             self._drain(deque([event]))
 
     def _drain(self, queue: deque[Event]) -> None:
-        try:
-            while queue and self.live:
-                self._carry_out(self.core.handle(queue.popleft()), queue)
-        finally:
-            self.host.flush()
+        while queue and self.live:
+            self._carry_out(self.core.handle(queue.popleft()), queue)
+        self.host.flush()
 
     def _carry_out(self, actions: list[Action], queue: deque[Event]) -> None:
         host = self.host

@@ -381,6 +381,10 @@ class Node:
         log.info("stopped at round %d, ledger closed", tip)
 
     def stop(self) -> None:
+        """Stop: the core takes no more events (its timers find nothing), the rest follows
+        in `run`."""
+        if self.executor is not None:
+            self.executor.retire()
         self._stop.set()
 
     def _fail(self, error: BaseException) -> None:
