@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, assert_never
 
 from echorand.events import (
     Action,
@@ -164,6 +164,8 @@ class Executor:
                     host.finalized(certificate)
                 case Halted(reason, evidence):
                     host.halt(reason, evidence)
+                case _:
+                    assert_never(action)
 
     def _fire(self, timer: SetTimer) -> None:
         self.feed(TimerFired(self.host.now_ms(), timer.round, timer.step, timer.kind))

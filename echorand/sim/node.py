@@ -273,7 +273,7 @@ class SimNode:
 
     def _unstick(self) -> None:
         """Our chain stays: a round that decided the other chain's block restarts on our tip
-        (as `echorand.node.Node._unstick`)."""
+        (as `echorand.chains.Chains.unstick`)."""
         if self.core is not None and self.core.decided_elsewhere:
             self.unsticks += 1
             self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
