@@ -31,7 +31,8 @@ log = logging.getLogger("echorand.node")
 
 
 class Chains:
-    """The fork choice and the application of certified blocks, for `node`."""
+    """The fork choice and the application of certified blocks, for `node` (a piece of it:
+    it restarts the node's consensus and reads its round contexts)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
