@@ -132,6 +132,10 @@ class Harness(Protocol):
         """The encodings of this node's own messages that left it, in order."""
         ...
 
+    def early(self) -> list[bytes]:
+        """Those of them that were not durable yet when they left."""
+        ...
+
     def final_round(self) -> int: ...
 
     def close(self) -> None: ...
@@ -146,10 +150,13 @@ class SimHarness:
         self.node = self.sim.nodes[0]
         self.recorder = Recorder(self.node)
         self.sent: list[bytes] = []
+        self.not_durable: list[bytes] = []
         broadcast = self.sim.broadcast
 
         def watched(src: int, msg: ConsensusMessage, targets: object, delay: int) -> None:
             self.sent.append(msg.encode())
+            if msg.encode() not in self.durable():
+                self.not_durable.append(msg.encode())
             broadcast(src, msg, targets, delay)  # type: ignore[arg-type]
 
         self.sim.broadcast = watched  # type: ignore[method-assign]
@@ -177,6 +184,9 @@ class SimHarness:
     def left(self) -> list[bytes]:
         return self.sent
 
+    def early(self) -> list[bytes]:
+        return self.not_durable
+
     def final_round(self) -> int:
         return self.node.final_round
 
@@ -188,7 +198,10 @@ class SimHarness:
 class Outlet:
     """The network as the node's host sees it, without sockets: what leaves is noted."""
 
+    durable: Callable[[], set[bytes]]
+    """What the node made durable, at the moment of asking."""
     frames: list[bytes] = field(default_factory=list)
+    early: list[bytes] = field(default_factory=list)
     relayed: list[bytes] = field(default_factory=list)
     penalized: list[DropReason] = field(default_factory=list)
 
@@ -199,6 +212,9 @@ class Outlet:
     def broadcast_frames(
         self, frames: Sequence[bytes], exclude: Peer | None = None, *, mark: bool = True
     ) -> int:
+        if mark:
+            durable = self.durable()
+            self.early.extend(f for f in frames if f not in durable)
         (self.frames if mark else self.relayed).extend(frames)
         return len(frames)
 
@@ -214,7 +230,7 @@ class NodeHarness:
         config = NodeConfig(data_dir=path, genesis=genesis_dir, keys=node_keys_path(genesis_dir, 0))
         self.node = Node(config)
         self.loop = asyncio.new_event_loop()
-        self.outlet = Outlet()
+        self.outlet = Outlet(self.durable)
         self.node.host.start(self.loop)
         self.node.host.outlet = self.outlet
         self.recorder = Recorder(self.node.host)
@@ -244,6 +260,9 @@ class NodeHarness:
 
     def left(self) -> list[bytes]:
         return self.outlet.frames
+
+    def early(self) -> list[bytes]:
+        return self.outlet.early
 
     def final_round(self) -> int:
         return self.node.ledger.final_round
@@ -325,6 +344,7 @@ def test_every_message_that_leaves_was_made_durable_first(make: Make) -> None:
     h.run_until(lambda: committed(h) >= 2)
     left = h.left()
     assert left, "the node sent nothing"
+    assert h.early() == []
     assert set(left) <= h.durable()
     sent = {m.encode() for m in h.recorder.of("send")}  # type: ignore[attr-defined]
     assert sent <= set(left) | h.durable()
