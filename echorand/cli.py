@@ -218,7 +218,7 @@ def _add_chaos(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_node(sub: argparse._SubParsersAction) -> None:
-    from echorand.node import add_node_arguments, run_node
+    from echorand.launch import add_node_arguments, run_node
 
     p = sub.add_parser("node", help="run a node (TOML configuration)")
     add_node_arguments(p)

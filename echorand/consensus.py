@@ -3,16 +3,17 @@
 `Consensus` takes events (`echorand.events`) and returns actions. It keeps
 the chain tip (r, Q[r-1], H(B_{r-1})), runs the current `Round`, verifies
 incoming messages in batches, applies the gossip rule, turns a decision
-into `Commit(block, CERT_r)`, and catches up from certified blocks when it
-falls behind. Everything it needs from the outside comes through two small
-interfaces: `Ledger` (the stake table of a round, account keys) and
-`Verifier` (batched signature verification).
+into `Commit(block, CERT_r)` (and begins the next round once the caller answers
+`Committed`), and catches up from certified blocks when it falls behind.
+Everything it needs from the outside comes through two small interfaces:
+`Ledger` (the stake table of a round, account keys) and `Verifier` (batched
+signature verification). `echorand.executor` carries out what it returns.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from echorand.events import (
     BlockValidated,
     CertifiedBlocksReceived,
     Commit,
+    Committed,
     Disconnect,
     Event,
     FetchBlock,
@@ -198,13 +200,12 @@ class Consensus:
         verifier: Verifier,
         tip: Tip,
         payload: PayloadSource = _no_payload,
-        on_commit: Callable[[Block, Certificate], None] | None = None,
         signed: SignedLog | None = None,
     ) -> None:
-        """`on_commit(block, cert)`, when given, is called with each decided block before the
-        next round begins, so that a real ledger applies it first: the next round's stake
-        table and its producer's payload (`payload`) then see the block. The `Commit`
-        action is returned as well.
+        """A decided block goes out as `Commit`, the last action of its list; the next round
+        begins when the caller answers `Committed` (`echorand.executor`), so that a real
+        ledger has applied the block: the next round's stake table and its producer's
+        payload (`payload`) see it.
 
         `signed` is what this node signed before (its durable records, after a restart):
         it never signs anything else for those slots (PROTOCOL §6)."""
@@ -213,7 +214,6 @@ class Consensus:
         self.ledger = ledger
         self.verifier = verifier
         self.payload = payload
-        self.on_commit = on_commit
         self.tip = tip
         self.signed = SignedLog() if signed is None else signed
         self.stats: Counter[str] = Counter()
@@ -240,6 +240,10 @@ class Consensus:
         core on our tip (the signed log keeps it from signing anything new in a filled slot)."""
         self._ahead: dict[int, BbaSignature] = {}
         """Each sender's latest verified vote of a step beyond the window."""
+        self._committing: tuple[Block, Certificate] | None = None
+        """The block of the `Commit` out, until the caller answers `Committed`."""
+        self._after_commit: tuple[tuple[Block, Certificate], ...] = ()
+        """Certified blocks from sync that wait for the commit before them."""
 
     @property
     def current_round(self) -> int:
@@ -264,6 +268,10 @@ class Consensus:
         out: list[Action] = []
         if self.round is None:
             raise RuntimeError("call start() before handle()")
+        if isinstance(event, Committed):
+            self._committed_block(event, out)
+        elif self._committing is not None:
+            raise RuntimeError("Commit is answered by Committed before any other event")
         if self.halted is not None:
             return out
         match event:
@@ -481,7 +489,7 @@ class Consensus:
 
     def _settle(self, now_ms: int, out: list[Action]) -> None:
         """Collect the round's actions; commit once it has decided and holds the block."""
-        while self.round is not None:
+        while self.round is not None and self._committing is None:
             rnd = self.round
             self._own_actions(rnd.drain(), out)
             if rnd.decision is None or self._fetching is not None:
@@ -529,7 +537,7 @@ class Consensus:
         self._commit(block, cert, now_ms, out)
 
     def _certified_blocks(
-        self, blocks: tuple[tuple[Block, Certificate], ...], now_ms: int, out: list[Action]
+        self, blocks: Sequence[tuple[Block, Certificate]], now_ms: int, out: list[Action]
     ) -> None:
         """Certified blocks from sync (PROTOCOL §6). Blocks of committed rounds are the
         executor's to compare with what it holds. A certificate for the round this node runs
@@ -537,7 +545,10 @@ class Consensus:
         as from votes that arrived by gossip; if it decided the same, the block answers its
         fetch; if it decided otherwise, the two certificates are fork evidence, and nothing is
         committed."""
-        for block, cert in blocks:
+        for i, (block, cert) in enumerate(blocks):
+            if self._committing is not None:
+                self._after_commit = tuple(blocks[i:])
+                return
             if block.round < self.current_round:
                 continue
             rnd = self.round
@@ -571,9 +582,22 @@ class Consensus:
                 self._commit(block, ours, now_ms, out)
 
     def _commit(self, block: Block, cert: Certificate, now_ms: int, out: list[Action]) -> None:
-        if self.on_commit is not None:
-            self.on_commit(block, cert)
+        """Out goes `Commit`; nothing else happens until the caller answers `Committed`."""
         out.append(Commit(block, cert))
+        self._committing = (block, cert)
+
+    def _committed_block(self, event: Committed, out: list[Action]) -> None:
+        """The caller holds the block of `Commit`: it is the tip, and the next round begins
+        (then the certified blocks from sync that came after it)."""
+        pending = self._committing
+        if pending is None or (pending[0].round, pending[0].hash) != (
+            event.round,
+            event.block_hash,
+        ):
+            raise RuntimeError(f"Committed round {event.round} answers no Commit")
+        block, cert = pending
+        self._committing = None
+        now_ms = event.now_ms
         self.tip = self.tip.after(block, self.params, cert)
         self._committed[block.round] = block.hash
         final = self._finals.get(block.round)
@@ -581,6 +605,9 @@ class Consensus:
             self._final(final.decided, out)
         if self.halted is None:
             self._begin_round(now_ms, out)
+        rest, self._after_commit = self._after_commit, ()
+        if rest and self.halted is None:
+            self._certified_blocks(rest, now_ms, out)
 
     def _finished_context(self) -> RoundContext | None:
         """The context of round r - 1 when B_{r-1} is a proposed block whose certificate the

@@ -73,7 +73,24 @@ class CertifiedBlocksReceived:
     blocks: tuple[tuple[Block, Certificate], ...]
 
 
-Event = MessagesReceived | TimerFired | BlockValidated | BlockReceived | CertifiedBlocksReceived
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The answer to `Commit`: the block of `round` is appended to the caller's chain (the
+    ledger holds it: the next round's stake table and payload see it)."""
+
+    now_ms: int
+    round: int
+    block_hash: bytes
+
+
+Event = (
+    MessagesReceived
+    | TimerFired
+    | BlockValidated
+    | BlockReceived
+    | CertifiedBlocksReceived
+    | Committed
+)
 
 
 # --- actions (out) -------------------------------------------------------------
@@ -133,7 +150,9 @@ class Sync:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Append `block` to the chain; `certificate` proves the decision (CERT_r)."""
+    """Append `block` to the chain; `certificate` proves the decision (CERT_r); answer
+    `Committed`. It is the last action of its list: the core goes on (the next round
+    begins) once it has the answer, so that the ledger already holds the block."""
 
     block: Block
     certificate: Certificate

@@ -30,6 +30,10 @@ PREFIX = "echorand_"
 Kind = Literal["counter", "gauge", "histogram"]
 
 
+SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""The buckets of the node's durations (rounds, transaction finality), in seconds."""
+
+
 class Histogram:
     """Observations counted into cumulative buckets (upper bounds, +Inf added)."""
 

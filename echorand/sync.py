@@ -214,11 +214,11 @@ class Syncer:
         checked by asking it."""
         if peer in self._claims and tip > self._claims[peer]:
             self._claims[peer] = tip
-            self._kick()
+            self.wake()
 
     def peer_ready(self, peer: Peer) -> None:
         self._claims[peer] = peer.hello.tip_round if peer.hello is not None else 0
-        self._kick()
+        self.wake()
 
     def suspect_fork(self, peer: Peer) -> None:
         """`peer` sent a message of our round on another H(B_{r-1}): check its chain."""
@@ -228,7 +228,7 @@ class Syncer:
         last = self._suspects.get(peer)
         if last is None or now - last >= FORK_CHECK_INTERVAL:
             self._suspects[peer] = -1.0 if last is None else last
-            self._kick()
+            self.wake()
 
     def final_proof(self, peer: Peer, proof: FinalProof) -> None:
         """`peer` says its block `proof.round` is final: kept (its latest only) for the next
@@ -271,7 +271,8 @@ class Syncer:
 
     # -- the loop
 
-    def _kick(self) -> None:
+    def wake(self) -> None:
+        """Run the sync loop now: see whether a peer is ahead, or holds another chain."""
         self._wake.set()
 
     async def _run(self) -> None:
@@ -345,7 +346,7 @@ class Syncer:
             self._cooldown[peer] = loop.time() + self.timeout
             # Its claim counts again then (the kick a little later: a timer may fire a
             # millisecond before the clock reads its time, and find it still cooling).
-            loop.call_later(self.timeout + COOLDOWN_SLACK, self._kick)
+            loop.call_later(self.timeout + COOLDOWN_SLACK, self.wake)
             self._late[peer] = self._late.get(peer, 0) + 1
             self.net.penalize(peer, DropReason.SYNC_TIMEOUT, f"rounds {first}.. unanswered")
             return None

@@ -13,6 +13,8 @@ from echorand.events import (
     BlockReceived,
     BlockValidated,
     CertifiedBlocksReceived,
+    Commit,
+    Committed,
     MessagesReceived,
     Send,
     SetTimer,
@@ -130,11 +132,16 @@ class Sandbox:
     # --- driving the node -----
 
     def _collect(self, actions: list[Action]) -> None:
+        """Keep the actions; a `Commit` (always the last) is answered `Committed` at once,
+        as `echorand.executor` answers it."""
         for action in actions:
             if isinstance(action, SetTimer):
                 self.timers.append(action)
             else:
                 self._actions.append(action)
+        if actions and isinstance(commit := actions[-1], Commit):
+            block = commit.block
+            self._collect(self.node.handle(Committed(self.now, block.round, block.hash)))
 
     def recv(self, *messages: ConsensusMessage) -> None:
         self._collect(self.node.handle(MessagesReceived(self.now, tuple(messages))))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +105,14 @@ def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:
     points = out if isinstance(out, list) else out["points"]
     assert {"participation", "empty_fraction", "block_time_s"} <= set(points[0])
     assert points[0]["empty_fraction"] == 0
+
+
+def test_python_m_echorand_node_is_echorand_node(tmp_path: Path) -> None:
+    """`python -m echorand.node` parses and refuses as `echorand node` does."""
+    missing = str(tmp_path / "missing.toml")
+    runs = [
+        subprocess.run([sys.executable, *how, "--config", missing], capture_output=True, text=True)
+        for how in (["-m", "echorand.node"], ["-m", "echorand.cli", "node"])
+    ]
+    assert [r.returncode for r in runs] == [2, 2]
+    assert runs[0].stderr == runs[1].stderr and "missing.toml: cannot read" in runs[0].stderr

@@ -1,4 +1,7 @@
-"""A simulated node: the real consensus core, driven by the simulated clock and network."""
+"""A simulated node: the real consensus core, driven by the simulated clock and network.
+
+`SimNode` is the core's `Host` (`echorand.executor`) in the simulator: the same executor
+as the real node's carries out the core's actions through it."""
 
 from __future__ import annotations
 
@@ -7,25 +10,8 @@ from typing import TYPE_CHECKING
 
 from echorand import forks
 from echorand.consensus import Consensus, Ledger, Tip
-from echorand.events import (
-    Action,
-    BlockValidated,
-    CertifiedBlocksReceived,
-    Commit,
-    Event,
-    FetchBlock,
-    Finalized,
-    ForkEvidence,
-    Halted,
-    MessagesReceived,
-    Relay,
-    Send,
-    SetTimer,
-    SuspectFork,
-    Sync,
-    TimerFired,
-    ValidateBlock,
-)
+from echorand.events import CertifiedBlocksReceived, Event, ForkEvidence, MessagesReceived
+from echorand.executor import Executor
 from echorand.finality import FinalCertificate
 from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 from echorand.params import Params
@@ -33,7 +19,7 @@ from echorand.signed import Signed, SignedLog
 from echorand.signing import Leader
 from echorand.sim.byzantine import Behaviour, Known
 from echorand.tally import empty_value
-from echorand.validate import Verifier
+from echorand.validate import DropReason, Verifier
 
 if TYPE_CHECKING:
     from echorand.sim.simulation import Simulation
@@ -76,7 +62,7 @@ class SimNode:
         self.rolled_back = 0
         self.disk: list[Signed] = []
         """What the node signed, kept across crashes like the node's LMDB (PROTOCOL §6)."""
-        self.core: Consensus | None = None
+        self.executor: Executor | None = None
         self._epoch = 0
         self._round_start = 0
         self._inbox: list[ConsensusMessage] = []
@@ -85,23 +71,32 @@ class SimNode:
     # --- life cycle -----------------------------------------------------------------
 
     @property
+    def core(self) -> Consensus | None:
+        return self.executor.core if self.executor is not None else None
+
+    @property
     def online(self) -> bool:
-        return self.core is not None
+        return self.executor is not None
 
     def boot(self, params: Params, ledger: Ledger, verifier: Verifier, genesis: Tip) -> None:
         """Start (or restart) from the chain this node has stored."""
         tip = genesis
         for block, cert in self.chain:
             tip = tip.after(block, params, cert)
-        self.core = Consensus(params, self.keys, ledger, verifier, tip, signed=SignedLog(self.disk))
+        core = Consensus(params, self.keys, ledger, verifier, tip, signed=SignedLog(self.disk))
+        if self.executor is not None:
+            self.executor.retire()  # its timers and answers belong to the old core
+        self.executor = Executor(core, self)
         self._epoch += 1
         self._inbox = []  # a flush scheduled before belongs to the old core
         self._round_start = self.sim.clock.now_ms
         self.sim.network.online[self.index] = True
-        self._execute(self.core.start(self.sim.clock.now_ms))
+        self.executor.start()
 
     def crash(self) -> None:
-        self.core = None
+        if self.executor is not None:
+            self.executor.retire()
+        self.executor = None
         self._epoch += 1
         self._inbox = []
         self.sim.network.online[self.index] = False
@@ -126,8 +121,8 @@ class SimNode:
         self._inbox.append(msg)
 
     def deliver(self, event: Event) -> None:
-        if self.core is not None:
-            self._execute(self.core.handle(event))
+        if self.executor is not None:
+            self.executor.feed(event)
 
     def _flush(self, epoch: int) -> None:
         if epoch != self._epoch or not self._inbox:
@@ -135,45 +130,66 @@ class SimNode:
         batch, self._inbox = tuple(self._inbox), []
         self.deliver(MessagesReceived(self.sim.clock.now_ms, batch))
 
-    def _later(self, at_ms: int, make: Callable[[], Event]) -> None:
-        epoch = self._epoch
-        self.sim.clock.at(at_ms, lambda: self.deliver(make()) if epoch == self._epoch else None)
+    # --- the host (echorand.executor.Host) -------------------------------------------------
 
-    # --- actions -----------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.sim.clock.now_ms
 
-    def _execute(self, actions: list[Action]) -> None:
+    def send(self, message: ConsensusMessage, prev_hash: bytes) -> None:
+        self.disk.append(Signed(prev_hash, message))
+        self._send(message)
+
+    def relay(self, message: ConsensusMessage) -> None:
+        if self.behaviour.relays:
+            self.sim.broadcast(self.index, message, None, 0)
+
+    def set_timer(self, at_ms: int, fire: Callable[[], None]) -> None:
+        self.sim.clock.at(at_ms, fire)
+
+    def validate_block(self, block: Block, answer: Callable[[bool], None]) -> bool | None:
+        ok = self.sim.payload_valid(block)
+        self.sim.clock.at(self.sim.clock.now_ms, lambda: answer(ok))
+        return None
+
+    def fetch_block(self, round: int, block_hash: bytes) -> None:
+        self.sim.fetch(self, round, block_hash)
+
+    def sync(self, from_round: int) -> None:
+        self.sim.sync(self, from_round)
+
+    def commit(self, block: Block, certificate: Certificate) -> None:
         now = self.sim.clock.now_ms
-        for action in actions:
-            match action:
-                case Send(msg, prev_hash):
-                    self.disk.append(Signed(prev_hash, msg))
-                    self._send(msg)
-                case Relay(msg) if self.behaviour.relays:
-                    self.sim.broadcast(self.index, msg, None, 0)
-                case SetTimer(at_ms, round, step, kind):
-                    self._later(
-                        at_ms, lambda a=at_ms, r=round, s=step, k=kind: TimerFired(a, r, s, k)
-                    )
-                case ValidateBlock(block):
-                    ok = self.sim.payload_valid(block)
-                    self._later(now, lambda h=block.hash, ok=ok: BlockValidated(now, h, ok))
-                case FetchBlock(round, block_hash):
-                    self.sim.fetch(self, round, block_hash)
-                case Sync(from_round):
-                    self.sim.sync(self, from_round)
-                case Commit(block, certificate):
-                    self._commit(block, certificate, now)
-                case ForkEvidence() as evidence:
-                    self.evidence.append(evidence)
-                case SuspectFork():
-                    for peer in self.sim.network.neighbours[self.index]:
-                        self.sim.check_fork(self, peer)
-                case Finalized(cert):
-                    self._finalized(cert)
-                case Halted(reason):
-                    self._halt(reason)
-                case _:
-                    pass
+        self.sim.record_commit(self, block)
+        self.chain.append((block, certificate))
+        self.blocks.setdefault(block.hash, block)
+        self.commit_ms.append(now)
+        self.round_ms.append(now - self._round_start)
+        self._round_start = now
+        self.sim.on_commit(self)
+
+    def disconnect(self, message: ConsensusMessage, reason: DropReason) -> None:
+        """The simulator has no peer scores: a malicious message costs its sender nothing."""
+
+    def fork_evidence(self, evidence: ForkEvidence) -> None:
+        self.evidence.append(evidence)
+
+    def suspect_fork(self, round: int, block_hash: bytes) -> None:
+        for peer in self.sim.network.neighbours[self.index]:
+            self.sim.check_fork(self, peer)
+
+    def finalized(self, certificate: FinalCertificate) -> None:
+        self.finals[certificate.round] = certificate.block_hash
+        self.final_certs[certificate.round] = certificate
+        self.final_round = max(self.final_round, certificate.round)
+        self.sim.record_final(self, certificate.round, certificate.block_hash)
+
+    def halt(self, reason: str, evidence: tuple[object, ...] = ()) -> None:
+        """Stop for good: a conflict with a final block (the adversary exceeded f)."""
+        self.halted = reason
+        self.crash()
+
+    def flush(self) -> None:
+        """Messages leave at once in the simulator."""
 
     def _send(self, msg: ConsensusMessage) -> None:
         if self.mute_producer and msg.step == 1:
@@ -242,14 +258,14 @@ class SimNode:
         if plan is None:
             return
         if plan.choice is forks.Choice.HALT:
-            self._halt(f"round {plan.fork_round}: two final blocks on chains that part there")
+            self.halt(f"round {plan.fork_round}: two final blocks on chains that part there")
         elif plan.choice is forks.Choice.THEIRS:
             self._switch(plan)
         elif self.sim.checked_suffix(self.chain[: plan.fork_round - 1], plan.theirs[:1]):
             (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
             self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
             if plan.fork_round in self.finals:
-                self._halt(f"round {plan.fork_round}: a valid certificate against a final block")
+                self.halt(f"round {plan.fork_round}: a valid certificate against a final block")
             else:
                 self._unstick()
         else:
@@ -257,7 +273,7 @@ class SimNode:
 
     def _unstick(self) -> None:
         """Our chain stays: a round that decided the other chain's block restarts on our tip
-        (as `echorand.node.Node._unstick`)."""
+        (as `echorand.chains.Chains.unstick`)."""
         if self.core is not None and self.core.decided_elsewhere:
             self.unsticks += 1
             self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
@@ -280,24 +296,4 @@ class SimNode:
         (_, ours), (block, theirs) = plan.ours[0], checked[0]
         self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
         self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
-        self.sim.on_commit(self)
-
-    def _finalized(self, cert: FinalCertificate) -> None:
-        self.finals[cert.round] = cert.block_hash
-        self.final_certs[cert.round] = cert
-        self.final_round = max(self.final_round, cert.round)
-        self.sim.record_final(self, cert.round, cert.block_hash)
-
-    def _halt(self, reason: str) -> None:
-        """Stop for good: a conflict with a final block (the adversary exceeded f)."""
-        self.halted = reason
-        self.crash()
-
-    def _commit(self, block: Block, cert: Certificate, now: int) -> None:
-        self.sim.record_commit(self, block)
-        self.chain.append((block, cert))
-        self.blocks.setdefault(block.hash, block)
-        self.commit_ms.append(now)
-        self.round_ms.append(now - self._round_start)
-        self._round_start = now
         self.sim.on_commit(self)
