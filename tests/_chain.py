@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from echorand.crypto import Keypair
-from echorand.messages import NO_LEADER, Block, Certificate, Transaction
-from echorand.params import SIGNATURE_SIZE
-from echorand.seeds import seed_signing_bytes
+from echorand.protocol.params import SIGNATURE_SIZE
+from echorand.protocol.seeds import seed_signing_bytes
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import NO_LEADER, Block, Certificate, Transaction
 
 CERT_STEPS = {0: 4, 1: 5}
 """The step a certificate of each bit is made at (the first step whose votes decide it)."""

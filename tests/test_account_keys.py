@@ -8,7 +8,7 @@ from _ed25519_data import valid_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand.crypto import Keypair, is_valid_account_key, verify_batch
+from echorand.wire.crypto import Keypair, is_valid_account_key, verify_batch
 
 P = model.P
 

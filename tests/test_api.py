@@ -9,7 +9,7 @@ from nacl.signing import SigningKey
 
 
 def test_stake_table_api() -> None:
-    from echorand.sortition import StakeTable
+    from echorand.protocol.sortition import StakeTable
 
     balances = [5, 0, 10, 1, 0, 84]
     table = StakeTable(balances)
@@ -36,8 +36,8 @@ def test_stake_table_api() -> None:
 
 
 def test_next_seed_and_coin_api() -> None:
-    from echorand.bba import coin
-    from echorand.seeds import next_seed
+    from echorand.core.bba import coin
+    from echorand.protocol.seeds import next_seed
 
     q0 = bytes(32)
     assert next_seed(q0, 1, None) == hashlib.sha256(q0 + (1).to_bytes(8, "big")).digest()
@@ -49,7 +49,7 @@ def test_next_seed_and_coin_api() -> None:
 
 
 def test_verify_batch_api() -> None:
-    from echorand.crypto import verify_batch
+    from echorand.wire.crypto import verify_batch
 
     keys = [SigningKey(bytes([i]) * 32) for i in range(1, 5)]
     messages = [b"m%d" % i for i in range(4)]
@@ -61,7 +61,7 @@ def test_verify_batch_api() -> None:
 
 
 def test_round_robin_order_api() -> None:
-    from echorand.leader import round_robin_order
+    from echorand.protocol.leader import round_robin_order
 
     order = round_robin_order(16, [0, 1, 2, 3, 4], 5)
     assert sorted(order) == list(range(5, 16))

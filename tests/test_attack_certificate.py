@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.certificate import CertificateError, PublicKeys, check_certificate
-from echorand.events import Commit
-from echorand.messages import Block, Certificate
-from echorand.round import RoundContext
-from echorand.signing import sign_block
+from echorand.core.events import Commit
+from echorand.core.round import RoundContext
+from echorand.protocol.certificate import CertificateError, PublicKeys, check_certificate
+from echorand.protocol.signing import sign_block
+from echorand.wire.messages import Block, Certificate
 
 
 @dataclass

@@ -40,8 +40,8 @@ from attack import (
     window,
 )
 
-from echorand.devnet import Devnet, sign_transfers
-from echorand.messages import (
+from echorand.tools.devnet import Devnet, sign_transfers
+from echorand.wire.messages import (
     MAX_BLOCK_TXS,
     Block,
     GcBlock,

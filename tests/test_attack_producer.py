@@ -23,14 +23,14 @@ from collections.abc import Iterator
 import pytest
 from attack import DEADLINE, FRACTION, RSS_CEILING, rss, status, tip, until, window
 
-from echorand.config import load_config
-from echorand.crypto import Keypair
-from echorand.devnet import Devnet, http_json
-from echorand.genesis import devnet_master
-from echorand.messages import Transaction
-from echorand.network import run
-from echorand.node import Node
-from echorand.transactions import devnet_seeds, transfer
+from echorand.ledger.genesis import devnet_master
+from echorand.net.network import run
+from echorand.node.config import load_config
+from echorand.node.node import Node
+from echorand.tools.devnet import Devnet, http_json
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Transaction
+from echorand.wire.transactions import devnet_seeds, transfer
 
 NODES = 4
 ACCOUNTS = 40

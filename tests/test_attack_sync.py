@@ -30,8 +30,8 @@ from attack import (
     window,
 )
 
-from echorand.devnet import Devnet
-from echorand.messages import (
+from echorand.tools.devnet import Devnet
+from echorand.wire.messages import (
     Block,
     Certificate,
     GcProposal,

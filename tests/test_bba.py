@@ -9,9 +9,9 @@ from _sandbox import EMPTY_VALUE, PARAMS, Sandbox
 from hypothesis import given
 from hypothesis import strategies as st
 
-from echorand.bba import StepKind, StepVotes, Vote, coin, deciding_vote, run_step, step_kind
-from echorand.events import Commit, Relay
-from echorand.messages import Block
+from echorand.core.bba import StepKind, StepVotes, Vote, coin, deciding_vote, run_step, step_kind
+from echorand.core.events import Commit, Relay
+from echorand.wire.messages import Block
 
 T_H = 13
 V = (b"\x07" * 32, 4)
@@ -184,7 +184,7 @@ def test_decided_block_not_held_is_fetched_then_committed() -> None:
     value = (block.hash, block.producer)
     msgs = sb.votes(4, 0, value, sb.signers(4, PARAMS.t_h + 1))
     sb.recv(*msgs)
-    from echorand.events import FetchBlock
+    from echorand.core.events import FetchBlock
 
     # no final vote for a block it does not hold: the votes may be of another fork
     assert sb.take()[len(msgs) :] == [FetchBlock(1, block.hash)]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from echorand.benchmarks import codec
-from echorand.messages import decode, encode_many
+from echorand.tools.benchmarks import codec
+from echorand.wire.messages import decode, encode_many
 
 
 def test_run_reports_every_operation_against_the_baseline() -> None:

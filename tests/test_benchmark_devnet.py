@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from echorand.benchmarks import devnet
+from echorand.tools.benchmarks import devnet
 
 
 def summary(blocks: int, empty: int, transactions: int, p50: int | None) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks import ledger
-from echorand.transactions import AccountState
+from echorand.tools.benchmarks import ledger
+from echorand.wire.transactions import AccountState
 
 
 def test_the_ledger_benchmark_reports_every_operation() -> None:

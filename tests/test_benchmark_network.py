@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks import network
+from echorand.tools.benchmarks import network
 
 
 def test_the_network_benchmark_reports_votes_and_blocks() -> None:

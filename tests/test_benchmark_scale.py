@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks import scale
-from echorand.ledger import Ledger
+from echorand.ledger.ledger import Ledger
+from echorand.tools.benchmarks import scale
 
 
 def test_the_scale_benchmark_compares_every_size_with_the_first() -> None:

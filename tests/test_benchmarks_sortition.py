@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks import chain, sortition
+from echorand.tools.benchmarks import chain, sortition
 
 
 def test_the_sortition_benchmark_reports_every_operation() -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 from test_round import certificate_for
 
-from echorand.certificate import CertificateError, carried_checks
-from echorand.events import Commit, Relay, Send
-from echorand.messages import NO_LEADER, Block, Certificate, GcBlock
-from echorand.round import Round
-from echorand.signing import sign_vote
+from echorand.core.events import Commit, Relay, Send
+from echorand.core.round import Round
+from echorand.protocol.certificate import CertificateError, carried_checks
+from echorand.protocol.signing import sign_vote
+from echorand.wire.messages import NO_LEADER, Block, Certificate, GcBlock
 
 
 def after_proposed_block(local: tuple[int, ...] = (0,)) -> tuple[Sandbox, Block, Certificate]:

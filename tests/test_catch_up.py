@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from _sandbox import EMPTY_VALUE, PARAMS, Sandbox
 
-from echorand.bba import Vote
-from echorand.events import Commit, Relay, Send, SuspectFork
-from echorand.messages import BbaSignature, Block
+from echorand.core.bba import Vote
+from echorand.core.events import Commit, Relay, Send, SuspectFork
+from echorand.wire.messages import BbaSignature, Block
 
 GONE = PARAMS.n_c - PARAMS.t_h
 """More than this weight in a later step: no earlier step can reach t_h any more."""

@@ -7,11 +7,11 @@ import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 from test_round import certificate_for
 
-from echorand.certificate import CertificateError, check_certificate, choose_chain, decides
-from echorand.events import Commit, FetchBlock, ForkEvidence
-from echorand.messages import Block, Certificate, DecodeError
-from echorand.params import FINAL_STEP
-from echorand.signing import sign_vote
+from echorand.core.events import Commit, FetchBlock, ForkEvidence
+from echorand.protocol.certificate import CertificateError, check_certificate, choose_chain, decides
+from echorand.protocol.params import FINAL_STEP
+from echorand.protocol.signing import sign_vote
+from echorand.wire.messages import Block, Certificate, DecodeError
 
 
 def decided(b: int = 0) -> tuple[Sandbox, Block, Certificate]:
@@ -149,7 +149,7 @@ def test_certificate_for_another_block_is_refused() -> None:
 
 def blocks(pattern: str, prev: bytes = bytes(32)) -> list[Block]:
     """'x' a non-empty block (a distinct hash per position and letter), '.' an empty block."""
-    from echorand.signing import sign_block
+    from echorand.protocol.signing import sign_block
 
     chain: list[Block] = []
     for r, c in enumerate(pattern, start=1):

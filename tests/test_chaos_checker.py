@@ -9,8 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from echorand.chaos.checker import TRANSIENT, check, final_round
-from echorand.chaos.history import (
+from echorand.ledger.mempool import ALREADY_QUEUED
+from echorand.node.node import EXIT_DISK_FULL
+from echorand.tools.chaos.checker import TRANSIENT, check, final_round
+from echorand.tools.chaos.history import (
     ACK,
     HEAL,
     REFUSED,
@@ -25,9 +27,7 @@ from echorand.chaos.history import (
     Op,
     TipSample,
 )
-from echorand.mempool import ALREADY_QUEUED
-from echorand.node import EXIT_DISK_FULL
-from echorand.transactions import INSUFFICIENT_BALANCE, NONCE_TOO_HIGH, NONCE_TOO_LOW
+from echorand.wire.transactions import INSUFFICIENT_BALANCE, NONCE_TOO_HIGH, NONCE_TOO_LOW
 
 NODES = 3
 ROUNDS = 10

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from echorand.chaos import hosts as hostlib
-from echorand.chaos.hosts import Hosts
+from echorand.tools.chaos import hosts as hostlib
+from echorand.tools.chaos.hosts import Hosts
 
 PORT = 7000
 LISTEN = (

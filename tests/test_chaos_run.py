@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from echorand.chaos import hosts as hostlib
-from echorand.chaos.nemesis import schedule
+from echorand.tools.chaos import hosts as hostlib
+from echorand.tools.chaos.nemesis import schedule
 
 NODES = 4
 DURATION = 60.0
@@ -39,7 +39,7 @@ def test_a_seeded_run_passes_the_checker(nemesis: str, seed: int, tmp_path: Path
     assert {f.kind for f in faults} == set(kinds), "the seed's schedule misses a kind"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "echorand.cli", "chaos",
+            sys.executable, "-m", "echorand.tools.cli", "chaos",
             "--nodes", str(NODES), "--duration", str(DURATION), "--nemesis", nemesis,
             "--seed", str(seed), "--json", "--dir", str(tmp_path / "run"),
         ],

@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 
-from echorand.chaos.client import ClientOptions, Lane
-from echorand.chaos.history import ACK, ERROR, REFUSED, TIMEOUT
-from echorand.chaos.nemesis import DURATIONS, KINDS, QUIET, WARMUP, schedule
-from echorand.mempool import ALREADY_QUEUED
-from echorand.transactions import NONCE_TOO_HIGH, NONCE_TOO_LOW
+from echorand.ledger.mempool import ALREADY_QUEUED
+from echorand.tools.chaos.client import ClientOptions, Lane
+from echorand.tools.chaos.history import ACK, ERROR, REFUSED, TIMEOUT
+from echorand.tools.chaos.nemesis import DURATIONS, KINDS, QUIET, WARMUP, schedule
+from echorand.wire.transactions import NONCE_TOO_HIGH, NONCE_TOO_LOW
 
 
 def test_the_seed_alone_decides_the_schedule() -> None:

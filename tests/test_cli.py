@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from echorand.cli import build_parser, main
-from echorand.devnet import print_summary
-from echorand.genesis import Genesis
+from echorand.ledger.genesis import Genesis
+from echorand.tools.cli import build_parser, main
+from echorand.tools.devnet import print_summary
 
 
 def test_bench_chain_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:

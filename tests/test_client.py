@@ -1,4 +1,4 @@
-"""The client commands (echorand.client) against a real one-node devnet process."""
+"""The client commands (echorand.tools.client) against a real one-node devnet process."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from echorand.cli import main
-from echorand.client import NodeClient
-from echorand.crypto import Keypair
-from echorand.devnet import Devnet
-from echorand.genesis import devnet_master
-from echorand.keys import load_keypair, write_keypair
-from echorand.transactions import devnet_seeds
+from echorand.ledger.genesis import devnet_master
+from echorand.tools.cli import main
+from echorand.tools.client import NodeClient
+from echorand.tools.devnet import Devnet
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_keypair, write_keypair
+from echorand.wire.transactions import devnet_seeds
 
 SEED = "test-client"
 ACCOUNTS = 6
@@ -186,7 +186,7 @@ def test_watch_leaves_cleanly_on_ctrl_c(node: Devnet) -> None:
     env = {**os.environ, "ECHORAND_NODE": url(node), "COLUMNS": "120"}
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "echorand.cli", "watch", "--interval", "0.2"],
+        [sys.executable, "-m", "echorand.tools.cli", "watch", "--interval", "0.2"],
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=subprocess.PIPE,
@@ -215,7 +215,7 @@ def test_key_files_seal_and_open_with_the_passphrase(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data.startswith(b"ERSEAL01") and keypair(1).seed.hex().encode() not in data
     assert load_keypair(path, passphrase=lambda: b"pw").seed == keypair(1).seed
-    from echorand.keys import KeyFileError
+    from echorand.wire.keys import KeyFileError
 
     with pytest.raises(KeyFileError, match="sealed with a passphrase, and none was given"):
         load_keypair(path)

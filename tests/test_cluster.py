@@ -10,8 +10,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra (Dask distributed)")
 
-from echorand.cli import main  # noqa: E402
-from echorand.studies.participation import SweepConfig, run_sweep  # noqa: E402
+from echorand.tools.cli import main  # noqa: E402
+from echorand.tools.studies.participation import SweepConfig, run_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand.messages import (
+from echorand.wire.messages import (
     FINAL_STEP,
     MAX_BATCH_TXS,
     MAX_BLOCK_TXS,
@@ -948,7 +948,7 @@ def test_split_frames_rejects_bad_lengths() -> None:
 
 def test_decode_error_is_a_value_error() -> None:
     assert issubclass(DecodeError, ValueError)
-    assert DecodeError.__module__ == "echorand.messages"
+    assert DecodeError.__module__ == "echorand.wire.messages"
 
 
 def test_a_decoded_block_references_its_input_instead_of_copying_it() -> None:

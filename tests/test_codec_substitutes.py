@@ -1,5 +1,5 @@
 """The substitute messages of §16 in the native codec: the bytes of the former Python
-encoders (echorand.delegation before the move, kept here as the reference), round
+encoders (echorand.protocol.delegation before the move, kept here as the reference), round
 trips, and strict decoding."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand.messages import (
+from echorand.protocol.params import BBA_TAG, CERT_TAG, GC_PROPOSAL_TAG
+from echorand.wire.messages import (
     MAX_CERT_VOTES,
     NO_LEADER,
     BbaSubstitute,
@@ -24,7 +25,6 @@ from echorand.messages import (
     encode,
     encode_many,
 )
-from echorand.params import BBA_TAG, CERT_TAG, GC_PROPOSAL_TAG
 
 ZERO = bytes(32)
 U64 = 2**64 - 1
@@ -69,7 +69,7 @@ def bba_substitutes(draw: st.DrawFn) -> BbaSubstitute:
 substitutes = st.one_of(gc_substitutes(), bba_substitutes())
 
 
-# --- the former Python encoders (echorand/delegation.py), byte for byte ---------------
+# --- the former Python encoders (echorand/protocol/delegation.py), byte for byte ---------------
 
 _HEAD = struct.Struct(">BQIQQB")  # type, round, step, sender, principal, mode
 _VALUE = struct.Struct(">32sQ")

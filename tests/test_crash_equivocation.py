@@ -20,8 +20,8 @@ from pathlib import Path
 
 from _proxy import Proxy
 
-from echorand.devnet import Devnet, http_json, sign_transfers
-from echorand.signed import slot
+from echorand.core.signed import slot
+from echorand.tools.devnet import Devnet, http_json, sign_transfers
 
 SEED = "crash-equivocation"
 ACCOUNTS = 20

@@ -1,4 +1,4 @@
-"""echorand.crypto: keys, signed payloads, and verification on known answers."""
+"""echorand.wire.crypto: keys, signed payloads, and verification on known answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from nacl.signing import SigningKey
 
-from echorand import params
-from echorand.crypto import (
+from echorand.protocol import params
+from echorand.wire.crypto import (
     KEY_SIZE,
     SEED_SIZE,
     SIGNATURE_SIZE,

@@ -10,16 +10,23 @@ from dataclasses import replace
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.bba import Vote, build_certificate
-from echorand.certificate import CertificateError, check_certificate
-from echorand.delegation import (
+from echorand.core.bba import Vote, build_certificate
+from echorand.core.events import Send, TimerKind
+from echorand.core.round import Round, RoundContext
+from echorand.core.validate import CachingVerifier, NativeVerifier, verify_messages
+from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.delegation import (
     Mode,
     fallback_signer,
     sign_bba_substitute,
     sign_gc_substitute,
 )
-from echorand.events import Send, TimerKind
-from echorand.messages import (
+from echorand.protocol.params import Params
+from echorand.protocol.signing import sign_proposal, sign_vote
+from echorand.protocol.sortition import StakeTable
+from echorand.sim.byzantine import BEHAVIOURS
+from echorand.sim.simulation import SimConfig, Simulation, run
+from echorand.wire.messages import (
     BbaSubstitute,
     Block,
     Certificate,
@@ -27,13 +34,6 @@ from echorand.messages import (
     GcSubstitute,
     decode,
 )
-from echorand.params import Params
-from echorand.round import Round, RoundContext
-from echorand.signing import sign_proposal, sign_vote
-from echorand.sim.byzantine import BEHAVIOURS
-from echorand.sim.simulation import SimConfig, Simulation, run
-from echorand.sortition import StakeTable
-from echorand.validate import CachingVerifier, NativeVerifier, verify_messages
 
 N = 16
 V = (b"\x07" * 32, 0)

@@ -1,4 +1,4 @@
-"""A devnet of 4 real node processes on loopback (echorand.devnet, echorand.node).
+"""A devnet of 4 real node processes on loopback (echorand.tools.devnet, echorand.node.node).
 
 No timed assertions: every wait polls a condition under a generous deadline, so a
 loaded 2-core machine only makes the tests slower.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from echorand.client import http_json
-from echorand.devnet import Devnet, sign_transfers
-from echorand.transactions import Transaction
+from echorand.tools.client import http_json
+from echorand.tools.devnet import Devnet, sign_transfers
+from echorand.wire.transactions import Transaction
 
 NODES = 4
 ACCOUNTS = 40
@@ -175,7 +175,7 @@ def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
     import orjson
     from aiohttp import web
 
-    from echorand.devnet import LoadStats, _submit
+    from echorand.tools.devnet import LoadStats, _submit
 
     txs = [bytes([i]) * 153 for i in range(4)]
     errors = [None, "mempool full: fee too low", "nonce too high", "bad signature"]

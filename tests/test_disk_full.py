@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
-from echorand.chaos.hosts import HostsError, empty, fill, mount_tmpfs, unmount
-from echorand.devnet import Devnet
-from echorand.genesis import Genesis, create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import DiskFullError, Ledger
-from echorand.node import EXIT_DISK_FULL
+from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.ledger import DiskFullError, Ledger
+from echorand.node.node import EXIT_DISK_FULL
+from echorand.tools.chaos.hosts import HostsError, empty, fill, mount_tmpfs, unmount
+from echorand.tools.devnet import Devnet
+from echorand.wire.keys import load_node_keys
 
 DEADLINE = 120.0
 DISK = 4 << 20

@@ -29,7 +29,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from echorand import _native
-from echorand.crypto import verify, verify_batch
+from echorand.wire.crypto import verify, verify_batch
 
 SUITES = {"speccheck": speccheck, "wycheproof": wycheproof, "cctv": cctv}
 

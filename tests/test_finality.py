@@ -7,7 +7,7 @@ import pytest
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 from test_round import certificate_for
 
-from echorand.events import (
+from echorand.core.events import (
     Commit,
     FetchBlock,
     Finalized,
@@ -16,15 +16,15 @@ from echorand.events import (
     Send,
     SuspectFork,
 )
-from echorand.finality import (
+from echorand.core.signed import Signed, SignedLog
+from echorand.protocol.finality import (
     FinalCertificate,
     FinalityError,
     FinalTally,
     check_final_certificate,
 )
-from echorand.messages import FINAL_STEP, Block, Certificate, FinalVote
-from echorand.signed import Signed, SignedLog
-from echorand.signing import sign_block, sign_final, sign_vote
+from echorand.protocol.signing import sign_block, sign_final, sign_vote
+from echorand.wire.messages import FINAL_STEP, Block, Certificate, FinalVote
 
 T_F = PARAMS.t_f
 

@@ -43,13 +43,13 @@ from typing import Any
 
 from _proxy import Proxy
 
-from echorand.client import NodeClient, http_json
-from echorand.client.commands import metric_values
-from echorand.devnet import DEVNET_PARAMS, Devnet, sign_transfers
-from echorand.genesis import Genesis
-from echorand.ledger import Ledger
-from echorand.mempool import ALREADY_QUEUED
-from echorand.transactions import NONCE_TOO_LOW, Transaction
+from echorand.ledger.genesis import Genesis
+from echorand.ledger.ledger import Ledger
+from echorand.ledger.mempool import ALREADY_QUEUED
+from echorand.tools.client import NodeClient, http_json
+from echorand.tools.client.commands import metric_values
+from echorand.tools.devnet import DEVNET_PARAMS, Devnet, sign_transfers
+from echorand.wire.transactions import NONCE_TOO_LOW, Transaction
 
 SEED = "fork-recovery"
 ACCOUNTS = 10

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from echorand import forks
-from echorand.messages import NO_LEADER, Block, Certificate
+from echorand.protocol import forks
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.command import violations
 from echorand.sim.simulation import SimConfig, run
+from echorand.wire.messages import NO_LEADER, Block, Certificate
 
 SECURE = dict(nodes=10, accounts=2, rounds=6, byzantine=0.2, n_c=1000, max_time_ms=200_000)
 """Committees that pass the genesis check against f = 1/5 (N_c = 1000), a fifth of the

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, LOCAL, PARAMS, Sandbox, key
 
-from echorand.events import Relay, Send, ValidateBlock
-from echorand.gc import GradedConsensus
-from echorand.signing import sign_block, sign_gc_block, sign_gc_signature
+from echorand.core.events import Relay, Send, ValidateBlock
+from echorand.core.gc import GradedConsensus
+from echorand.protocol.signing import sign_block, sign_gc_block, sign_gc_signature
 
 LAM, BIG = PARAMS.lam_ms, PARAMS.big_lam_ms
 T_H = PARAMS.t_h
@@ -180,8 +180,8 @@ def test_conflicting_block_hash_from_a_producer_is_dropped(sb: Sandbox) -> None:
     other = sb.block(block.producer, transactions=())
     assert other == block  # signing is deterministic: the same block again
     # a different block by the same producer: another prev-independent payload
-    from echorand.messages import Transaction
-    from echorand.signing import NO_SIGNATURE
+    from echorand.protocol.signing import NO_SIGNATURE
+    from echorand.wire.messages import Transaction
 
     k = key(block.producer)
     draft = Transaction(0, k.public_key, k.public_key, 0, 0, 1, NO_SIGNATURE)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from echorand.crypto import Keypair
-from echorand.genesis import (
+from echorand.ledger.genesis import (
     ACCOUNTS_FILE,
     GENESIS_FILE,
     Genesis,
@@ -24,7 +23,9 @@ from echorand.genesis import (
     node_keys_path,
     run_genesis,
 )
-from echorand.keys import (
+from echorand.protocol.params import Params, Rewards
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import (
     KeyFileError,
     LocalKeys,
     NodeKeys,
@@ -34,7 +35,6 @@ from echorand.keys import (
     run_keys,
     write_keypair,
 )
-from echorand.params import Params, Rewards
 
 
 @pytest.fixture

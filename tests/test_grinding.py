@@ -2,7 +2,7 @@
 
 The per-round checks rebuild each round in Python from the protocol's own
 pieces (`StakeTable.committee`, `seeds.next_seed`, `crypto.verify`,
-`echorand.vrf`), the grinder's choice included. The statistical checks run
+`echorand.wire.vrf`), the grinder's choice included. The statistical checks run
 on fixed seeds (deterministic) with margins of several standard errors of
 the exact model, so that they hold for any seed.
 """
@@ -16,20 +16,20 @@ import random
 import _ed25519_model as ed_model
 import pytest
 
-from echorand import vrf
 from echorand._native import GrindingStudy, devnet_seeds, grinding_signatures
-from echorand.crypto import Keypair, verify, verify_batch
-from echorand.seeds import next_seed
-from echorand.sortition import StakeTable
-from echorand.stats import binomial_pmf
-from echorand.studies import grinding
-from echorand.studies.grinding import (
+from echorand.protocol.seeds import next_seed
+from echorand.protocol.sortition import StakeTable
+from echorand.sim.stats import binomial_pmf
+from echorand.tools.studies import grinding
+from echorand.tools.studies.grinding import (
     GrindingConfig,
     World,
     expected_shares,
     max_moments,
     run_study,
 )
+from echorand.wire import vrf
+from echorand.wire.crypto import Keypair, verify, verify_batch
 
 GENESIS = hashlib.sha256(b"genesis").digest()
 Q0 = hashlib.sha256(b"q0").digest()

@@ -1,4 +1,4 @@
-"""The node's HTTP API (echorand.api) on a one-node devnet: a real process on loopback."""
+"""The node's HTTP API (echorand.node.api) on a one-node devnet: a real process on loopback."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from echorand.client import http_json
-from echorand.crypto import Keypair
-from echorand.devnet import Devnet, sign_transfers
-from echorand.genesis import devnet_master
-from echorand.messages import Block
-from echorand.transactions import Transaction, devnet_seeds, transfer
+from echorand.ledger.genesis import devnet_master
+from echorand.tools.client import http_json
+from echorand.tools.devnet import Devnet, sign_transfers
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Block
+from echorand.wire.transactions import Transaction, devnet_seeds, transfer
 
 SEED = "test-http-api"
 ACCOUNTS = 8
@@ -291,7 +291,7 @@ def test_hashes_ranges(node: Devnet) -> None:
 def test_the_batch_and_body_limits(node: Devnet) -> None:
     import urllib.request
 
-    from echorand.api import MAX_BODY
+    from echorand.node.api import MAX_BODY
 
     code, doc = post(node, bytes(153 * 10_001))
     assert code == 400 and "10001 transactions, at most 10000" in doc["error"]
@@ -317,7 +317,7 @@ def test_the_batch_and_body_limits(node: Devnet) -> None:
 def test_openapi_is_served_and_kept_in_docs(node: Devnet) -> None:
     from pathlib import Path
 
-    from echorand.openapi import markdown_block, openapi_document
+    from echorand.node.openapi import markdown_block, openapi_document
 
     code, doc = get(node, "/openapi.json")
     assert code == 200 and doc == orjson.loads(orjson.dumps(openapi_document()))
@@ -327,7 +327,7 @@ def test_openapi_is_served_and_kept_in_docs(node: Devnet) -> None:
     assert routes | {"/openapi.json"} == set(doc["paths"])
     docs = Path(__file__).parent.parent / "docs" / "api.md"
     kept = orjson.loads(markdown_block(docs.read_text(encoding="utf-8")))
-    assert kept == doc, "docs/api.md is stale: python -m echorand.openapi docs/api.md"
+    assert kept == doc, "docs/api.md is stale: python -m echorand.node.openapi docs/api.md"
 
 
 def schemathesis_command(
@@ -417,10 +417,10 @@ def test_the_grafana_dashboard_charts_only_exported_metrics(node: Devnet) -> Non
     import re
     from pathlib import Path
 
-    from echorand.dashboard import dashboard, text
+    from echorand.tools.dashboard import dashboard, text
 
     path = Path(__file__).parent.parent / "docs" / "grafana" / "echorand.json"
-    assert path.read_text() == text(), "stale: python -m echorand.dashboard > " + str(path)
+    assert path.read_text() == text(), "stale: python -m echorand.tools.dashboard > " + str(path)
     samples = {
         line.split("{")[0].split(" ")[0]
         for line in metrics_text(node).splitlines()

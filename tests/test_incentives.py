@@ -1,4 +1,5 @@
-"""The reward level and the verifiers' split (docs/protocol.md §16, `echorand.incentives`)."""
+"""The reward level and the verifiers' split (docs/protocol.md §16,
+`echorand.protocol.incentives`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from echorand._native import AccountState
-from echorand.incentives import next_level, producer_reward, verifier_credits, verifier_pool
-from echorand.messages import Certificate
-from echorand.params import Rewards
+from echorand.protocol.incentives import (
+    next_level,
+    producer_reward,
+    verifier_credits,
+    verifier_pool,
+)
+from echorand.protocol.params import Rewards
+from echorand.wire.messages import Certificate
 
 REWARDS = Rewards(floor=100, ceiling=1100, window=10, decay=1, producer_share=30)
 SIG = bytes(64)

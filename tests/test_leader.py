@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand.leader import kth_permutation, max_faulty, round_robin_order
+from echorand.protocol.leader import kth_permutation, max_faulty, round_robin_order
 
 
 def slow_order(n: int, locked: list[int], height: int) -> list[int]:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echorand._native import LEADER_MAX_VALIDATORS, LeaderStudy, leader_order
-from echorand.leader import max_faulty, round_robin_order
-from echorand.studies.leader import (
+from echorand.protocol.leader import max_faulty, round_robin_order
+from echorand.tools.studies.leader import (
     SEED_002,
     add_leader_arguments,
     first_waits,

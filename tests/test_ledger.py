@@ -16,14 +16,14 @@ from _chain import certificate, proposed_block
 from _ledger_model import Model
 from _sortition_model import model_committee, model_weights
 
-from echorand.crypto import Keypair
-from echorand.genesis import Genesis, create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import Ledger, LedgerError
-from echorand.messages import NO_LEADER, Block, Certificate
-from echorand.seeds import next_seed
-from echorand.sortition import StakeTable
-from echorand.transactions import delegation, transfer
+from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.ledger import Ledger, LedgerError
+from echorand.protocol.seeds import next_seed
+from echorand.protocol.sortition import StakeTable
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import NO_LEADER, Block, Certificate
+from echorand.wire.transactions import delegation, transfer
 
 WRITER = Path(__file__).with_name("_crash_writer.py")
 KILLS = 15

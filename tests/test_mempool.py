@@ -7,17 +7,17 @@ import hashlib
 import pytest
 from _ledger_model import genesis_entries
 
-from echorand import transactions as T
-from echorand.crypto import Keypair
-from echorand.mempool import (
+from echorand.ledger.mempool import (
     ALREADY_QUEUED,
     FEE_TOO_LOW,
     MEMPOOL_FULL,
     SENDER_LIMIT,
     Mempool,
 )
-from echorand.messages import Transaction
-from echorand.transactions import AccountState, transfer
+from echorand.wire import transactions as T
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Transaction
+from echorand.wire.transactions import AccountState, transfer
 
 CHAIN = bytes(range(32))
 """The genesis hash transactions here are signed for (PROTOCOL §2)."""
@@ -61,7 +61,7 @@ def test_bad_signature(pool):
 
 
 def test_signatures_of_verified_ids_are_not_checked_again(pool, monkeypatch):
-    import echorand.mempool as mempool_module
+    import echorand.ledger.mempool as mempool_module
 
     seen: list[int] = []
     real = mempool_module.verify_signatures

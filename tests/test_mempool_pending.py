@@ -15,12 +15,12 @@ from _ledger_model import genesis_entries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from echorand import transactions as T
 from echorand._native import PendingState
-from echorand.crypto import Keypair
-from echorand.mempool import Mempool
-from echorand.messages import Transaction
-from echorand.transactions import AccountState, delegation, transfer
+from echorand.ledger.mempool import Mempool
+from echorand.wire import transactions as T
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Transaction
+from echorand.wire.transactions import AccountState, delegation, transfer
 
 CHAIN = bytes(range(32))
 """The genesis hash transactions here are signed for (PROTOCOL §2)."""

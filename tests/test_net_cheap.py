@@ -11,14 +11,14 @@ import pytest
 from _ledger_model import genesis_entries
 from _sandbox import PARAMS, Sandbox
 
-from echorand import mempool as mempool_module
-from echorand import transactions as T
-from echorand.crypto import Keypair
-from echorand.events import Commit, Disconnect, Relay
-from echorand.mempool import Mempool
-from echorand.messages import GcBlock, Transaction
-from echorand.transactions import AccountState, transfer
-from echorand.validate import CachingVerifier, DropReason, NativeVerifier
+from echorand.core.events import Commit, Disconnect, Relay
+from echorand.core.validate import CachingVerifier, DropReason, NativeVerifier
+from echorand.ledger import mempool as mempool_module
+from echorand.ledger.mempool import Mempool
+from echorand.wire import transactions as T
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import GcBlock, Transaction
+from echorand.wire.transactions import AccountState, transfer
 
 CHAIN = bytes(range(32))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from echorand.config import ConfigError, load_config
+from echorand.node.config import ConfigError, load_config
 
 MINIMAL = '[node]\ndata_dir = "data"\ngenesis = "g"\nkeys = "k.keys"\n'
 KEY = bytes(range(32))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from echorand.benchmarks.fuzz import INTERESTING, fuzz, mutate, samples
-from echorand.messages import decode
+from echorand.tools.benchmarks.fuzz import INTERESTING, fuzz, mutate, samples
+from echorand.wire.messages import decode
 
 
 def test_every_sample_is_a_valid_frame_of_a_distinct_type() -> None:

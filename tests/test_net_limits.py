@@ -28,10 +28,10 @@ from nethelp import (
     until,
 )
 
-from echorand.gossip import Held
-from echorand.messages import GcProposal, Hello, HelloProof, decode, encode
-from echorand.network import KEEPALIVE, Network
-from echorand.validate import BAN_SCORE, DropReason
+from echorand.core.validate import BAN_SCORE, DropReason
+from echorand.net.gossip import Held
+from echorand.net.network import KEEPALIVE, Network
+from echorand.wire.messages import GcProposal, Hello, HelloProof, decode, encode
 
 # -- the handshake
 

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import pytest
 from attack import DEADLINE, connect, frames, join, tip, until
 
-from echorand.devnet import Devnet
-from echorand.genesis import Genesis
-from echorand.ledger import Ledger
-from echorand.messages import GcProposal
+from echorand.ledger.genesis import Genesis
+from echorand.ledger.ledger import Ledger
+from echorand.tools.devnet import Devnet
+from echorand.wire.messages import GcProposal
 
 STOP_DEADLINE = 30.0
 """Seconds a SIGTERM may take at most (the node's own bound is far lower: a few parts of

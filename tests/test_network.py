@@ -25,8 +25,10 @@ from nethelp import (
     until,
 )
 
-from echorand.gossip import Gossip, Seen, digest
-from echorand.messages import (
+from echorand.core.validate import DropReason
+from echorand.net.gossip import Gossip, Seen, digest
+from echorand.net.network import Batch, NetConfig, Network, Peer, parse_address, parse_peer
+from echorand.wire.messages import (
     BbaSubstitute,
     Block,
     GcBlock,
@@ -39,8 +41,6 @@ from echorand.messages import (
     encode,
     split_frames,
 )
-from echorand.network import Batch, NetConfig, Network, Peer, parse_address, parse_peer
-from echorand.validate import DropReason
 
 # -- handshake
 
@@ -80,7 +80,7 @@ def test_a_peer_of_another_network_is_refused(
                 await until(lambda: b.counters[f"drop_{reason}"] >= 1, f"{reason} at b")
                 assert a.peers == [] and b.peers == []
 
-    with caplog.at_level(logging.WARNING, "echorand.network"):
+    with caplog.at_level(logging.WARNING, "echorand.net.network"):
         arun(main())
     assert any(reason in r.getMessage() for r in caplog.records)
 
@@ -96,7 +96,7 @@ def test_a_peer_that_never_says_hello_is_dropped(caplog: pytest.LogCaptureFixtur
             assert a.metrics()["drop_hello_timeout"] == 1
             assert a.metrics()["connections"] == 0
 
-    with caplog.at_level(logging.WARNING, "echorand.network"):
+    with caplog.at_level(logging.WARNING, "echorand.net.network"):
         arun(main())
     assert any("hello_timeout" in r.getMessage() for r in caplog.records)
 
@@ -291,7 +291,7 @@ def test_a_hostile_peer_is_dropped_and_the_others_keep_working(
             assert got[-1] == proposal(5) and set(got) <= {proposal(100), proposal(5)}
             assert [p.key for p in a.peers] == [config(2).node_key]
 
-    with caplog.at_level(logging.WARNING, "echorand.network"):
+    with caplog.at_level(logging.WARNING, "echorand.net.network"):
         arun(main())
     assert any(f"dropped: {reason}" in r.getMessage() for r in caplog.records)
 
@@ -359,7 +359,7 @@ def test_a_peer_that_never_reads_is_dropped_before_our_buffer_passes_the_limit(
             consumer.cancel()
             slow.close()
 
-    with caplog.at_level(logging.WARNING, "echorand.network"):
+    with caplog.at_level(logging.WARNING, "echorand.net.network"):
         arun(main())
     assert any("too_slow" in r.getMessage() for r in caplog.records)
 
@@ -390,7 +390,7 @@ def test_slow_peers_together_are_held_to_the_total_budget(
             for sock in socks:
                 sock.close()
 
-    with caplog.at_level(logging.WARNING, "echorand.network"):
+    with caplog.at_level(logging.WARNING, "echorand.net.network"):
         arun(main())
     assert any("past out_total" in r.getMessage() for r in caplog.records)
 

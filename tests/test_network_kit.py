@@ -1,4 +1,4 @@
-"""`echorand network init|join` (echorand.kit): the generated files of 4 hosts run as real
+"""`echorand network init|join` (echorand.tools.kit): the generated files of 4 hosts run as real
 node processes on distinct loopback addresses (127.0.0.2..5), and a non-validating node
 that joins later (127.0.0.6) syncs the chain and follows it."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from echorand.cli import main
-from echorand.client import NodeClient
-from echorand.genesis import Genesis
-from echorand.keys import load_node_keys
+from echorand.ledger.genesis import Genesis
+from echorand.tools.cli import main
+from echorand.tools.client import NodeClient
+from echorand.wire.keys import load_node_keys
 
 ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
 OBSERVER = "127.0.0.6"
@@ -57,7 +57,7 @@ class Network:
             [
                 sys.executable,
                 "-m",
-                "echorand.cli",
+                "echorand.tools.cli",
                 "node",
                 "--config",
                 str(directory / "node.toml"),

@@ -1,4 +1,5 @@
-"""The node's TOML configuration (echorand.config): defaults, paths, errors naming the field."""
+"""The node's TOML configuration (echorand.node.config): defaults, paths, errors naming the
+field."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from echorand.config import ConfigError, load_config
-from echorand.devnet import Devnet
+from echorand.node.config import ConfigError, load_config
+from echorand.tools.devnet import Devnet
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
-from echorand.certificate import CertificateError, check_certificate
-from echorand.config import NodeConfig
-from echorand.consensus import ledger_delegates
-from echorand.crypto import Keypair
-from echorand.delegation import GcSubstitute, Mode
-from echorand.events import Send, TimerKind
-from echorand.genesis import create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import Ledger
-from echorand.messages import NO_LEADER, Block, Certificate
-from echorand.node import Node
-from echorand.round import Round
-from echorand.transactions import delegation, transfer
+from echorand.core.consensus import ledger_delegates
+from echorand.core.events import Send, TimerKind
+from echorand.core.round import Round
+from echorand.ledger.genesis import create_devnet, node_keys_path
+from echorand.ledger.ledger import Ledger
+from echorand.node.config import NodeConfig
+from echorand.node.node import Node
+from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.delegation import GcSubstitute, Mode
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import NO_LEADER, Block, Certificate
+from echorand.wire.transactions import delegation, transfer
 
 
 def apply(ledger: Ledger, keypairs: dict[int, Keypair], producer: int | None, txs=()) -> None:

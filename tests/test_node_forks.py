@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from _chain import proposed_block
 
-from echorand.config import NodeConfig
-from echorand.crypto import Keypair
-from echorand.devnet import DEVNET_PARAMS
-from echorand.events import TimerFired, TimerKind
-from echorand.finality import FinalCertificate
-from echorand.genesis import create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.messages import Block, Certificate, GcSignature, Transaction
-from echorand.node import Node
-from echorand.transactions import transfer
+from echorand.core.events import TimerFired, TimerKind
+from echorand.ledger.genesis import create_devnet, node_keys_path
+from echorand.node.config import NodeConfig
+from echorand.node.node import Node
+from echorand.protocol.finality import FinalCertificate
+from echorand.tools.devnet import DEVNET_PARAMS
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import Block, Certificate, GcSignature, Transaction
+from echorand.wire.transactions import transfer
 
 CertifiedBlock = tuple[Block, Certificate]
 ACCOUNTS = 8

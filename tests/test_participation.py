@@ -15,7 +15,7 @@ import pytest
 from matplotlib.image import imread
 
 from echorand.sim import SimConfig, Simulation
-from echorand.studies.participation import (
+from echorand.tools.studies.participation import (
     WHITEPAPER,
     SweepConfig,
     SweepResult,
@@ -24,7 +24,7 @@ from echorand.studies.participation import (
     run_sweep,
     step_pass_probability,
 )
-from echorand.studies.participation_plots import COLORS, DPI, SIZE, figure, save_plot
+from echorand.tools.studies.participation_plots import COLORS, DPI, SIZE, figure, save_plot
 
 SMALL = SweepConfig(
     points=(1.0, 0.3),

@@ -8,23 +8,23 @@ import hashlib
 import pytest
 from _sandbox import CHAIN, key
 
-from echorand.certificate import CertificateError, check_certificate
-from echorand.consensus import Consensus, Tip
-from echorand.events import MessagesReceived, Relay, ValidateBlock
-from echorand.leader import max_faulty, round_robin_order
-from echorand.messages import Block, Certificate
-from echorand.params import Params
-from echorand.proposers import (
+from echorand.core.consensus import Consensus, Tip
+from echorand.core.events import MessagesReceived, Relay, ValidateBlock
+from echorand.core.round import RoundContext
+from echorand.core.validate import CachingVerifier, NativeVerifier
+from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.leader import max_faulty, round_robin_order
+from echorand.protocol.params import Params
+from echorand.protocol.proposers import (
     RoundRobinPolicy,
     SortitionPolicy,
     next_authors,
     policy_for,
 )
-from echorand.round import RoundContext
-from echorand.signing import sign_block, sign_gc_block, sign_vote
+from echorand.protocol.signing import sign_block, sign_gc_block, sign_vote
+from echorand.protocol.sortition import StakeTable
 from echorand.sim import SimConfig, Simulation, run
-from echorand.sortition import StakeTable
-from echorand.validate import CachingVerifier, NativeVerifier
+from echorand.wire.messages import Block, Certificate
 
 N = 10
 F = max_faulty(N)  # 3

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
-from echorand.consensus import Tip
-from echorand.crypto import Keypair
-from echorand.genesis import Genesis, create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import Ledger, LedgerError
-from echorand.messages import NO_LEADER, Block, Certificate
-from echorand.node import ledger_tip
-from echorand.params import Params, Rewards
-from echorand.sortition import verifiers
-from echorand.transactions import transfer
+from echorand.core.consensus import Tip
+from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.ledger import Ledger, LedgerError
+from echorand.node.node import ledger_tip
+from echorand.protocol.params import Params, Rewards
+from echorand.protocol.sortition import verifiers
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import NO_LEADER, Block, Certificate
+from echorand.wire.transactions import transfer
 
 REWARDS = Rewards(floor=1_000, ceiling=9_000, window=4, decay=1, producer_share=25)
 PARAMS = Params(n_g=5, n_c=40, rewards=REWARDS, insecure_committee=True)

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
-from echorand.crypto import Keypair
-from echorand.finality import FinalCertificate
-from echorand.genesis import Genesis, create_devnet, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import Ledger, LedgerError
-from echorand.messages import Block
-from echorand.params import Params, Rewards
-from echorand.sortition import StakeTable
-from echorand.transactions import delegation, transfer
+from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.ledger import Ledger, LedgerError
+from echorand.protocol.finality import FinalCertificate
+from echorand.protocol.params import Params, Rewards
+from echorand.protocol.sortition import StakeTable
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import Block
+from echorand.wire.transactions import delegation, transfer
 
 ACCOUNTS = 10
 PARAMS = Params(rewards=Rewards(floor=50, ceiling=500, window=8, decay=2))

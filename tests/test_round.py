@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 
-from echorand.events import Commit, Relay, Sync, TimerFired, TimerKind
-from echorand.messages import NO_LEADER, Block, Certificate
-from echorand.signing import sign_proposal, sign_vote
-from echorand.tally import empty_value
+from echorand.core.events import Commit, Relay, Sync, TimerFired, TimerKind
+from echorand.protocol.signing import sign_proposal, sign_vote
+from echorand.protocol.tally import empty_value
+from echorand.wire.messages import NO_LEADER, Block, Certificate
 
 
 def certificate_for(sb: Sandbox, block: Block, step: int = 4) -> Certificate:

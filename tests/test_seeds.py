@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from echorand.seeds import next_seed, seed_signing_bytes
+from echorand.protocol.seeds import next_seed, seed_signing_bytes
 
 CHAIN = hashlib.sha256(b"test_seeds chain").digest()
 """The genesis hash the seed signature is bound to (PROTOCOL §2, §4)."""

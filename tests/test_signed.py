@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from _sandbox import CHAIN, PARAMS, Sandbox, key
 
-from echorand.events import Send
-from echorand.messages import Transaction, TxBatch
-from echorand.signed import Signed, SignedLog, slot, slot_key
-from echorand.signing import NO_SIGNATURE, sign_final, sign_proposal
+from echorand.core.events import Send
+from echorand.core.signed import Signed, SignedLog, slot, slot_key
+from echorand.protocol.signing import NO_SIGNATURE, sign_final, sign_proposal
+from echorand.wire.messages import Transaction, TxBatch
 
 
 def own_sends(sb: Sandbox) -> list[Send]:
@@ -94,10 +94,10 @@ def test_signed_records_survive_a_ledger_reopen_and_are_pruned_with_the_undo_win
 ) -> None:
     from _chain import certificate
 
-    from echorand.genesis import create_devnet, node_keys_path
-    from echorand.keys import load_node_keys
-    from echorand.ledger import Ledger
-    from echorand.messages import Block
+    from echorand.ledger.genesis import create_devnet, node_keys_path
+    from echorand.ledger.ledger import Ledger
+    from echorand.wire.keys import load_node_keys
+    from echorand.wire.messages import Block
 
     genesis = create_devnet(tmp_path / "g", accounts=4, nodes=1, seed="signed", balance=1000)
     keypairs = [kp for _, kp in load_node_keys(node_keys_path(tmp_path / "g", 0)).keypairs()]

@@ -13,7 +13,7 @@ from _sortition_model import model_chain, model_committee
 from hypothesis import given
 from hypothesis import strategies as st
 
-from echorand.sortition import (
+from echorand.protocol.sortition import (
     MAX_SEATS,
     StakeTable,
     priority,
@@ -455,7 +455,7 @@ def test_repr_and_len() -> None:
     assert repr(table) == "StakeTable(<2 accounts, total 3>)"
 
 
-# --- the helpers of echorand.sortition -----------------------------------------
+# --- the helpers of echorand.protocol.sortition -----------------------------------------
 
 
 def test_producers_are_the_seats_of_step_one() -> None:

@@ -11,9 +11,9 @@ from _ledger_model import Model
 from _sortition_model import model_committee, model_weights
 
 from echorand._native import AccountState, StakeHistory
-from echorand.crypto import Keypair
-from echorand.sortition import StakeTable
-from echorand.transactions import delegation, transfer
+from echorand.protocol.sortition import StakeTable
+from echorand.wire.crypto import Keypair
+from echorand.wire.transactions import delegation, transfer
 
 CHAIN = bytes(32)
 KEYPAIRS = [Keypair.from_seed(hashlib.sha256(b"history %d" % i).digest()) for i in range(30)]

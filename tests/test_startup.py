@@ -17,11 +17,11 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from echorand.client import NodeClient
-from echorand.devnet import Devnet
-from echorand.genesis import Genesis, create_devnet, node_keys_path
-from echorand.keys import load_node_keys, write_node_keys
-from echorand.ledger import LEDGER_FORMAT, Ledger
+from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.ledger import LEDGER_FORMAT, Ledger
+from echorand.tools.client import NodeClient
+from echorand.tools.devnet import Devnet
+from echorand.wire.keys import load_node_keys, write_node_keys
 
 SEED = "test-startup"
 DEADLINE = 120.0
@@ -42,7 +42,7 @@ def node_command(net: Devnet, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "echorand.cli",
+        "echorand.tools.cli",
         "node",
         "--config",
         str(net.config_path(0)),

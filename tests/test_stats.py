@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from echorand.stats import percentile
+from echorand.sim.stats import percentile
 
 
 def test_nearest_rank() -> None:

@@ -27,8 +27,10 @@ from nethelp import (
     until,
 )
 
-from echorand.crypto import verify, verify_batch
-from echorand.messages import (
+from echorand.net.network import Network
+from echorand.net.sync import ForkSuspected, Syncer, answer, shape_problem
+from echorand.wire.crypto import verify, verify_batch
+from echorand.wire.messages import (
     MAX_SYNC_BLOCKS,
     NO_LEADER,
     Block,
@@ -40,8 +42,6 @@ from echorand.messages import (
     decode,
     split_frames,
 )
-from echorand.network import Network
-from echorand.sync import ForkSuspected, Syncer, answer, shape_problem
 
 VALIDATORS = [SigningKey(bytes([i + 1]) * 32) for i in range(7)]
 CertifiedBlock = tuple[Block, Certificate]

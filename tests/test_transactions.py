@@ -10,10 +10,10 @@ from _ledger_model import NO_DELEGATE, Model, genesis_entries
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand import transactions as T
-from echorand.crypto import Keypair, is_valid_account_key
-from echorand.messages import Block, Transaction
-from echorand.transactions import AccountState, delegation, transfer, verify_signatures
+from echorand.wire import transactions as T
+from echorand.wire.crypto import Keypair, is_valid_account_key
+from echorand.wire.messages import Block, Transaction
+from echorand.wire.transactions import AccountState, delegation, transfer, verify_signatures
 
 CHAIN = bytes(range(32))
 """The genesis hash transactions here are signed for (PROTOCOL §2)."""

@@ -7,11 +7,11 @@ import hashlib
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.events import Disconnect, Relay, SuspectFork
-from echorand.messages import BbaSignature, GcBlock, GcProposal
-from echorand.signing import NO_SIGNATURE, sign_proposal, sign_vote
-from echorand.tally import empty_value
-from echorand.validate import CachingVerifier, DropReason, NativeVerifier, should_relay
+from echorand.core.events import Disconnect, Relay, SuspectFork
+from echorand.core.validate import CachingVerifier, DropReason, NativeVerifier, should_relay
+from echorand.protocol.signing import NO_SIGNATURE, sign_proposal, sign_vote
+from echorand.protocol.tally import empty_value
+from echorand.wire.messages import BbaSignature, GcBlock, GcProposal
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_message_signed_for_another_network_is_dropped(sb: Sandbox, kind: str)
 def test_vote_with_a_bad_cert_sig_is_dropped(sb: Sandbox) -> None:
     a = member(sb, 4)
     good = sign_vote(key(a), CHAIN, 1, 4, a, 1, EMPTY_VALUE)
-    from echorand.messages import BbaSignature
+    from echorand.wire.messages import BbaSignature
 
     fields = (1, 4, a, 1, EMPTY_VALUE[0], EMPTY_VALUE[1], NO_SIGNATURE)
     draft = BbaSignature(*fields, NO_SIGNATURE)
@@ -116,7 +116,7 @@ def test_vote_with_a_bad_cert_sig_is_dropped(sb: Sandbox) -> None:
 
 
 def test_block_on_another_previous_block_is_dropped(sb: Sandbox) -> None:
-    from echorand.signing import sign_block, sign_gc_block
+    from echorand.protocol.signing import sign_block, sign_gc_block
 
     p = sb.best_remote_producer()
     block = sign_block(key(p), CHAIN, 1, b"\x09" * 32, p, sb.ctx.seed, ())
@@ -131,7 +131,7 @@ def test_block_on_another_previous_block_is_dropped(sb: Sandbox) -> None:
 
 
 def test_block_from_a_non_producer_is_dropped(sb: Sandbox) -> None:
-    from echorand.signing import sign_block, sign_gc_block
+    from echorand.protocol.signing import sign_block, sign_gc_block
 
     p = non_member(sb, 1) if any(a not in sb.ctx.weights(1) for a in range(16)) else None
     if p is None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from echorand import _native
-from echorand.crypto import verify, verify_batch
+from echorand.wire.crypto import verify, verify_batch
 
 L = model.L
 SMALL_ORDER_KEY = model.small_order_points()[3]  # a point of order 8

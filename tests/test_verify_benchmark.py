@@ -1,11 +1,11 @@
-"""echorand.benchmarks.verify.run builds a complete report (no timings are asserted)."""
+"""echorand.tools.benchmarks.verify.run builds a complete report (no timings are asserted)."""
 
 from __future__ import annotations
 
 import pytest
 
 from echorand import _native
-from echorand.benchmarks import verify as bench
+from echorand.tools.benchmarks import verify as bench
 
 
 def test_run_reports_each_row_against_pynacl() -> None:

@@ -1,4 +1,5 @@
-"""ECVRF-EDWARDS25519-SHA512-ELL2 (echorand.vrf): RFC 9381's vectors, refusals, batches, a twin.
+"""ECVRF-EDWARDS25519-SHA512-ELL2 (echorand.wire.vrf): RFC 9381's vectors, refusals, batches,
+a twin.
 
 The expectations come from RFC 9381 Appendix B.4 (tests/data/vrf) and from
 the pure-Python model `_ecvrf_model`, written from the RFCs, never from
@@ -16,8 +17,8 @@ import _ecvrf_model as model
 import pytest
 from _ed25519_model import L, P, small_order_points
 
-from echorand import vrf
-from echorand.crypto import Keypair
+from echorand.wire import vrf
+from echorand.wire.crypto import Keypair
 
 VECTORS = Path(__file__).parent / "data" / "vrf" / "rfc9381-ecvrf-edwards25519-sha512-ell2.json"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from echorand import forks
-from echorand.consensus import Consensus, Ledger, Tip
-from echorand.events import (
+from echorand.core.consensus import Consensus, Ledger, Tip
+from echorand.core.events import (
     Action,
     BlockValidated,
     CertifiedBlocksReceived,
@@ -26,14 +25,15 @@ from echorand.events import (
     TimerFired,
     ValidateBlock,
 )
-from echorand.finality import FinalCertificate
-from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
-from echorand.params import Params
-from echorand.signed import Signed, SignedLog
-from echorand.signing import Signer
+from echorand.core.signed import Signed, SignedLog
+from echorand.core.validate import Verifier
+from echorand.protocol import forks
+from echorand.protocol.finality import FinalCertificate
+from echorand.protocol.params import Params
+from echorand.protocol.signing import Signer
+from echorand.protocol.tally import empty_value
 from echorand.sim.byzantine import Behaviour, Known
-from echorand.tally import empty_value
-from echorand.validate import Verifier
+from echorand.wire.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 
 if TYPE_CHECKING:
     from echorand.sim.simulation import Simulation
@@ -228,7 +228,7 @@ class SimNode:
         self, blocks: list[tuple[Block, Certificate]], final: FinalCertificate | None = None
     ) -> None:
         """A peer's chain from our first round that may be rolled back, and the final
-        certificate of its last final block: the fork choice (`echorand.forks.plan`)."""
+        certificate of its last final block: the fork choice (`echorand.protocol.forks.plan`)."""
         if self.core is None or self.halted is not None or not blocks:
             return
         first = blocks[0][0].round
@@ -257,7 +257,7 @@ class SimNode:
 
     def _unstick(self) -> None:
         """Our chain stays: a round that decided the other chain's block restarts on our tip
-        (as `echorand.node.Node._unstick`)."""
+        (as `echorand.node.node.Node._unstick`)."""
         if self.core is not None and self.core.decided_elsewhere:
             self.unsticks += 1
             self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
