@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from echorand.protocol.params import SIGNATURE_SIZE
 from echorand.protocol.seeds import seed_signing_bytes
+from echorand.wire.constants import SIGNATURE_SIZE
 from echorand.wire.crypto import Keypair
 from echorand.wire.messages import NO_LEADER, Block, Certificate, Transaction
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echorand.protocol.params import BBA_TAG, CERT_TAG, GC_PROPOSAL_TAG
+from echorand.wire.constants import BBA_TAG, CERT_TAG, GC_PROPOSAL_TAG
 from echorand.wire.messages import (
     MAX_CERT_VOTES,
     NO_LEADER,

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from nacl.signing import SigningKey
 
-from echorand.protocol import params
+from echorand.wire import constants
 from echorand.wire.crypto import (
     KEY_SIZE,
     SEED_SIZE,
@@ -142,9 +142,9 @@ def test_rfc8032_vectors_verify_as_a_batch() -> None:
     assert verify_batch(keys, messages, signatures) == [True, True, False, True, True]
 
 
-def test_sizes_match_params() -> None:
+def test_sizes_match_constants() -> None:
     assert (KEY_SIZE, SIGNATURE_SIZE, SEED_SIZE) == (32, 64, 32)
-    assert params.KEY_SIZE == KEY_SIZE and params.SIGNATURE_SIZE == SIGNATURE_SIZE
+    assert constants.KEY_SIZE == KEY_SIZE and constants.SIGNATURE_SIZE == SIGNATURE_SIZE
 
 
 class TestKeypair:
@@ -191,19 +191,19 @@ class TestKeypair:
 
 class TestSigningPayload:
     def test_is_tag_zero_body(self) -> None:
-        assert signing_payload(params.TX_TAG, b"body") == b"echorand/tx\x00body"
-        assert signing_payload(params.SEED_TAG, b"") == b"echorand/seed\x00"
+        assert signing_payload(constants.TX_TAG, b"body") == b"echorand/tx\x00body"
+        assert signing_payload(constants.SEED_TAG, b"") == b"echorand/seed\x00"
 
     def test_a_signature_for_one_tag_never_verifies_for_another(self) -> None:
         keypair = Keypair.from_seed(bytes(32))
         tags = [
-            params.SEED_TAG,
-            params.BLOCK_TAG,
-            params.TX_TAG,
-            params.MSG_TAG,
-            params.GC_PROPOSAL_TAG,
-            params.BBA_TAG,
-            params.CERT_TAG,
+            constants.SEED_TAG,
+            constants.BLOCK_TAG,
+            constants.TX_TAG,
+            constants.MSG_TAG,
+            constants.GC_PROPOSAL_TAG,
+            constants.BBA_TAG,
+            constants.CERT_TAG,
         ]
         body = b"the same body"
         for signed_tag in tags:

@@ -30,8 +30,8 @@ import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-from echorand.protocol.params import HASH_SIZE
 from echorand.protocol.tally import Tally, Value, is_empty
+from echorand.wire.constants import HASH_SIZE
 from echorand.wire.messages import Certificate
 
 

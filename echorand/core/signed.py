@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from echorand.protocol.params import HASH_SIZE
+from echorand.wire.constants import HASH_SIZE
 from echorand.wire.messages import (
     CONSENSUS_TYPES,
     BbaSubstitute,

@@ -61,9 +61,9 @@ from echorand.protocol.incentives import (
     verifier_credits,
     verifier_pool,
 )
-from echorand.protocol.params import KEY_SIZE
 from echorand.protocol.seeds import next_seed
 from echorand.protocol.sortition import StakeTable, stake_round
+from echorand.wire.constants import KEY_SIZE
 from echorand.wire.messages import MAX_SYNC_BLOCKS, NO_LEADER
 
 __all__ = [

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from echorand.core.validate import DropReason
-from echorand.protocol.params import HANDSHAKE_TAG
 from echorand.wire import crypto
+from echorand.wire.constants import HANDSHAKE_TAG
 from echorand.wire.messages import (
     DecodeError,
     Hello,

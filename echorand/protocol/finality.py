@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from echorand.core.round import RoundContext
-from echorand.protocol.params import HASH_SIZE, SIGNATURE_SIZE
 from echorand.protocol.signing import NO_SIGNATURE
 from echorand.protocol.tally import Tally
+from echorand.wire.constants import HASH_SIZE, SIGNATURE_SIZE
 from echorand.wire.messages import FINAL_STEP, FinalVote
 
 PublicKeys = Callable[[int], bytes | None]

@@ -11,20 +11,6 @@ from fractions import Fraction
 
 from echorand._native import FINAL_STEP
 
-SEED_TAG = b"echorand/seed"
-BLOCK_TAG = b"echorand/block"
-TX_TAG = b"echorand/tx"
-MSG_TAG = b"echorand/msg"
-GC_PROPOSAL_TAG = b"echorand/gc_proposal"
-BBA_TAG = b"echorand/bba"
-CERT_TAG = b"echorand/cert"
-FINAL_TAG = b"echorand/final"
-HANDSHAKE_TAG = b"echorand/handshake"
-
-HASH_SIZE = 32
-KEY_SIZE = 32
-SIGNATURE_SIZE = 64
-
 PROPOSER_POLICIES = ("sortition", "round-robin", "round-robin-seeded")
 """Who produces in step 1 (`echorand.protocol.proposers`): A_1 by stake, or the permissioned
 order of PROTOCOL §7 over a fixed validator set (plain, or seeded by Q[r-1])."""

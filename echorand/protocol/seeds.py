@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from echorand.protocol.params import HASH_SIZE, SEED_TAG, SIGNATURE_SIZE
+from echorand.wire.constants import HASH_SIZE, SEED_TAG, SIGNATURE_SIZE
 
 
 def seed_signing_bytes(chain: bytes, prev_seed: bytes, round: int) -> bytes:

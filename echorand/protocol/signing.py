@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from echorand.protocol.params import SIGNATURE_SIZE
 from echorand.protocol.seeds import seed_signing_bytes
 from echorand.protocol.tally import Value
+from echorand.wire.constants import SIGNATURE_SIZE
 from echorand.wire.messages import (
     FINAL_STEP,
     BbaSignature,

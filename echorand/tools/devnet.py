@@ -45,10 +45,11 @@ from echorand.ledger.genesis import (
     rewards_from_args,
 )
 from echorand.ledger.mempool import MEMPOOL_FULL, SENDER_LIMIT
-from echorand.protocol.params import TX_TAG, Params, Rewards
+from echorand.protocol.params import Params, Rewards
 from echorand.protocol.security import analyse
 from echorand.sim.stats import percentile
 from echorand.tools.client import NodeClient, http_json
+from echorand.wire.constants import TX_TAG
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import write_keypair
 from echorand.wire.transactions import NONCE_TOO_HIGH, devnet_seeds

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from nacl.signing import SigningKey
 
 from echorand import _native
-from echorand.protocol.params import KEY_SIZE, SIGNATURE_SIZE
+from echorand.wire.constants import KEY_SIZE, SIGNATURE_SIZE
 
 SEED_SIZE = 32
 """Bytes in a private key seed (RFC 8032's 32-byte private key)."""
@@ -87,7 +87,7 @@ def signing_payload(tag: bytes, body: BytesLike) -> bytes:
     """The bytes that are signed: `tag || 0x00 || body`.
 
     `tag` is an ASCII domain name (the `*_TAG` constants of
-    `echorand.protocol.params`); it may not contain a zero byte, so that the payload
+    `echorand.wire.constants`); it may not contain a zero byte, so that the payload
     has one reading and a signature made for one tag never verifies for
     another.
     """

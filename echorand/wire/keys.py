@@ -31,8 +31,8 @@ from itertools import islice
 from pathlib import Path
 
 from echorand._native import derive_public_keys
-from echorand.protocol.params import HASH_SIZE, KEY_SIZE
 from echorand.wire.columns import column, interleave
+from echorand.wire.constants import HASH_SIZE, KEY_SIZE
 from echorand.wire.crypto import SEED_SIZE, Keypair
 from echorand.wire.seal import (
     DEFAULT_STRENGTH,

@@ -36,7 +36,7 @@ from echorand._native import (
     devnet_seeds,
     valid_account_keys,
 )
-from echorand.protocol.params import KEY_SIZE, SIGNATURE_SIZE
+from echorand.wire.constants import KEY_SIZE, SIGNATURE_SIZE
 from echorand.wire.crypto import Keypair, verify_batch
 
 __all__ = [

@@ -32,9 +32,10 @@ from typing import Any
 from echorand._native import devnet_seeds
 from echorand.ledger.genesis import DEFAULT_BALANCE, Genesis
 from echorand.ledger.ledger import Ledger
-from echorand.protocol.params import KEY_SIZE, SIGNATURE_SIZE, Params
+from echorand.protocol.params import Params
 from echorand.tools.benchmarks import Report, Row
 from echorand.wire.columns import interleave
+from echorand.wire.constants import KEY_SIZE, SIGNATURE_SIZE
 from echorand.wire.messages import NO_LEADER, Block, Certificate, Transaction
 
 PARAMS = Params(n_g=5, n_c=50, k=4, insecure_committee=True)

@@ -32,9 +32,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from echorand import _native
-from echorand.protocol.params import CERT_TAG, SEED_TAG
 from echorand.tools.benchmarks import Report, Row, best_time
 from echorand.wire import vrf
+from echorand.wire.constants import CERT_TAG, SEED_TAG
 from echorand.wire.crypto import Keypair, signing_payload, verify, verify_batch
 
 TARGET_RATIOS = {64: 7.0, 1024: 9.0}
