@@ -17,9 +17,10 @@ from echorand.core.events import (
     SetTimer,
     TimerFired,
 )
-from echorand.core.round import PayloadSource, RoundContext
+from echorand.core.round import PayloadSource
 from echorand.core.signed import SignedLog
 from echorand.core.validate import CachingVerifier, NativeVerifier
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.params import FINAL_STEP, Params
 from echorand.protocol.signing import (
     sign_block,

@@ -17,8 +17,8 @@ import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
 from echorand.core.events import Commit
-from echorand.core.round import RoundContext
 from echorand.protocol.certificate import CertificateError, PublicKeys, check_certificate
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.signing import sign_block
 from echorand.wire.messages import Block, Certificate
 

@@ -12,9 +12,10 @@ from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
 from echorand.core.bba import Vote, build_certificate
 from echorand.core.events import Send, TimerKind
-from echorand.core.round import Round, RoundContext
+from echorand.core.round import Round
 from echorand.core.validate import CachingVerifier, NativeVerifier, verify_messages
 from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.delegation import (
     Mode,
     fallback_signer,

@@ -10,9 +10,9 @@ from _sandbox import CHAIN, key
 
 from echorand.core.consensus import Consensus, Tip
 from echorand.core.events import MessagesReceived, Relay, ValidateBlock
-from echorand.core.round import RoundContext
 from echorand.core.validate import CachingVerifier, NativeVerifier
 from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.leader import max_faulty, round_robin_order
 from echorand.protocol.params import Params
 from echorand.protocol.proposers import (

@@ -35,11 +35,12 @@ from echorand.core.events import (
     Sync,
     TimerFired,
 )
-from echorand.core.round import Delegates, PayloadSource, Round, RoundContext, Signer
+from echorand.core.round import PayloadSource, Round, Signer
 from echorand.core.signed import SignedLog
 from echorand.core.validate import ACCEPTED, DropReason, Verifier, should_relay, verify_messages
 from echorand.net.gossip import digest
 from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import Delegates, RoundContext
 from echorand.protocol.delegation import ACTIVE_WINDOW
 from echorand.protocol.finality import FinalCertificate, FinalTally
 from echorand.protocol.params import Params

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Protocol
 
-from echorand.core.round import RoundContext
 from echorand.protocol.certificate import (
     CertificateError,
     PublicKeys,
@@ -54,6 +53,7 @@ from echorand.protocol.certificate import (
     block_checks,
     carried_checks,
 )
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.delegation import Substitute
 from echorand.protocol.finality import final_vote_checks
 from echorand.protocol.seeds import seed_signing_bytes

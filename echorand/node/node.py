@@ -60,7 +60,6 @@ from echorand.core.events import (
     TimerKind,
     ValidateBlock,
 )
-from echorand.core.round import RoundContext
 from echorand.core.signed import Signed, SignedLog
 from echorand.core.validate import (
     ACCEPTED,
@@ -83,6 +82,7 @@ from echorand.node.config import NodeConfig
 from echorand.node.metrics import Histogram, Metric, network_metrics
 from echorand.protocol import forks
 from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.delegation import ACTIVE_WINDOW
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.params import Params

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from echorand.core.round import RoundContext
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.seeds import seed_signing_bytes
 from echorand.protocol.tally import Value
 from echorand.wire.messages import Block, Certificate

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from echorand.core.round import RoundContext
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.signing import NO_SIGNATURE
 from echorand.protocol.tally import Tally
 from echorand.wire.constants import HASH_SIZE, SIGNATURE_SIZE

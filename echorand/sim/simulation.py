@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from echorand.core.consensus import Tip, ledger_delegates
 from echorand.core.events import BlockReceived
-from echorand.core.round import RoundContext
 from echorand.core.validate import CachingVerifier, NativeVerifier
 from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.finality import FinalCertificate, FinalityError, check_final_certificate
 from echorand.protocol.params import Params
 from echorand.protocol.sortition import StakeTable
