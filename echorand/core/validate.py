@@ -44,7 +44,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Protocol
 
 from echorand.protocol.certificate import (
     CertificateError,
@@ -58,7 +57,7 @@ from echorand.protocol.delegation import Substitute
 from echorand.protocol.finality import final_vote_checks
 from echorand.protocol.seeds import seed_signing_bytes
 from echorand.protocol.tally import Value, is_empty
-from echorand.wire import crypto
+from echorand.wire.crypto import NativeVerifier, Verifier
 from echorand.wire.messages import (
     FINAL_STEP,
     BbaSignature,
@@ -215,25 +214,6 @@ _PENALTIES: dict[DropReason, int] = {
 
 ACCEPTED = "accepted"
 """The core's `stats` key for a message that verified and was counted."""
-
-
-class Verifier(Protocol):
-    """Verifies signatures in batches (one native call for many)."""
-
-    def verify_batch(
-        self, public_keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes]
-    ) -> list[bool]: ...
-
-
-class NativeVerifier:
-    """The native ZIP 215 verifier (`echorand.wire.crypto.verify_batch`)."""
-
-    def verify_batch(
-        self, public_keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes]
-    ) -> list[bool]:
-        if not public_keys:
-            return []
-        return crypto.verify_batch(public_keys, messages, signatures)
 
 
 class CachingVerifier:

@@ -16,15 +16,12 @@ no step produced.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from echorand.protocol.committee import RoundContext
 from echorand.protocol.seeds import seed_signing_bytes
 from echorand.protocol.tally import Value
+from echorand.wire.crypto import Verifier
 from echorand.wire.messages import Block, Certificate
-
-if TYPE_CHECKING:
-    from echorand.core.validate import Verifier
 
 PublicKeys = Callable[[int], bytes | None]
 """The public key of an account id, None if there is no such account."""

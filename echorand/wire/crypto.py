@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from nacl.signing import SigningKey
 
@@ -31,6 +32,8 @@ __all__ = [
     "SEED_SIZE",
     "SIGNATURE_SIZE",
     "Keypair",
+    "NativeVerifier",
+    "Verifier",
     "is_valid_account_key",
     "signing_payload",
     "verify",
@@ -136,3 +139,22 @@ def is_valid_account_key(public_key: BytesLike) -> bool:
     when the key is not 32 bytes.
     """
     return _native.is_valid_account_key(public_key)
+
+
+class Verifier(Protocol):
+    """Verifies signatures in batches (one native call for many)."""
+
+    def verify_batch(
+        self, public_keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes]
+    ) -> list[bool]: ...
+
+
+class NativeVerifier:
+    """The native ZIP 215 verifier (`verify_batch`)."""
+
+    def verify_batch(
+        self, public_keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes]
+    ) -> list[bool]:
+        if not public_keys:
+            return []
+        return verify_batch(public_keys, messages, signatures)
