@@ -26,7 +26,7 @@ from nethelp import (
 )
 
 from echorand.core.validate import DropReason
-from echorand.net.gossip import Gossip, Seen, digest
+from echorand.net.gossip import Gossip, Seen
 from echorand.net.network import Batch, NetConfig, Network, Peer, parse_address, parse_peer
 from echorand.wire.messages import (
     BbaSubstitute,
@@ -38,6 +38,7 @@ from echorand.wire.messages import (
     Transaction,
     TxBatch,
     decode,
+    digest,
     encode,
     split_frames,
 )

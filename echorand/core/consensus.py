@@ -38,7 +38,6 @@ from echorand.core.events import (
 from echorand.core.round import PayloadSource, Round, Signer
 from echorand.core.signed import SignedLog
 from echorand.core.validate import ACCEPTED, DropReason, Verifier, should_relay, verify_messages
-from echorand.net.gossip import digest
 from echorand.protocol.certificate import CertificateError, check_certificate
 from echorand.protocol.committee import Delegates, RoundContext
 from echorand.protocol.delegation import ACTIVE_WINDOW
@@ -58,6 +57,7 @@ from echorand.wire.messages import (
     GcProposal,
     GcSignature,
     GcSubstitute,
+    digest,
 )
 
 MAX_BUFFERED = 20_000

@@ -25,6 +25,7 @@ from echorand.wire.messages import (
     Message,
     Transaction,
     TxBatch,
+    digest,
 )
 
 if TYPE_CHECKING:
@@ -42,11 +43,6 @@ DEFAULT_SEEN = 1 << 17
 
 
 _first_byte = itemgetter(0)
-
-
-def digest(frame: bytes) -> bytes:
-    """The gossip identity of a frame: BLAKE3 of its bytes (32 bytes)."""
-    return blake3(frame).digest()
 
 
 class Seen:

@@ -45,6 +45,8 @@ buffer into frames and rejects a length of 0 or over `MAX_FRAME` (the peer is dr
 
 from __future__ import annotations
 
+from blake3 import blake3
+
 from echorand._native import (
     FINAL_STEP,
     MAX_BATCH_TXS,
@@ -106,6 +108,11 @@ def frame(msg: Message) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+def digest(frame: bytes) -> bytes:
+    """The gossip identity of a frame: BLAKE3 of its bytes (32 bytes)."""
+    return blake3(frame).digest()
+
+
 __all__ = [
     "CONSENSUS_TYPES",
     "FINAL_STEP",
@@ -136,6 +143,7 @@ __all__ = [
     "TxBatch",
     "decode",
     "decode_many",
+    "digest",
     "encode",
     "encode_many",
     "frame",
