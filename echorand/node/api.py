@@ -13,8 +13,8 @@ of `echorand.node.answers`. This module only wires them: every refusal is a 4xx 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from aiohttp import web
@@ -29,19 +29,44 @@ from echorand.node.answers import (
     transactions_from_body,
     tx_answer,
 )
-from echorand.node.metrics import exposition
+from echorand.node.metrics import Metric, exposition
 from echorand.node.openapi import openapi_document
-from echorand.wire.messages import MAX_BATCH_TXS
+from echorand.wire.messages import MAX_BATCH_TXS, Transaction
 from echorand.wire.transactions import TX_SIZE
 
 if TYPE_CHECKING:
-    from echorand.node.node import Node
+    from echorand.core.events import ForkEvidence
+    from echorand.ledger.ledger import Ledger
+    from echorand.ledger.mempool import Mempool
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 2 * MAX_BATCH_TXS * TX_SIZE + (1 << 16)
 """Bytes a request body may have: the JSON (hex) form of MAX_BATCH_TXS transactions."""
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeView(Protocol):
+    """What the API reads and calls of a node (`echorand.node.node.Node` is one)."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def mempool(self) -> Mempool: ...
+
+    @property
+    def commit_times(self) -> Mapping[int, int]: ...
+
+    @property
+    def forks(self) -> Sequence[ForkEvidence]: ...
+
+    async def submit(self, transactions: Sequence[Transaction]) -> list[str | None]: ...
+
+    def status(self) -> dict[str, object]: ...
+
+    def metrics(self) -> list[Metric]: ...
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,7 +114,7 @@ def _reason(request: web.Request, e: web.HTTPException) -> str:
 class Api:
     """The HTTP server of one node."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeView) -> None:
         self.node = node
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_as_json])
         self.app.add_routes(
