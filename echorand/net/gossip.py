@@ -13,9 +13,10 @@ and in all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from blake3 import blake3
 
@@ -29,7 +30,7 @@ from echorand.wire.messages import (
 )
 
 if TYPE_CHECKING:
-    from echorand.net.network import Batch, Network
+    from echorand.net.peer import Peer
 
 GOSSIP_CODES = frozenset({*(t.CODE for t in CONSENSUS_TYPES), TxBatch.CODE})
 """Type bytes of the messages that are gossiped (and de-duplicated): consensus (the
@@ -119,6 +120,26 @@ class Seen:
         return out, keys, len(frames) - len(out)
 
 
+@dataclass(slots=True)
+class Batch:
+    """Fresh gossip from one peer, in arrival order: the messages and their frames."""
+
+    peer: Peer
+    messages: list[Message]
+    frames: list[bytes]
+    nbytes: int
+
+
+class Broadcaster(Protocol):
+    """What `Gossip` sends through (`echorand.net.network.Network` is one)."""
+
+    def broadcast(self, msg: Message, exclude: Peer | None = None) -> int: ...
+
+    def broadcast_frames(
+        self, frames: Sequence[bytes], exclude: Peer | None = None, *, mark: bool = True
+    ) -> int: ...
+
+
 def relay_all(_msg: Message) -> bool:
     """The trivial relay decision: forward everything that verified."""
     return True
@@ -127,7 +148,7 @@ def relay_all(_msg: Message) -> bool:
 class Gossip:
     """Publishes the node's messages and relays verified ones through the core's decision."""
 
-    def __init__(self, net: Network, relay: Callable[[Message], bool] = relay_all) -> None:
+    def __init__(self, net: Broadcaster, relay: Callable[[Message], bool] = relay_all) -> None:
         self.net = net
         self.decide = relay
 

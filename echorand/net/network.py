@@ -38,7 +38,7 @@ import uvloop
 
 from echorand.core.validate import BAN_SCORE, DropReason
 from echorand.net.aio import cancel_and_wait
-from echorand.net.gossip import DEFAULT_SEEN, TX_BATCH_CODE, Seen
+from echorand.net.gossip import DEFAULT_SEEN, TX_BATCH_CODE, Batch, Seen
 from echorand.net.peer import Peer, framed
 from echorand.net.sync import BlockSource, answer
 from echorand.wire.crypto import Keypair
@@ -206,16 +206,6 @@ class NetConfig:
     def node_key(self) -> bytes:
         """Our node key (the public key of `identity`)."""
         return self.identity.public_key
-
-
-@dataclass(slots=True)
-class Batch:
-    """Fresh gossip from one peer, in arrival order: the messages and their frames."""
-
-    peer: Peer
-    messages: list[Message]
-    frames: list[bytes]
-    nbytes: int
 
 
 class Inbox:

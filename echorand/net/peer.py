@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, cast
 
 from echorand.core.validate import DropReason
 from echorand.wire import crypto
@@ -32,7 +32,7 @@ from echorand.wire.messages import (
 )
 
 if TYPE_CHECKING:
-    from echorand.net.network import Network
+    from collections import Counter
 
 log = logging.getLogger("echorand.net.network")
 
@@ -111,11 +111,80 @@ class Handshake:
         return crypto.verify(theirs.node_key, payload, proof.signature)
 
 
+class PeerSettings(Protocol):
+    """The network settings a connection reads (`echorand.net.network.NetConfig`)."""
+
+    @property
+    def identity(self) -> crypto.Keypair: ...
+
+    @property
+    def genesis_hash(self) -> bytes: ...
+
+    @property
+    def node_key(self) -> bytes: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def max_frame(self) -> int: ...
+
+    @property
+    def sync_burst(self) -> int: ...
+
+    @property
+    def out_soft(self) -> int: ...
+
+    @property
+    def out_hard(self) -> int: ...
+
+    @property
+    def hello_timeout(self) -> float: ...
+
+
+class PeerNetwork(Protocol):
+    """What a connection calls of its network (`echorand.net.network.Network` is one): its
+    settings, counters, clock and tip, the penalty for a fault, and the steps of a peer's
+    life there: admitted, its Hello judged, ready, frames delivered, read budget reserved
+    and released, lost."""
+
+    _ids: Iterator[int]
+
+    @property
+    def config(self) -> PeerSettings: ...
+
+    @property
+    def counters(self) -> Counter[str]: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def now(self) -> float: ...
+
+    def tip(self) -> int: ...
+
+    def penalize(self, peer: Peer, reason: DropReason, detail: str = "") -> None: ...
+
+    def _admit(self, peer: Peer) -> bool: ...
+
+    def _hello_problem(self, peer: Peer, hello: Hello) -> tuple[DropReason, str] | None: ...
+
+    def _ready(self, peer: Peer) -> bool: ...
+
+    def _deliver(self, peer: Peer, frames: list[bytes]) -> None: ...
+
+    def _reserve(self, peer: Peer, need: int) -> None: ...
+
+    def _release(self, peer: Peer) -> None: ...
+
+    def _lost(self, peer: Peer) -> None: ...
+
+
 class Peer(asyncio.Protocol):
     """One TCP connection: the handshake, frames in and out, and its send limit."""
 
     def __init__(
-        self, net: Network, *, outbound: bool, address: tuple[str, int] | None = None
+        self, net: PeerNetwork, *, outbound: bool, address: tuple[str, int] | None = None
     ) -> None:
         self.net = net
         self.outbound = outbound

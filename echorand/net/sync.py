@@ -37,7 +37,9 @@ from echorand.wire.messages import (
 )
 
 if TYPE_CHECKING:
-    from echorand.net.network import Network, Peer
+    from collections import Counter
+
+    from echorand.net.peer import Peer
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,20 @@ def shape_problem(blocks: Sequence[CertifiedBlock], first: int, count: int) -> s
     return None
 
 
+class SyncNetwork(Protocol):
+    """What the syncer uses of the network (`echorand.net.network.Network` is one): its
+    clock, its counters, the penalty for a peer's fault, and where to register."""
+
+    @property
+    def counters(self) -> Counter[str]: ...
+
+    def now(self) -> float: ...
+
+    def penalize(self, peer: Peer, reason: DropReason, detail: str = "") -> None: ...
+
+    def attach_syncer(self, syncer: Syncer) -> None: ...
+
+
 class Syncer:
     """Fetches certified blocks from peers ahead of us until we are at the best known tip.
 
@@ -127,7 +143,7 @@ class Syncer:
 
     def __init__(
         self,
-        net: Network,
+        net: SyncNetwork,
         check_and_apply: Callable[[Block, Certificate], bool],
         *,
         tip: Callable[[], int],
