@@ -3,7 +3,7 @@
 Names follow Prometheus' conventions: the prefix `echorand_`, counters end in `_total`,
 durations are `_seconds` and sizes `_bytes` (base units), and every family has a HELP
 and a TYPE line. A labelled family (`dict` value) has one label, `reason` unless said.
-`tests/test_metrics.py` reads a live node's `/metrics` with `prometheus_client`'s parser
+`tests/node/test_http_api.py` reads a live node's `/metrics` with `prometheus_client`'s parser
 and `promtool check metrics`; `docs/grafana/echorand.json` charts them.
 """
 

@@ -3,7 +3,7 @@
 Every object schema lists its properties in one dict: all are required and no other is
 allowed (`additionalProperties: false`), so a field added to an answer of
 `echorand.node.answers` is one line here, and the schemathesis test of a live node
-(tests/test_openapi.py) fails until it is. docs/api.md holds this document as JSON
+(tests/node/test_http_api.py) fails until it is. docs/api.md holds this document as JSON
 (`python -m echorand.node.openapi` prints it; a test keeps the two equal).
 """
 

@@ -2,7 +2,7 @@
 part after a common prefix, every block certified by the committee of its round on its own
 chain. Which messages make a node suspect another chain, and what it does with the other
 chain: keep its own, or roll back and apply the other, its transactions back in the pool.
-(The same on real processes, partition and all: tests/test_fork_recovery.py.)"""
+(The same on real processes, partition and all: tests/node/test_fork_recovery.py.)"""
 
 from __future__ import annotations
 

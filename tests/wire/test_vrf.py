@@ -20,7 +20,7 @@ from _ed25519_model import L, P, small_order_points
 from echorand.wire import vrf
 from echorand.wire.crypto import Keypair
 
-VECTORS = Path(__file__).parent / "data" / "vrf" / "rfc9381-ecvrf-edwards25519-sha512-ell2.json"
+VECTORS = Path(__file__).parents[1] / "data" / "vrf" / "rfc9381-ecvrf-edwards25519-sha512-ell2.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import NO_LEADER, Block, Certificate
 from echorand.wire.transactions import delegation, transfer
 
-WRITER = Path(__file__).with_name("_crash_writer.py")
+WRITER = Path(__file__).parents[1] / "_crash_writer.py"
 KILLS = 15
 
 

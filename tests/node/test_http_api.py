@@ -325,7 +325,7 @@ def test_openapi_is_served_and_kept_in_docs(node: Devnet) -> None:
     routes = {"/tx", "/status", "/block/{round}", "/hashes", "/account/{account}", "/metrics"}
     routes |= {"/forks"}
     assert routes | {"/openapi.json"} == set(doc["paths"])
-    docs = Path(__file__).parent.parent / "docs" / "api.md"
+    docs = Path(__file__).parents[2] / "docs" / "api.md"
     kept = orjson.loads(markdown_block(docs.read_text(encoding="utf-8")))
     assert kept == doc, "docs/api.md is stale: python -m echorand.node.openapi docs/api.md"
 
@@ -341,7 +341,7 @@ def schemathesis_command(
 
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     assert st is not None, "schemathesis is a test dependency: pip install '.[test]'"
-    config = Path(__file__).parent / "data" / "schemathesis.toml"
+    config = Path(__file__).parents[1] / "data" / "schemathesis.toml"
     return [
         st,
         "--config-file",
@@ -419,7 +419,7 @@ def test_the_grafana_dashboard_charts_only_exported_metrics(node: Devnet) -> Non
 
     from echorand.tools.dashboard import dashboard, text
 
-    path = Path(__file__).parent.parent / "docs" / "grafana" / "echorand.json"
+    path = Path(__file__).parents[2] / "docs" / "grafana" / "echorand.json"
     assert path.read_text() == text(), "stale: python -m echorand.tools.dashboard > " + str(path)
     samples = {
         line.split("{")[0].split(" ")[0]
