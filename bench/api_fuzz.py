@@ -2,7 +2,7 @@
 
     python bench/api_fuzz.py --examples 500 --seed 1
 
-Starts a node (echorand.devnet), runs `st run` with every check and the suite's
+Starts a node (echorand.tools.devnet), runs `st run` with every check and the suite's
 configuration (tests/data/schemathesis.toml), prints its report, exits with its status.
 """
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_http_api import schemathesis_command  # noqa: E402
 
-from echorand.devnet import Devnet  # noqa: E402
+from echorand.tools.devnet import Devnet  # noqa: E402
 
 
 def main() -> int:

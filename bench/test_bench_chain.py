@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks.chain import SEED, _hashlib_chain
-from echorand.sortition import vrf_chain
+from echorand.protocol.sortition import vrf_chain
+from echorand.tools.benchmarks.chain import SEED, _hashlib_chain
 
 COUNT = 100_000
 

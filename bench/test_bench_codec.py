@@ -1,4 +1,5 @@
-"""pytest-benchmark runs of the codec workloads of `echorand.benchmarks.codec` (ours and baseline).
+"""pytest-benchmark runs of the codec workloads of `echorand.tools.benchmarks.codec`
+(ours and baseline).
 
 Run with `pytest bench/test_bench_codec.py` (bench/ is not collected by default).
 """
@@ -9,8 +10,8 @@ import random
 
 import pytest
 
-from echorand.benchmarks import codec
-from echorand.messages import decode, decode_many, encode_many
+from echorand.tools.benchmarks import codec
+from echorand.wire.messages import decode, decode_many, encode_many
 
 TXS = 10_000
 VOTES = 10_000

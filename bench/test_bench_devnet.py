@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks import devnet
-from echorand.devnet import DevnetOptions, run_devnet
+from echorand.tools.benchmarks import devnet
+from echorand.tools.devnet import DevnetOptions, run_devnet
 
 
 @pytest.mark.parametrize(("tps", "seconds"), [(0.0, 20.0), (6000.0, 60.0)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echorand.benchmarks.leader import _native_authors, python_authors
+from echorand.tools.benchmarks.leader import _native_authors, python_authors
 
 VALIDATORS = 16
 BLOCKS = 10_000

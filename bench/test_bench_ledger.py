@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from echorand.benchmarks.ledger import (
+from echorand.ledger.genesis import Genesis, create_devnet
+from echorand.tools.benchmarks.ledger import (
     BALANCE,
     NEW_ACCOUNT_SHARE,
     SEED,
@@ -16,9 +17,8 @@ from echorand.benchmarks.ledger import (
     _block_txs,
     _keys,
 )
-from echorand.genesis import Genesis, create_devnet
-from echorand.messages import Transaction
-from echorand.transactions import derive_public_keys
+from echorand.wire.messages import Transaction
+from echorand.wire.transactions import derive_public_keys
 
 ACCOUNTS = 100_000
 TRANSACTIONS = 10_000

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from echorand._native import PendingState
-from echorand.benchmarks.mempool import QueueRecheck, _workload
-from echorand.mempool import Mempool
+from echorand.ledger.mempool import Mempool
+from echorand.tools.benchmarks.mempool import QueueRecheck, _workload
 
 SENDERS = 400
 QUEUED = 20_000

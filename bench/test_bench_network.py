@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from echorand.benchmarks import network
-from echorand.benchmarks.codec import make_votes
+from echorand.tools.benchmarks import network
+from echorand.tools.benchmarks.codec import make_votes
 
 VOTES = 20_000
 BLOCKS, BLOCK_TXS = 10, 10_000

@@ -6,7 +6,8 @@ from itertools import accumulate
 
 import pytest
 
-from echorand.benchmarks.sortition import (
+from echorand.protocol.sortition import StakeTable
+from echorand.tools.benchmarks.sortition import (
     ROUND,
     SEED,
     STEP,
@@ -14,7 +15,6 @@ from echorand.benchmarks.sortition import (
     _python_committee,
     _python_update,
 )
-from echorand.sortition import StakeTable
 
 ACCOUNTS = 1_000_000
 SEATS = 1000

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from echorand import vrf
-from echorand.benchmarks.verify import Proofs, Signatures, openssl_verifier, pynacl_verify_all
-from echorand.crypto import verify, verify_batch
+from echorand.tools.benchmarks.verify import Proofs, Signatures, openssl_verifier, pynacl_verify_all
+from echorand.wire import vrf
+from echorand.wire.crypto import verify, verify_batch
 
 SIZES = [1, 64, 1024]
 

@@ -708,7 +708,8 @@ LEADER_MAX_VALIDATORS: int
 def leader_order(
     n_validators: int, locked_ids: Iterable[int], height: int, seed: bytes | None = None
 ) -> list[int]:
-    """The proposer order of `height` (PROTOCOL §7), as `echorand.leader.round_robin_order`.
+    """The proposer order of `height` (PROTOCOL §7), as
+    `echorand.protocol.leader.round_robin_order`.
 
     F = (N - 1) // 3; the ids 0 .. N-1 not in `locked_ids` (at most F), ascending,
     permuted by the T-th lexicographic permutation, T = int_be(H(u32be(height)))

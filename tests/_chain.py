@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from echorand.crypto import Keypair
-from echorand.messages import NO_LEADER, Block, Certificate, Transaction
-from echorand.params import SIGNATURE_SIZE
-from echorand.seeds import seed_credential
+from echorand.protocol.seeds import seed_credential
+from echorand.wire.constants import SIGNATURE_SIZE
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import NO_LEADER, Block, Certificate, Transaction
 
 CERT_STEPS = {0: 4, 1: 5}
 """The step a certificate of each bit is made at (the first step whose votes decide it)."""

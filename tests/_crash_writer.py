@@ -18,12 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _chain import certificate, proposed_block
 
-from echorand.crypto import Keypair
-from echorand.genesis import Genesis, node_keys_path
-from echorand.keys import load_node_keys
-from echorand.ledger import Ledger
-from echorand.messages import Block
-from echorand.transactions import transfer
+from echorand.ledger.genesis import Genesis, node_keys_path
+from echorand.ledger.ledger import Ledger
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import load_node_keys
+from echorand.wire.messages import Block
+from echorand.wire.transactions import transfer
 
 TXS_PER_BLOCK = 40
 

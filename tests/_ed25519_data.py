@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from echorand.crypto import Keypair
+from echorand.wire.crypto import Keypair
 
 DATA = Path(__file__).parent / "data" / "ed25519"
 

@@ -1,5 +1,5 @@
 """Helpers shared by the tests: the simulator's safety check (which requires progress), and
-for the tests that run real node processes (`echorand.devnet.Devnet`) one bounded poll, a
+for the tests that run real node processes (`echorand.tools.devnet.Devnet`) one bounded poll, a
 node's tip, and a clean stop.
 
 No timed assertion: a wait polls its condition under a generous deadline, so a loaded
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from echorand.devnet import Devnet
 from echorand.sim import SimResult
+from echorand.tools.devnet import Devnet
 
 DEADLINE = 120.0
 """Seconds any one wait may take."""

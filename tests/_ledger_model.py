@@ -1,7 +1,7 @@
 """A slow, plain-Python model of the account state and the transaction rules.
 
 Written from docs/protocol.md §13, one dict and one list, to check the native
-`AccountState` against. Key validity comes from `echorand.crypto` (the
+`AccountState` against. Key validity comes from `echorand.wire.crypto` (the
 ed25519 module), not from the state's own check.
 """
 
@@ -11,9 +11,9 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from echorand import transactions as T
-from echorand.crypto import is_valid_account_key
-from echorand.messages import Transaction
+from echorand.wire import transactions as T
+from echorand.wire.crypto import is_valid_account_key
+from echorand.wire.messages import Transaction
 
 NO_DELEGATE = (1 << 64) - 1
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 
-from echorand.messages import DecodeError, decode, split_frames
+from echorand.wire.messages import DecodeError, decode, split_frames
 
 DIRECTIONS = ("up", "down")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 from itertools import combinations
 
-from echorand.consensus import Consensus, Tip
-from echorand.crypto import Keypair
-from echorand.events import (
+from echorand.core.consensus import Consensus, Tip
+from echorand.core.events import (
     Action,
     BlockReceived,
     BlockValidated,
@@ -20,11 +19,12 @@ from echorand.events import (
     SetTimer,
     TimerFired,
 )
-from echorand.messages import Block, Certificate, ConsensusMessage
-from echorand.params import FINAL_STEP, Params
-from echorand.round import PayloadSource, RoundContext
-from echorand.signed import SignedLog
-from echorand.signing import (
+from echorand.core.round import PayloadSource
+from echorand.core.signed import SignedLog
+from echorand.core.validate import CachingVerifier, NativeVerifier
+from echorand.protocol.committee import RoundContext
+from echorand.protocol.params import FINAL_STEP, Params
+from echorand.protocol.signing import (
     sign_block,
     sign_final,
     sign_gc_block,
@@ -32,9 +32,10 @@ from echorand.signing import (
     sign_proposal,
     sign_vote,
 )
-from echorand.sortition import StakeTable
-from echorand.tally import Value, empty_value
-from echorand.validate import CachingVerifier, NativeVerifier
+from echorand.protocol.sortition import StakeTable
+from echorand.protocol.tally import Value, empty_value
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Block, Certificate, ConsensusMessage
 
 PARAMS = Params(n_g=5, n_c=20, k=2, lam_ms=100, big_lam_ms=300)
 """Small committees: t_h = 13 of 20 seats, mu = 10, max_step = 16."""
@@ -133,7 +134,7 @@ class Sandbox:
 
     def _collect(self, actions: list[Action]) -> None:
         """Keep the actions; a `Commit` (always the last) is answered `Committed` at once,
-        as `echorand.executor` answers it."""
+        as `echorand.core.executor` answers it."""
         for action in actions:
             if isinstance(action, SetTimer):
                 self.timers.append(action)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from _helpers import tip
 
-from echorand.crypto import Keypair
-from echorand.devnet import Devnet
-from echorand.messages import Hello, HelloProof, Message, decode, frame
-from echorand.network import PROTOCOL_VERSION
-from echorand.peer import Handshake
+from echorand.net.network import PROTOCOL_VERSION
+from echorand.net.peer import Handshake
+from echorand.tools.devnet import Devnet
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import Hello, HelloProof, Message, decode, frame
 
 WINDOW = 2.5
 """Seconds of each measured window (quiet, then under attack)."""

@@ -11,10 +11,10 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from echorand.crypto import Keypair
-from echorand.messages import GcProposal, Hello, HelloProof, Message, decode, encode, frame
-from echorand.network import PROTOCOL_VERSION, NetConfig, Network, run
-from echorand.peer import Handshake
+from echorand.net.network import PROTOCOL_VERSION, NetConfig, Network, run
+from echorand.net.peer import Handshake
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import GcProposal, Hello, HelloProof, Message, decode, encode, frame
 
 GENESIS = bytes(range(32))
 TIMEOUT = 60.0

@@ -20,14 +20,14 @@ stake; the Byzantine nodes (about a fifth) follow the protocol except in round `
 The deciders hold `v`, everyone else the empty block: a fork, whose blocks are tentative (the
 deciders' final votes weigh less than `t_f`; the others decided after step 5). When the held
 votes arrive they are of a finished round; the nodes of the two chains meet in round `R + 1`
-and the fork choice (`echorand.forks`) heals it.
+and the fork choice (`echorand.protocol.forks`) heals it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from echorand.messages import (
+from echorand.wire.messages import (
     BbaSignature,
     BbaSubstitute,
     ConsensusMessage,

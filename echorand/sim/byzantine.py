@@ -21,8 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from echorand.delegation import sign_bba_substitute, sign_gc_substitute
-from echorand.messages import (
+from echorand.protocol.delegation import sign_bba_substitute, sign_gc_substitute
+from echorand.protocol.signing import (
+    NO_SIGNATURE,
+    Signer,
+    sign_gc_block,
+    sign_gc_signature,
+    sign_proposal,
+    sign_vote,
+)
+from echorand.protocol.tally import Value
+from echorand.wire.messages import (
     BbaSignature,
     BbaSubstitute,
     Block,
@@ -33,15 +42,6 @@ from echorand.messages import (
     GcSubstitute,
     Transaction,
 )
-from echorand.signing import (
-    NO_SIGNATURE,
-    Signer,
-    sign_gc_block,
-    sign_gc_signature,
-    sign_proposal,
-    sign_vote,
-)
-from echorand.tally import Value
 
 if TYPE_CHECKING:
     from echorand.sim.adversary import SplitDecision

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import replace
 
-from echorand.params import PROPOSER_POLICIES, SEED_MODES
+from echorand.protocol.params import PROPOSER_POLICIES, SEED_MODES
 from echorand.sim.adversary import ADVERSARIES
 from echorand.sim.byzantine import BEHAVIOURS
 from echorand.sim.simulation import SimConfig, SimResult, run
@@ -261,13 +261,13 @@ def sweep(config: SimConfig, seeds: int, cluster: str | None = None) -> list[dic
     configs = [replace(config, seed=config.seed + i) for i in range(seeds)]
     if cluster is None:
         return [run_summary(c) for c in configs]
-    from echorand.studies.cluster import run_on_cluster
+    from echorand.sim.cluster import run_on_cluster
 
     return run_on_cluster(cluster, run_summary, configs)[0]
 
 
 def _run_sweep(config: SimConfig, args: argparse.Namespace) -> int:
-    from echorand.studies.cluster import ClusterError
+    from echorand.sim.cluster import ClusterError
 
     try:
         summaries = sweep(config, args.seeds, args.cluster)

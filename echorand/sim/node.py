@@ -1,6 +1,6 @@
 """A simulated node: the real consensus core, driven by the simulated clock and network.
 
-`SimNode` is the core's `Host` (`echorand.executor`) in the simulator: the same executor
+`SimNode` is the core's `Host` (`echorand.core.executor`) in the simulator: the same executor
 as the real node's carries out the core's actions through it."""
 
 from __future__ import annotations
@@ -8,18 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from echorand import forks
-from echorand.consensus import Consensus, Ledger, Tip
-from echorand.events import CertifiedBlocksReceived, Event, ForkEvidence, MessagesReceived
-from echorand.executor import Executor
-from echorand.finality import FinalCertificate
-from echorand.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
-from echorand.params import Params
-from echorand.signed import Signed, SignedLog
-from echorand.signing import Leader
+from echorand.core.consensus import Consensus, Ledger, Tip
+from echorand.core.events import CertifiedBlocksReceived, Event, ForkEvidence, MessagesReceived
+from echorand.core.executor import Executor
+from echorand.core.signed import Signed, SignedLog
+from echorand.core.validate import DropReason, Verifier
+from echorand.protocol import forks
+from echorand.protocol.finality import FinalCertificate
+from echorand.protocol.params import Params
+from echorand.protocol.signing import Leader
+from echorand.protocol.tally import empty_value
 from echorand.sim.byzantine import Behaviour, Known
-from echorand.tally import empty_value
-from echorand.validate import DropReason, Verifier
+from echorand.wire.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
 
 if TYPE_CHECKING:
     from echorand.sim.simulation import Simulation
@@ -130,7 +130,7 @@ class SimNode:
         batch, self._inbox = tuple(self._inbox), []
         self.deliver(MessagesReceived(self.sim.clock.now_ms, batch))
 
-    # --- the host (echorand.executor.Host) -------------------------------------------------
+    # --- the host (echorand.core.executor.Host) -------------------------------------------------
 
     def now_ms(self) -> int:
         return self.sim.clock.now_ms
@@ -244,7 +244,7 @@ class SimNode:
         self, blocks: list[tuple[Block, Certificate]], final: FinalCertificate | None = None
     ) -> None:
         """A peer's chain from our first round that may be rolled back, and the final
-        certificate of its last final block: the fork choice (`echorand.forks.plan`)."""
+        certificate of its last final block: the fork choice (`echorand.protocol.forks.plan`)."""
         if self.core is None or self.halted is not None or not blocks:
             return
         first = blocks[0][0].round
@@ -273,7 +273,7 @@ class SimNode:
 
     def _unstick(self) -> None:
         """Our chain stays: a round that decided the other chain's block restarts on our tip
-        (as `echorand.chains.Chains.unstick`)."""
+        (as `echorand.node.chains.Chains.unstick`)."""
         if self.core is not None and self.core.decided_elsewhere:
             self.unsticks += 1
             self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)

@@ -8,22 +8,22 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from echorand.certificate import CertificateError, check_certificate
-from echorand.consensus import Tip, ledger_delegates
-from echorand.crypto import Keypair
-from echorand.events import BlockReceived
-from echorand.finality import FinalCertificate, FinalityError, check_final_certificate
-from echorand.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
-from echorand.params import Params
-from echorand.round import RoundContext
+from echorand.core.consensus import Tip, ledger_delegates
+from echorand.core.events import BlockReceived
+from echorand.core.validate import CachingVerifier, NativeVerifier
+from echorand.protocol.certificate import CertificateError, check_certificate
+from echorand.protocol.committee import RoundContext
+from echorand.protocol.finality import FinalCertificate, FinalityError, check_final_certificate
+from echorand.protocol.params import Params
+from echorand.protocol.sortition import StakeTable
 from echorand.sim.adversary import ADVERSARIES, SplitDecision
 from echorand.sim.byzantine import Behaviour, Split, make_behaviour
 from echorand.sim.clock import Clock
 from echorand.sim.network import Network, Partition
 from echorand.sim.node import SimNode
-from echorand.sortition import StakeTable
-from echorand.stats import percentile
-from echorand.validate import CachingVerifier, NativeVerifier
+from echorand.sim.stats import percentile
+from echorand.wire.crypto import Keypair
+from echorand.wire.messages import MAX_SYNC_BLOCKS, Block, Certificate, ConsensusMessage
 
 
 @dataclass(frozen=True, slots=True)

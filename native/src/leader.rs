@@ -2,7 +2,7 @@
 //! round-robin study (seed 002), for Python:
 //!
 //! - `leader_order(n_validators, locked_ids, height, seed=None)`: the order of
-//!   one height, as `echorand.leader.round_robin_order` (the reference);
+//!   one height, as `echorand.protocol.leader.round_robin_order` (the reference);
 //! - `LeaderStudy(n_validators, byzantine, *, slow_honest=None, seed=None)`:
 //!   the study's loop over heights, resumable, `run(blocks)` releasing the GIL.
 

@@ -138,7 +138,7 @@ impl PyField for Carried {
 
 /// A block `B[r]`: proposed by a producer (with its seed signature,
 /// transactions and, after a proposed block, CERT[r-1]), or the empty block of round `r`.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq)]
 pub struct Block {
     round: u64,

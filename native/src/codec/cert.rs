@@ -67,7 +67,7 @@ pub fn substitute_cert_signing_bytes(
 }
 
 /// Whether votes for bit `b` in `step` can decide: `b = 0` at steps `4 + 3k`, `b = 1` at
-/// steps `5 + 3k` (the Python twin is `echorand.certificate.decides`).
+/// steps `5 + 3k` (the Python twin is `echorand.protocol.certificate.decides`).
 pub fn decides(step: u32, b: u8) -> bool {
     match b {
         0 => step >= 4 && (step - 4).is_multiple_of(3),
@@ -138,7 +138,7 @@ impl Item for SubVote {
 /// The certificate of a round: which value step `step` decided, the
 /// verifiers' `echorand/cert` signatures on it, signers strictly ascending,
 /// and the substitute votes (§16), principals strictly ascending.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(Clone, PartialEq)]
 pub struct Certificate {
     round: u64,

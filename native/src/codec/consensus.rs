@@ -176,7 +176,7 @@ fn sign_prefix<W: Wire>(tag: &[u8], chain: &[u8; HASH_SIZE], msg: &W) -> Vec<u8>
 // ---------------------------------------------------------------- gc_block
 
 /// `gc_block`, step 1: a producer's block `B[r]`.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 pub struct GcBlock {
     head: Head,
     block: Py<Block>,
@@ -297,7 +297,7 @@ message_methods! {
 // ------------------------------------------------------------ gc_signature
 
 /// `gc_signature`, step 1: the producer's seed signature `rand` and its block hash.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct GcSignature {
     head: Head,
@@ -384,7 +384,7 @@ message_methods! {
 // ------------------------------------------------------------- gc_proposal
 
 /// `gc_proposal`, steps 2 and 3: a verifier's value `v = (block_hash, leader)`.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct GcProposal {
     head: Head,
@@ -466,7 +466,7 @@ message_methods! {
 
 /// `bba_signature`, steps 4 and later: a verifier's bit `b`, its value `v` (the empty value
 /// exactly when `b = 1`), and its certificate signature `cert_sig` on `(round, step, b, v)`.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct BbaSignature {
     head: Head,
@@ -634,7 +634,7 @@ impl Seat {
 }
 
 /// `gc_substitute`, steps 2 and 3: a value `v` the sender proposes in `principal`'s seats.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct GcSubstitute {
     head: Head,
@@ -727,7 +727,7 @@ message_methods! {
 
 /// `bba_substitute`, steps 4 and later: a BBA vote `(b, v)` the sender casts in
 /// `principal`'s seats, with its `cert_sig` over the principal and the mode.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct BbaSubstitute {
     head: Head,
@@ -868,7 +868,7 @@ message_methods! {
 /// first deciding step's votes (step 4 for `b = 0`, step 5 for `b = 1`) before it voted in any
 /// later step says so, for the block it decided (`block_hash`: H(B_ε) for the empty block).
 /// Its one signature is over `"echorand/final" || 0x00 || chain || u64be(round) || block_hash`.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct FinalVote {
     head: Head,

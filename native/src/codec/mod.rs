@@ -131,7 +131,7 @@ pub use tx::Transaction;
 use wire::{code, DecodeErr, DecodeResult, Frame, FrameData, Put, Reader, MAX_FRAME};
 
 pyo3::create_exception!(
-    echorand.messages,
+    echorand.wire.messages,
     DecodeError,
     PyValueError,
     "Input that is not the one canonical encoding of a message; the text names the field."

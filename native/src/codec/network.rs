@@ -29,7 +29,7 @@ use super::{Encode, Wire};
 // ---------------------------------------------------------------- tx_batch
 
 /// `tx_batch`: transactions gossiped between peers on their way to a producer.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq)]
 pub struct TxBatch {
     txs: TxList,
@@ -102,7 +102,7 @@ pub const NONCE_SIZE: usize = 32;
 
 /// `hello`: the handshake, first message on every connection: who we say we are and a
 /// fresh nonce that the other side must sign over (its `hello_proof`).
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Hello {
     version: u32,
@@ -182,8 +182,8 @@ message_methods! {
 
 /// `hello_proof`: the second message on every connection, the proof that the sender
 /// holds the secret of the node key its `hello` named: its signature over both sides'
-/// keys and nonces (the payload is made in Python, `echorand.peer.proof_payload`).
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+/// keys and nonces (the payload is made in Python, `echorand.net.peer.proof_payload`).
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct HelloProof {
     signature: [u8; SIG_SIZE],
@@ -230,7 +230,7 @@ message_methods! {
 // ------------------------------------------------------------ sync_request
 
 /// `sync_request`: asks a peer for the certified blocks from `from_round` on.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 #[derive(PartialEq, Eq, Hash)]
 pub struct SyncRequest {
     from_round: u64,
@@ -294,7 +294,7 @@ impl Item for Certified {
 }
 
 /// `sync_response`: certified blocks, each with the certificate that decided it.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 pub struct SyncResponse {
     blocks: Items<Certified>,
 }

@@ -55,7 +55,7 @@ pub fn check_raw(raw: &[u8; TX_SIZE]) -> Result<(), String> {
 
 /// A signed transfer (kind 0) or delegation (kind 1). Stored as its 153-byte
 /// encoding; the fields are read from it, the id is computed once on demand.
-#[pyclass(frozen, eq, hash, module = "echorand.messages")]
+#[pyclass(frozen, eq, hash, module = "echorand.wire.messages")]
 pub struct Transaction {
     raw: [u8; TX_SIZE],
     id: OnceLock<[u8; HASH_SIZE]>,

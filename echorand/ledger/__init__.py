@@ -1,0 +1,1 @@
+"""The chain on disk: the LMDB ledger, the genesis, the mempool."""

@@ -1,0 +1,1 @@
+"""The peer-to-peer network: transport and peers, gossip de-duplication, block sync."""
