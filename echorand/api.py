@@ -125,6 +125,13 @@ class Api:
     # --- handlers ------------------------------------------------------------------
 
     async def post_tx(self, request: web.Request) -> web.Response:
+        busy = self.node.busy()
+        if busy is not None:
+            # Refused before the body is read: a node that is behind spends nothing on it.
+            self.node.counters["api_busy"] += 1
+            response = json_response(busy.to_json(), 429)
+            response.headers["Retry-After"] = str(busy.retry_after_s)
+            return response
         txs = transactions_from_body(await request.read(), request.content_type)
         status, doc = tx_answer(txs, await self.node.submit(txs))
         return json_response(doc, status)

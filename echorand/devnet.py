@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from echorand.client import NodeClient, http_json
+from echorand.client.http import retry_after
 from echorand.crypto import Keypair
 from echorand.genesis import (
     add_reward_arguments,
@@ -423,8 +424,14 @@ class LoadStats:
     """Refused for a transient reason (RETRIED) and submitted again."""
     refused: dict[str, int] = field(default_factory=dict)
     submit_ms: dict[bytes, int] = field(default_factory=dict)
-    """tx id -> wall-clock ms of its submission."""
+    """tx id -> wall-clock ms of its first submission a node read (not a busy answer's)."""
     http_errors: int = 0
+    busy: int = 0
+    """Requests a node answered 429 (busy): not read, waited for as it asked."""
+    deferred: int = 0
+    """Transactions held back by a busy answer (counted at each wait)."""
+    busy_wait_s: float = 0.0
+    """Seconds the submitters waited for busy nodes, all nodes together."""
 
 
 @dataclass(slots=True)
@@ -442,24 +449,42 @@ RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH})
 """Refusals a client retries: a full pool (backpressure), and the nonce gaps it leaves."""
 
 
-async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> list[bytes]:
-    """POST `txs`; those refused for a reason in RETRIED, in order, to submit again.
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What a node did with one request: the transactions to submit again, in order, and
+    the seconds to wait first (a busy node's hint; 0: go on)."""
 
-    A transaction's submission time is its first submission's (finality counts the wait)."""
+    retry: list[bytes]
+    wait: float = 0.0
+
+
+async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> Submitted:
+    """POST `txs`. A busy node (429) read none of them: all go back, after its hint. Else
+    those refused for a reason in RETRIED go back, in order.
+
+    A transaction's submission time is that of the first request a node read (finality
+    counts the wait in a full pool, not the time a busy node asked us to hold it)."""
     body = b"".join(txs)
     now = int(time.time() * 1000)
-    ids = [hashlib.sha256(tx).digest() for tx in txs]
-    for tx_id in ids:
-        stats.submit_ms.setdefault(tx_id, now)
-    stats.submitted += len(txs)
     try:
         async with session.post(
             url, data=body, headers={"Content-Type": "application/octet-stream"}
         ) as response:
-            doc = orjson.loads(await response.read())
+            data = await response.read()
+            status, headers = response.status, response.headers
+        doc = orjson.loads(data)
     except Exception:
         stats.http_errors += 1
-        return []
+        return Submitted([])
+    if status == 429:
+        wait = retry_after(headers, doc)
+        stats.busy += 1
+        stats.deferred += len(txs)
+        stats.busy_wait_s += wait
+        return Submitted(txs, wait)
+    stats.submitted += len(txs)
+    for tx in txs:
+        stats.submit_ms.setdefault(hashlib.sha256(tx).digest(), now)
     stats.accepted += doc.get("accepted", 0)
     retry = []
     for tx, item in zip(txs, doc.get("results", ()), strict=False):
@@ -469,23 +494,30 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
             if error in RETRIED:
                 retry.append(tx)
     stats.retried += len(retry)
-    return retry
+    return Submitted(retry, 0.0)
 
 
 async def _load(
-    net: Devnet, txs: list[bytes], options: DevnetOptions, stats: LoadStats, stop: asyncio.Event
+    urls: Sequence[str],
+    txs: list[bytes],
+    options: DevnetOptions,
+    stats: LoadStats,
+    stop: asyncio.Event,
 ) -> None:
-    """Offer `options.tps` transfers a second. Each sender's transfers go to one node
-    (sender mod nodes) in nonce order, one request at a time per node: a node refuses a
-    nonce gap, and gossip keeps the order from there."""
+    """Offer `options.tps` transfers a second to the nodes' `POST /tx` at `urls`. Each
+    sender's transfers go to one node (sender mod nodes) in nonce order, one request at a
+    time per node: a node refuses a nonce gap, and gossip keeps the order from there. A
+    busy node (429) is left alone for the time it asks; refusals in RETRIED are submitted
+    again after a tick."""
     import aiohttp
 
     if options.tps <= 0:
         await stop.wait()
         return
     loop = asyncio.get_running_loop()
-    queues: list[list[bytes]] = [[] for _ in range(net.nodes)]
-    wake = [asyncio.Event() for _ in range(net.nodes)]
+    nodes = len(urls)
+    queues: list[list[bytes]] = [[] for _ in range(nodes)]
+    wake = [asyncio.Event() for _ in range(nodes)]
     finished = False
 
     async def submitter(k: int, session: aiohttp.ClientSession) -> None:
@@ -498,27 +530,28 @@ async def _load(
                 continue
             chunk = queues[k][:MAX_REQUEST_TXS]
             del queues[k][: len(chunk)]
-            retry = await _submit(session, net.url(k, "/tx"), chunk, stats)
-            if retry and not finished:
-                # Back to the front, in order: the node is full, so wait a tick.
-                queues[k][:0] = retry
-                await asyncio.sleep(options.tick)
+            answer = await _submit(session, urls[k], chunk, stats)
+            if answer.retry and not finished:
+                # Back to the front, in order; wait as a busy node asked, or a tick.
+                queues[k][:0] = answer.retry
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), answer.wait or options.tick)
 
     start = loop.time()
     sent = 0
     async with aiohttp.ClientSession() as session:
-        workers = [loop.create_task(submitter(k, session)) for k in range(net.nodes)]
+        workers = [loop.create_task(submitter(k, session)) for k in range(nodes)]
         while not stop.is_set() and sent < len(txs):
             due = min(len(txs), int((loop.time() - start) * options.tps))
             for j in range(sent, due):
-                queues[(j % _senders(options)) % net.nodes].append(txs[j])
+                queues[(j % _senders(options)) % nodes].append(txs[j])
             sent = due
             for event in wake:
                 event.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), options.tick)
         finished = True
-        for k in range(net.nodes):
+        for k in range(nodes):
             queues[k].clear()
             wake[k].set()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -615,7 +648,8 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     first = net.status(0)
     chain.next_round = (first["tip"]["round"] if first else 0) + 1
     start_ms = int(time.time() * 1000)
-    loader = loop.create_task(_load(net, txs, options, stats, stop))
+    urls = [net.url(k, "/tx") for k in range(net.nodes)]
+    loader = loop.create_task(_load(urls, txs, options, stats, stop))
     display = None
     if live:
         from rich.live import Live
@@ -672,6 +706,9 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "accepted": stats.accepted,
         "refused": stats.refused,
         "retried": stats.retried,
+        "busy": stats.busy,
+        "deferred": stats.deferred,
+        "busy_wait_s": round(stats.busy_wait_s, 3),
         "http_errors": stats.http_errors,
         "committed_of_submitted": len(chain.finality_ms),
         "finality_ms": {
@@ -833,6 +870,10 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("transactions per second", f"{summary['tps']:,}"),
         ("offered per second", f"{summary['offered_tps']:,}"),
         ("submitted / accepted", f"{summary['submitted']:,} / {summary['accepted']:,}"),
+        (
+            "deferred by busy nodes (429s)",
+            f"{summary['deferred']:,} ({summary['busy']:,}, {summary['busy_wait_s']:g} s waited)",
+        ),
         ("finality p50 / p99", f"{f['p50']} ms / {f['p99']} ms"),
         ("forks", f"{summary['forks']} in {summary['rounds_compared']} rounds"),
         ("committees", _committee_row(summary["committee"])),

@@ -39,6 +39,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
 from echorand import crypto, forks
+from echorand.admission import Backpressure, Busy
 from echorand.aio import cancel_and_wait
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
@@ -136,6 +137,8 @@ MAX_READ_BATCHES = 64
 """Network batches handled together (one verification batch for all their messages)."""
 ADMITTED_TIMES = 200_000
 """Admitted transactions whose admission time is remembered (for their finality)."""
+BLOCK_SECONDS = 256
+"""Blocks whose build or check time is kept until their commit (`Backpressure`)."""
 SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STEP_BUCKETS = (4, 5, 6, 7, 8, 10, 13, 16, 25, 40)
 EXIT_DISK_FULL = 75
@@ -328,6 +331,14 @@ class Node:
         self._stats_before: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()
+        self.backpressure = Backpressure(
+            block_max_txs=config.block_max_txs,
+            budget_ms=config.block_budget_ms or self.params.big_lam_ms / 2,
+            round_ms=self.params.lam_ms + self.params.big_lam_ms,
+            backlog_rounds=config.mempool_backlog_rounds,
+        )
+        self._block_seconds: OrderedDict[bytes | int, float] = OrderedDict()
+        """What building (by round) or checking (by block hash) a recent block took here."""
         self._admission = asyncio.Lock()
         """One admission at a time, in arrival order: a sender's next transactions must not
         pass its earlier ones while those are verified off the loop ("nonce too high")."""
@@ -736,14 +747,29 @@ class Node:
         )
 
     def _payload(self, round: int) -> list[Transaction]:
-        """PAY_r: the best transactions of the mempool (the ledger is at round - 1)."""
-        return self.mempool.select(self.config.block_max_txs)
+        """PAY_r: the best transactions of the mempool (the ledger is at round - 1), as many
+        as the block budget allows (`Backpressure.block_txs`)."""
+        started = time.perf_counter()
+        txs = self.mempool.select(self.backpressure.block_txs())
+        self._note_block_seconds(round, time.perf_counter() - started)
+        return txs
+
+    def _note_block_seconds(self, key: bytes | int, seconds: float) -> None:
+        self._block_seconds[key] = self._block_seconds.get(key, 0.0) + seconds
+        while len(self._block_seconds) > BLOCK_SECONDS:
+            self._block_seconds.popitem(last=False)
+
+    def busy(self) -> Busy | None:
+        """Whether the API should refuse new transactions now (429): the mempool holds more
+        than the node commits in the next rounds."""
+        return self.backpressure.busy(len(self.mempool))
 
     def _validate(self, block: Block) -> bool | None:
         """Whether a proposed block's payload applies to the ledger: the rules first (one
         native `prepare`: an overspending or replayed transaction costs no signature check),
         then the signatures not verified before; None when there are VALIDATE_OFF_LOOP or
         more, verified off the loop and answered then (`_validate_signatures`)."""
+        started = time.perf_counter()
         try:
             self.ledger.state.prepare(block)
         except ValueError as e:
@@ -755,8 +781,11 @@ class Node:
             task = asyncio.get_running_loop().create_task(self._validate_signatures(block, unknown))
             self._side.add(task)
             task.add_done_callback(self._side.discard)
+            self._note_block_seconds(block.hash, time.perf_counter() - started)
             return None
-        return self._signatures_ok(block, unknown, verify_signatures(unknown, self.genesis.hash))
+        ok = self._signatures_ok(block, unknown, verify_signatures(unknown, self.genesis.hash))
+        self._note_block_seconds(block.hash, time.perf_counter() - started)
+        return ok
 
     async def _validate_signatures(self, block: Block, unknown: list[Transaction]) -> None:
         loop = asyncio.get_running_loop()
@@ -783,6 +812,7 @@ class Node:
 
     def _commit(self, block: Block, cert: Certificate) -> None:
         """Apply a decided (or synced) block: one LMDB transaction, then the mempool."""
+        started = time.perf_counter()
         try:
             self.ledger.apply(block, cert)
         except LedgerError as e:
@@ -795,6 +825,10 @@ class Node:
         n = block.tx_count if not block.is_empty else 0
         self._observe_commit(block, cert, n)
         dropped = self.mempool.recheck({tx.sender for tx in block.transactions}) if n else 0
+        if n:
+            cost = time.perf_counter() - started
+            cost += self._block_seconds.pop(block.hash, 0.0) + self._block_seconds.pop(r, 0.0)
+            self.backpressure.observe_block(n, cost)
         self.counters["blocks"] += 1
         self.counters["transactions"] += n
         if block.is_empty:
@@ -817,6 +851,7 @@ class Node:
             self.commit_steps.observe(cert.step)
             if self._last_commit is not None:
                 self.round_seconds.observe(now - self._last_commit)
+                self.backpressure.observe_round(now - self._last_commit)
             self._last_commit = now
         if n and self.admitted_at:
             admitted_at = self.admitted_at
@@ -1129,7 +1164,12 @@ class Node:
             "tip": {"round": ledger.tip, "hash": ledger.tip_hash.hex()},
             "peers": len(self.net.peers) if self.net is not None else 0,
             "network": self.net.status() if self.net is not None else {},
-            "mempool": {"count": len(self.mempool), "bytes": self.mempool.nbytes},
+            "mempool": {
+                "count": len(self.mempool),
+                "bytes": self.mempool.nbytes,
+                "limit": self.backpressure.limit(),
+                "block_txs": self.backpressure.block_txs(),
+            },
             "sync": {
                 "joined": core is not None,
                 "caught_up": self._caught_up.is_set(),
@@ -1195,6 +1235,12 @@ class Node:
                 "counter",
                 "transactions admitted to the mempool",
                 self.counters["tx_admitted"],
+            ),
+            Metric(
+                "api_busy_total",
+                "counter",
+                "POST /tx answered 429 (busy: the mempool holds more than the next rounds commit)",
+                self.counters["api_busy"],
             ),
             Metric(
                 "transactions_refused_total",
