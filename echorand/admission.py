@@ -1,16 +1,22 @@
 """Admission control: a node accepts what it can commit in time (docs/protocol.md §13).
 
-Two bounds, both from the size of a block and the length of a round:
+Two bounds, from the size of a block and the length of a round:
 
 - **Blocks built to a time budget.** A block carries at most `block_txs()` transactions:
   the configured maximum, what Λ covers (Λ is the time to spread a 1 MB message, so a
   block stays within 1 MB), and what the node's measured per-transaction cost of a
   block (select, check, apply and recheck, `observe_block`) lets it handle in
   `budget_ms`. A round never waits on its own block's size.
-- **Backpressure.** The API refuses new transactions (HTTP 429) while the mempool holds
-  more than `backlog_rounds` blocks of `block_txs()`: what the node commits in that
-  many rounds. The hint (`retry_after_ms`) is the time the rounds take to commit the
-  excess, at the measured round length (`observe_round`), one round at least.
+- **Backpressure.** The node's commit rate is a block over a round: `block_txs()` over
+  λ + Λ until measured, then the transactions committed a second (`observe_commit`:
+  a round's transactions over its length) in rounds where the node was saturated (its
+  mempool held half its bound or more, so the rate is what it can do, not what it was
+  offered). The mempool may hold `backlog_seconds` of that rate (`limit()`, at least
+  MIN_BACKLOG); past it the API refuses new transactions (HTTP 429) and the node drops
+  gossiped ones unread past twice it (their sender's node still holds them). The hint
+  (`retry_after_ms`) is the time the node takes to commit the excess at its rate, one
+  round at least. Under a CPU overload the rounds lengthen, the rate falls, and so does
+  the bound: admission gives way to consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
@@ -24,9 +30,12 @@ from dataclasses import dataclass
 from echorand.transactions import TX_SIZE
 
 __all__ = [
-    "DEFAULT_BACKLOG_ROUNDS",
+    "DEFAULT_BACKLOG_SECONDS",
+    "GOSSIP_SLACK",
     "LAMBDA_BYTES",
     "LAMBDA_TXS",
+    "MIN_BACKLOG",
+    "NODE_BUSY",
     "Backpressure",
     "Busy",
     "Ewma",
@@ -36,8 +45,14 @@ LAMBDA_BYTES = 1 << 20
 """Λ is the time to spread a message of this size (PROTOCOL §4): a block stays within it."""
 LAMBDA_TXS = LAMBDA_BYTES // TX_SIZE
 """Transactions in a block that Λ covers (6 853)."""
-DEFAULT_BACKLOG_ROUNDS = 2
-"""Rounds of full blocks the mempool may hold before the API says busy."""
+DEFAULT_BACKLOG_SECONDS = 0.5
+"""Seconds of the commit rate the mempool may hold before the API says busy."""
+MIN_BACKLOG = 100
+"""The bound never falls below this many transactions (a stalled node still takes some)."""
+GOSSIP_SLACK = 2
+"""Gossiped transactions are dropped unread once the mempool holds this many bounds."""
+NODE_BUSY = "node busy: past the admission bound; retry later"
+"""A transaction of an API batch past the bound's room (the batch's head was admitted)."""
 EWMA_WEIGHT = 0.2
 """The weight of a new observation."""
 
@@ -91,21 +106,32 @@ class Backpressure:
         block_max_txs: int,
         budget_ms: float,
         round_ms: float,
-        backlog_rounds: float = DEFAULT_BACKLOG_ROUNDS,
+        backlog_seconds: float = DEFAULT_BACKLOG_SECONDS,
     ) -> None:
         """`round_ms`: the round length assumed until one is measured (λ + Λ)."""
-        if budget_ms <= 0 or round_ms <= 0 or backlog_rounds <= 0:
+        if budget_ms <= 0 or round_ms <= 0 or backlog_seconds <= 0:
             raise ValueError("the block budget, round length and backlog must be positive")
         self.block_max_txs = block_max_txs
         self.budget_ms = budget_ms
-        self.backlog_rounds = backlog_rounds
+        self.backlog_seconds = backlog_seconds
         self.round_ms = Ewma(round_ms)
         self.tx_ms: Ewma | None = None
         """Milliseconds a transaction costs a block here (None until a block is measured)."""
+        self.rate: Ewma | None = None
+        """Transactions committed a second while saturated (None until measured)."""
 
-    def observe_round(self, seconds: float) -> None:
-        """A round's length (commit to commit)."""
+    def observe_commit(self, transactions: int, seconds: float, queued: int) -> None:
+        """A round committed `transactions` after `seconds` (since the last commit), with
+        `queued` transactions in the mempool before the block's were dropped."""
+        if seconds <= 0:
+            return
         self.round_ms.observe(seconds * 1000)
+        if 2 * queued >= self.limit():
+            sample = transactions / seconds
+            if self.rate is None:
+                self.rate = Ewma(sample)
+            else:
+                self.rate.observe(sample)
 
     def observe_block(self, transactions: int, seconds: float) -> None:
         """What handling a block of `transactions` took (select, check, apply, recheck)."""
@@ -125,14 +151,27 @@ class Backpressure:
             return most
         return max(min(1, most), min(most, int(self.budget_ms / self.tx_ms.value)))
 
+    def commit_rate(self) -> float:
+        """Transactions a second the node commits when saturated: measured, else a block
+        a round."""
+        if self.rate is not None:
+            return self.rate.value
+        return self.block_txs() * 1000 / self.round_ms.value
+
     def limit(self) -> int:
         """Transactions the mempool may hold before the API refuses more."""
-        return max(1, int(self.backlog_rounds * self.block_txs()))
+        return max(MIN_BACKLOG, int(self.commit_rate() * self.backlog_seconds))
 
-    def busy(self, queued: int) -> Busy | None:
-        """Busy when `queued` exceeds the limit: wait for the rounds that commit the excess."""
+    def room(self, queued: int) -> int:
+        """How many more transactions the API may admit now."""
+        return max(0, self.limit() - queued)
+
+    def busy(self, queued: int, slack: float = 1) -> Busy | None:
+        """Busy when `queued` reaches `slack` bounds: wait until the excess is committed
+        (one round at least)."""
         limit = self.limit()
-        if queued <= limit:
+        if queued < slack * limit:
             return None
-        rounds = math.ceil((queued - limit) / max(1, self.block_txs()))
-        return Busy(queued, limit, max(1, round(rounds * self.round_ms.value)))
+        excess_ms = (queued - limit + 1) * 1000 / max(1e-3, self.commit_rate())
+        wait = max(self.round_ms.value, excess_ms)
+        return Busy(queued, limit, max(1, math.ceil(wait)))

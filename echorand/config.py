@@ -31,7 +31,7 @@ max_count = 100000
 max_bytes = 33554432
 max_per_sender = 256
 min_fee = 0
-backlog_rounds = 2            # the API answers 429 while more than this many blocks wait
+backlog_seconds = 0.5         # the API answers 429 past this many seconds of commits
 
 [blocks]
 max_txs = 5000                # transactions a block of ours carries at most
@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from echorand.admission import DEFAULT_BACKLOG_ROUNDS
+from echorand.admission import DEFAULT_BACKLOG_SECONDS
 from echorand.mempool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, DEFAULT_MAX_PER_SENDER
 from echorand.messages import MAX_BLOCK_TXS
 from echorand.network import parse_peer
@@ -103,8 +103,8 @@ class NodeConfig:
     mempool_max_per_sender: int = DEFAULT_MAX_PER_SENDER
     mempool_min_fee: int = 0
     block_max_txs: int = DEFAULT_BLOCK_TXS
-    mempool_backlog_rounds: float = DEFAULT_BACKLOG_ROUNDS
-    """Blocks of transactions the mempool holds before the API says busy (429)."""
+    mempool_backlog_seconds: float = DEFAULT_BACKLOG_SECONDS
+    """Seconds of the node's commit rate the mempool holds before the API says busy (429)."""
     block_budget_ms: float = 0.0
     """Milliseconds a block may cost this node; 0: half of Λ (`echorand.admission`)."""
 
@@ -228,7 +228,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         doc,
         where,
         "mempool",
-        {"max_count", "max_bytes", "max_per_sender", "min_fee", "backlog_rounds"},
+        {"max_count", "max_bytes", "max_per_sender", "min_fee", "backlog_seconds"},
     )
     blocks = _Table(doc, where, "blocks", {"max_txs", "budget_ms"})
 
@@ -279,7 +279,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         mempool_max_per_sender=pool.int("max_per_sender", DEFAULT_MAX_PER_SENDER, 1, 1 << 32),
         mempool_min_fee=pool.int("min_fee", 0, 0, (1 << 64) - 1),
         block_max_txs=blocks.int("max_txs", DEFAULT_BLOCK_TXS, 0, MAX_BLOCK_TXS),
-        mempool_backlog_rounds=_positive(pool, "backlog_rounds", DEFAULT_BACKLOG_ROUNDS),
+        mempool_backlog_seconds=_positive(pool, "backlog_seconds", DEFAULT_BACKLOG_SECONDS),
         block_budget_ms=blocks.float("budget_ms", 0.0, 0.0),
     )
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from echorand.admission import NODE_BUSY
 from echorand.client import NodeClient, http_json
 from echorand.client.http import retry_after
 from echorand.crypto import Keypair
@@ -429,7 +430,8 @@ class LoadStats:
     busy: int = 0
     """Requests a node answered 429 (busy): not read, waited for as it asked."""
     deferred: int = 0
-    """Transactions held back by a busy answer (counted at each wait)."""
+    """Transactions held back by a busy node: a 429, or past its bound's room (counted at
+    each wait)."""
     busy_wait_s: float = 0.0
     """Seconds the submitters waited for busy nodes, all nodes together."""
 
@@ -445,8 +447,9 @@ class ChainStats:
     committed_ids: int = 0
 
 
-RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH})
-"""Refusals a client retries: a full pool (backpressure), and the nonce gaps it leaves."""
+RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, NODE_BUSY})
+"""Refusals a client retries: a full pool or a busy node (backpressure), and the nonce gaps
+they leave."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +496,8 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
             stats.refused[error] = stats.refused.get(error, 0) + 1
             if error in RETRIED:
                 retry.append(tx)
+            if error == NODE_BUSY:
+                stats.deferred += 1
     stats.retried += len(retry)
     return Submitted(retry, 0.0)
 

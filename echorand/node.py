@@ -39,7 +39,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
 from echorand import crypto, forks
-from echorand.admission import Backpressure, Busy
+from echorand.admission import GOSSIP_SLACK, NODE_BUSY, Backpressure, Busy
 from echorand.aio import cancel_and_wait
 from echorand.certificate import CertificateError, check_certificate
 from echorand.config import NodeConfig
@@ -335,7 +335,7 @@ class Node:
             block_max_txs=config.block_max_txs,
             budget_ms=config.block_budget_ms or self.params.big_lam_ms / 2,
             round_ms=self.params.lam_ms + self.params.big_lam_ms,
-            backlog_rounds=config.mempool_backlog_rounds,
+            backlog_seconds=config.mempool_backlog_seconds,
         )
         self._block_seconds: OrderedDict[bytes | int, float] = OrderedDict()
         """What building (by round) or checking (by block hash) a recent block took here."""
@@ -851,7 +851,7 @@ class Node:
             self.commit_steps.observe(cert.step)
             if self._last_commit is not None:
                 self.round_seconds.observe(now - self._last_commit)
-                self.backpressure.observe_round(now - self._last_commit)
+                self.backpressure.observe_commit(n, now - self._last_commit, len(self.mempool))
             self._last_commit = now
         if n and self.admitted_at:
             admitted_at = self.admitted_at
@@ -1051,10 +1051,20 @@ class Node:
     async def submit(
         self, transactions: Sequence[Transaction], source: Peer | None = None
     ) -> list[str | None]:
-        """Admit transactions (from a peer or the API) and relay the admitted ones."""
+        """Admit transactions (from a peer or the API) and relay the admitted ones. From the
+        API, as many as the admission bound has room for (`Backpressure.room`): the rest
+        are refused unread (NODE_BUSY)."""
         if not transactions:
             return []
-        reasons = await self._admit([(source, transactions)])
+        shed = 0
+        if source is None:
+            room = self.backpressure.room(len(self.mempool))
+            shed = max(0, len(transactions) - room)
+            transactions = transactions[:room]
+            if shed:
+                self.tx_refused[NODE_BUSY] += shed
+        reasons = await self._admit([(source, transactions)]) if transactions else []
+        reasons += [NODE_BUSY] * shed
         refused = [r for r in reasons if r is not None]
         if refused:
             bad = BAD_SIGNATURE in refused
@@ -1089,6 +1099,11 @@ class Node:
                     break
                 full = [p for p, n in taken.items() if n >= PEER_CYCLE_TXS]
                 batch = net.tx_inbox.get_nowait(skip=full)
+            pool = len(self.mempool)
+            if self.backpressure.busy(pool, GOSSIP_SLACK) is not None:
+                # Far past the bound: dropped unread (their senders' nodes hold them).
+                self.counters["tx_gossip_shed"] += sum(len(txs) for _, txs in batches)
+                continue
             try:
                 reasons = await self._admit(batches)
             except Exception as e:
@@ -1241,6 +1256,12 @@ class Node:
                 "counter",
                 "POST /tx answered 429 (busy: the mempool holds more than the next rounds commit)",
                 self.counters["api_busy"],
+            ),
+            Metric(
+                "transactions_gossip_shed_total",
+                "counter",
+                "gossiped transactions dropped unread: the mempool was far past its bound",
+                self.counters["tx_gossip_shed"],
             ),
             Metric(
                 "transactions_refused_total",

@@ -292,7 +292,7 @@ PATHS: dict[str, Schema] = {
                 "413": _error("the body is larger than a batch"),
                 "429": {
                     "description": "busy: the mempool holds more than the node commits in its "
-                    "next rounds (`[mempool] backlog_rounds` blocks); nothing was read. Retry "
+                    "next `[mempool] backlog_seconds` at its commit rate; nothing was read. Retry "
                     "after the `Retry-After` header's seconds (`retry_after_ms` is finer)",
                     "headers": {
                         "Retry-After": {

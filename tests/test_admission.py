@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from echorand.admission import LAMBDA_TXS, Backpressure, Busy
+from echorand.admission import LAMBDA_TXS, MIN_BACKLOG, NODE_BUSY, Backpressure, Busy
 from echorand.api import Api
 from echorand.client import NodeBusy, NodeClient
 from echorand.client.http import request_with_headers, retry_after
@@ -42,18 +42,27 @@ def test_a_block_is_capped_by_its_maximum_lambda_and_the_time_budget() -> None:
     assert Backpressure(block_max_txs=0, budget_ms=1, round_ms=1).block_txs() == 0
 
 
-def test_the_backlog_bound_is_rounds_of_blocks_and_the_hint_the_rounds_it_takes() -> None:
-    bp = Backpressure(block_max_txs=100, budget_ms=100, round_ms=400, backlog_rounds=3)
-    assert bp.limit() == 300
-    assert bp.busy(0) is None and bp.busy(300) is None
-    busy = bp.busy(301)
-    assert busy == Busy(queued=301, limit=300, retry_after_ms=400)
-    assert bp.busy(500) == Busy(500, 300, 800)  # 200 more than the bound: two rounds
-    assert busy is not None and busy.retry_after_s == 1
-    assert "node busy" in busy.reason and busy.to_json()["retry_after_ms"] == 400
+def test_the_backlog_bound_is_seconds_of_the_commit_rate() -> None:
+    bp = Backpressure(block_max_txs=1000, budget_ms=100, round_ms=500, backlog_seconds=0.5)
+    # Nothing measured: a block a round, 2 000/s; half a second of it.
+    assert bp.commit_rate() == 2000 and bp.limit() == 1000
+    assert bp.busy(0) is None and bp.busy(999) is None and bp.room(400) == 600
+    busy = bp.busy(1000)
+    assert busy == Busy(queued=1000, limit=1000, retry_after_ms=500)  # one round at least
+    assert bp.busy(3000) == Busy(3000, 1000, 1001)  # 2 001 more at 2 000/s
+    assert busy is not None and busy.retry_after_s == 1 and bp.room(5000) == 0
+    assert "node busy" in busy.reason and busy.to_json()["retry_after_ms"] == 500
+    bp.observe_commit(100, 0.5, queued=0)  # not saturated: the offer, not the capacity
+    assert bp.rate is None and bp.round_ms.value == 500
     for _ in range(100):
-        bp.observe_round(0.1)  # rounds of 100 ms measured
-    assert bp.busy(301) == Busy(301, 300, 100)
+        bp.observe_commit(300, 0.3, queued=800)  # saturated: 1 000/s in rounds of 300 ms
+    assert bp.commit_rate() == pytest.approx(1000) and bp.limit() == 500
+    assert bp.busy(499) is None and bp.busy(500) is not None
+    assert bp.busy(999, slack=2) is None and bp.busy(1000, slack=2) is not None
+    for _ in range(100):
+        bp.observe_commit(0, 2.0, queued=800)  # stalled, saturated: the bound falls, to
+    assert bp.limit() == MIN_BACKLOG  # its floor
+    bp.observe_commit(10, 0.0, queued=800)  # no length: nothing learnt
     assert Busy(1, 0, 2001).retry_after_s == 3
     with pytest.raises(ValueError):
         Backpressure(block_max_txs=1, budget_ms=0, round_ms=1)
@@ -62,16 +71,16 @@ def test_the_backlog_bound_is_rounds_of_blocks_and_the_hint_the_rounds_it_takes(
 def test_the_bounds_come_from_the_config_file(tmp_path: Path) -> None:
     base = '[node]\ndata_dir = "d"\ngenesis = "g"\nvalidator = false\n'
     (tmp_path / "a.toml").write_text(
-        base + "[mempool]\nbacklog_rounds = 1.5\n[blocks]\nbudget_ms = 80\n"
+        base + "[mempool]\nbacklog_seconds = 1.5\n[blocks]\nbudget_ms = 80\n"
     )
     config = load_config(tmp_path / "a.toml")
-    assert config.mempool_backlog_rounds == 1.5 and config.block_budget_ms == 80
-    (tmp_path / "b.toml").write_text(base + "[mempool]\nbacklog_rounds = 0\n")
-    with pytest.raises(ConfigError, match="backlog_rounds"):
+    assert config.mempool_backlog_seconds == 1.5 and config.block_budget_ms == 80
+    (tmp_path / "b.toml").write_text(base + "[mempool]\nbacklog_seconds = 0\n")
+    with pytest.raises(ConfigError, match="backlog_seconds"):
         load_config(tmp_path / "b.toml")
     (tmp_path / "c.toml").write_text(base)
     defaults = load_config(tmp_path / "c.toml")
-    assert defaults.mempool_backlog_rounds == 2 and defaults.block_budget_ms == 0
+    assert defaults.mempool_backlog_seconds == 0.5 and defaults.block_budget_ms == 0
 
 
 def test_retry_after_prefers_the_bodys_milliseconds() -> None:
@@ -83,22 +92,24 @@ def test_retry_after_prefers_the_bodys_milliseconds() -> None:
 # --- a real node's API, without consensus: nothing commits, so the pool only grows ---------
 
 SEED = "busy"
+ACCOUNTS = 400
 
 
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[Node, str]]:
-    """A node whose block carries 2 transactions and whose pool may hold one block
-    (limit 2), its API served on a thread; (node, API URL)."""
+    """A node whose block carries 2 transactions, so that its bound is the floor
+    (MIN_BACKLOG: 2 a round of λ + Λ is far less), its API served on a thread;
+    (node, API URL)."""
     genesis_dir = tmp_path / "genesis"
-    create_devnet(genesis_dir, accounts=64, nodes=1, seed=SEED)
+    create_devnet(genesis_dir, accounts=ACCOUNTS, nodes=1, seed=SEED)
     config = NodeConfig(
         data_dir=tmp_path / "data",
         genesis=genesis_dir,
         keys=node_keys_path(genesis_dir, 0),
         block_max_txs=2,
-        mempool_backlog_rounds=1,
     )
     node = Node(config)
+    assert node.backpressure.limit() == MIN_BACKLOG
     loop = asyncio.new_event_loop()
     api = Api(node)
     port = loop.run_until_complete(api.start("127.0.0.1", 0))
@@ -115,50 +126,55 @@ def served(tmp_path: Path) -> Iterator[tuple[Node, str]]:
 
 
 def transfers(node: Node, count: int) -> list[bytes]:
-    return sign_transfers(SEED, 64, count, node.genesis.hash)
+    return sign_transfers(SEED, ACCOUNTS, count, node.genesis.hash)
 
 
-def test_post_tx_answers_429_with_retry_after_when_the_pool_is_over_its_bound(
+def test_post_tx_admits_up_to_the_bound_then_answers_429_with_retry_after(
     served: tuple[Node, str],
 ) -> None:
     node, url = served
-    txs = transfers(node, 4)
-    status, data, _ = request_with_headers(url + "/tx", b"".join(txs[:3]))
-    assert status == 200 and len(node.mempool) == 3  # 0 queued: under the bound, all read
-    status, data, headers = request_with_headers(url + "/tx", txs[3])
+    txs = transfers(node, MIN_BACKLOG + 21)
+    status, data, _ = request_with_headers(url + "/tx", b"".join(txs[: MIN_BACKLOG + 20]))
+    doc = orjson.loads(data)
+    # Room for the bound's 100: the batch's head is admitted, the rest refused unread.
+    assert status == 400 and doc["accepted"] == MIN_BACKLOG and doc["refused"] == 20
+    assert {r.get("error") for r in doc["results"][MIN_BACKLOG:]} == {NODE_BUSY}
+    assert len(node.mempool) == MIN_BACKLOG
+    status, data, headers = request_with_headers(url + "/tx", txs[-1])
     assert status == 429
     doc = orjson.loads(data)
-    # One transaction over the bound of 2: one round, λ + Λ until a round is measured.
+    # One past the bound at a block (2) a round (λ + Λ): 600 ms, so one round, λ + Λ.
     round_ms = node.params.lam_ms + node.params.big_lam_ms
     assert doc == {
         "error": doc["error"],
         "retry_after_ms": round_ms,
-        "queued": 3,
-        "limit": 2,
+        "queued": MIN_BACKLOG,
+        "limit": MIN_BACKLOG,
     }
-    assert doc["error"].startswith("node busy: 3 transactions queued")
+    assert doc["error"].startswith(f"node busy: {MIN_BACKLOG} transactions queued")
     assert headers["Retry-After"] == str(-(-round_ms // 1000))
-    assert len(node.mempool) == 3 and node.counters["api_busy"] == 1
-    assert "echorand_api_busy_total 1" in NodeClient(url).metrics_text()
-    status_doc = NodeClient(url).status()
-    assert status_doc["mempool"]["limit"] == 2 and status_doc["mempool"]["block_txs"] == 2
+    assert len(node.mempool) == MIN_BACKLOG and node.counters["api_busy"] == 1
+    metrics = NodeClient(url).metrics_text()
+    assert "echorand_api_busy_total 1" in metrics
+    assert f'reason="{NODE_BUSY}"}} 20' in metrics
+    pool = NodeClient(url).status()["mempool"]
+    assert pool["limit"] == MIN_BACKLOG and pool["block_txs"] == 2
 
 
 def test_the_client_waits_as_asked_then_says_busy(served: tuple[Node, str]) -> None:
     node, url = served
-    txs = transfers(node, 4)
+    txs = [Transaction.from_bytes(tx) for tx in transfers(node, MIN_BACKLOG + 1)]
     waits: list[float] = []
     client = NodeClient(url, busy_retries=2, sleep=waits.append)
-    result = client.submit([Transaction.from_bytes(tx) for tx in txs[:3]])
-    assert result["accepted"] == 3 and waits == []
+    assert client.submit(txs[:MIN_BACKLOG])["accepted"] == MIN_BACKLOG and waits == []
     with pytest.raises(NodeBusy) as caught:
-        client.submit([Transaction.from_bytes(txs[3])])
+        client.submit(txs[MIN_BACKLOG:])
     round_s = (node.params.lam_ms + node.params.big_lam_ms) / 1000
     assert waits == [round_s, round_s] and client.busy_waits == 2
     assert caught.value.status == 429 and caught.value.retry_after == round_s
     assert "node busy" in caught.value.reason
     assert node.counters["api_busy"] == 3  # asked three times, read none
-    assert txs[3] not in {tx.encode() for tx in node.mempool.select(10)}
+    assert txs[-1].id not in node.mempool
 
 
 def test_the_devnet_driver_waits_for_a_busy_node_instead_of_resubmitting(
@@ -167,18 +183,17 @@ def test_the_devnet_driver_waits_for_a_busy_node_instead_of_resubmitting(
     node, url = served
     txs = transfers(node, 2000)
     stats = LoadStats()
-    options = DevnetOptions(nodes=1, accounts=64, tps=2000, tick=0.02)
+    options = DevnetOptions(nodes=1, accounts=ACCOUNTS, tps=2000, tick=0.02)
 
     async def drive() -> None:
         stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(1.0, stop.set)
+        asyncio.get_running_loop().call_later(1.5, stop.set)
         await _load([url + "/tx"], txs, options, stats, stop)
 
     asyncio.run(drive())
-    assert stats.accepted == len(node.mempool) > 2  # what the first request brought
+    assert stats.accepted == len(node.mempool) == MIN_BACKLOG
     assert stats.busy >= 1 and stats.deferred >= 1 and stats.busy_wait_s > 0
-    # The first busy answer asks for the rounds that commit the backlog (seconds, here
-    # where nothing commits): the driver waits for them (or the end of the load), where a
-    # driver resubmitting every tick would have been refused ~50 times in that second.
-    assert stats.busy == node.counters["api_busy"] <= 2
-    assert stats.submitted == stats.accepted  # no request after the first was read
+    # Nothing commits here, so each busy answer asks for a round (λ + Λ = 1.2 s): in
+    # 1.5 s the driver asks at most twice after the bound filled, where a driver
+    # resubmitting every tick would have been refused ~70 times.
+    assert stats.busy == node.counters["api_busy"] <= 3
