@@ -6,14 +6,18 @@ Two bounds, from the size of a block and the length of a round:
   the configured maximum, what Λ covers (Λ is the time to spread a 1 MB message, so a
   block stays within 1 MB), and what the node's measured per-transaction cost of a
   block (select, check, apply and recheck, `observe_block`) lets it handle in
-  `budget_ms`. A round never waits on its own block's size.
+  `budget_ms`; and what rounds allow: a round that ended empty while transactions
+  waited halves the size, each round that committed a block raises it by 1/16 of the
+  maximum (AIMD, as TCP's window). A round does not keep missing λ + Λ for its block's
+  size.
 - **Backpressure.** The node's commit rate is a block over a round: `block_txs()` over
   λ + Λ until measured, then the transactions committed a second (`observe_commit`:
-  a round's transactions over its length) in rounds where the node was saturated (its
-  mempool held half its bound or more, so the rate is what it can do, not what it was
-  offered). The mempool may hold `backlog_seconds` of that rate (`limit()`, at least
-  MIN_BACKLOG); past it the API refuses new transactions (HTTP 429) and the node drops
-  gossiped ones unread past twice it (their sender's node still holds them). The hint
+  the average transactions a round over the average round length) in rounds where the
+  node was saturated (its mempool held half its bound or more, so the rate is what it
+  can do, not what it was offered). The mempool may hold `backlog_seconds` of that rate
+  (`limit()`, at least MIN_BACKLOG); past it the API refuses new transactions (HTTP
+  429), and the node drops gossiped ones unread past twice it (their sender's node still
+  holds them). The hint
   (`retry_after_ms`) is the time the node takes to commit the excess at its rate, one
   round at least. Under a CPU overload the rounds lengthen, the rate falls, and so does
   the bound: admission gives way to consensus instead of starving it.
@@ -47,6 +51,8 @@ LAMBDA_TXS = LAMBDA_BYTES // TX_SIZE
 """Transactions in a block that Λ covers (6 853)."""
 DEFAULT_BACKLOG_SECONDS = 0.5
 """Seconds of the commit rate the mempool may hold before the API says busy."""
+MIN_BLOCK = 100
+"""An empty round under load halves the block size (`Backpressure.cap`) down to this."""
 MIN_BACKLOG = 100
 """The bound never falls below this many transactions (a stalled node still takes some)."""
 GOSSIP_SLACK = 2
@@ -117,21 +123,37 @@ class Backpressure:
         self.round_ms = Ewma(round_ms)
         self.tx_ms: Ewma | None = None
         """Milliseconds a transaction costs a block here (None until a block is measured)."""
-        self.rate: Ewma | None = None
-        """Transactions committed a second while saturated (None until measured)."""
+        self.cap = float(self._most())
+        """The block size rounds allow: halved by a round that ended empty under load,
+        raised by 1/16 of the maximum with each round that committed a block."""
+        self._txs: Ewma | None = None
+        self._seconds: Ewma | None = None
+        """Transactions and seconds of the rounds committed while saturated (their ratio
+        is the commit rate: a ratio of averages, so an empty round counts its length)."""
 
-    def observe_commit(self, transactions: int, seconds: float, queued: int) -> None:
-        """A round committed `transactions` after `seconds` (since the last commit), with
-        `queued` transactions in the mempool before the block's were dropped."""
+    def _most(self) -> int:
+        return min(self.block_max_txs, LAMBDA_TXS)
+
+    def observe_commit(
+        self, transactions: int, seconds: float, queued: int, *, empty: bool = False
+    ) -> None:
+        """A round committed `transactions` (`empty`: the empty block) after `seconds`
+        (since the last commit), with `queued` transactions in the mempool before the
+        block's left."""
         if seconds <= 0:
             return
         self.round_ms.observe(seconds * 1000)
+        most = self._most()
+        if empty and queued > 0:
+            self.cap = max(min(MIN_BLOCK, most), self.cap / 2)
+        elif transactions > 0:
+            self.cap = min(most, self.cap + most / 16)
         if 2 * queued >= self.limit():
-            sample = transactions / seconds
-            if self.rate is None:
-                self.rate = Ewma(sample)
+            if self._txs is None or self._seconds is None:
+                self._txs, self._seconds = Ewma(transactions), Ewma(seconds)
             else:
-                self.rate.observe(sample)
+                self._txs.observe(transactions)
+                self._seconds.observe(seconds)
 
     def observe_block(self, transactions: int, seconds: float) -> None:
         """What handling a block of `transactions` took (select, check, apply, recheck)."""
@@ -146,7 +168,7 @@ class Backpressure:
     def block_txs(self) -> int:
         """The most transactions a block of ours carries now (one at least, unless the
         configured maximum is 0)."""
-        most = min(self.block_max_txs, LAMBDA_TXS)
+        most = min(self._most(), int(self.cap))
         if self.tx_ms is None or self.tx_ms.value <= 0:
             return most
         return max(min(1, most), min(most, int(self.budget_ms / self.tx_ms.value)))
@@ -154,8 +176,8 @@ class Backpressure:
     def commit_rate(self) -> float:
         """Transactions a second the node commits when saturated: measured, else a block
         a round."""
-        if self.rate is not None:
-            return self.rate.value
+        if self._txs is not None and self._seconds is not None:
+            return self._txs.value / self._seconds.value
         return self.block_txs() * 1000 / self.round_ms.value
 
     def limit(self) -> int:

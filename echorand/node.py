@@ -851,7 +851,9 @@ class Node:
             self.commit_steps.observe(cert.step)
             if self._last_commit is not None:
                 self.round_seconds.observe(now - self._last_commit)
-                self.backpressure.observe_commit(n, now - self._last_commit, len(self.mempool))
+                self.backpressure.observe_commit(
+                    n, now - self._last_commit, len(self.mempool), empty=block.is_empty
+                )
             self._last_commit = now
         if n and self.admitted_at:
             admitted_at = self.admitted_at
