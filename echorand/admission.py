@@ -19,7 +19,7 @@ Two bounds, from the size of a block and the length of a round:
   429), and the node drops gossiped ones unread past twice it (their sender's node still
   holds them). The hint
   (`retry_after_ms`) is the time the node takes to commit the excess at its rate, one
-  round at least. Under a CPU overload the rounds lengthen, the rate falls, and so does
+  round at least and MAX_WAIT_ROUNDS at most. Under a CPU overload the rounds lengthen, the rate falls, and so does
   the bound: admission gives way to consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
@@ -53,6 +53,11 @@ DEFAULT_BACKLOG_SECONDS = 0.5
 """Seconds of the commit rate the mempool may hold before the API says busy."""
 MIN_BLOCK = 100
 """An empty round under load halves the block size (`Backpressure.cap`) down to this."""
+MEASURED_BLOCK = 500
+"""Blocks of at least this many transactions measure a transaction's cost."""
+MAX_WAIT_ROUNDS = 8
+"""A busy answer asks for this many rounds at most: the rate is an estimate, so a client
+comes back to look."""
 MIN_BACKLOG = 100
 """The bound never falls below this many transactions (a stalled node still takes some)."""
 GOSSIP_SLACK = 2
@@ -156,8 +161,10 @@ class Backpressure:
                 self._seconds.observe(seconds)
 
     def observe_block(self, transactions: int, seconds: float) -> None:
-        """What handling a block of `transactions` took (select, check, apply, recheck)."""
-        if transactions <= 0:
+        """What handling a block of `transactions` took (select, check, apply, recheck).
+        Blocks of fewer than MEASURED_BLOCK say little: their fixed costs (an fsync)
+        would pass for a transaction's."""
+        if transactions < MEASURED_BLOCK:
             return
         per_tx = seconds * 1000 / transactions
         if self.tx_ms is None:
@@ -195,5 +202,6 @@ class Backpressure:
         if queued < slack * limit:
             return None
         excess_ms = (queued - limit + 1) * 1000 / max(1e-3, self.commit_rate())
-        wait = max(self.round_ms.value, excess_ms)
+        round_ms = self.round_ms.value
+        wait = min(MAX_WAIT_ROUNDS * round_ms, max(round_ms, excess_ms))
         return Busy(queued, limit, max(1, math.ceil(wait)))

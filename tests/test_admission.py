@@ -32,12 +32,13 @@ def test_a_block_is_capped_by_its_maximum_lambda_and_the_time_budget() -> None:
     )
     bp.observe_block(1000, 0.1)  # 0.1 ms a transaction: 1000 fit in 100 ms
     assert bp.block_txs() == 1000
-    bp.observe_block(0, 5.0)  # an empty block says nothing about a transaction's cost
+    bp.observe_block(0, 5.0)  # an empty block says nothing about a transaction's cost,
+    bp.observe_block(MEASURED_BLOCK - 1, 5.0)  # nor a small one (its fsync is not one's)
     assert bp.block_txs() == 1000
-    bp.observe_block(100, 1.0)  # 10 ms a transaction: the average moves towards it
+    bp.observe_block(1000, 10.0)  # 10 ms a transaction: the average moves towards it
     assert 10 < bp.block_txs() < 1000
     for _ in range(200):
-        bp.observe_block(10, 10.0)  # 1 s a transaction: still one a block
+        bp.observe_block(1000, 1000.0)  # 1 s a transaction: still one a block
     assert bp.block_txs() == 1
     assert Backpressure(block_max_txs=0, budget_ms=1, round_ms=1).block_txs() == 0
 
@@ -50,6 +51,7 @@ def test_the_backlog_bound_is_seconds_of_the_commit_rate() -> None:
     busy = bp.busy(1000)
     assert busy == Busy(queued=1000, limit=1000, retry_after_ms=500)  # one round at least
     assert bp.busy(3000) == Busy(3000, 1000, 1001)  # 2 001 more at 2 000/s
+    assert bp.busy(10**6).retry_after_ms == MAX_WAIT_ROUNDS * 500  # then come and look
     assert busy is not None and busy.retry_after_s == 1 and bp.room(5000) == 0
     assert "node busy" in busy.reason and busy.to_json()["retry_after_ms"] == 500
     bp.observe_commit(100, 0.5, queued=0)  # not saturated: the offer, not the capacity
