@@ -17,10 +17,10 @@ Two bounds, from the size of a block and the length of a round:
   can do, not what it was offered). The mempool may hold `backlog_seconds` of that rate
   (`limit()`, at least MIN_BACKLOG); past it the API refuses new transactions (HTTP
   429), and the node drops gossiped ones unread past twice it (their sender's node still
-  holds them). The hint
-  (`retry_after_ms`) is the time the node takes to commit the excess at its rate, one
-  round at least and MAX_WAIT_ROUNDS at most. Under a CPU overload the rounds lengthen, the rate falls, and so does
-  the bound: admission gives way to consensus instead of starving it.
+  holds them). The hint (`retry_after_ms`) is the time the node takes to commit the
+  excess at its rate, one round at least and MAX_WAIT_ROUNDS at most. Under a CPU
+  overload the rounds lengthen, the rate falls, and so does the bound: admission gives
+  way to consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
