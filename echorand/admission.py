@@ -17,7 +17,9 @@ Two bounds, from the size of a block and the length of a round:
   can do, not what it was offered). The mempool may hold `backlog_seconds` of that rate
   (`limit()`, at least MIN_BACKLOG); past it the API refuses new transactions (HTTP
   429), and the node drops gossiped ones unread past twice it (their sender's node still
-  holds them). The hint (`retry_after_ms`) is the time the node takes to commit the
+  holds them). Below the bound the API admits at the pace of the commits (a token bucket
+  of one round's commits, refilled at the rate): a burst admitted at once would take its
+  round's time from consensus. The hint (`retry_after_ms`) is the time the node takes to commit the
   excess at its rate, one round at least and MAX_WAIT_ROUNDS at most. Under a CPU
   overload the rounds lengthen, the rate falls, and so does the bound: admission gives
   way to consensus instead of starving it.
@@ -29,6 +31,8 @@ round moves it without deciding it.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from echorand.transactions import TX_SIZE
@@ -118,8 +122,10 @@ class Backpressure:
         budget_ms: float,
         round_ms: float,
         backlog_seconds: float = DEFAULT_BACKLOG_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`round_ms`: the round length assumed until one is measured (λ + Λ)."""
+        """`round_ms`: the round length assumed until one is measured (λ + Λ); `clock`:
+        seconds, for the admission pace."""
         if budget_ms <= 0 or round_ms <= 0 or backlog_seconds <= 0:
             raise ValueError("the block budget, round length and backlog must be positive")
         self.block_max_txs = block_max_txs
@@ -135,6 +141,10 @@ class Backpressure:
         self._seconds: Ewma | None = None
         """Transactions and seconds of the rounds committed while saturated (their ratio
         is the commit rate: a ratio of averages, so an empty round counts its length)."""
+        self._clock = clock
+        self._filled_at = clock()
+        self._tokens = self._burst()
+        """The admission pace (`room`): a token bucket refilled at the commit rate."""
 
     def _most(self) -> int:
         return min(self.block_max_txs, LAMBDA_TXS)
@@ -191,16 +201,36 @@ class Backpressure:
         """Transactions the mempool may hold before the API refuses more."""
         return max(MIN_BACKLOG, int(self.commit_rate() * self.backlog_seconds))
 
+    def _burst(self) -> float:
+        """What the pace lets in at once: a round of commits (MIN_BACKLOG at least)."""
+        return max(float(MIN_BACKLOG), self.commit_rate() * self.round_ms.value / 1000)
+
+    def _fill(self) -> float:
+        now = self._clock()
+        elapsed = max(0.0, now - self._filled_at)
+        self._filled_at = now
+        self._tokens = min(self._burst(), self._tokens + elapsed * self.commit_rate())
+        return self._tokens
+
     def room(self, queued: int) -> int:
-        """How many more transactions the API may admit now."""
-        return max(0, self.limit() - queued)
+        """How many more transactions the API may admit now: within the bound, and at the
+        pace of the commits (a round's worth at once): a burst admitted in one go would
+        take the round's time from consensus."""
+        return max(0, min(self.limit() - queued, int(self._fill())))
+
+    def admitted(self, count: int) -> None:
+        """`count` transactions were let in (`room`)."""
+        self._tokens -= count
 
     def busy(self, queued: int, slack: float = 1) -> Busy | None:
-        """Busy when `queued` reaches `slack` bounds: wait until the excess is committed
-        (one round at least)."""
+        """Busy when `queued` reaches `slack` bounds (wait until the excess is committed,
+        one round at least), or, for the API (`slack` 1), when the pace has no room
+        (wait a round)."""
         limit = self.limit()
         if queued < slack * limit:
-            return None
+            if slack != 1 or self._fill() >= 1:
+                return None
+            return Busy(queued, limit, max(1, math.ceil(self.round_ms.value)))
         excess_ms = (queued - limit + 1) * 1000 / max(1e-3, self.commit_rate())
         round_ms = self.round_ms.value
         wait = min(MAX_WAIT_ROUNDS * round_ms, max(round_ms, excess_ms))

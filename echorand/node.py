@@ -1063,6 +1063,7 @@ class Node:
             room = self.backpressure.room(len(self.mempool))
             shed = max(0, len(transactions) - room)
             transactions = transactions[:room]
+            self.backpressure.admitted(len(transactions))
             if shed:
                 self.tx_refused[NODE_BUSY] += shed
         reasons = await self._admit([(source, transactions)]) if transactions else []

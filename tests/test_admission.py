@@ -11,7 +11,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from echorand.admission import LAMBDA_TXS, MIN_BACKLOG, NODE_BUSY, Backpressure, Busy
+from echorand.admission import (
+    LAMBDA_TXS,
+    MAX_WAIT_ROUNDS,
+    MEASURED_BLOCK,
+    MIN_BACKLOG,
+    MIN_BLOCK,
+    NODE_BUSY,
+    Backpressure,
+    Busy,
+)
 from echorand.api import Api
 from echorand.client import NodeBusy, NodeClient
 from echorand.client.http import request_with_headers, retry_after
@@ -68,6 +77,48 @@ def test_the_backlog_bound_is_seconds_of_the_commit_rate() -> None:
     assert Busy(1, 0, 2001).retry_after_s == 3
     with pytest.raises(ValueError):
         Backpressure(block_max_txs=1, budget_ms=0, round_ms=1)
+
+
+def test_rounds_that_end_empty_under_load_halve_the_block_and_full_ones_grow_it() -> None:
+    bp = Backpressure(block_max_txs=1600, budget_ms=1000, round_ms=500)
+    bp.observe_commit(0, 0.5, queued=0, empty=True)  # no load: says nothing of the size
+    assert bp.block_txs() == 1600
+    bp.observe_commit(0, 0.5, queued=10, empty=False)  # a block with nothing in it
+    assert bp.block_txs() == 1600
+    bp.observe_commit(0, 0.7, queued=3000, empty=True)
+    assert bp.block_txs() == 800
+    for _ in range(10):
+        bp.observe_commit(0, 0.7, queued=3000, empty=True)
+    assert bp.block_txs() == MIN_BLOCK
+    bp.observe_commit(100, 0.2, queued=3000)
+    assert bp.block_txs() == MIN_BLOCK + 100  # + 1/16 of the maximum a committed block
+    for _ in range(20):
+        bp.observe_commit(100, 0.2, queued=3000)
+    assert bp.block_txs() == 1600
+    # The commit rate is a ratio of averages: an empty round counts all its length.
+    bp = Backpressure(block_max_txs=5000, budget_ms=1000, round_ms=500)
+    for _ in range(50):
+        bp.observe_commit(5000, 0.2, queued=10**5)
+        bp.observe_commit(0, 0.7, queued=10**5, empty=True)
+    assert 4000 < bp.commit_rate() < 7000  # about 5 000 / 0.9 s, not 25 000 / 2
+
+
+def test_the_api_admits_at_the_pace_of_the_commits() -> None:
+    now = [0.0]
+    bp = Backpressure(block_max_txs=1000, budget_ms=100, round_ms=500, clock=lambda: now[0])
+    # 2 000/s, a bound of 1 000, a burst of a round's commits (1 000), full at first.
+    assert bp.room(0) == 1000
+    bp.admitted(1000)
+    assert bp.room(0) == 0 and bp.busy(0) == Busy(0, 1000, 500)
+    assert bp.busy(0, slack=2) is None  # gossip is not paced
+    now[0] = 0.1
+    assert bp.room(0) == 200 and bp.busy(0) is None
+    bp.admitted(150)
+    assert bp.room(150) == 50
+    now[0] = 10.0  # a long pause fills one burst, no more
+    assert bp.room(0) == 1000 and bp.room(900) == 100
+    bp.admitted(100)
+    assert bp.room(0) == 900
 
 
 def test_the_bounds_come_from_the_config_file(tmp_path: Path) -> None:
