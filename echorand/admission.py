@@ -18,7 +18,7 @@ Two bounds, from the size of a block and the length of a round:
   (`limit()`, at least MIN_BACKLOG); past it the API refuses new transactions (HTTP
   429), and the node drops gossiped ones unread past twice it (their sender's node still
   holds them). Below the bound the API admits at the pace of the commits (a token bucket
-  of one round's commits, refilled at the rate): a burst admitted at once would take its
+  of one round's commits, refilled at PACE_HEADROOM times the rate): a burst admitted at once would take its
   round's time from consensus. The hint (`retry_after_ms`) is the time the node takes to commit the
   excess at its rate, one round at least and MAX_WAIT_ROUNDS at most. Under a CPU
   overload the rounds lengthen, the rate falls, and so does the bound: admission gives
@@ -62,6 +62,9 @@ MEASURED_BLOCK = 500
 MAX_WAIT_ROUNDS = 8
 """A busy answer asks for this many rounds at most: the rate is an estimate, so a client
 comes back to look."""
+PACE_HEADROOM = 1.5
+"""The API admits up to this many times the measured commit rate: the headroom lets the
+rate be measured higher when the node can do more (else a low estimate would hold)."""
 MIN_BACKLOG = 100
 """The bound never falls below this many transactions (a stalled node still takes some)."""
 GOSSIP_SLACK = 2
@@ -209,7 +212,8 @@ class Backpressure:
         now = self._clock()
         elapsed = max(0.0, now - self._filled_at)
         self._filled_at = now
-        self._tokens = min(self._burst(), self._tokens + elapsed * self.commit_rate())
+        pace = PACE_HEADROOM * self.commit_rate()
+        self._tokens = min(self._burst(), self._tokens + elapsed * pace)
         return self._tokens
 
     def room(self, queued: int) -> int:

@@ -111,10 +111,10 @@ def test_the_api_admits_at_the_pace_of_the_commits() -> None:
     bp.admitted(1000)
     assert bp.room(0) == 0 and bp.busy(0) == Busy(0, 1000, 500)
     assert bp.busy(0, slack=2) is None  # gossip is not paced
-    now[0] = 0.1
-    assert bp.room(0) == 200 and bp.busy(0) is None
-    bp.admitted(150)
-    assert bp.room(150) == 50
+    now[0] = 0.1  # refilled at 1.5 times the rate
+    assert bp.room(0) == 300 and bp.busy(0) is None
+    bp.admitted(250)
+    assert bp.room(250) == 50
     now[0] = 10.0  # a long pause fills one burst, no more
     assert bp.room(0) == 1000 and bp.room(900) == 100
     bp.admitted(100)
