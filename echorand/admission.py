@@ -3,26 +3,25 @@
 Two bounds, from the size of a block and the length of a round:
 
 - **Blocks built to a time budget.** A block carries at most `block_txs()` transactions:
-  the configured maximum, what Λ covers (Λ is the time to spread a 1 MB message, so a
-  block stays within 1 MB), and what the node's measured per-transaction cost of a
-  block (select, check, apply and recheck, `observe_block`) lets it handle in
-  `budget_ms`; and what rounds allow: a round that ended empty while transactions
-  waited halves the size, each round that committed a block raises it by 1/16 of the
-  maximum (AIMD, as TCP's window). A round does not keep missing λ + Λ for its block's
-  size.
+  the configured maximum; what Λ covers (Λ is the time to spread a 1 MB message, so a
+  block stays within 1 MB); what the node's measured per-transaction cost of a block
+  (select, check, apply and recheck, `observe_block`) lets it handle in `budget_ms`;
+  and what rounds allow: a round that ended empty while transactions waited halves the
+  size, each round that committed a block raises it by 1/16 of the maximum (AIMD, as
+  TCP's window). A round does not keep missing λ + Λ for its block's size.
 - **Backpressure.** The node's commit rate is a block over a round: `block_txs()` over
-  λ + Λ until measured, then the transactions committed a second (`observe_commit`:
-  the average transactions a round over the average round length) in rounds where the
-  node was saturated (its mempool held half its bound or more, so the rate is what it
-  can do, not what it was offered). The mempool may hold `backlog_seconds` of that rate
-  (`limit()`, at least MIN_BACKLOG); past it the API refuses new transactions (HTTP
-  429), and the node drops gossiped ones unread past twice it (their sender's node still
-  holds them). Below the bound the API admits at the pace of the commits (a token bucket
-  of one round's commits, refilled at PACE_HEADROOM times the rate): a burst admitted at once would take its
-  round's time from consensus. The hint (`retry_after_ms`) is the time the node takes to commit the
-  excess at its rate, one round at least and MAX_WAIT_ROUNDS at most. Under a CPU
-  overload the rounds lengthen, the rate falls, and so does the bound: admission gives
-  way to consensus instead of starving it.
+  λ + Λ until measured, then the average transactions a round over the average round
+  length (`observe_commit`), in rounds where the node was saturated (its mempool held
+  half its bound or more, so that the rate is what it can do, not what it was offered).
+  The mempool may hold `backlog_seconds` of that rate (`limit()`, at least
+  MIN_BACKLOG). Past it the API refuses new transactions (HTTP 429), and past twice it
+  the node drops gossiped ones unread (their sender's node still holds them). Below it
+  the API admits at the pace of the commits (`room`: a token bucket of one round's
+  commits, refilled at PACE_HEADROOM times the rate): a burst admitted at once would
+  take its round's time from consensus. The hint (`retry_after_ms`) is the time the node
+  takes to commit the excess at its rate, one round at least and MAX_WAIT_ROUNDS at
+  most. Under a CPU overload the rounds lengthen, the rate falls, and so does the
+  bound: admission gives way to consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
