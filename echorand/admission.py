@@ -61,6 +61,8 @@ MEASURED_BLOCK = 500
 MAX_WAIT_ROUNDS = 8
 """A busy answer asks for this many rounds at most: the rate is an estimate, so a client
 comes back to look."""
+UNBOUNDED = 1 << 62
+"""`room` when admission control is off."""
 PACE_HEADROOM = 1.5
 """The API admits up to this many times the measured commit rate: the headroom lets the
 rate be measured higher when the node can do more (else a low estimate would hold)."""
@@ -125,12 +127,16 @@ class Backpressure:
         round_ms: float,
         backlog_seconds: float = DEFAULT_BACKLOG_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
     ) -> None:
         """`round_ms`: the round length assumed until one is measured (λ + Λ); `clock`:
-        seconds, for the admission pace."""
+        seconds, for the admission pace. Not `enabled`: no bound at all (blocks of
+        `block_max_txs`, every transaction admitted): the node as it was before, for
+        comparisons."""
         if budget_ms <= 0 or round_ms <= 0 or backlog_seconds <= 0:
             raise ValueError("the block budget, round length and backlog must be positive")
         self.block_max_txs = block_max_txs
+        self.enabled = enabled
         self.budget_ms = budget_ms
         self.backlog_seconds = backlog_seconds
         self.round_ms = Ewma(round_ms)
@@ -187,6 +193,8 @@ class Backpressure:
     def block_txs(self) -> int:
         """The most transactions a block of ours carries now (one at least, unless the
         configured maximum is 0)."""
+        if not self.enabled:
+            return self.block_max_txs
         most = min(self._most(), int(self.cap))
         if self.tx_ms is None or self.tx_ms.value <= 0:
             return most
@@ -229,6 +237,8 @@ class Backpressure:
         """Busy when `queued` reaches `slack` bounds (wait until the excess is committed,
         one round at least), or, for the API (`slack` 1), when the pace has no room
         (wait a round)."""
+        if not self.enabled:
+            return None
         limit = self.limit()
         if queued < slack * limit:
             if slack != 1 or self._fill() >= 1:

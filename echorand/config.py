@@ -32,6 +32,7 @@ max_bytes = 33554432
 max_per_sender = 256
 min_fee = 0
 backlog_seconds = 0.5         # the API answers 429 past this many seconds of commits
+admission = true              # false: no admission control (for comparisons)
 
 [blocks]
 max_txs = 5000                # transactions a block of ours carries at most
@@ -105,6 +106,8 @@ class NodeConfig:
     block_max_txs: int = DEFAULT_BLOCK_TXS
     mempool_backlog_seconds: float = DEFAULT_BACKLOG_SECONDS
     """Seconds of the node's commit rate the mempool holds before the API says busy (429)."""
+    admission: bool = True
+    """Whether admission control is on (`echorand.admission`); off only for comparisons."""
     block_budget_ms: float = 0.0
     """Milliseconds a block may cost this node; 0: half of Λ (`echorand.admission`)."""
 
@@ -228,7 +231,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         doc,
         where,
         "mempool",
-        {"max_count", "max_bytes", "max_per_sender", "min_fee", "backlog_seconds"},
+        {"max_count", "max_bytes", "max_per_sender", "min_fee", "backlog_seconds", "admission"},
     )
     blocks = _Table(doc, where, "blocks", {"max_txs", "budget_ms"})
 
@@ -280,6 +283,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         mempool_min_fee=pool.int("min_fee", 0, 0, (1 << 64) - 1),
         block_max_txs=blocks.int("max_txs", DEFAULT_BLOCK_TXS, 0, MAX_BLOCK_TXS),
         mempool_backlog_seconds=_positive(pool, "backlog_seconds", DEFAULT_BACKLOG_SECONDS),
+        admission=pool.bool("admission", True),
         block_budget_ms=blocks.float("budget_ms", 0.0, 0.0),
     )
 

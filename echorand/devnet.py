@@ -102,6 +102,8 @@ class DevnetOptions:
     """Seconds after the load to wait for submitted transactions to commit."""
     tick: float = 0.1
     """Seconds between submissions (each node gets one batch per tick)."""
+    admission: bool = True
+    """Whether the nodes run admission control (off: the node as before it, to compare)."""
 
 
 # --- processes -----------------------------------------------------------------------
@@ -145,6 +147,7 @@ class Devnet:
         keys: Sequence[int] | None = None,
         min_peers: Sequence[int] | None = None,
         network: dict[str, float | int] | None = None,
+        admission: bool = True,
     ) -> None:
         """`keys[k]`: the key file whose accounts node k runs (default k; two nodes on one key
         file are one validator run twice). `min_peers[k]`: the peers node k waits for
@@ -169,7 +172,7 @@ class Devnet:
         self.block_txs = block_txs
         self.durable = durable
         self.log_level = log_level
-        self.network = dict(network or {})
+        self.admission = admission
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         ports = free_ports(2 * nodes)
         self.p2p_ports = ports[:nodes]
@@ -245,6 +248,7 @@ port = {self.api_ports[k]}
 
 [mempool]
 max_count = {DEVNET_MEMPOOL}
+admission = {"true" if self.admission else "false"}
 
 [blocks]
 max_txs = {self.block_txs}
@@ -700,6 +704,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "senders": _senders(options),
         "seconds": round(seconds, 3),
         "offered_tps": options.tps,
+        "admission": options.admission,
         "blocks": blocks,
         "empty_blocks": empty,
         **finality,
@@ -769,6 +774,7 @@ def run_devnet(
             params=options.params,
             block_txs=options.block_txs,
             durable=options.durable,
+            admission=options.admission,
         )
         net.create()
         say(f"genesis {net.genesis_hash.hex()[:16]}.. in {directory}")
@@ -810,6 +816,11 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     add_reward_arguments(parser, p.rewards)
     parser.add_argument("--dir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--no-fsync", action="store_true", help="no fsync at each commit")
+    parser.add_argument(
+        "--no-admission",
+        action="store_true",
+        help="nodes without admission control (no 429, no block budget): to compare",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -840,6 +851,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         block_txs=args.block_txs,
         directory=args.dir,
         durable=not args.no_fsync,
+        admission=not args.no_admission,
     )
 
 

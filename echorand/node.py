@@ -336,6 +336,7 @@ class Node:
             budget_ms=config.block_budget_ms or self.params.big_lam_ms / 2,
             round_ms=self.params.lam_ms + self.params.big_lam_ms,
             backlog_seconds=config.mempool_backlog_seconds,
+            enabled=config.admission,
         )
         self._block_seconds: OrderedDict[bytes | int, float] = OrderedDict()
         """What building (by round) or checking (by block hash) a recent block took here."""

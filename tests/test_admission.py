@@ -250,3 +250,15 @@ def test_the_devnet_driver_waits_for_a_busy_node_instead_of_resubmitting(
     # 1.5 s the driver asks at most twice after the bound filled, where a driver
     # resubmitting every tick would have been refused ~70 times.
     assert stats.busy == node.counters["api_busy"] <= 3
+
+
+def test_admission_control_off_bounds_nothing(tmp_path: Path) -> None:
+    bp = Backpressure(block_max_txs=9000, budget_ms=1, round_ms=500, enabled=False)
+    for _ in range(20):
+        bp.observe_commit(0, 0.7, queued=10**5, empty=True)
+        bp.observe_block(5000, 50.0)
+    assert bp.block_txs() == 9000 and bp.busy(10**7) is None and bp.room(10**7) > 10**9
+    (tmp_path / "off.toml").write_text(
+        '[node]\ndata_dir = "d"\ngenesis = "g"\nvalidator = false\n[mempool]\nadmission = false\n'
+    )
+    assert load_config(tmp_path / "off.toml").admission is False

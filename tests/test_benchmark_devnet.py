@@ -69,19 +69,22 @@ def overloaded(offered: float, transactions: int, p50: int | None) -> dict[str, 
 
 def test_overload_rows_compare_each_load_with_the_peaks(tmp_path: Path) -> None:
     base = overloaded(8000, 240_000, 300)
-    first = devnet._overload_row("1x", base, base)
+    before = overloaded(16_000, 110_000, 9000)
+    first = devnet._overload_row("1x", base, base, base)
     assert first.ratio == pytest.approx(1.0) and first.target_met is True
-    held = devnet._overload_row("2x", overloaded(16_000, 220_000, 600), base)
-    assert held.target_met is True and held.ratio == pytest.approx(220 / 240)
+    held = devnet._overload_row("2x", overloaded(16_000, 220_000, 600), base, before)
+    assert held.target_met is True and held.ratio == pytest.approx(220 / 110)
+    assert held.baseline == "no admission control, same load"
     assert held.extra["deferred"] == 5_000 and held.extra["refused"] == 3
-    fell = devnet._overload_row("4x", overloaded(32_000, 200_000, 600), base)
+    assert held.extra["before_tps"] == before["tps"] and held.extra["before_p50_ms"] == 9000
+    fell = devnet._overload_row("4x", overloaded(32_000, 200_000, 600), base, before)
     assert fell.target_met is False, "below 90 % of the peak's rate is a collapse"
-    slow = devnet._overload_row("4x", overloaded(32_000, 240_000, 1500), base)
+    slow = devnet._overload_row("4x", overloaded(32_000, 240_000, 1500), base, before)
     assert slow.target_met is False, "p50 finality of 1 s or more misses"
-    probe = devnet._overload_row("probe", base, None)
+    probe = devnet._overload_row("probe", base, None, None)
     assert probe.baseline is None and probe.target_met is None
     png = tmp_path / "overload.png"
-    runs = [(1.0, base), (2.0, overloaded(16_000, 220_000, 600))]
+    runs = [(1.0, base, base), (2.0, overloaded(16_000, 220_000, 600), before)]
     devnet.write_overload_png(png, 8000, runs, "title")
     assert png.read_bytes().startswith(b"\x89PNG")
 

@@ -78,10 +78,17 @@ def run(
 
 
 def _options(
-    nodes: int, accounts: int, seconds: float, tps: float, senders: int | None, seed: str
+    nodes: int,
+    accounts: int,
+    seconds: float,
+    tps: float,
+    senders: int | None,
+    seed: str,
+    admission: bool = True,
 ) -> DevnetOptions:
     ready = DevnetOptions().ready_timeout + accounts * READY_SECONDS_PER_ACCOUNT
     return DevnetOptions(
+        admission=admission,
         nodes=nodes,
         accounts=accounts,
         senders=senders,
@@ -241,27 +248,33 @@ def _overload(
     seed: str,
     png: str | None,
 ) -> Report:
-    """The peak (measured at `tps` offered, or given), then one run per OVERLOAD_FACTORS."""
+    """The peak (measured at `tps` offered, or given), then per OVERLOAD_FACTORS one run
+    with admission control and, right after it at the same load, one without (the
+    baseline: the node as it was before)."""
     load = os.getloadavg()
     report = Report(
         f"devnet under overload: {nodes} node processes, {accounts:,} accounts,"
         f" {load_seconds:g} s a run ({DEVNET_PARAMS})"
     )
+
+    def devnet(offered: float, admission: bool = True) -> dict[str, Any]:
+        options = _options(nodes, accounts, load_seconds, offered, senders, seed, admission)
+        return run_devnet(options)
+
     measured = None
     if peak is None:
-        measured = run_devnet(_options(nodes, accounts, load_seconds, tps, senders, seed))
+        measured = devnet(tps)
         peak = float(measured["tps"])
-        report.add(_overload_row(f"peak probe, {tps:,.0f}/s offered", measured, None))
+        report.add(_overload_row(f"peak probe, {tps:,.0f}/s offered", measured, None, None))
         if peak <= 0:
             raise RuntimeError("the peak probe finalized nothing: no peak to overload")
-    runs: list[tuple[float, dict[str, Any]]] = []
+    runs: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
     for factor in OVERLOAD_FACTORS:
         offered = round(factor * peak)
-        summary = run_devnet(_options(nodes, accounts, load_seconds, offered, senders, seed))
-        runs.append((factor, summary))
-        base = runs[0][1]
-        row = _overload_row(f"{factor:g}x peak, {offered:,}/s offered", summary, base)
-        report.add(row)
+        ours, before = devnet(offered), devnet(offered, admission=False)
+        runs.append((factor, ours, before))
+        name = f"{factor:g}x peak, {offered:,}/s offered"
+        report.add(_overload_row(name, ours, runs[0][1], before))
     report.machine["loadavg_before"] = " ".join(f"{x:.2f}" for x in load)
     report.machine["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report.machine["peak_tps"] = round(peak, 1)
@@ -272,10 +285,13 @@ def _overload(
     return report
 
 
-def _overload_row(name: str, s: dict[str, Any], base: dict[str, Any] | None) -> Row:
-    """Seconds a finalized transfer (the inverse of the rate), against the 1x run's."""
+def _overload_row(
+    name: str, s: dict[str, Any], first: dict[str, Any] | None, before: dict[str, Any] | None
+) -> Row:
+    """Seconds a finalized transfer (the inverse of the rate) with admission control,
+    against the same load without it (`before`; the ratio is the rates' ratio); the
+    target: at least COLLAPSE_SHARE of the 1x run's rate (`first`), p50 under 1 s."""
     p50 = s["finality_ms"]["p50"]
-    seconds = s["seconds"] / s["transactions"] if s["transactions"] else 0.0
     extra: dict[str, float | int | str] = {
         "offered_tps": s["offered_tps"],
         "tps": s["tps"],
@@ -290,51 +306,71 @@ def _overload_row(name: str, s: dict[str, Any], base: dict[str, Any] | None) -> 
         "refused": sum(s["refused"].values()),
         "forks": s["forks"],
     }
-    if base is None:
-        return Row(name, seconds=seconds, items=1, extra=extra)
-    base_seconds = base["seconds"] / base["transactions"] if base["transactions"] else 0.0
+    if before is not None:
+        b50 = before["finality_ms"]["p50"]
+        extra.update(
+            before_tps=before["tps"],
+            before_p50_ms=b50 if b50 is not None else -1,
+            before_empty_share=round(_empty_share(before), 3),
+            before_forks=before["forks"],
+        )
+    if first is None:
+        return Row(name, seconds=_per_transfer(s), extra=extra)
     met = (
-        s["tps"] >= COLLAPSE_SHARE * base["tps"]
+        s["tps"] >= COLLAPSE_SHARE * first["tps"]
         and p50 is not None
         and p50 < TARGET_P50_MS
         and s["forks"] == 0
     )
     return Row(
         name,
-        seconds=seconds,
-        baseline="1x peak",
-        baseline_seconds=base_seconds,
+        seconds=_per_transfer(s),
+        baseline=None if before is None else "no admission control, same load",
+        baseline_seconds=None if before is None else _per_transfer(before),
         target=f">= {COLLAPSE_SHARE:.0%} of the 1x rate, p50 < {TARGET_P50_MS} ms",
         target_met=met,
         extra=extra,
     )
 
 
+def _per_transfer(s: dict[str, Any]) -> float:
+    """Seconds of the run per finalized transfer (0: none finalized)."""
+    return s["seconds"] / s["transactions"] if s["transactions"] else 0.0
+
+
 def write_overload_png(
-    path: Path, peak: float, runs: list[tuple[float, dict[str, Any]]], title: str
+    path: Path,
+    peak: float,
+    runs: list[tuple[float, dict[str, Any], dict[str, Any]]],
+    title: str,
 ) -> None:
-    """Finalized transfers/s (and p50 finality) against the offered load."""
+    """Finalized transfers/s (and p50 finality) against the offered load, with and
+    without admission control."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    offered = [s["offered_tps"] for _, s in runs]
-    finalized = [s["tps"] for _, s in runs]
-    p50 = [(s["finality_ms"]["p50"] or 0) / 1000 for _, s in runs]
+    offered = [s["offered_tps"] for _, s, _ in runs]
+    finalized = [s["tps"] for _, s, _ in runs]
+    before = [b["tps"] for _, _, b in runs]
+    p50 = [(s["finality_ms"]["p50"] or 0) / 1000 for _, s, _ in runs]
+    p50_before = [(b["finality_ms"]["p50"] or 0) / 1000 for _, _, b in runs]
     fig = Figure(figsize=(7.5, 4.5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(offered, finalized, "o-", color="tab:blue", label="finalized tx/s")
+    ax.plot(offered, before, "x-", color="tab:grey", label="without admission control")
     ax.plot(offered, offered, ":", color="grey", label="offered = finalized")
     ax.axhline(COLLAPSE_SHARE * finalized[0], color="tab:red", ls="--", lw=0.8)
     ax.set_xlabel("offered transfers/s")
     ax.set_ylabel("finalized transfers/s")
-    ax.set_ylim(bottom=0, top=max(max(finalized), peak) * 1.4)
+    ax.set_ylim(bottom=0, top=max(*finalized, *before, peak) * 1.4)
     ax.set_title(title, fontsize=8, wrap=True)
     right = ax.twinx()
     right.plot(offered, p50, "s--", color="tab:orange", label="p50 finality (s)")
+    right.plot(offered, p50_before, "+--", color="tab:brown", label="p50, without")
     right.set_ylabel("p50 finality, s")
-    right.set_ylim(bottom=0, top=max(1.0, max(p50) * 1.3))
-    lines = ax.get_lines()[:2] + right.get_lines()
+    right.set_ylim(bottom=0, top=max(1.0, *p50, *p50_before) * 1.3)
+    lines = ax.get_lines()[:3] + right.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
