@@ -227,6 +227,8 @@ class Backpressure:
         """How many more transactions the API may admit now: within the bound, and at the
         pace of the commits (a round's worth at once): a burst admitted in one go would
         take the round's time from consensus."""
+        if not self.enabled:
+            return UNBOUNDED
         return max(0, min(self.limit() - queued, int(self._fill())))
 
     def admitted(self, count: int) -> None:
