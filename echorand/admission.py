@@ -12,7 +12,7 @@ Two bounds, from the size of a block and the length of a round:
 - **Backpressure.** The node's commit rate is a block over a round: `block_txs()` over
   λ + Λ until measured, then the average transactions a round over the average round
   length (`observe_commit`), in rounds where the node was saturated (its mempool held
-  half its bound or more, so that the rate is what it can do, not what it was offered).
+  its bound or more, so that the rate is what it can do, not what it was offered).
   The mempool may hold `backlog_seconds` of that rate (`limit()`, at least
   MIN_BACKLOG). Past it the API refuses new transactions (HTTP 429), and past twice it
   the node drops gossiped ones unread (their sender's node still holds them). Below it
@@ -171,7 +171,7 @@ class Backpressure:
             self.cap = max(min(MIN_BLOCK, most), self.cap / 2)
         elif transactions > 0:
             self.cap = min(most, self.cap + most / 16)
-        if 2 * queued >= self.limit():
+        if queued >= self.limit():
             if self._txs is None or self._seconds is None:
                 self._txs, self._seconds = Ewma(transactions), Ewma(seconds)
             else:
@@ -195,17 +195,22 @@ class Backpressure:
         configured maximum is 0)."""
         if not self.enabled:
             return self.block_max_txs
-        most = min(self._most(), int(self.cap))
+        return min(int(self.cap), self._budget_txs())
+
+    def _budget_txs(self) -> int:
+        """The block size of the maximum, Λ and the time budget (not what rounds allow)."""
+        most = self._most()
         if self.tx_ms is None or self.tx_ms.value <= 0:
             return most
         return max(min(1, most), min(most, int(self.budget_ms / self.tx_ms.value)))
 
     def commit_rate(self) -> float:
-        """Transactions a second the node commits when saturated: measured, else a block
-        a round."""
+        """Transactions a second the node commits when saturated: measured, else a full
+        block (of the maximum, Λ and the budget) a round. (Not the block size rounds
+        allow now: a few empty rounds of a busy machine would pass for a low capacity.)"""
         if self._txs is not None and self._seconds is not None:
             return self._txs.value / self._seconds.value
-        return self.block_txs() * 1000 / self.round_ms.value
+        return self._budget_txs() * 1000 / self.round_ms.value
 
     def limit(self) -> int:
         """Transactions the mempool may hold before the API refuses more."""

@@ -66,7 +66,7 @@ def test_the_backlog_bound_is_seconds_of_the_commit_rate() -> None:
     bp.observe_commit(100, 0.5, queued=0)  # not saturated: the offer, not the capacity
     assert bp.commit_rate() == 2000 and bp.round_ms.value == 500
     for _ in range(100):
-        bp.observe_commit(300, 0.3, queued=800)  # saturated: 1 000/s in rounds of 300 ms
+        bp.observe_commit(300, 0.3, queued=1200)  # saturated: 1 000/s in rounds of 300 ms
     assert bp.commit_rate() == pytest.approx(1000) and bp.limit() == 500
     assert bp.busy(499) is None and bp.busy(500) is not None
     assert bp.busy(999, slack=2) is None and bp.busy(1000, slack=2) is not None
