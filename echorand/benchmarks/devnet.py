@@ -280,7 +280,12 @@ def _overload(
     report.machine["peak_tps"] = round(peak, 1)
     report.machine["peak"] = "given" if measured is None else f"measured at {tps:g}/s offered"
     if png:
-        write_overload_png(Path(png), peak, runs, report.title)
+        after = os.getloadavg()[0]
+        title = (
+            f"devnet, {nodes} node processes, {accounts:,} accounts, {load_seconds:g} s a run;"
+            f" load average {load[0]:.1f} before, {after:.1f} after (2 cores)"
+        )
+        write_overload_png(Path(png), peak, runs, title)
         report.machine["png"] = png
     return report
 
@@ -364,7 +369,7 @@ def write_overload_png(
     ax.set_xlabel("offered transfers/s")
     ax.set_ylabel("finalized transfers/s")
     ax.set_ylim(bottom=0, top=max(*finalized, *before, peak) * 1.4)
-    ax.set_title(title, fontsize=8, wrap=True)
+    ax.set_title(title, fontsize=8)
     right = ax.twinx()
     right.plot(offered, p50, "s--", color="tab:orange", label="p50 finality (s)")
     right.plot(offered, p50_before, "+--", color="tab:brown", label="p50, without")
