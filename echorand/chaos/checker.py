@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from echorand.admission import NODE_BUSY
 from echorand.chaos.history import (
     ACK,
     HEAL,
@@ -50,7 +51,7 @@ from echorand.node import EXIT_DISK_FULL
 from echorand.stats import percentile
 from echorand.transactions import NONCE_TOO_HIGH, NONCE_TOO_LOW
 
-TRANSIENT = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, ALREADY_QUEUED})
+TRANSIENT = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, ALREADY_QUEUED, NODE_BUSY})
 """Refusals that say "not now": the transaction may still commit."""
 USED = NONCE_TOO_LOW
 """The sender's nonce is used: by this transaction (a lane signs one per nonce)."""

@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from echorand.admission import NODE_BUSY
 from echorand.chaos.checker import tip_at
 from echorand.chaos.history import (
     ACK,
@@ -187,7 +188,9 @@ class Client:
                 headers={"Content-Type": "application/octet-stream"},
             ) as response:
                 doc = orjson.loads(await response.read())
-            item = doc["results"][0]
+                busy = response.status == 429
+            # A busy node (429) read nothing: "not now", as a refusal of the bound's room.
+            item = {"accepted": False, "error": NODE_BUSY} if busy else doc["results"][0]
             if item["accepted"]:
                 outcome = ACK
             else:
