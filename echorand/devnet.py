@@ -74,11 +74,12 @@ DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
 MAX_REQUEST_TXS = 10_000
 WINDOW_MS = 10_000
-DEVNET_MEMPOOL = 20_000
-"""Transactions a devnet node queues at most: a few seconds of the target load. Admission
-checks a batch against its senders' queued transactions, so a bounded pool keeps that
-cost bounded: an overload is refused ("mempool full") instead of slowing every round."""
 """The window of the sustained rate (`tps_per_10s`)."""
+DEVNET_MEMPOOL = 20_000
+"""Transactions a devnet node queues at most: a few seconds of the target load. With
+admission control (`echorand.admission`) the API stops far below it (429: half a second
+of commits); without (`--no-admission`) this bound refuses an overload ("mempool
+full")."""
 
 
 @dataclass(frozen=True, slots=True)
