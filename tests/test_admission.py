@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from echorand.admission import (
 )
 from echorand.api import Api
 from echorand.client import NodeBusy, NodeClient
+from echorand.client.commands import EXIT_BUSY, _guarded
 from echorand.client.http import request_with_headers, retry_after
 from echorand.config import ConfigError, NodeConfig, load_config
 from echorand.devnet import DevnetOptions, LoadStats, _load, sign_transfers
@@ -262,3 +264,20 @@ def test_admission_control_off_bounds_nothing(tmp_path: Path) -> None:
         '[node]\ndata_dir = "d"\ngenesis = "g"\nvalidator = false\n[mempool]\nadmission = false\n'
     )
     assert load_config(tmp_path / "off.toml").admission is False
+
+
+def test_a_client_command_says_busy_in_one_line_and_exits_75(
+    served: tuple[Node, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    node, url = served
+    txs = [Transaction.from_bytes(tx) for tx in transfers(node, MIN_BACKLOG + 1)]
+    NodeClient(url).submit(txs[:MIN_BACKLOG])
+
+    def send(_args: argparse.Namespace) -> int:
+        NodeClient(url, busy_retries=1, sleep=lambda _s: None).submit(txs[MIN_BACKLOG:])
+        return 0
+
+    assert _guarded("send", send)(argparse.Namespace()) == EXIT_BUSY == 75
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("echorand send: the node is busy (429") and "try again in" in line
+    assert node.counters["api_busy"] == 2  # asked, waited as told, asked again
