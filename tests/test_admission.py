@@ -252,6 +252,9 @@ def test_the_devnet_driver_waits_for_a_busy_node_instead_of_resubmitting(
     # 1.5 s the driver asks at most twice after the bound filled, where a driver
     # resubmitting every tick would have been refused ~70 times.
     assert stats.busy == node.counters["api_busy"] <= 3
+    # Accepted ones carry the accepting request's time and the (earlier or equal) offer's.
+    assert len(stats.submit_ms) == MIN_BACKLOG == len(stats.offered_by_id)
+    assert all(stats.offered_by_id[i] <= at for i, at in stats.submit_ms.items())
 
 
 def test_admission_control_off_bounds_nothing(tmp_path: Path) -> None:

@@ -303,6 +303,7 @@ def _overload_row(
         "tps_min_10s": min(s["tps_per_10s"] or [s["tps"]]),
         "p50_ms": p50 if p50 is not None else -1,
         "p99_ms": s["finality_ms"]["p99"] or -1,
+        "p50_from_offer_ms": (s.get("offered_finality_ms") or {}).get("p50") or -1,
         "blocks_per_s": s["blocks_per_s"],
         "empty_share": round(_empty_share(s), 3),
         "accepted": s["accepted"],
@@ -316,6 +317,7 @@ def _overload_row(
         extra.update(
             before_tps=before["tps"],
             before_p50_ms=b50 if b50 is not None else -1,
+            before_p50_from_offer_ms=(before.get("offered_finality_ms") or {}).get("p50") or -1,
             before_empty_share=round(_empty_share(before), 3),
             before_forks=before["forks"],
         )
