@@ -95,8 +95,10 @@ class Mempool:
         self._capacity = min(max_count, max_bytes // TX_SIZE)
         self._by_id: dict[bytes, _Entry] = {}
         self._chains: dict[bytes, list[_Entry]] = {}
-        self._tails: list[tuple[int, int, _Entry]] = []
-        """Heap of chain ends by (fee, -seq): the eviction candidates (lazily cleaned)."""
+        self._tails: list[tuple[int, int, _Entry]] | None = None
+        """Heap of chain ends by (fee, -seq): the eviction candidates (lazily cleaned).
+        Kept only from the first eviction until the pool is half empty again: an
+        admission into a pool with room pays no heap push."""
         self._seq = 0
         self._pending = PendingState()
         self._stale = True
@@ -258,6 +260,8 @@ class Mempool:
     # --- eviction ------------------------------------------------------------------
 
     def _push_tail(self, entry: _Entry) -> None:
+        if self._tails is None:
+            return  # not kept: `_lowest_tail` builds it from the chains when needed
         heapq.heappush(self._tails, (entry.fee, -entry.seq, entry))
         if len(self._tails) > 2 * len(self._by_id) + 64:
             self._rebuild_tails()
@@ -268,6 +272,9 @@ class Mempool:
 
     def _lowest_tail(self, *, exclude: bytes) -> _Entry | None:
         """The cheapest chain end not of `exclude` (left in the heap)."""
+        if self._tails is None:
+            self._rebuild_tails()
+        assert self._tails is not None
         skipped = []
         found = None
         while self._tails:
@@ -353,4 +360,6 @@ class Mempool:
                     self._push_tail(kept[-1])
             else:
                 del self._chains[sender]
+        if len(self._by_id) < self._capacity // 2:
+            self._tails = None  # room again: admissions need no eviction order
         return len(dropped)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from echorand.core.validate import DropReason
 from echorand.ledger.ledger import Ledger
 from echorand.ledger.mempool import Mempool
+from echorand.node.backpressure import GOSSIP_SLACK, NODE_BUSY, Backpressure, Busy
 from echorand.node.config import NodeConfig
 from echorand.node.metrics import SECONDS_BUCKETS, Histogram
 from echorand.wire.messages import MAX_BATCH_TXS, Block, Transaction, TxBatch
@@ -36,6 +37,8 @@ ADMIT_OFF_LOOP = 2048
 CYCLE_TXS = 20_000
 PEER_CYCLE_TXS = 10_000
 """Gossiped transactions admitted per cycle, and of one peer per cycle."""
+BLOCK_SECONDS = 256
+"""Blocks whose build or check time is kept until their commit (`Backpressure`)."""
 ADMITTED_TIMES = 200_000
 """Admitted transactions whose admission time is remembered (for their finality)."""
 
@@ -83,6 +86,16 @@ class Admission:
         self.admitted_at: OrderedDict[bytes, float] = OrderedDict()
         """Transaction id -> monotonic time of its admission here (the last ADMITTED_TIMES)."""
         self.finality_seconds = Histogram(SECONDS_BUCKETS)
+        params = ledger.genesis.params
+        self.backpressure = Backpressure(
+            block_max_txs=config.block_max_txs,
+            budget_ms=config.block_budget_ms or params.big_lam_ms / 2,
+            round_ms=params.lam_ms + params.big_lam_ms,
+            backlog_seconds=config.mempool_backlog_seconds,
+            enabled=config.admission,
+        )
+        self._block_seconds: OrderedDict[bytes | int, float] = OrderedDict()
+        """What building (by round) or checking (by block hash) a recent block took here."""
         self._lock = asyncio.Lock()
         """One admission at a time, in arrival order: a sender's next transactions must not
         pass its earlier ones while those are verified off the loop ("nonce too high")."""
@@ -97,6 +110,28 @@ class Admission:
             max_per_sender=cfg.mempool_max_per_sender,
             min_fee=cfg.mempool_min_fee,
         )
+
+    # --- admission control (`echorand.node.backpressure`) -------------------------------
+
+    def busy(self) -> Busy | None:
+        """Whether the API should refuse new transactions now (429): the mempool holds more
+        than the node commits in the next rounds."""
+        return self.backpressure.busy(len(self.mempool))
+
+    def note_block_seconds(self, key: bytes | int, seconds: float) -> None:
+        """Time spent building (key: the round) or checking (key: the hash) a block."""
+        self._block_seconds[key] = self._block_seconds.get(key, 0.0) + seconds
+        while len(self._block_seconds) > BLOCK_SECONDS:
+            self._block_seconds.popitem(last=False)
+
+    def observe_block(self, block: Block, seconds: float) -> None:
+        """A committed block of transactions cost `seconds` to apply and recheck here, plus
+        what building or checking it took before."""
+        n = block.tx_count if not block.is_empty else 0
+        if n:
+            seconds += self._block_seconds.pop(block.hash, 0.0)
+            seconds += self._block_seconds.pop(block.round, 0.0)
+            self.backpressure.observe_block(n, seconds)
 
     # --- the ledger moved ------------------------------------------------------------
 
@@ -134,10 +169,21 @@ class Admission:
     async def submit(
         self, transactions: Sequence[Transaction], source: Peer | None = None
     ) -> list[str | None]:
-        """Admit transactions (from a peer or the API) and relay the admitted ones."""
+        """Admit transactions (from a peer or the API) and relay the admitted ones. From the
+        API, as many as the admission bound has room for (`Backpressure.room`): the rest
+        are refused unread (NODE_BUSY)."""
         if not transactions:
             return []
-        reasons = await self.admit([(source, transactions)])
+        shed = 0
+        if source is None:
+            room = self.backpressure.room(len(self.mempool))
+            shed = max(0, len(transactions) - room)
+            transactions = transactions[:room]
+            self.backpressure.admitted(len(transactions))
+            if shed:
+                self.refused[NODE_BUSY] += shed
+        reasons = await self.admit([(source, transactions)]) if transactions else []
+        reasons += [NODE_BUSY] * shed
         refused = [r for r in reasons if r is not None]
         if refused:
             bad = BAD_SIGNATURE in refused
@@ -172,6 +218,10 @@ class Admission:
                     break
                 full = [p for p, n in taken.items() if n >= PEER_CYCLE_TXS]
                 batch = net.tx_inbox.get_nowait(skip=full)
+            if self.backpressure.busy(len(self.mempool), GOSSIP_SLACK) is not None:
+                # Far past the bound: dropped unread (their senders' nodes hold them).
+                self.counters["tx_gossip_shed"] += sum(len(txs) for _, txs in batches)
+                continue
             reasons = await self.admit(batches)
             refused = [r for r in reasons if r is not None]
             if refused:

@@ -35,9 +35,12 @@ from echorand.wire.messages import MAX_BATCH_TXS, Transaction
 from echorand.wire.transactions import TX_SIZE
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from echorand.core.events import ForkEvidence
     from echorand.ledger.ledger import Ledger
     from echorand.ledger.mempool import Mempool
+    from echorand.node.backpressure import Busy
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,12 @@ class NodeView(Protocol):
     @property
     def forks(self) -> Sequence[ForkEvidence]: ...
 
+    @property
+    def counters(self) -> Counter[str]: ...
+
     async def submit(self, transactions: Sequence[Transaction]) -> list[str | None]: ...
+
+    def busy(self) -> Busy | None: ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -150,6 +158,13 @@ class Api:
     # --- handlers ------------------------------------------------------------------
 
     async def post_tx(self, request: web.Request) -> web.Response:
+        busy = self.node.busy()
+        if busy is not None:
+            # Refused before the body is read: a node that is behind spends nothing on it.
+            self.node.counters["api_busy"] += 1
+            response = json_response(busy.to_json(), 429)
+            response.headers["Retry-After"] = str(busy.retry_after_s)
+            return response
         txs = transactions_from_body(await request.read(), request.content_type)
         status, doc = tx_answer(txs, await self.node.submit(txs))
         return json_response(doc, status)

@@ -31,9 +31,12 @@ max_count = 100000
 max_bytes = 33554432
 max_per_sender = 256
 min_fee = 0
+backlog_seconds = 0.5         # the API answers 429 past this many seconds of commits
+admission = true              # false: no admission control (for comparisons)
 
 [blocks]
 max_txs = 5000                # transactions a block of ours carries at most
+budget_ms = 0                 # ms a block may cost (build, check, apply); 0: Λ / 2
 ```
 
 Relative paths are relative to the file's directory. Every error names the
@@ -50,6 +53,7 @@ from typing import Any
 
 from echorand.ledger.mempool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, DEFAULT_MAX_PER_SENDER
 from echorand.net.network import parse_peer
+from echorand.node.backpressure import DEFAULT_BACKLOG_SECONDS
 from echorand.wire.messages import MAX_BLOCK_TXS
 
 __all__ = ["ApiConfig", "ConfigError", "NodeConfig", "load_config"]
@@ -100,6 +104,12 @@ class NodeConfig:
     mempool_max_per_sender: int = DEFAULT_MAX_PER_SENDER
     mempool_min_fee: int = 0
     block_max_txs: int = DEFAULT_BLOCK_TXS
+    mempool_backlog_seconds: float = DEFAULT_BACKLOG_SECONDS
+    """Seconds of the node's commit rate the mempool holds before the API says busy (429)."""
+    admission: bool = True
+    """Whether admission control is on (`echorand.node.backpressure`); off only for comparisons."""
+    block_budget_ms: float = 0.0
+    """Milliseconds a block may cost this node; 0: half of Λ (`echorand.node.backpressure`)."""
 
     @property
     def log_level_number(self) -> int:
@@ -217,8 +227,13 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         },
     )
     api = _Table(doc, where, "api", {"host", "port"})
-    pool = _Table(doc, where, "mempool", {"max_count", "max_bytes", "max_per_sender", "min_fee"})
-    blocks = _Table(doc, where, "blocks", {"max_txs"})
+    pool = _Table(
+        doc,
+        where,
+        "mempool",
+        {"max_count", "max_bytes", "max_per_sender", "min_fee", "backlog_seconds", "admission"},
+    )
+    blocks = _Table(doc, where, "blocks", {"max_txs", "budget_ms"})
 
     keys = node.path("keys", base) if node.has("keys") else None
     key_files = tuple((base / p).resolve() for p in node.list("key_files"))
@@ -267,6 +282,9 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         mempool_max_per_sender=pool.int("max_per_sender", DEFAULT_MAX_PER_SENDER, 1, 1 << 32),
         mempool_min_fee=pool.int("min_fee", 0, 0, (1 << 64) - 1),
         block_max_txs=blocks.int("max_txs", DEFAULT_BLOCK_TXS, 0, MAX_BLOCK_TXS),
+        mempool_backlog_seconds=_positive(pool, "backlog_seconds", DEFAULT_BACKLOG_SECONDS),
+        admission=pool.bool("admission", True),
+        block_budget_ms=blocks.float("budget_ms", 0.0, 0.0),
     )
 
 

@@ -168,6 +168,7 @@ class NodeHost:
 
     def commit(self, block: Block, certificate: Certificate) -> None:
         """Apply a decided (or synced) block: one LMDB transaction, then the mempool."""
+        started = time.perf_counter()
         try:
             self.ledger.apply(block, certificate)
         except LedgerError as e:
@@ -178,8 +179,9 @@ class NodeHost:
         if len(self.commit_times) > COMMIT_TIMES:
             self.commit_times.popitem(last=False)
         n = block.tx_count if not block.is_empty else 0
-        self._observe_round(certificate)
         dropped = self.admission.committed(block)
+        self.admission.observe_block(block, time.perf_counter() - started)
+        self._observe_round(block, certificate)
         self.counters["blocks"] += 1
         self.counters["transactions"] += n
         if block.is_empty:
@@ -194,15 +196,19 @@ class NodeHost:
             dropped,
         )
 
-    def _observe_round(self, certificate: Certificate) -> None:
+    def _observe_round(self, block: Block, certificate: Certificate) -> None:
         """The round's length and deciding step (blocks applied before the node joined
-        consensus are sync, not rounds)."""
+        consensus are sync, not rounds), and the commit rate admission control reads."""
         if not self.joined:
             return
         now = time.monotonic()
         self.commit_steps.observe(certificate.step)
         if self._last_commit is not None:
             self.round_seconds.observe(now - self._last_commit)
+            n = block.tx_count if not block.is_empty else 0
+            self.admission.backpressure.observe_commit(
+                n, now - self._last_commit, len(self.admission.mempool), empty=block.is_empty
+            )
         self._last_commit = now
 
     # --- forks and final blocks (PROTOCOL §6) --------------------------------------------

@@ -53,6 +53,7 @@ from echorand.net.network import Batch, NetConfig, Network
 from echorand.net.peer import Peer
 from echorand.net.sync import CertifiedBlock, ForkSuspected, Syncer
 from echorand.node.admission import Admission, VerifiedTxs
+from echorand.node.backpressure import Backpressure, Busy
 from echorand.node.chains import Chains
 from echorand.node.config import NodeConfig
 from echorand.node.host import NodeHost
@@ -287,6 +288,15 @@ class Node:
 
     def metrics(self) -> list[Metric]:
         return metrics(self)
+
+    @property
+    def backpressure(self) -> Backpressure:
+        """Admission control (`echorand.node.backpressure`)."""
+        return self.admission.backpressure
+
+    def busy(self) -> Busy | None:
+        """Whether the API should refuse new transactions now (429)."""
+        return self.admission.busy()
 
     async def submit(
         self, transactions: Sequence[Transaction], source: Peer | None = None

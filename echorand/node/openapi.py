@@ -54,6 +54,14 @@ def array(items: Schema, **limits: int) -> Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"error": {"type": "string", "description": "why the request was refused"}}),
+    "Busy": obj(
+        {
+            "error": {"type": "string", "description": "why the node is busy"},
+            "retry_after_ms": {"type": "integer", "minimum": 1},
+            "queued": U64,
+            "limit": U64,
+        }
+    ),
     "Status": obj(
         {
             "genesis": HASH,
@@ -84,7 +92,7 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 }
             ),
-            "mempool": obj({"count": U64, "bytes": U64}),
+            "mempool": obj({"count": U64, "bytes": U64, "limit": U64, "block_txs": U64}),
             "sync": obj(
                 {
                     "joined": {"type": "boolean"},
@@ -282,6 +290,18 @@ PATHS: dict[str, Schema] = {
                     },
                 },
                 "413": _error("the body is larger than a batch"),
+                "429": {
+                    "description": "busy: the mempool holds more than the node commits in its "
+                    "next `[mempool] backlog_seconds` at its commit rate; nothing was read. Retry "
+                    "after the `Retry-After` header's seconds (`retry_after_ms` is finer)",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "whole seconds to wait before submitting again",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {"application/json": {"schema": ref("Busy")}},
+                },
             },
         }
     },

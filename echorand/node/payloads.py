@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from echorand.ledger.ledger import Ledger
@@ -35,13 +36,18 @@ class Payloads:
         """Verifications off the loop in progress (cancelled when the node stops)."""
 
     def select(self, round: int) -> list[Transaction]:
-        """PAY_r: the best transactions of the mempool (the ledger is at round - 1)."""
-        return self.admission.mempool.select(self.block_max_txs)
+        """PAY_r: the best transactions of the mempool (the ledger is at round - 1), as many
+        as the block budget allows (`Backpressure.block_txs`)."""
+        started = time.perf_counter()
+        txs = self.admission.mempool.select(self.admission.backpressure.block_txs())
+        self.admission.note_block_seconds(round, time.perf_counter() - started)
+        return txs
 
     def validate(self, block: Block, answer: Callable[[bool], None]) -> bool | None:
         """Whether a proposed block's payload applies to the ledger: the rules first, then
         the signatures not verified before; None when there are VALIDATE_OFF_LOOP or more:
         verified off the loop, then `answer(ok)`."""
+        started = time.perf_counter()
         try:
             self.ledger.state.prepare(block)
         except ValueError as e:
@@ -54,9 +60,12 @@ class Payloads:
             task = asyncio.get_running_loop().create_task(self._off_loop(block, unknown, answer))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            self.admission.note_block_seconds(block.hash, time.perf_counter() - started)
             return None
         chain = self.ledger.genesis.hash
-        return self._signatures_ok(block, unknown, verify_signatures(unknown, chain))
+        ok = self._signatures_ok(block, unknown, verify_signatures(unknown, chain))
+        self.admission.note_block_seconds(block.hash, time.perf_counter() - started)
+        return ok
 
     async def _off_loop(
         self, block: Block, unknown: list[Transaction], answer: Callable[[bool], None]

@@ -22,7 +22,12 @@ def status(node: Node) -> dict[str, object]:
         "tip": {"round": ledger.tip, "hash": ledger.tip_hash.hex()},
         "peers": len(node.net.peers) if node.net is not None else 0,
         "network": node.net.status() if node.net is not None else {},
-        "mempool": {"count": len(node.mempool), "bytes": node.mempool.nbytes},
+        "mempool": {
+            "count": len(node.mempool),
+            "bytes": node.mempool.nbytes,
+            "limit": node.admission.backpressure.limit(),
+            "block_txs": node.admission.backpressure.block_txs(),
+        },
         "sync": {
             "joined": core is not None,
             "caught_up": node.caught_up,
@@ -89,6 +94,18 @@ def metrics(node: Node) -> list[Metric]:
             "counter",
             "transactions admitted to the mempool",
             node.counters["tx_admitted"],
+        ),
+        Metric(
+            "api_busy_total",
+            "counter",
+            "POST /tx answered 429 (busy: the mempool holds more than the next rounds commit)",
+            node.counters["api_busy"],
+        ),
+        Metric(
+            "transactions_gossip_shed_total",
+            "counter",
+            "gossiped transactions dropped unread: the mempool was far past its bound",
+            node.counters["tx_gossip_shed"],
         ),
         Metric(
             "transactions_refused_total",

@@ -72,6 +72,15 @@ def _devnet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--senders", type=int, default=None, help="the load sends from the first S accounts"
     )
+    p.add_argument(
+        "--overload",
+        action="store_true",
+        help="offer 1x, 1.5x, 2x and 4x the peak (measured at --tps offered, or --peak)",
+    )
+    p.add_argument("--peak", type=float, default=None, help="the peak for --overload, tx/s")
+    p.add_argument(
+        "--png", default="echorand-overload.png", help="--overload: where to draw the curve"
+    )
 
 
 def _scale_options(p: argparse.ArgumentParser) -> None:

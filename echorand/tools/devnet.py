@@ -45,10 +45,12 @@ from echorand.ledger.genesis import (
     rewards_from_args,
 )
 from echorand.ledger.mempool import MEMPOOL_FULL, SENDER_LIMIT
+from echorand.node.backpressure import NODE_BUSY
 from echorand.protocol.params import SEED_MODES, Params, Rewards
 from echorand.protocol.security import analyse
 from echorand.sim.stats import percentile
 from echorand.tools.client import NodeClient, http_json
+from echorand.tools.client.http import retry_after
 from echorand.wire.constants import TX_TAG
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import write_keypair
@@ -73,11 +75,12 @@ DEFAULT_BLOCK_TXS = 5000
 TX_FEE = 1
 MAX_REQUEST_TXS = 10_000
 WINDOW_MS = 10_000
-DEVNET_MEMPOOL = 20_000
-"""Transactions a devnet node queues at most: a few seconds of the target load. Admission
-checks a batch against its senders' queued transactions, so a bounded pool keeps that
-cost bounded: an overload is refused ("mempool full") instead of slowing every round."""
 """The window of the sustained rate (`tps_per_10s`)."""
+DEVNET_MEMPOOL = 20_000
+"""Transactions a devnet node queues at most: a few seconds of the target load. With
+admission control (`echorand.node.backpressure`) the API stops far below it (429: half a second
+of commits); without (`--no-admission`) this bound refuses an overload ("mempool
+full")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class DevnetOptions:
     """Seconds after the load to wait for submitted transactions to commit."""
     tick: float = 0.1
     """Seconds between submissions (each node gets one batch per tick)."""
+    admission: bool = True
+    """Whether the nodes run admission control (off: the node as before it, to compare)."""
 
 
 # --- processes -----------------------------------------------------------------------
@@ -144,6 +149,7 @@ class Devnet:
         keys: Sequence[int] | None = None,
         min_peers: Sequence[int] | None = None,
         network: dict[str, float | int] | None = None,
+        admission: bool = True,
     ) -> None:
         """`keys[k]`: the key file whose accounts node k runs (default k; two nodes on one key
         file are one validator run twice). `min_peers[k]`: the peers node k waits for
@@ -168,7 +174,7 @@ class Devnet:
         self.block_txs = block_txs
         self.durable = durable
         self.log_level = log_level
-        self.network = dict(network or {})
+        self.admission = admission
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         ports = free_ports(2 * nodes)
         self.p2p_ports = ports[:nodes]
@@ -251,6 +257,7 @@ port = {self.api_ports[k]}
 
 [mempool]
 max_count = {DEVNET_MEMPOOL}
+admission = {"true" if self.admission else "false"}
 
 [blocks]
 max_txs = {self.block_txs}
@@ -434,8 +441,19 @@ class LoadStats:
     """Refused for a transient reason (RETRIED) and submitted again."""
     refused: dict[str, int] = field(default_factory=dict)
     submit_ms: dict[bytes, int] = field(default_factory=dict)
-    """tx id -> wall-clock ms of its submission."""
+    """tx id -> wall-clock ms of the request a node accepted it in."""
+    offered_ms: dict[bytes, int] = field(default_factory=dict)
+    """Encoding -> wall-clock ms the load offered it (queued it for its node)."""
+    offered_by_id: dict[bytes, int] = field(default_factory=dict)
+    """tx id -> wall-clock ms the load offered it, once accepted."""
     http_errors: int = 0
+    busy: int = 0
+    """Requests a node answered 429 (busy): not read, waited for as it asked."""
+    deferred: int = 0
+    """Transactions held back by a busy node: a 429, or past its bound's room (counted at
+    each wait)."""
+    busy_wait_s: float = 0.0
+    """Seconds the submitters waited for busy nodes, all nodes together."""
 
 
 @dataclass(slots=True)
@@ -446,57 +464,91 @@ class ChainStats:
     blocks: list[tuple[int, int, bool, int]] = field(default_factory=list)
     """(round, committed_at_ms, empty, tx count)."""
     finality_ms: list[int] = field(default_factory=list)
+    """From the accepting request to the commit at node 0, for each of ours committed."""
+    offered_finality_ms: list[int] = field(default_factory=list)
+    """From the load's offer (waits for busy nodes included) to the commit at node 0."""
     committed_ids: int = 0
 
 
-RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH})
-"""Refusals a client retries: a full pool (backpressure), and the nonce gaps it leaves."""
+RETRIED = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, NODE_BUSY})
+"""Refusals a client retries: a full pool or a busy node (backpressure), and the nonce gaps
+they leave."""
 
 
-async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> list[bytes]:
-    """POST `txs`; those refused for a reason in RETRIED, in order, to submit again.
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What a node did with one request: the transactions to submit again, in order, and
+    the seconds to wait first (a busy node's hint; 0: go on)."""
 
-    A transaction's submission time is its first submission's (finality counts the wait)."""
+    retry: list[bytes]
+    wait: float = 0.0
+
+
+async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> Submitted:
+    """POST `txs`. A busy node (429) read none of them: all go back, after its hint. Else
+    those refused for a reason in RETRIED go back, in order.
+
+    A transaction's submission time is that of the request a node accepted it in (the
+    finality of what the nodes accepted); the time the load offered it is kept beside it
+    (`offered_by_id`: the finality a client sees, waits for busy nodes included)."""
     body = b"".join(txs)
     now = int(time.time() * 1000)
-    ids = [hashlib.sha256(tx).digest() for tx in txs]
-    for tx_id in ids:
-        stats.submit_ms.setdefault(tx_id, now)
-    stats.submitted += len(txs)
     try:
         async with session.post(
             url, data=body, headers={"Content-Type": "application/octet-stream"}
         ) as response:
-            doc = orjson.loads(await response.read())
+            data = await response.read()
+            status, headers = response.status, response.headers
+        doc = orjson.loads(data)
     except Exception:
         stats.http_errors += 1
-        return []
+        return Submitted([])
+    if status == 429:
+        wait = retry_after(headers, doc)
+        stats.busy += 1
+        stats.deferred += len(txs)
+        stats.busy_wait_s += wait
+        return Submitted(txs, wait)
+    stats.submitted += len(txs)
     stats.accepted += doc.get("accepted", 0)
     retry = []
     for tx, item in zip(txs, doc.get("results", ()), strict=False):
-        if not item["accepted"]:
+        if item["accepted"]:
+            tx_id = hashlib.sha256(tx).digest()
+            stats.submit_ms.setdefault(tx_id, now)
+            stats.offered_by_id.setdefault(tx_id, stats.offered_ms.pop(tx, now))
+        else:
             error = item["error"]
             stats.refused[error] = stats.refused.get(error, 0) + 1
             if error in RETRIED:
                 retry.append(tx)
+            if error == NODE_BUSY:
+                stats.deferred += 1
     stats.retried += len(retry)
-    return retry
+    return Submitted(retry, 0.0)
 
 
 async def _load(
-    net: Devnet, txs: list[bytes], options: DevnetOptions, stats: LoadStats, stop: asyncio.Event
+    urls: Sequence[str],
+    txs: list[bytes],
+    options: DevnetOptions,
+    stats: LoadStats,
+    stop: asyncio.Event,
 ) -> None:
-    """Offer `options.tps` transfers a second. Each sender's transfers go to one node
-    (sender mod nodes) in nonce order, one request at a time per node: a node refuses a
-    nonce gap, and gossip keeps the order from there."""
+    """Offer `options.tps` transfers a second to the nodes' `POST /tx` at `urls`. Each
+    sender's transfers go to one node (sender mod nodes) in nonce order, one request at a
+    time per node: a node refuses a nonce gap, and gossip keeps the order from there. A
+    busy node (429) is left alone for the time it asks; refusals in RETRIED are submitted
+    again after a tick."""
     import aiohttp
 
     if options.tps <= 0:
         await stop.wait()
         return
     loop = asyncio.get_running_loop()
-    queues: list[list[bytes]] = [[] for _ in range(net.nodes)]
-    wake = [asyncio.Event() for _ in range(net.nodes)]
+    nodes = len(urls)
+    queues: list[list[bytes]] = [[] for _ in range(nodes)]
+    wake = [asyncio.Event() for _ in range(nodes)]
     finished = False
 
     async def submitter(k: int, session: aiohttp.ClientSession) -> None:
@@ -509,27 +561,30 @@ async def _load(
                 continue
             chunk = queues[k][:MAX_REQUEST_TXS]
             del queues[k][: len(chunk)]
-            retry = await _submit(session, net.url(k, "/tx"), chunk, stats)
-            if retry and not finished:
-                # Back to the front, in order: the node is full, so wait a tick.
-                queues[k][:0] = retry
-                await asyncio.sleep(options.tick)
+            answer = await _submit(session, urls[k], chunk, stats)
+            if answer.retry and not finished:
+                # Back to the front, in order; wait as a busy node asked, or a tick.
+                queues[k][:0] = answer.retry
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), answer.wait or options.tick)
 
     start = loop.time()
     sent = 0
     async with aiohttp.ClientSession() as session:
-        workers = [loop.create_task(submitter(k, session)) for k in range(net.nodes)]
+        workers = [loop.create_task(submitter(k, session)) for k in range(nodes)]
         while not stop.is_set() and sent < len(txs):
             due = min(len(txs), int((loop.time() - start) * options.tps))
+            offered = int(time.time() * 1000)
             for j in range(sent, due):
-                queues[(j % _senders(options)) % net.nodes].append(txs[j])
+                queues[(j % _senders(options)) % nodes].append(txs[j])
+                stats.offered_ms[txs[j]] = offered
             sent = due
             for event in wake:
                 event.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), options.tick)
         finished = True
-        for k in range(net.nodes):
+        for k in range(nodes):
             queues[k].clear()
             wake[k].set()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -553,9 +608,11 @@ async def _follow(net: Devnet, chain: ChainStats, stats: LoadStats) -> None:
             at = doc["committed_at_ms"] or int(time.time() * 1000)
             chain.blocks.append((doc["round"], at, doc["empty"], doc["tx_count"]))
             for tx_id in doc["tx_ids"]:
-                sent = stats.submit_ms.get(bytes.fromhex(tx_id))
+                key = bytes.fromhex(tx_id)
+                sent = stats.submit_ms.get(key)
                 if sent is not None:
                     chain.finality_ms.append(at - sent)
+                    chain.offered_finality_ms.append(at - stats.offered_by_id.get(key, sent))
             chain.committed_ids += len(doc["tx_ids"])
             chain.next_round += 1
 
@@ -626,7 +683,8 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
     first = net.status(0)
     chain.next_round = (first["tip"]["round"] if first else 0) + 1
     start_ms = int(time.time() * 1000)
-    loader = loop.create_task(_load(net, txs, options, stats, stop))
+    urls = [net.url(k, "/tx") for k in range(net.nodes)]
+    loader = loop.create_task(_load(urls, txs, options, stats, stop))
     display = None
     if live:
         from rich.live import Live
@@ -672,6 +730,7 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "senders": _senders(options),
         "seconds": round(seconds, 3),
         "offered_tps": options.tps,
+        "admission": options.admission,
         "blocks": blocks,
         "empty_blocks": empty,
         **finality,
@@ -683,8 +742,15 @@ async def _drive(net: Devnet, txs: list[bytes], options: DevnetOptions, live: bo
         "accepted": stats.accepted,
         "refused": stats.refused,
         "retried": stats.retried,
+        "busy": stats.busy,
+        "deferred": stats.deferred,
+        "busy_wait_s": round(stats.busy_wait_s, 3),
         "http_errors": stats.http_errors,
         "committed_of_submitted": len(chain.finality_ms),
+        "offered_finality_ms": {
+            "p50": percentile(chain.offered_finality_ms, 50),
+            "p99": percentile(chain.offered_finality_ms, 99),
+        },
         "finality_ms": {
             "p50": percentile(chain.finality_ms, 50),
             "p99": percentile(chain.finality_ms, 99),
@@ -738,6 +804,7 @@ def run_devnet(
             params=options.params,
             block_txs=options.block_txs,
             durable=options.durable,
+            admission=options.admission,
         )
         net.create()
         say(f"genesis {net.genesis_hash.hex()[:16]}.. in {directory}")
@@ -785,6 +852,11 @@ def add_devnet_arguments(parser: argparse.ArgumentParser) -> None:
     add_reward_arguments(parser, p.rewards)
     parser.add_argument("--dir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--no-fsync", action="store_true", help="no fsync at each commit")
+    parser.add_argument(
+        "--no-admission",
+        action="store_true",
+        help="nodes without admission control (no 429, no block budget): to compare",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -816,6 +888,7 @@ def options_from_args(args: argparse.Namespace) -> DevnetOptions:
         block_txs=args.block_txs,
         directory=args.dir,
         durable=not args.no_fsync,
+        admission=not args.no_admission,
     )
 
 
@@ -836,7 +909,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="devnet summary", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    f = summary["finality_ms"]
+    f, o = summary["finality_ms"], summary["offered_finality_ms"]
     rows = [
         ("nodes", summary["nodes"]),
         ("seconds", summary["seconds"]),
@@ -851,7 +924,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("transactions per second", f"{summary['tps']:,}"),
         ("offered per second", f"{summary['offered_tps']:,}"),
         ("submitted / accepted", f"{summary['submitted']:,} / {summary['accepted']:,}"),
-        ("finality p50 / p99", f"{f['p50']} ms / {f['p99']} ms"),
+        (
+            "deferred by busy nodes (429s)",
+            f"{summary['deferred']:,} ({summary['busy']:,}, {summary['busy_wait_s']:g} s waited)",
+        ),
+        ("finality p50 / p99 (from acceptance)", f"{f['p50']} ms / {f['p99']} ms"),
+        ("p50 / p99 from the offer (busy waits in)", f"{o['p50']} ms / {o['p99']} ms"),
         ("forks", f"{summary['forks']} in {summary['rounds_compared']} rounds"),
         ("committees", _committee_row(summary["committee"])),
         *_supply_rows(summary["supply"]),

@@ -58,6 +58,16 @@ class SenderBySender(Mempool):
         pass
 
 
+class EagerTails(SenderBySender):
+    """The reference's eviction order kept at every admission (the former bookkeeping):
+    the heap of chain ends exists from the start, whatever the pool's room."""
+
+    def _push_tail(self, entry) -> None:
+        if self._tails is None:
+            self._rebuild_tails()
+        super()._push_tail(entry)
+
+
 # --- the rule ---------------------------------------------------------------------------
 
 
@@ -175,7 +185,7 @@ def test_admission_equals_the_sender_by_sender_reference(data):
     limits = {"max_count": data.draw(st.integers(3, 14)), "max_per_sender": 3}
     pool, reference = (
         Mempool(state, genesis_hash=CHAIN, **limits),
-        SenderBySender(state, genesis_hash=CHAIN, **limits),
+        EagerTails(state, genesis_hash=CHAIN, **limits),
     )
     for _ in range(data.draw(st.integers(1, 14))):
         if data.draw(st.integers(0, 3)) == 0 and len(pool):

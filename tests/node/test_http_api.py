@@ -148,7 +148,7 @@ def test_status(node: Devnet) -> None:
     assert code == 200
     assert doc["sync"]["joined"] is True and doc["peers"] == 0
     assert doc["round"] == doc["tip"]["round"] + 1 and doc["step"] >= 2
-    assert set(doc["mempool"]) == {"count", "bytes"}
+    assert set(doc["mempool"]) == {"count", "bytes", "limit", "block_txs"}
     assert len(doc["genesis"]) == 64 and doc["accounts"] == ACCOUNTS
 
 

@@ -108,7 +108,7 @@ def test_sim_participation_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_m_echorand_node_is_echorand_node(tmp_path: Path) -> None:
-    """`python -m echorand.node.node` parses and refuses as `echorand node` does."""
+    """`python -m echorand.node` parses and refuses as `echorand node` does."""
     missing = str(tmp_path / "missing.toml")
     runs = [
         subprocess.run([sys.executable, *how, "--config", missing], capture_output=True, text=True)

@@ -193,7 +193,7 @@ def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
     import orjson
     from aiohttp import web
 
-    from echorand.tools.devnet import LoadStats, _submit
+    from echorand.tools.devnet import LoadStats, Submitted, _submit
 
     txs = [bytes([i]) * 153 for i in range(4)]
     errors = [None, "mempool full: fee too low", "nonce too high", "bad signature"]
@@ -205,7 +205,7 @@ def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
         ]
         return web.Response(body=orjson.dumps({"accepted": 1, "results": results}), status=400)
 
-    async def main() -> tuple[list[bytes], LoadStats]:
+    async def main() -> tuple[Submitted, LoadStats]:
         app = web.Application()
         app.add_routes([web.post("/tx", handler)])
         runner = web.AppRunner(app)
@@ -221,8 +221,8 @@ def test_the_load_driver_resubmits_what_a_full_pool_refused() -> None:
             await runner.cleanup()
         return retry, stats
 
-    retry, stats = asyncio.run(main())
-    assert retry == txs[1:3]
+    answer, stats = asyncio.run(main())
+    assert answer == Submitted(txs[1:3], 0.0)
     assert stats.retried == 2 and stats.accepted == 1 and stats.submitted == 4
     assert stats.refused == {e: 1 for e in errors[1:]}
 

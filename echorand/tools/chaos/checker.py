@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from echorand.ledger.mempool import ALREADY_QUEUED, MEMPOOL_FULL, SENDER_LIMIT
+from echorand.node.backpressure import NODE_BUSY
 from echorand.node.node import EXIT_DISK_FULL
 from echorand.sim.stats import percentile
 from echorand.tools.chaos.history import (
@@ -50,7 +51,7 @@ from echorand.tools.chaos.history import (
 )
 from echorand.wire.transactions import NONCE_TOO_HIGH, NONCE_TOO_LOW
 
-TRANSIENT = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, ALREADY_QUEUED})
+TRANSIENT = frozenset({MEMPOOL_FULL, SENDER_LIMIT, NONCE_TOO_HIGH, ALREADY_QUEUED, NODE_BUSY})
 """Refusals that say "not now": the transaction may still commit."""
 USED = NONCE_TOO_LOW
 """The sender's nonce is used: by this transaction (a lane signs one per nonce)."""

@@ -34,6 +34,7 @@ import aiohttp
 import orjson
 
 from echorand.ledger.mempool import ALREADY_QUEUED
+from echorand.node.backpressure import NODE_BUSY
 from echorand.tools.chaos.checker import tip_at
 from echorand.tools.chaos.history import (
     ACK,
@@ -187,7 +188,9 @@ class Client:
                 headers={"Content-Type": "application/octet-stream"},
             ) as response:
                 doc = orjson.loads(await response.read())
-            item = doc["results"][0]
+                busy = response.status == 429
+            # A busy node (429) read nothing: "not now", as a refusal of the bound's room.
+            item = {"accepted": False, "error": NODE_BUSY} if busy else doc["results"][0]
             if item["accepted"]:
                 outcome = ACK
             else:

@@ -2,7 +2,8 @@
 
 Each talks to one node's API (`--node URL`, default `$ECHORAND_NODE` or
 http://127.0.0.1:8000), prints a table (rich) or with `--json` one JSON object, and exits
-non-zero with one line naming the node's reason when the node refuses or cannot be reached.
+non-zero with one line naming the node's reason when the node refuses or cannot be reached
+(75 when it stays busy: its `Retry-After` is honoured a few times first).
 `send` and `delegate` sign locally with a key pair file (`echorand keys`) for the node's
 genesis; `--wait` follows the transaction to its block and says whether the node holds
 that block final or only tentative (final only when the node says so).
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from echorand.tools.client.http import (
     Block,
+    NodeBusy,
     NodeClient,
     NodeError,
     NodeUnreachable,
@@ -34,6 +36,8 @@ from echorand.wire.transactions import Transaction, delegation, transfer
 __all__ = ["COMMANDS", "add_client_commands"]
 
 WAIT_POLL = 0.2
+EXIT_BUSY = 75
+"""The exit status when the node stayed busy (429) after the client's retries (EX_TEMPFAIL)."""
 
 
 class CommandError(Exception):
@@ -425,6 +429,13 @@ def _guarded(name: str, run: Runner) -> Runner:
     def command(args: argparse.Namespace) -> int:
         try:
             return run(args)
+        except NodeBusy as e:
+            print(
+                f"echorand {name}: the node is busy (429, waited as it asked, still busy):"
+                f" {e.reason}; try again in {e.retry_after:g} s",
+                file=sys.stderr,
+            )
+            return EXIT_BUSY
         except NodeError as e:
             print(f"echorand {name}: the node answered {e.status}: {e.reason}", file=sys.stderr)
         except NodeUnreachable as e:

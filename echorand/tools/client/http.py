@@ -1,17 +1,20 @@
 """A small typed HTTP client of the node's API (docs/api.md), on the standard library.
 
 `NodeClient(url)` has one method per endpoint; a refusal (4xx or 5xx) raises `NodeError`
-with the node's status and reason, an unreachable node `NodeUnreachable`. Used by the
+with the node's status and reason, an unreachable node `NodeUnreachable`. A busy node
+(429 to `POST /tx`: its mempool holds more than it commits in the next rounds) is waited
+for as its `Retry-After` says, `busy_retries` times, then raises `NodeBusy`. Used by the
 client commands (`echorand status`, ...), the devnet and the tests.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict, cast
 
 import orjson
@@ -22,6 +25,7 @@ __all__ = [
     "DEFAULT_NODE",
     "Account",
     "Block",
+    "NodeBusy",
     "NodeClient",
     "NodeError",
     "NodeUnreachable",
@@ -49,6 +53,25 @@ class NodeError(Exception):
         self.status = status
         self.reason = reason
         self.doc = doc
+
+
+class NodeBusy(NodeError):
+    """The node refused a submission for now (429): retry after `retry_after` seconds."""
+
+    def __init__(self, reason: str, retry_after: float, doc: Any = None) -> None:
+        super().__init__(429, reason, doc)
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Any, doc: Any) -> float:
+    """Seconds a busy answer asks to wait: its `retry_after_ms`, else its `Retry-After`
+    header (whole seconds), else one second."""
+    if isinstance(doc, dict) and isinstance(doc.get("retry_after_ms"), int):
+        return max(0.001, doc["retry_after_ms"] / 1000)
+    text = headers.get("Retry-After") if headers is not None else None
+    if text is not None and text.strip().isdigit():
+        return float(text.strip())
+    return 1.0
 
 
 class NodeUnreachable(OSError):
@@ -117,14 +140,26 @@ def request(
     timeout: float = 10.0,
 ) -> tuple[int, bytes]:
     """(status, body) of a GET, or a POST of `body`; NodeUnreachable without an answer."""
+    status, data, _ = request_with_headers(url, body, content_type=content_type, timeout=timeout)
+    return status, data
+
+
+def request_with_headers(
+    url: str,
+    body: bytes | None = None,
+    *,
+    content_type: str = "application/octet-stream",
+    timeout: float = 10.0,
+) -> tuple[int, bytes, Any]:
+    """(status, body, headers) of a GET, or a POST of `body`."""
     req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
     if body is not None:
         req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.read()
+            return response.status, response.read(), response.headers
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        return e.code, e.read(), e.headers
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise NodeUnreachable(f"{url}: {reason}") from None
@@ -149,9 +184,22 @@ def _reason(status: int, data: bytes) -> tuple[str, Any]:
 class NodeClient:
     """The API of the node at `url` (default: `default_node_url()`)."""
 
-    def __init__(self, url: str | None = None, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        timeout: float = 10.0,
+        busy_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`busy_retries`: how many times a busy node (429) is waited for, as its
+        `Retry-After` says, before `submit` raises `NodeBusy`."""
         self.url = (url or default_node_url()).rstrip("/")
         self.timeout = timeout
+        self.busy_retries = busy_retries
+        self.sleep = sleep
+        self.busy_waits = 0
+        """Times this client waited for a busy node."""
 
     def _get(self, path: str) -> bytes:
         status, data = request(self.url + path, timeout=self.timeout)
@@ -195,9 +243,23 @@ class NodeClient:
 
     def submit(self, transactions: Sequence[Transaction]) -> SubmitResult:
         """Submit encoded transactions. A refusal of some is an answer (each result says
-        why), not an error; a malformed request raises NodeError."""
+        why), not an error; a malformed request raises NodeError. A busy node is waited
+        for (`busy_retries` times, as long as it asks), then NodeBusy."""
         body = b"".join(tx.encode() for tx in transactions)
-        status, data = request(self.url + "/tx", body, timeout=self.timeout)
+        waits = 0
+        while True:
+            status, data, headers = request_with_headers(
+                self.url + "/tx", body, timeout=self.timeout
+            )
+            if status != 429:
+                break
+            reason, doc = _reason(status, data)
+            wait = retry_after(headers, doc)
+            if waits >= self.busy_retries:
+                raise NodeBusy(reason, wait, doc)
+            waits += 1
+            self.busy_waits += 1
+            self.sleep(wait)
         doc = orjson.loads(data) if data else None
         if status in (200, 400) and isinstance(doc, dict) and "results" in doc:
             return cast(SubmitResult, doc)
