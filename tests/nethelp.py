@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from echorand.net.gossip import Batch
 from echorand.net.network import PROTOCOL_VERSION, NetConfig, Network, run
 from echorand.net.peer import Handshake
 from echorand.wire.crypto import Keypair
@@ -162,3 +163,12 @@ async def consume(net: Network, sink: list[Message]) -> None:
 
 def encoded(messages: list[Message]) -> list[bytes]:
     return [encode(m) for m in messages]
+
+
+def relay(net: Network, batch: Batch, keep: Callable[[Message], bool] = lambda _m: True) -> int:
+    """Forward the messages of `batch` that `keep` approves as the node's host relays what
+    verified: their frames, unchanged, to every peer but the one they came from."""
+    frames = [f for f, m in zip(batch.frames, batch.messages, strict=True) if keep(m)]
+    if frames:
+        net.broadcast_frames(frames, exclude=batch.peer, mark=False)
+    return len(frames)

@@ -3,28 +3,24 @@
 A gossip frame (a consensus message or a `tx_batch`) is known by the BLAKE3 digest of its
 bytes: the encoding is canonical, so equal messages have equal frames. `Seen` keeps the
 digests of the frames already delivered in two rotating generations, so its memory is
-bounded. `Gossip` forwards what the node has verified, when the core's `relay` decision
-says so (the whitepaper's "Messages Distribution via Gossip": the first `gc_block` of a
-round, later ones only if better; every other message once, after it verifies). `Held`
-keeps the messages of the next rounds until the node gets there, bounded in bytes per peer
-and in all.
+bounded. What the node has verified is forwarded when the core's relay decision says so
+(`core.validate.should_relay`, carried out by the node's host: the whitepaper's "Messages
+Distribution via Gossip"). `Held` keeps the messages of the next rounds until the node
+gets there, bounded in bytes per peer and in all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
 from echorand.wire.messages import (
     CONSENSUS_TYPES,
-    MAX_BATCH_TXS,
     Message,
-    Transaction,
     TxBatch,
     digest,
 )
@@ -128,61 +124,6 @@ class Batch:
     messages: list[Message]
     frames: list[bytes]
     nbytes: int
-
-
-class Broadcaster(Protocol):
-    """What `Gossip` sends through (`echorand.net.network.Network` is one)."""
-
-    def broadcast(self, msg: Message, exclude: Peer | None = None) -> int: ...
-
-    def broadcast_frames(
-        self, frames: Sequence[bytes], exclude: Peer | None = None, *, mark: bool = True
-    ) -> int: ...
-
-
-def relay_all(_msg: Message) -> bool:
-    """The trivial relay decision: forward everything that verified."""
-    return True
-
-
-class Gossip:
-    """Publishes the node's messages and relays verified ones through the core's decision."""
-
-    def __init__(self, net: Broadcaster, relay: Callable[[Message], bool] = relay_all) -> None:
-        self.net = net
-        self.decide = relay
-
-    def publish(self, msg: Message) -> int:
-        """Send one of our own messages to every peer; returns the peers written to."""
-        return self.net.broadcast(msg)
-
-    def publish_transactions(self, txs: Sequence[Transaction]) -> int:
-        """Gossip transactions in `tx_batch` messages of at most MAX_BATCH_TXS; returns batches."""
-        batches = [TxBatch(txs[i : i + MAX_BATCH_TXS]) for i in range(0, len(txs), MAX_BATCH_TXS)]
-        for b in batches:
-            self.net.broadcast(b)
-        return len(batches)
-
-    def relay(self, batch: Batch, verified: Sequence[bool] | None = None) -> int:
-        """Forward the messages of `batch` that verified and that `relay` approves.
-
-        `verified[i]` is the node's verdict on `batch.messages[i]` (all true when None).
-        The frames go out unchanged to every peer but the one they came from; returns how
-        many messages were forwarded.
-        """
-        if verified is not None and len(verified) != len(batch.messages):
-            raise ValueError(
-                f"verified: {len(verified)} verdicts for {len(batch.messages)} messages"
-            )
-        oks = repeat(True) if verified is None else verified
-        frames = [
-            f
-            for f, m, ok in zip(batch.frames, batch.messages, oks, strict=False)
-            if ok and self.decide(m)
-        ]
-        if frames:
-            self.net.broadcast_frames(frames, exclude=batch.peer, mark=False)
-        return len(frames)
 
 
 class Held:

@@ -48,7 +48,7 @@ from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger
 from echorand.ledger.mempool import Mempool
 from echorand.net.aio import cancel_and_wait
-from echorand.net.gossip import Gossip, Held
+from echorand.net.gossip import Held
 from echorand.net.network import Batch, NetConfig, Network
 from echorand.net.peer import Peer
 from echorand.net.sync import CertifiedBlock, ForkSuspected, Syncer
@@ -241,7 +241,6 @@ class Node:
         self.fatal: BaseException | None = None
         self.started_at = time.time()
         self.net: Network | None = None
-        self.gossip: Gossip | None = None
         self.syncer: Syncer | None = None
         self.api_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -339,7 +338,6 @@ class Node:
             ),
             source=self.view,
         )
-        self.gossip = Gossip(self.net)
         self.syncer = Syncer(
             self.net,
             self._sync_apply,

@@ -84,10 +84,3 @@ def fallback_signer(active: Sequence[int], lowest_seat: int, n_c: int) -> int | 
         return None
     n = lowest_seat + 1
     return active[-(-n * k // n_c) - 1]
-
-
-def next_active(active: tuple[int, ...], producers: tuple[int, ...]) -> tuple[int, ...]:
-    """M after a block: the distinct producers of the last ACTIVE_WINDOW non-empty blocks.
-
-    `producers` is that window itself (most recent last); M is it sorted, distinct."""
-    return tuple(sorted(set(producers[-ACTIVE_WINDOW:])))

@@ -20,14 +20,16 @@ from nethelp import (
     raw_frame,
     raw_peer,
     read_until_closed,
+    relay,
     send,
     shake,
     until,
 )
 
 from echorand.core.validate import DropReason
-from echorand.net.gossip import Gossip, Seen
-from echorand.net.network import Batch, NetConfig, Network, Peer, parse_address, parse_peer
+from echorand.net.gossip import Seen
+from echorand.net.network import NetConfig, Network, parse_address, parse_peer
+from echorand.node.admission import tx_frames
 from echorand.wire.messages import (
     BbaSubstitute,
     Block,
@@ -455,11 +457,11 @@ def test_a_full_inbox_stops_reading_until_the_node_catches_up() -> None:
 # -- gossip
 
 
-async def _relaying_node(net: Network, gossip: Gossip, sink: list[Message]) -> None:
+async def _relaying_node(net: Network, sink: list[Message]) -> None:
     while True:
         batch = await net.receive()
         sink.extend(batch.messages)
-        gossip.relay(batch)
+        relay(net, batch)
 
 
 def test_gossip_reaches_every_node_exactly_once() -> None:
@@ -473,15 +475,13 @@ def test_gossip_reaches_every_node_exactly_once() -> None:
             nets[x].connect("127.0.0.1", nets[y].port)
         await until(lambda: [len(n.peers) for n in nets] == [3, 2, 3, 2], "the mesh")
         sinks: list[list[Message]] = [[] for _ in nets]
-        gossips = [Gossip(n) for n in nets]
         tasks = [
-            asyncio.create_task(_relaying_node(n, g, s))
-            for n, g, s in zip(nets, gossips, sinks, strict=True)
+            asyncio.create_task(_relaying_node(n, s)) for n, s in zip(nets, sinks, strict=True)
         ]
         mine = {0: [proposal(i) for i in range(50)], 2: [proposal(i, 2) for i in range(50)]}
         for origin, msgs in mine.items():
             for m in msgs:
-                gossips[origin].publish(m)
+                nets[origin].broadcast(m)
         everything = mine[0] + mine[2]
         for i, sink in enumerate(sinks):
             expected = len(everything) - len(mine.get(i, []))
@@ -507,7 +507,6 @@ def test_relay_follows_the_decision_and_the_verdicts() -> None:
         nets[0].connect("127.0.0.1", nets[1].port)
         nets[2].connect("127.0.0.1", nets[1].port)
         await until(lambda: len(nets[1].peers) == 2, "the line a - b - c")
-        middle = Gossip(nets[1], relay=lambda m: m.round != 13)
         got_b: list[Message] = []
         got_c: list[Message] = []
 
@@ -515,16 +514,16 @@ def test_relay_follows_the_decision_and_the_verdicts() -> None:
             while True:
                 batch = await nets[1].receive()
                 got_b.extend(batch.messages)
-                middle.relay(batch, [m.sender != 66 for m in batch.messages])  # 66 fails
+                # the core's decision (not round 13) and the verdicts (66 fails)
+                relay(nets[1], batch, lambda m: m.round != 13 and m.sender != 66)
 
         tasks = [
             asyncio.create_task(node_b()),
             asyncio.create_task(consume(nets[2], got_c)),
         ]
         sent = [proposal(1, 12), proposal(2, 13), proposal(66, 14), proposal(3, 14)]
-        origin = Gossip(nets[0])
         for m in sent:
-            origin.publish(m)
+            nets[0].broadcast(m)
         await until(lambda: len(got_b) == 4, "b to get everything")
         await quiescent(nets)
         assert got_b == sent
@@ -541,9 +540,9 @@ def test_our_own_messages_are_not_delivered_back_to_us() -> None:
     async def main() -> None:
         async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
             await asyncio.wait_for(b.wait_for_peers(1), 10)
-            Gossip(b).publish(proposal(1))
+            b.broadcast(proposal(1))
             batch = await asyncio.wait_for(a.receive(), 10)
-            Gossip(a).relay(batch)  # back to b, which sent it
+            relay(a, batch)  # not back to b, which sent it
             await quiescent([a, b])
             assert len(b.inbox) == 0 and b.counters["duplicates"] == 0
             a.broadcast(proposal(1))  # a sends it to b again anyway
@@ -558,7 +557,9 @@ def test_transactions_are_gossiped_in_batches_under_the_limit() -> None:
         async with Network(config(1)) as a, Network(config(2, peers=(("127.0.0.1", a.port),))) as b:
             await asyncio.wait_for(b.wait_for_peers(1), 10)
             txs = [_tx(i) for i in range(25_000)]
-            assert Gossip(b).publish_transactions(txs) == 3
+            frames = tx_frames(txs)
+            assert len(frames) == 3
+            b.broadcast_frames(frames)
             got: list[Transaction] = []
             while len(got) < len(txs):
                 for m in (await asyncio.wait_for(a.tx_inbox.get(), 10)).messages:
@@ -570,13 +571,6 @@ def test_transactions_are_gossiped_in_batches_under_the_limit() -> None:
 
 
 # -- parts
-
-
-def test_relay_refuses_verdicts_of_another_length() -> None:
-    net = Network(config(1))
-    batch = Batch(Peer(net, outbound=True), [proposal(1)], [encode(proposal(1))], 1)
-    with pytest.raises(ValueError, match="2 verdicts for 1 messages"):
-        Gossip(net).relay(batch, [True, False])
 
 
 def test_seen_forgets_oldest_generation_and_stays_bounded() -> None:
