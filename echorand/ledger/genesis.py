@@ -76,16 +76,10 @@ from echorand._native import (
     devnet_seeds,
     valid_account_keys,
 )
-from echorand.protocol.params import (
-    HASH_SIZE,
-    KEY_SIZE,
-    PROPOSER_POLICIES,
-    SEED_MODES,
-    Params,
-    Rewards,
-)
+from echorand.protocol.params import PROPOSER_POLICIES, SEED_MODES, Params, Rewards
 from echorand.protocol.security import CommitteeSecurity, analyse, log2, scientific
 from echorand.wire.columns import column, interleave
+from echorand.wire.constants import HASH_SIZE, KEY_SIZE
 from echorand.wire.keys import NodeKeys, write_node_keys
 
 __all__ = [

@@ -11,20 +11,6 @@ from fractions import Fraction
 
 from echorand._native import FINAL_STEP
 
-SEED_TAG = b"echorand/seed"
-BLOCK_TAG = b"echorand/block"
-TX_TAG = b"echorand/tx"
-MSG_TAG = b"echorand/msg"
-GC_PROPOSAL_TAG = b"echorand/gc_proposal"
-BBA_TAG = b"echorand/bba"
-CERT_TAG = b"echorand/cert"
-FINAL_TAG = b"echorand/final"
-HANDSHAKE_TAG = b"echorand/handshake"
-
-HASH_SIZE = 32
-KEY_SIZE = 32
-SIGNATURE_SIZE = 64
-
 SEED_MODES = ("signature", "vrf")
 """What a leader's seed credential is (PROTOCOL §4, docs/protocol.md §4): an Ed25519 signature
 of Q[r-1], which the leader can grind, or an RFC 9381 VRF proof (`echorand.wire.vrf`), which it
