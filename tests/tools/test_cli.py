@@ -111,7 +111,12 @@ def test_python_m_echorand_node_is_echorand_node(tmp_path: Path) -> None:
     """`python -m echorand.node` parses and refuses as `echorand node` does."""
     missing = str(tmp_path / "missing.toml")
     runs = [
-        subprocess.run([sys.executable, *how, "--config", missing], capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, *how, "--config", missing],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )  # not from the checkout: `-m` would import its echorand/, without the built core
         for how in (["-m", "echorand.node"], ["-m", "echorand.tools.cli", "node"])
     ]
     assert [r.returncode for r in runs] == [2, 2]
