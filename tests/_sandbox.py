@@ -261,3 +261,24 @@ class Sandbox:
 
 
 __all__ = ["CHAIN", "EMPTY_VALUE", "LOCAL", "PARAMS", "Sandbox", "key"]
+
+
+def decided(b: int = 0) -> tuple[Sandbox, Block, Certificate, RoundContext]:
+    """A sandbox that decided round 1 (the proposed block of its best remote producer for
+    b = 0, the empty block for b = 1), with that block, its certificate and round 1's context
+    (also kept as `sb.round1`)."""
+    sb = Sandbox()
+    sb.take()
+    ctx = sb.ctx
+    if b == 0:
+        block = sb.block(sb.best_remote_producer())
+        sb.recv(sb.gc_block(block))
+        msgs = sb.votes(4, 0, (block.hash, block.producer), sb.signers(4, PARAMS.t_h + 1))
+    else:
+        block = Block.empty(1, ctx.prev_hash)
+        msgs = sb.votes(5, 1, EMPTY_VALUE, sb.signers(5, PARAMS.t_h + 1))
+    sb.recv(*msgs)
+    commit = next(a for a in sb.take() if isinstance(a, Commit))
+    assert commit.block == block
+    sb.round1 = ctx  # type: ignore[attr-defined]
+    return sb, block, commit.certificate, ctx

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
+from _sandbox import CHAIN, PARAMS, Sandbox, decided, key
 
 from echorand.core.events import Commit
 from echorand.protocol.certificate import CertificateError, PublicKeys, check_certificate
@@ -32,24 +32,6 @@ class Case:
     block: Block
     ctx: RoundContext
     public_key: PublicKeys = field(default=lambda _: None)
-
-
-def decided(b: int = 0) -> tuple[Sandbox, Block, Certificate, RoundContext]:
-    """A sandbox that decided round 1 (the proposed block of its best remote producer for
-    b = 0, the empty block for b = 1), with that block, its certificate and round 1's context."""
-    sb = Sandbox()
-    sb.take()
-    ctx = sb.ctx
-    if b == 0:
-        block = sb.block(sb.best_remote_producer())
-        sb.recv(sb.gc_block(block))
-        msgs = sb.votes(4, 0, (block.hash, block.producer), sb.signers(4, PARAMS.t_h + 1))
-    else:
-        block = Block.empty(1, ctx.prev_hash)
-        msgs = sb.votes(5, 1, EMPTY_VALUE, sb.signers(5, PARAMS.t_h + 1))
-    sb.recv(*msgs)
-    commit = next(a for a in sb.take() if isinstance(a, Commit))
-    return sb, commit.block, commit.certificate, ctx
 
 
 def changed(cert: Certificate, **fields: object) -> Certificate:

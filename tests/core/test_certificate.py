@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _chain import pattern_chain
-from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
+from _sandbox import CHAIN, PARAMS, Sandbox, decided, key
 from test_round import certificate_for
 
 from echorand.core.events import Commit, FetchBlock, ForkEvidence
@@ -15,31 +15,13 @@ from echorand.protocol.signing import sign_vote
 from echorand.wire.messages import Block, Certificate, DecodeError
 
 
-def decided(b: int = 0) -> tuple[Sandbox, Block, Certificate]:
-    sb = Sandbox()
-    sb.take()
-    ctx = sb.ctx
-    if b == 0:
-        block = sb.block(sb.best_remote_producer())
-        sb.recv(sb.gc_block(block))
-        msgs = sb.votes(4, 0, (block.hash, block.producer), sb.signers(4, PARAMS.t_h + 1))
-    else:
-        block = Block.empty(1, ctx.prev_hash)
-        msgs = sb.votes(5, 1, EMPTY_VALUE, sb.signers(5, PARAMS.t_h + 1))
-    sb.recv(*msgs)
-    commit = next(a for a in sb.take() if isinstance(a, Commit))
-    assert commit.block == block
-    sb.round1 = ctx  # type: ignore[attr-defined]
-    return sb, block, commit.certificate
-
-
 def check(sb: Sandbox, cert: Certificate, block: Block) -> None:
     check_certificate(cert, block, sb.round1, sb.ledger.public_key, sb.verifier)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("b", [0, 1])
 def test_built_certificate_verifies(b: int) -> None:
-    sb, block, cert = decided(b)
+    sb, block, cert, _ = decided(b)
     check(sb, cert, block)
 
 
@@ -56,13 +38,13 @@ def with_votes(cert: Certificate, votes: list[tuple[int, bytes]], **changes: int
 
 
 def test_too_little_weight_is_refused() -> None:
-    sb, block, cert = decided()
+    sb, block, cert, _ = decided()
     with pytest.raises(CertificateError, match="not above t_h"):
         check(sb, with_votes(cert, list(cert.votes[1:])), block)
 
 
 def test_signer_outside_the_committee_is_refused() -> None:
-    sb, block, cert = decided()
+    sb, block, cert, _ = decided()
     outsider = min(a for a in range(16) if a not in sb.round1.weights(4))  # type: ignore[attr-defined]
     sig = key(outsider).sign(cert.vote_signing_bytes(CHAIN))
     with pytest.raises(CertificateError, match="not in A_4"):
@@ -70,7 +52,7 @@ def test_signer_outside_the_committee_is_refused() -> None:
 
 
 def test_bad_signature_is_refused() -> None:
-    sb, block, cert = decided()
+    sb, block, cert, _ = decided()
     votes = list(cert.votes)
     votes[0] = (votes[0][0], votes[1][1])
     with pytest.raises(CertificateError, match="bad signature"):
@@ -78,13 +60,13 @@ def test_bad_signature_is_refused() -> None:
 
 
 def test_certificate_of_another_round_is_refused() -> None:
-    sb, block, cert = decided()
+    sb, block, cert, _ = decided()
     with pytest.raises(CertificateError, match="round"):
         check(sb, with_votes(cert, list(cert.votes), round=2), block)
 
 
 def test_a_certificate_whose_step_decides_nothing_for_its_bit_is_malformed() -> None:
-    _, _, cert = decided()
+    _, _, cert, _ = decided()
     assert not decides(5, 0) and not decides(4, 1) and not decides(FINAL_STEP, 0)
     # b = 0 votes of step 5 (or b = 1 of step 4) decide nothing: the codec refuses them
     with pytest.raises(ValueError, match="decide nothing"):
@@ -100,7 +82,7 @@ def test_votes_relabelled_as_another_step_are_refused(step: int) -> None:
     # The attack of PROTOCOL revision 2: b = 1 votes honest accounts cast at step 5, relabelled
     # as the certificate of another b = 1 step (whose committee, past max_step, is one of the
     # bounded set). The votes sign their step, so none verifies at another.
-    sb, block, _ = decided(1)
+    sb, block, _, _ = decided(1)
     ctx = sb.round1  # type: ignore[attr-defined]
     target = ctx.weights(step)
     both = sorted(a for a in ctx.weights(5) if a in target)
@@ -118,7 +100,7 @@ def test_votes_relabelled_as_another_step_are_refused(step: int) -> None:
 def test_an_empty_block_certificate_of_another_fork_is_refused() -> None:
     # The empty value is H(B_ε) of the round on its H(B_{r-1}): b = 1 votes of one fork
     # certify nothing on another, even for the same round.
-    sb, block, cert = decided(1)
+    sb, block, cert, _ = decided(1)
     other_fork = Block.empty(1, bytes(31) + b"\x01")
     foreign = with_votes(cert, list(cert.votes), block_hash=other_fork.hash)
     with pytest.raises(CertificateError, match="empty value"):
@@ -137,10 +119,10 @@ def test_past_max_step_committees_repeat_with_the_step_class() -> None:
 
 
 def test_certificate_for_another_block_is_refused() -> None:
-    sb, block, cert = decided()
+    sb, block, cert, _ = decided()
     with pytest.raises(CertificateError, match="block"):
         check(sb, cert, Block.empty(1, block.prev_hash))
-    sb1, _, cert1 = decided(1)
+    sb1, _, cert1, _ = decided(1)
     with pytest.raises(CertificateError, match="empty block"):
         check(sb1, cert1, block)
 
