@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
@@ -113,10 +114,11 @@ class Admission:
 
     # --- admission control (`echorand.node.backpressure`) -------------------------------
 
-    def busy(self) -> Busy | None:
-        """Whether the API should refuse new transactions now (429): the mempool holds more
-        than the node commits in the next rounds."""
-        return self.backpressure.busy(len(self.mempool))
+    def busy(self, wanted: int = 1) -> Busy | None:
+        """Whether the API should refuse a request of `wanted` transactions now (429): the
+        mempool holds more than the node commits in the next rounds, or the pace has no
+        room for it yet."""
+        return self.backpressure.busy(len(self.mempool), wanted=wanted)
 
     def note_block_seconds(self, key: bytes | int, seconds: float) -> None:
         """Time spent building (key: the round) or checking (key: the hash) a block."""
@@ -143,10 +145,14 @@ class Admission:
         now = time.monotonic()
         admitted_at = self.admitted_at
         if admitted_at:
+            waits = []
             for tx in block.transactions:
                 at = admitted_at.pop(tx.id, None)
                 if at is not None:
+                    waits.append(now - at)
                     self.finality_seconds.observe(now - at)
+            if waits:
+                self.backpressure.observe_delay(statistics.median_low(waits))
         return self.mempool.recheck({tx.sender for tx in block.transactions})
 
     def rolled_back(self, returned: Sequence[Transaction]) -> None:
@@ -176,7 +182,7 @@ class Admission:
             return []
         shed = 0
         if source is None:
-            room = self.backpressure.room(len(self.mempool))
+            room = self.backpressure.room(len(self.mempool), len(transactions))
             shed = max(0, len(transactions) - room)
             transactions = transactions[:room]
             self.backpressure.admitted(len(transactions))

@@ -69,7 +69,7 @@ class NodeView(Protocol):
 
     async def submit(self, transactions: Sequence[Transaction]) -> list[str | None]: ...
 
-    def busy(self) -> Busy | None: ...
+    def busy(self, wanted: int = 1) -> Busy | None: ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -77,6 +77,18 @@ class NodeView(Protocol):
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+JSON_TX_SIZE = 2 * TX_SIZE + 3
+"""A transaction's share of a JSON body: its hex digits, the quotes and a comma."""
+
+
+def _request_txs(request: web.Request) -> int:
+    """How many transactions a `POST /tx` asks to submit, from its length (1 if unsaid)."""
+    length = request.content_length
+    if not length:
+        return 1
+    size = JSON_TX_SIZE if request.content_type == "application/json" else TX_SIZE
+    return max(1, length // size)
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -158,7 +170,7 @@ class Api:
     # --- handlers ------------------------------------------------------------------
 
     async def post_tx(self, request: web.Request) -> web.Response:
-        busy = self.node.busy()
+        busy = self.node.busy(_request_txs(request))
         if busy is not None:
             # Refused before the body is read: a node that is behind spends nothing on it.
             self.node.counters["api_busy"] += 1

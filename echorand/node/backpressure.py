@@ -9,19 +9,24 @@ Two bounds, from the size of a block and the length of a round:
   and what rounds allow: a round that ended empty while transactions waited halves the
   size, each round that committed a block raises it by 1/16 of the maximum (AIMD, as
   TCP's window). A round does not keep missing λ + Λ for its block's size.
-- **Backpressure.** The node's commit rate is a block over a round: `block_txs()` over
-  λ + Λ until measured, then the average transactions a round over the average round
-  length (`observe_commit`), in rounds where the node was saturated (its mempool held
-  its bound or more, so that the rate is what it can do, not what it was offered).
-  The mempool may hold `backlog_seconds` of that rate (`limit()`, at least
-  MIN_BACKLOG). Past it the API refuses new transactions (HTTP 429), and past twice it
-  the node drops gossiped ones unread (their sender's node still holds them). Below it
-  the API admits at the pace of the commits (`room`: a token bucket of one round's
-  commits, refilled at PACE_HEADROOM times the rate): a burst admitted at once would
-  take its round's time from consensus. The hint (`retry_after_ms`) is the time the node
-  takes to commit the excess at its rate, one round at least and MAX_WAIT_ROUNDS at
-  most. Under a CPU overload the rounds lengthen, the rate falls, and so does the
-  bound: admission gives way to consensus instead of starving it.
+- **Backpressure.** The API admits at a pace (`rate`, transactions a second: a token
+  bucket of one round's worth), and the mempool may hold `backlog_seconds` of it
+  (`limit()`, at least MIN_BACKLOG). The pace is steered by what the node promises, the
+  time from admission to commit (`observe_delay`, the median over each committed block's
+  transactions admitted here), as TCP steers its window by loss, or CoDel by a queue's
+  sojourn time: while that delay stays under `backlog_seconds` and the pace was what held
+  the API back, the pace grows by INCREASE a block; once it is over, the pace falls to
+  DECREASE of itself, at most once per `backlog_seconds` (the delay of what was admitted
+  before the cut still shows until then). The pace never depends on what was committed
+  (which the pace itself bounds: an estimate from it could only shrink). Until a delay is
+  measured the pace is a full block a round (`block_txs()` over λ + Λ). Past the bound the
+  API refuses new transactions (HTTP 429), and past twice it the node drops gossiped
+  ones unread (their sender's node still holds them). A request is refused whole (429,
+  body unread) when the pace has no room for it yet, or for a round's worth if it is
+  larger: the hint (`retry_after_ms`) is when it will have, or the time the node takes
+  to commit the excess past the bound, at most MAX_WAIT_ROUNDS rounds. Under a CPU
+  overload rounds lengthen, the delay grows, and the pace falls: admission gives way to
+  consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
@@ -37,8 +42,10 @@ from dataclasses import dataclass
 from echorand.wire.transactions import TX_SIZE
 
 __all__ = [
+    "DECREASE",
     "DEFAULT_BACKLOG_SECONDS",
     "GOSSIP_SLACK",
+    "INCREASE",
     "LAMBDA_BYTES",
     "LAMBDA_TXS",
     "MIN_BACKLOG",
@@ -63,9 +70,15 @@ MAX_WAIT_ROUNDS = 8
 comes back to look."""
 UNBOUNDED = 1 << 62
 """`room` when admission control is off."""
-PACE_HEADROOM = 1.5
-"""The API admits up to this many times the measured commit rate: the headroom lets the
-rate be measured higher when the node can do more (else a low estimate would hold)."""
+INCREASE = 1.05
+"""The pace grows by this factor with each committed block while the delay is under the
+target and the pace held the API back (about 1.5 times a second at 8 rounds a second)."""
+DECREASE = 0.8
+"""The pace falls to this share of itself when the delay is over the target."""
+MAX_PACE_BLOCKS = 4
+"""The pace never exceeds this many full blocks a round (a bound on a stale estimate)."""
+MIN_WAIT_MS = 5
+"""A busy answer asks for this long at least (a client does not spin)."""
 MIN_BACKLOG = 100
 """The bound never falls below this many transactions (a stalled node still takes some)."""
 GOSSIP_SLACK = 2
@@ -117,7 +130,7 @@ class Busy:
 
 
 class Backpressure:
-    """A node's block budget and admission bound, from what it measured."""
+    """A node's block budget and admission pace, from what it measured."""
 
     def __init__(
         self,
@@ -145,17 +158,24 @@ class Backpressure:
         self.cap = float(self._most())
         """The block size rounds allow: halved by a round that ended empty under load,
         raised by 1/16 of the maximum with each round that committed a block."""
-        self._txs: Ewma | None = None
-        self._seconds: Ewma | None = None
-        """Transactions and seconds of the rounds committed while saturated (their ratio
-        is the commit rate: a ratio of averages, so an empty round counts its length)."""
+        self.rate = self._full_blocks()
+        """The admission pace, transactions a second (`observe_delay`)."""
+        self.delay: float | None = None
+        """The last median delay from admission to commit, seconds (None: none yet)."""
+        self._held = False
+        """Whether the pace held the API back since the last delay observed."""
+        self._cut_at: float | None = None
+        """When the pace last fell (`DECREASE`)."""
         self._clock = clock
         self._filled_at = clock()
         self._tokens = self._burst()
-        """The admission pace (`room`): a token bucket refilled at the commit rate."""
 
     def _most(self) -> int:
         return min(self.block_max_txs, LAMBDA_TXS)
+
+    def _full_blocks(self, blocks: float = 1) -> float:
+        """`blocks` full blocks (of the maximum, Λ and the budget) a round, a second."""
+        return blocks * self._budget_txs() * 1000 / self.round_ms.value
 
     def observe_commit(
         self, transactions: int, seconds: float, queued: int, *, empty: bool = False
@@ -171,12 +191,26 @@ class Backpressure:
             self.cap = max(min(MIN_BLOCK, most), self.cap / 2)
         elif transactions > 0:
             self.cap = min(most, self.cap + most / 16)
-        if queued >= self.limit():
-            if self._txs is None or self._seconds is None:
-                self._txs, self._seconds = Ewma(transactions), Ewma(seconds)
-            else:
-                self._txs.observe(transactions)
-                self._seconds.observe(seconds)
+
+    def observe_delay(self, seconds: float) -> None:
+        """A committed block's transactions waited `seconds` (their median) from their
+        admission here: the pace falls when that is over the target, and grows when it is
+        under and the pace held the API back."""
+        self.delay = seconds
+        now = self._clock()
+        if seconds > self.backlog_seconds:
+            if self._cut_at is None or now - self._cut_at >= self.backlog_seconds:
+                self._fill()
+                self.rate = max(self._least(), self.rate * DECREASE)
+                self._cut_at = now
+        elif self._held:
+            self._fill()
+            self.rate = min(self._full_blocks(MAX_PACE_BLOCKS), self.rate * INCREASE)
+        self._held = False
+
+    def _least(self) -> float:
+        """The lowest pace: MIN_BACKLOG over the backlog."""
+        return MIN_BACKLOG / self.backlog_seconds
 
     def observe_block(self, transactions: int, seconds: float) -> None:
         """What handling a block of `transactions` took (select, check, apply, recheck).
@@ -205,53 +239,61 @@ class Backpressure:
         return max(min(1, most), min(most, int(self.budget_ms / self.tx_ms.value)))
 
     def commit_rate(self) -> float:
-        """Transactions a second the node commits when saturated: measured, else a full
-        block (of the maximum, Λ and the budget) a round. (Not the block size rounds
-        allow now: a few empty rounds of a busy machine would pass for a low capacity.)"""
-        if self._txs is not None and self._seconds is not None:
-            return self._txs.value / self._seconds.value
-        return self._budget_txs() * 1000 / self.round_ms.value
+        """The pace the node admits at, transactions a second: what it expects to commit."""
+        return self.rate
 
     def limit(self) -> int:
         """Transactions the mempool may hold before the API refuses more."""
-        return max(MIN_BACKLOG, int(self.commit_rate() * self.backlog_seconds))
+        return max(MIN_BACKLOG, int(self.rate * self.backlog_seconds))
 
     def _burst(self) -> float:
-        """What the pace lets in at once: a round of commits (MIN_BACKLOG at least)."""
-        return max(float(MIN_BACKLOG), self.commit_rate() * self.round_ms.value / 1000)
+        """What the pace lets in at once: a round's worth (MIN_BACKLOG at least)."""
+        return max(float(MIN_BACKLOG), self.rate * self.round_ms.value / 1000)
 
     def _fill(self) -> float:
         now = self._clock()
         elapsed = max(0.0, now - self._filled_at)
         self._filled_at = now
-        pace = PACE_HEADROOM * self.commit_rate()
-        self._tokens = min(self._burst(), self._tokens + elapsed * pace)
+        self._tokens = min(self._burst(), self._tokens + elapsed * self.rate)
         return self._tokens
 
-    def room(self, queued: int) -> int:
+    def room(self, queued: int, wanted: int = 0) -> int:
         """How many more transactions the API may admit now: within the bound, and at the
-        pace of the commits (a round's worth at once): a burst admitted in one go would
-        take the round's time from consensus."""
+        pace (a round's worth at once). `wanted`: how many a request asks for (the pace
+        held it back if it gets fewer)."""
         if not self.enabled:
             return UNBOUNDED
-        return max(0, min(self.limit() - queued, int(self._fill())))
+        room = max(0, min(self.limit() - queued, int(self._fill())))
+        if room < wanted:
+            self._held = True
+        return room
 
     def admitted(self, count: int) -> None:
         """`count` transactions were let in (`room`)."""
         self._tokens -= count
 
-    def busy(self, queued: int, slack: float = 1) -> Busy | None:
-        """Busy when `queued` reaches `slack` bounds (wait until the excess is committed,
-        one round at least), or, for the API (`slack` 1), when the pace has no room
-        (wait a round)."""
+    def busy(self, queued: int, slack: float = 1, wanted: int = 1) -> Busy | None:
+        """Busy when `queued` reaches `slack` bounds (wait until the excess is committed),
+        or, for the API (`slack` 1), when the pace has no room yet for a request of
+        `wanted` transactions (or for a round's worth, if it is larger): wait until it
+        has."""
         if not self.enabled:
             return None
         limit = self.limit()
-        if queued < slack * limit:
-            if slack != 1 or self._fill() >= 1:
-                return None
-            return Busy(queued, limit, max(1, math.ceil(self.round_ms.value)))
-        excess_ms = (queued - limit + 1) * 1000 / max(1e-3, self.commit_rate())
         round_ms = self.round_ms.value
-        wait = min(MAX_WAIT_ROUNDS * round_ms, max(round_ms, excess_ms))
-        return Busy(queued, limit, max(1, math.ceil(wait)))
+        if queued >= slack * limit:
+            excess_ms = (queued - limit + 1) * 1000 / max(1e-3, self.rate)
+            wait = min(MAX_WAIT_ROUNDS * round_ms, max(round_ms, excess_ms))
+            self._held = self._held or slack == 1
+            return Busy(queued, limit, max(1, math.ceil(wait)))
+        if slack != 1:
+            return None
+        need = min(max(1, wanted), int(self._burst()), limit - queued)
+        tokens = self._fill()
+        if tokens >= need:
+            return None
+        self._held = True
+        wait = (need - tokens) * 1000 / max(1e-3, self.rate)
+        return Busy(
+            queued, limit, max(MIN_WAIT_MS, min(MAX_WAIT_ROUNDS * round_ms, math.ceil(wait)))
+        )

@@ -293,9 +293,9 @@ class Node:
         """Admission control (`echorand.node.backpressure`)."""
         return self.admission.backpressure
 
-    def busy(self) -> Busy | None:
-        """Whether the API should refuse new transactions now (429)."""
-        return self.admission.busy()
+    def busy(self, wanted: int = 1) -> Busy | None:
+        """Whether the API should refuse a request of `wanted` transactions now (429)."""
+        return self.admission.busy(wanted)
 
     async def submit(
         self, transactions: Sequence[Transaction], source: Peer | None = None

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,11 +478,13 @@ they leave."""
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """What a node did with one request: the transactions to submit again, in order, and
-    the seconds to wait first (a busy node's hint; 0: go on)."""
+    """What a node did with one request: the transactions to submit again, in order, the
+    seconds to wait first (a busy node's hint; 0: go on), and whether the node took only
+    the request's head (`NODE_BUSY`: the request was larger than its pace had room for)."""
 
     retry: list[bytes]
     wait: float = 0.0
+    cut: bool = False
 
 
 async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) -> Submitted:
@@ -512,6 +515,7 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
     stats.submitted += len(txs)
     stats.accepted += doc.get("accepted", 0)
     retry = []
+    cut = False
     for tx, item in zip(txs, doc.get("results", ()), strict=False):
         if item["accepted"]:
             tx_id = hashlib.sha256(tx).digest()
@@ -524,8 +528,9 @@ async def _submit(session: Any, url: str, txs: list[bytes], stats: LoadStats) ->
                 retry.append(tx)
             if error == NODE_BUSY:
                 stats.deferred += 1
+                cut = True
     stats.retried += len(retry)
-    return Submitted(retry, 0.0)
+    return Submitted(retry, 0.0, cut)
 
 
 async def _load(
@@ -539,7 +544,10 @@ async def _load(
     sender's transfers go to one node (sender mod nodes) in nonce order, one request at a
     time per node: a node refuses a nonce gap, and gossip keeps the order from there. A
     busy node (429) is left alone for the time it asks; refusals in RETRIED are submitted
-    again after a tick."""
+    again after a tick. A node that took only a request's head gets requests of that size
+    from then on (doubled with each request it takes whole): what it refused was sent for
+    nothing. The queues are deques: past a node's capacity they only grow, and a retry goes
+    back to the front."""
     import aiohttp
 
     if options.tps <= 0:
@@ -547,7 +555,8 @@ async def _load(
         return
     loop = asyncio.get_running_loop()
     nodes = len(urls)
-    queues: list[list[bytes]] = [[] for _ in range(nodes)]
+    queues: list[deque[bytes]] = [deque() for _ in range(nodes)]
+    sizes = [MAX_REQUEST_TXS] * nodes
     wake = [asyncio.Event() for _ in range(nodes)]
     finished = False
 
@@ -559,12 +568,16 @@ async def _load(
                 await wake[k].wait()
                 wake[k].clear()
                 continue
-            chunk = queues[k][:MAX_REQUEST_TXS]
-            del queues[k][: len(chunk)]
+            queue = queues[k]
+            chunk = [queue.popleft() for _ in range(min(sizes[k], len(queue)))]
             answer = await _submit(session, urls[k], chunk, stats)
+            if answer.cut:
+                sizes[k] = max(1, len(chunk) - len(answer.retry))
+            elif not answer.wait:
+                sizes[k] = min(MAX_REQUEST_TXS, 2 * sizes[k])
             if answer.retry and not finished:
                 # Back to the front, in order; wait as a busy node asked, or a tick.
-                queues[k][:0] = answer.retry
+                queue.extendleft(reversed(answer.retry))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), answer.wait or options.tick)
 
