@@ -118,8 +118,9 @@ def test_under_any_offered_load_the_pace_keeps_the_node_near_its_capacity() -> N
     at 90 % of the capacity or more at every load, and the median wait from admission to
     commit under a second."""
     capacity, round_s = 20_000.0, 0.13
+    now = [0.0]
     for factor in (1.0, 1.5, 2.0, 4.0, 10.0):
-        now = [0.0]
+        now[0] = 0.0
         bp = Backpressure(block_max_txs=5000, budget_ms=250, round_ms=550, clock=lambda: now[0])
         pool: list[float] = []  # admission times, oldest first
         committed, waits, placed = 0, [], 0
