@@ -40,7 +40,7 @@ from echorand.core.validate import BAN_SCORE, DropReason
 from echorand.net.aio import cancel_and_wait
 from echorand.net.gossip import DEFAULT_SEEN, TX_BATCH_CODE, Batch, Seen
 from echorand.net.peer import Peer, framed
-from echorand.net.sync import BlockSource, answer
+from echorand.net.sync import BlockSource, answer, answered_blocks
 from echorand.wire.crypto import Keypair
 from echorand.wire.messages import (
     MAX_FRAME,
@@ -857,7 +857,7 @@ class Network:
         data = answer(self.source, request, budget, cfg.max_frame)
         self.counters["sync_requests_served"] += 1
         peer.send_encoded(data)
-        count = int.from_bytes(data[1:5], "big")
+        count = answered_blocks(data)
         if count and self.source is not None:
             # The proof that a block of the answer is final: what lets a node on another
             # chain from below it switch (docs/protocol.md §10).

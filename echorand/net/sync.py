@@ -110,6 +110,11 @@ def answer(
     return b"".join([head, *(part for pair in pairs for part in pair)])
 
 
+def answered_blocks(data: bytes) -> int:
+    """How many blocks an encoded `answer` carries (its head's count)."""
+    return int.from_bytes(data[1:RESPONSE_HEAD], "big")
+
+
 def shape_problem(blocks: Sequence[CertifiedBlock], first: int, count: int) -> str | None:
     """What is wrong with a response to `SyncRequest(first, count)`, before any check of
     signatures: too many blocks, a round out of sequence, a certificate for another round."""

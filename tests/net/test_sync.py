@@ -28,7 +28,7 @@ from nethelp import (
 )
 
 from echorand.net.network import Network
-from echorand.net.sync import ForkSuspected, Syncer, answer, shape_problem
+from echorand.net.sync import ForkSuspected, Syncer, answer, answered_blocks, shape_problem
 from echorand.wire.crypto import verify, verify_batch
 from echorand.wire.messages import (
     MAX_SYNC_BLOCKS,
@@ -643,6 +643,8 @@ def test_answer_is_capped_by_the_request_the_limit_and_the_tip() -> None:
     for empty in (SyncRequest(301, 5), SyncRequest(0, 5), SyncRequest(1, 0)):
         assert _served(answer(ledger, empty)) == ()
     assert _served(answer(None, SyncRequest(1, 5))) == ()
+    assert answered_blocks(answer(ledger, SyncRequest(290, 100))) == len(CHAIN) - 289
+    assert answered_blocks(answer(None, SyncRequest(1, 5))) == 0
 
 
 def test_answer_is_the_stored_encodings_up_to_the_budget() -> None:
