@@ -6,8 +6,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from echorand import __version__
+
+if TYPE_CHECKING:
+    from echorand.tools.studies.grinding import GrindingResult
+    from echorand.tools.studies.leader import LeaderResult
+    from echorand.tools.studies.participation import SweepResult
 
 BenchOptions = Callable[[argparse.ArgumentParser], None]
 
@@ -150,6 +157,27 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# The studies' plots, imported (with matplotlib) only when a study is asked to plot.
+
+
+def _leader_plots(result: LeaderResult, directory: Path) -> list[Path]:
+    from echorand.tools.studies.leader_plots import save_plots
+
+    return save_plots(result, directory)
+
+
+def _participation_plot(result: SweepResult, path: Path) -> Path:
+    from echorand.tools.studies.participation_plots import save_plot
+
+    return save_plot(result, path)
+
+
+def _grinding_plot(result: GrindingResult, path: Path) -> Path:
+    from echorand.tools.studies.grinding_plots import save_plot
+
+    return save_plot(result, path)
+
+
 def _add_sim(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("sim", help="simulations and studies of the protocol")
     kinds = sim.add_subparsers(dest="sim", required=True, metavar="SIM")
@@ -161,7 +189,7 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
         description="The leader-order experiment of the round-robin study, run natively.",
     )
     add_leader_arguments(p)
-    p.set_defaults(func=run_leader)
+    p.set_defaults(func=lambda args: run_leader(args, _leader_plots))
 
     from echorand.sim.command import add_consensus_arguments, run_consensus
 
@@ -183,7 +211,7 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
         "points in parallel, and reports the share of empty blocks and the block time.",
     )
     add_participation_arguments(p)
-    p.set_defaults(func=run_participation)
+    p.set_defaults(func=lambda args: run_participation(args, _participation_plot))
 
     from echorand.tools.studies.grinding import add_grinding_arguments, run_grinding
 
@@ -194,7 +222,7 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
         "try k seed signatures, swept over k and its stake, for Ed25519 and VRF seeds.",
     )
     add_grinding_arguments(p)
-    p.set_defaults(func=run_grinding)
+    p.set_defaults(func=lambda args: run_grinding(args, _grinding_plot))
 
 
 def _add_devnet(sub: argparse._SubParsersAction) -> None:

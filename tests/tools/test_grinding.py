@@ -20,7 +20,7 @@ from echorand._native import GrindingStudy, devnet_seeds, grinding_signatures
 from echorand.protocol.seeds import next_seed
 from echorand.protocol.sortition import StakeTable
 from echorand.sim.stats import binomial_pmf
-from echorand.tools.studies import grinding
+from echorand.tools.cli import main as cli_main
 from echorand.tools.studies.grinding import (
     GrindingConfig,
     World,
@@ -283,7 +283,7 @@ RUN_FIELDS = {
 
 
 def test_json_is_one_object_with_every_field(capsys: pytest.CaptureFixture[str]) -> None:
-    assert grinding.main([*SMALL, "--json"]) == 0
+    assert cli_main(["sim", "grinding", *SMALL, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"config", "runs", "seconds"}
     assert set(out["config"]) == set(GrindingConfig().to_json())
@@ -313,7 +313,9 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
 
 def test_the_table_and_the_png_are_written(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "figs" / "grinding.png"
-    assert grinding.main([*SMALL, "--seed-kind", "signature", "--plot", str(png)]) == 0
+    assert (
+        cli_main(["sim", "grinding", *SMALL, "--seed-kind", "signature", "--plot", str(png)]) == 0
+    )
     out = capsys.readouterr().out
     assert "seed grinding, objective lead" in out and "signature" in out and "vrf" not in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

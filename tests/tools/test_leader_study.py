@@ -23,6 +23,7 @@ from echorand.tools.studies.leader import (
     run_experiment,
     run_leader,
 )
+from echorand.tools.studies.leader_plots import save_plots
 
 AuthorRule = Callable[[list[int]], int]
 
@@ -322,7 +323,12 @@ def test_json_has_the_required_keys(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_leader(parse(["--blocks", "2000", "--seeded", "--plot", str(tmp_path)])) == 0
+    assert (
+        run_leader(
+            parse(["--blocks", "2000", "--seeded", "--plot", str(tmp_path)]), plot=save_plots
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "honest blocks" in out
     pngs = sorted(tmp_path.glob("leader-quick-seeded-*.png"))

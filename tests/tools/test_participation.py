@@ -169,7 +169,7 @@ def test_command_prints_json_and_saves_a_png(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     plot = tmp_path / "img" / "participation.png"
-    assert run_participation(parse(*ARGS, "--json", "--plot", str(plot))) == 0
+    assert run_participation(parse(*ARGS, "--json", "--plot", str(plot)), plot=save_plot) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["participation"], r["empty_fraction"]) for r in rows] == [(1.0, 0.0), (0.3, None)]
     assert rows[0]["block_time_s"] > 0 and rows[1]["block_time_s"] is None
@@ -336,8 +336,16 @@ def test_command_with_delegation_saves_one_png_of_both_variants(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     both, plain = tmp_path / "both.png", tmp_path / "plain.png"
-    assert run_participation(parse(*DELEGATION_ARGS, "--json", "--plot", str(both))) == 0
-    assert run_participation(parse(*DELEGATION_ARGS[:-1], "--json", "--plot", str(plain))) == 0
+    assert (
+        run_participation(parse(*DELEGATION_ARGS, "--json", "--plot", str(both)), plot=save_plot)
+        == 0
+    )
+    assert (
+        run_participation(
+            parse(*DELEGATION_ARGS[:-1], "--json", "--plot", str(plain)), plot=save_plot
+        )
+        == 0
+    )
     capsys.readouterr()
     assert both.read_bytes()[:8] == PNG_MAGIC
     assert imread(both).shape[:2] == (round(SIZE[1] * DPI), round(SIZE[0] * DPI))

@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -438,8 +437,11 @@ def config_from_args(args: argparse.Namespace) -> GrindingConfig:
     )
 
 
-def run_grinding(args: argparse.Namespace) -> int:
-    """`echorand sim grinding`: run the sweep, print the table or the JSON, and plot."""
+def run_grinding(
+    args: argparse.Namespace, plot: Callable[[GrindingResult, Path], Path] | None = None
+) -> int:
+    """`echorand sim grinding`: run the sweep, print the table or the JSON, and plot with
+    `plot` (`grinding_plots.save_plot`, which the CLI passes: matplotlib only when asked)."""
     err = Console(stderr=True)
     try:
         config = config_from_args(args)
@@ -452,9 +454,9 @@ def run_grinding(args: argparse.Namespace) -> int:
     else:
         print_result(result)
     if args.plot is not None:
-        from echorand.tools.studies.grinding_plots import save_plot
-
-        err.print(f"saved {save_plot(result, args.plot)}")
+        if plot is None:
+            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
+        err.print(f"saved {plot(result, args.plot)}")
     return 0
 
 
@@ -504,14 +506,3 @@ def print_result(result: GrindingResult, console: Console | None = None) -> None
         "whatever k is."
     )
     (console or Console()).print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run as `python -m echorand.tools.studies.grinding` (the same options)."""
-    parser = argparse.ArgumentParser(prog="echorand sim grinding")
-    add_grinding_arguments(parser)
-    return run_grinding(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -242,8 +241,11 @@ def add_leader_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_leader(args: argparse.Namespace) -> int:
-    """`echorand sim leader`: run, then print the table or the JSON, and plot."""
+def run_leader(
+    args: argparse.Namespace, plot: Callable[[LeaderResult, Path], list[Path]] | None = None
+) -> int:
+    """`echorand sim leader`: run, then print the table or the JSON, and plot with `plot`
+    (`leader_plots.save_plots`, which the CLI passes: matplotlib only when asked)."""
     byzantine = max_faulty(args.validators) if args.byzantine is None else args.byzantine
     err = Console(stderr=True)
     try:
@@ -257,9 +259,9 @@ def run_leader(args: argparse.Namespace) -> int:
     else:
         print_result(result)
     if args.plot is not None:
-        from echorand.tools.studies.leader_plots import save_plots
-
-        for path in save_plots(result, args.plot):
+        if plot is None:
+            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
+        for path in plot(result, args.plot):
             err.print(f"saved {path}")
     return 0
 
@@ -336,14 +338,3 @@ def print_result(result: LeaderResult, console: Console | None = None) -> None:
     per_block = result.seconds / max(result.blocks, 1) * 1e9
     table.caption = f"{result.seconds:.2f} s ({per_block:.0f} ns a block)"
     (console or Console()).print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run as `python -m echorand.tools.studies.leader` (the same options)."""
-    parser = argparse.ArgumentParser(prog="echorand sim leader")
-    add_leader_arguments(parser)
-    return run_leader(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -657,8 +656,12 @@ def config_from(args: argparse.Namespace) -> SweepConfig:
     )
 
 
-def run_participation(args: argparse.Namespace) -> int:
-    """`echorand sim participation`: 0 when no run forked or held a bad certificate, else 1."""
+def run_participation(
+    args: argparse.Namespace, plot: Callable[[SweepResult, Path], Path] | None = None
+) -> int:
+    """`echorand sim participation`: 0 when no run forked or held a bad certificate, else 1.
+    Plots with `plot` (`participation_plots.save_plot`, which the CLI passes: matplotlib
+    only when asked)."""
     err = Console(stderr=True)
     try:
         config = config_from(args)
@@ -677,9 +680,9 @@ def run_participation(args: argparse.Namespace) -> int:
     else:
         print_result(result)
     if args.plot is not None:
-        from echorand.tools.studies.participation_plots import save_plot
-
-        err.print(f"saved {save_plot(result, args.plot)}")
+        if plot is None:
+            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
+        err.print(f"saved {plot(result, args.plot)}")
     return 0 if result.safe else 1
 
 
@@ -805,29 +808,3 @@ def print_result(result: SweepResult, console: Console | None = None) -> None:
         )
         console.print(blocks)
         console.print(rounds)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run as `python -m echorand.tools.studies.participation` (the same options)."""
-    parser = argparse.ArgumentParser(prog="echorand sim participation")
-    add_participation_arguments(parser)
-    return run_participation(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = [
-    "DEFAULT_POINTS",
-    "VARIANTS",
-    "WHITEPAPER",
-    "PointResult",
-    "RunOutcome",
-    "SweepConfig",
-    "SweepResult",
-    "add_participation_arguments",
-    "run_participation",
-    "run_sweep",
-    "step_pass_probability",
-]
