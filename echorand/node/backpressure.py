@@ -12,21 +12,22 @@ Two bounds, from the size of a block and the length of a round:
 - **Backpressure.** The API admits at a pace (`rate`, transactions a second: a token
   bucket of one round's worth), and the mempool may hold `backlog_seconds` of it
   (`limit()`, at least MIN_BACKLOG). The pace is steered by what the node promises, the
-  time from admission to commit (`observe_delay`, the median over each committed block's
-  transactions admitted here), as TCP steers its window by loss, or CoDel by a queue's
-  sojourn time: while that delay stays under `backlog_seconds` and the pace was what held
-  the API back, the pace grows by INCREASE a block; once it is over, the pace falls to
-  DECREASE of itself, at most once per `backlog_seconds` (the delay of what was admitted
-  before the cut still shows until then). The pace never depends on what was committed
-  (which the pace itself bounds: an estimate from it could only shrink). Until a delay is
-  measured the pace is a full block a round (`block_txs()` over λ + Λ). Past the bound the
-  API refuses new transactions (HTTP 429), and past twice it the node drops gossiped
-  ones unread (their sender's node still holds them). A request is refused whole (429,
-  body unread) when the pace has no room for it yet, or for a round's worth if it is
-  larger: the hint (`retry_after_ms`) is when it will have, or the time the node takes
-  to commit the excess past the bound, at most MAX_WAIT_ROUNDS rounds. Under a CPU
-  overload rounds lengthen, the delay grows, and the pace falls: admission gives way to
-  consensus instead of starving it.
+  time from admission to commit (`observe_delay`: the median over each committed
+  block's transactions admitted here, less the round that committed them, is the time
+  they queued), as TCP steers its window by loss, or CoDel by a queue's sojourn time:
+  while it stays under `backlog_seconds` and the pace was what held the API back, the
+  pace grows by INCREASE a block; once it is over, the pace falls to DECREASE of itself,
+  at most once per `backlog_seconds` (what was admitted before the cut still shows until
+  then). The pace never depends on what was committed (which the pace itself bounds: an
+  estimate from it could only shrink). Until a delay is measured the pace is a full
+  block a round (`block_txs()` over λ + Λ). Past the bound the API refuses new
+  transactions (HTTP 429), and past twice it the node drops gossiped ones unread (their
+  sender's node still holds them). A request is refused whole (429, body unread) when
+  the pace has no room for it yet, or for a round's worth if it is larger: the hint
+  (`retry_after_ms`) is when it will have, or the time the node takes to commit the
+  excess past the bound, at most MAX_WAIT_ROUNDS rounds. Under a CPU overload the pool
+  drains slower than it fills, what it holds waits longer, and the pace falls:
+  admission gives way to consensus instead of starving it.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
@@ -194,11 +195,15 @@ class Backpressure:
 
     def observe_delay(self, seconds: float) -> None:
         """A committed block's transactions waited `seconds` (their median) from their
-        admission here: the pace falls when that is over the target, and grows when it is
-        under and the pace held the API back."""
+        admission here. Less the round that committed them, that is the time they queued:
+        the pace falls when it is over `backlog_seconds`, and grows when it is under and
+        the pace held the API back. (The round is not queueing: on a busy machine a round
+        alone may take half a second, and a target on the whole wait would then shut the
+        API whatever the pool held.)"""
         self.delay = seconds
         now = self._clock()
-        if seconds > self.backlog_seconds:
+        queued = seconds - self.round_ms.value / 1000
+        if queued > self.backlog_seconds:
             if self._cut_at is None or now - self._cut_at >= self.backlog_seconds:
                 self._fill()
                 self.rate = max(self._least(), self.rate * DECREASE)

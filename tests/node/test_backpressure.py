@@ -86,28 +86,32 @@ def test_the_pace_follows_the_delay_from_admission_to_commit() -> None:
         block_max_txs=1000, budget_ms=100, round_ms=500, backlog_seconds=0.5, clock=lambda: now[0]
     )
     assert bp.rate == 2000 and bp.delay is None
-    bp.observe_delay(0.2)  # under the target, but the pace held nobody back: kept
-    assert bp.rate == 2000 and bp.delay == 0.2
+    bp.observe_delay(0.7)  # 0.2 s queued (less the round, 500 ms): under the target, but
+    assert bp.rate == 2000 and bp.delay == 0.7  # the pace held nobody back: kept
     assert bp.room(0, wanted=5000) == 1000  # a round's worth at once: the pace held it back
-    bp.observe_delay(0.2)
+    bp.observe_delay(0.7)
     assert bp.rate == 2000 * INCREASE
-    bp.observe_delay(0.2)  # once per hold
+    bp.observe_delay(0.7)  # once per hold
     assert bp.rate == 2000 * INCREASE
-    bp.observe_delay(0.8)  # over the target: cut
+    bp.observe_delay(1.1)  # 0.6 s queued, over the target: cut
     assert bp.rate == pytest.approx(2000 * INCREASE * DECREASE)
-    bp.observe_delay(0.9)  # what was admitted before the cut still shows: not again yet
+    bp.observe_delay(1.2)  # what was admitted before the cut still shows: not again yet
     assert bp.rate == pytest.approx(2000 * INCREASE * DECREASE)
     now[0] = 0.5
-    bp.observe_delay(0.9)
+    bp.observe_delay(1.2)
     assert bp.rate == pytest.approx(2000 * INCREASE * DECREASE**2)
+    bp.observe_commit(0, 1.0, queued=0)  # slower rounds: a longer wait is not queueing
+    bp.room(0, wanted=10**6)
+    bp.observe_delay(1.0)
+    assert bp.rate == pytest.approx(2000 * INCREASE**2 * DECREASE**2)
     for k in range(100):  # a stalled node: down to its floor, MIN_BACKLOG over the backlog
         now[0] = 1 + k
         bp.observe_delay(5.0)
-    assert bp.rate == MIN_BACKLOG / 0.5 and bp.limit() == MIN_BACKLOG
+    assert bp.rate == pytest.approx(MIN_BACKLOG / 0.5) and bp.limit() == MIN_BACKLOG
     for _ in range(1000):  # a held-back API with commits in time: up to four full blocks
         assert bp.busy(0, wanted=10**6) is not None or bp.room(0, wanted=10**6) >= 0
         bp.observe_delay(0.1)
-    assert bp.rate == pytest.approx(4 * 2000)
+    assert bp.rate == pytest.approx(4 * 1000 * 1000 / bp.round_ms.value)  # 4 blocks a round
 
 
 def test_under_any_offered_load_the_pace_keeps_the_node_near_its_capacity() -> None:
