@@ -1,17 +1,7 @@
 """The ledger: certified blocks and the accounts they make, on LMDB (docs/protocol.md §13).
 
-`Ledger` is what the node, the tools and the tests hold; it puts
-together the pieces of the `echorand.ledger` package, one job each:
-
-| module          | its job                                                               |
-|-----------------|-----------------------------------------------------------------------|
-| `store.py`      | the LMDB environment: its databases, the format, write transactions   |
-| `directory.py`  | the data directory: empty or a sound ledger of this genesis, locked   |
-| `chain.py`      | the head (tip, hash, seed, reward level, ...) and the blocks read back |
-| `transition.py` | the genesis written, a certified block checked and applied, undone    |
-| `history.py`    | the stake tables and delegates of the rounds the ledger can reach     |
-| `finals.py`     | the last final round and the final certificates                       |
-| `signed.py`     | this node's signed messages, durable before they leave                |
+`Ledger` is what the node, the tools and the tests hold: one object over the
+pieces of the `echorand.ledger` package (its docstring maps them).
 
 A block and everything it changes commit in one write transaction; the
 in-memory state (`AccountState`, the head, the stake history) changes only
