@@ -4,18 +4,18 @@
 One directory holds one LMDB environment with these named databases (keys
 `u64be`):
 
-| db         | key          | value                                                      |
-|------------|--------------|------------------------------------------------------------|
+| db         | key          | value                                                              |
+|------------|--------------|--------------------------------------------------------------------|
 | `meta`     | name         | `format`, `genesis`, `tip`, `accounts`, `level`, `minted`, `final` |
-| `blocks`   | round >= 1   | the block's encoding                                       |
-| `certs`    | round >= 1   | its certificate's encoding                                 |
-| `seeds`    | round >= 0   | Q[r] (Q[0] from the genesis)                               |
-| `hashes`   | round >= 0   | the block hash (round 0: the genesis hash)                 |
-| `accounts` | account id   | `pk 32 || balance u64be || nonce u64be || delegate u64be`  |
-| `undo`     | round >= 1   | the old records of the accounts block r changed            |
-| `own`      | slot         | this node's signed messages (`echorand.core.signed`)       |
-| `levels`   | round >= 1   | `u64be(reward level) || u64be(minted)` after block r       |
-| `finals`   | round >= 1   | the final certificate of block r, when this node has one   |
+| `blocks`   | round >= 1   | the block's encoding                                               |
+| `certs`    | round >= 1   | its certificate's encoding                                         |
+| `seeds`    | round >= 0   | Q[r] (Q[0] from the genesis)                                       |
+| `hashes`   | round >= 0   | the block hash (round 0: the genesis hash)                         |
+| `accounts` | account id   | `pk 32 || balance u64be || nonce u64be || delegate u64be`          |
+| `undo`     | round >= 1   | the old records of the accounts block r changed                    |
+| `own`      | slot         | this node's signed messages (`echorand.core.signed`)               |
+| `levels`   | round >= 1   | `u64be(reward level) || u64be(minted)` after block r               |
+| `finals`   | round >= 1   | the final certificate of block r, when this node has one           |
 
 Every change is one write transaction (`Store.write`): after a crash the store
 is at its last commit, with nothing lost or half-written. A full map grows and
