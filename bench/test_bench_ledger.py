@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from echorand.ledger.genesis import Genesis, create_devnet
+from echorand.ledger.genesis import Genesis
 from echorand.tools.benchmarks.ledger import (
     BALANCE,
     NEW_ACCOUNT_SHARE,
@@ -17,6 +17,7 @@ from echorand.tools.benchmarks.ledger import (
     _block_txs,
     _keys,
 )
+from echorand.tools.genesis import create_devnet
 from echorand.wire.messages import Transaction
 from echorand.wire.transactions import derive_public_keys
 

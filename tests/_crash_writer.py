@@ -18,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _chain import certificate, proposed_block
 
-from echorand.ledger.genesis import Genesis, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger
+from echorand.tools.genesis import node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import Block

@@ -1,5 +1,6 @@
 """`echorand node --config FILE` (also `python -m echorand.node.node`): a node process from its
-configuration, with one line and an exit status for every way it cannot start or run."""
+configuration, with one line and an exit status for every way it cannot start or run; and the
+passphrase options of the node and of the tools that read or write sealed key files."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from collections.abc import Sequence
 
 from echorand.ledger.ledger import DiskFullError, LedgerError
 from echorand.node.node import EXIT_DISK_FULL, Node
+from echorand.wire.seal import Passphrase, PassphraseError, passphrase_source
 
 log = logging.getLogger("echorand.node.node")
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     from echorand.node.logs import LOG_FORMATS
-    from echorand.wire.seal import add_passphrase_arguments
 
     parser.add_argument("--config", required=True, help="the node's TOML configuration")
     parser.add_argument(
@@ -26,13 +27,38 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     add_passphrase_arguments(parser)
 
 
+def add_passphrase_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--passphrase-env NAME` and `--passphrase-fd N` (else: a prompt on the terminal): where
+    the passphrase of sealed key files comes from (`echorand.wire.seal`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        default=None,
+        help="read the key files' passphrase from this environment variable",
+    )
+    group.add_argument(
+        "--passphrase-fd",
+        metavar="N",
+        type=int,
+        default=None,
+        help="read it from this file descriptor (its first line)",
+    )
+
+
+def passphrase_from_args(args: argparse.Namespace, *, confirm: bool = False) -> Passphrase:
+    """The passphrase the options of `add_passphrase_arguments` say, asked for only when
+    needed (and once; twice on a terminal with `confirm`)."""
+    env, fd = getattr(args, "passphrase_env", None), getattr(args, "passphrase_fd", None)
+    return passphrase_source(env, fd, confirm=confirm)
+
+
 def _start(args: argparse.Namespace) -> Node | int:
     """The node of `args.config`, or the exit status after one line naming the problem."""
     from echorand.ledger.genesis import GenesisError
     from echorand.node.config import ConfigError, load_config
     from echorand.node.logs import configure_logging
     from echorand.wire.keys import KeyFileError
-    from echorand.wire.seal import PassphraseError, passphrase_source
 
     try:
         config = load_config(args.config)
@@ -41,7 +67,7 @@ def _start(args: argparse.Namespace) -> Node | int:
         return 2
     configure_logging(config.log_level_number, args.log_format)
     try:
-        return Node(config, passphrase_source(args))
+        return Node(config, passphrase_from_args(args))
     except DiskFullError as e:
         log.error("cannot start, the disk is full: %s", e)
         return EXIT_DISK_FULL

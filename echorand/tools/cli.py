@@ -262,9 +262,9 @@ def _add_node(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_node)
 
 
-def _add_ledger_tools(sub: argparse._SubParsersAction) -> None:
-    from echorand.ledger.genesis import add_genesis_arguments, run_genesis
-    from echorand.wire.keys import add_keys_arguments, run_keys
+def _add_keys_and_genesis(sub: argparse._SubParsersAction) -> None:
+    from echorand.tools.genesis import add_genesis_arguments, run_genesis
+    from echorand.tools.keys import add_keys_arguments, run_keys
 
     p = sub.add_parser("keys", help="make a key pair file and print its public key")
     add_keys_arguments(p)
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devnet(sub)
     _add_chaos(sub)
     _add_node(sub)
-    _add_ledger_tools(sub)
+    _add_keys_and_genesis(sub)
     _add_network(sub)
     _add_client(sub)
     return parser

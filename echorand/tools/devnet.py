@@ -38,13 +38,6 @@ from typing import Any
 
 import orjson
 
-from echorand.ledger.genesis import (
-    add_reward_arguments,
-    create_devnet,
-    devnet_master,
-    node_keys_path,
-    rewards_from_args,
-)
 from echorand.ledger.mempool import MEMPOOL_FULL, SENDER_LIMIT
 from echorand.node.backpressure import NODE_BUSY
 from echorand.protocol.params import SEED_MODES, Params, Rewards
@@ -52,6 +45,13 @@ from echorand.protocol.security import analyse
 from echorand.sim.stats import percentile
 from echorand.tools.client import NodeClient, http_json
 from echorand.tools.client.http import retry_after
+from echorand.tools.genesis import (
+    add_reward_arguments,
+    create_devnet,
+    devnet_master,
+    node_keys_path,
+    rewards_from_args,
+)
 from echorand.wire.constants import TX_TAG
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import write_keypair

@@ -24,19 +24,18 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from echorand.ledger.genesis import (
+from echorand.ledger.genesis import GENESIS_FILE, Genesis, account_entries
+from echorand.net.network import parse_address
+from echorand.protocol.params import Params
+from echorand.tools.genesis import (
     DEFAULT_BALANCE,
-    GENESIS_FILE,
-    Genesis,
-    account_entries,
     add_params_arguments,
     describe_security,
     params_from_args,
     round_robin_keys,
 )
-from echorand.net.network import parse_address
-from echorand.protocol.params import Params
-from echorand.wire.keys import add_encrypt_arguments, new_passphrase, write_node_keys
+from echorand.tools.keys import add_encrypt_arguments, new_passphrase
+from echorand.wire.keys import write_node_keys
 from echorand.wire.seal import PassphraseError
 from echorand.wire.transactions import derive_public_keys
 

@@ -1,4 +1,5 @@
-"""Key files: one key pair (`echorand keys`), and the account keys a devnet node runs.
+"""Key files: one key pair (`echorand keys`: `echorand.tools.keys`), and the account keys a node
+runs.
 
 A key pair file is JSON, readable by its owner only (mode 0600):
 
@@ -18,7 +19,6 @@ Errors (`KeyFileError`, a `ValueError`) name the file and the field.
 
 from __future__ import annotations
 
-import argparse
 import json
 import operator
 import os
@@ -37,13 +37,10 @@ from echorand.wire.crypto import SEED_SIZE, Keypair
 from echorand.wire.seal import (
     DEFAULT_STRENGTH,
     SEAL_MAGIC,
-    STRENGTHS,
     Passphrase,
     PassphraseError,
     SealError,
-    add_passphrase_arguments,
     is_sealed,
-    passphrase_source,
     seal,
     unseal,
 )
@@ -54,12 +51,10 @@ __all__ = [
     "KeyFileError",
     "LocalKeys",
     "NodeKeys",
-    "add_keys_arguments",
     "is_sealed_file",
     "load_keypair",
     "load_node_keys",
     "read_key_file",
-    "run_keys",
     "write_keypair",
     "write_node_keys",
 ]
@@ -399,51 +394,3 @@ def _check_against(keys: NodeKeys, public_keys: bytes, where: str) -> None:
         expected = public_keys[KEY_SIZE * account : KEY_SIZE * (account + 1)]
         if derived[KEY_SIZE * i : KEY_SIZE * (i + 1)] != expected:
             raise KeyFileError(f"{where}: account {account}: the seed does not give its public key")
-
-
-# --- echorand keys ----------------------------------------------------------------
-
-
-def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `echorand keys`."""
-    parser.add_argument("--out", required=True, help="the key file to write (JSON, mode 0600)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
-    add_encrypt_arguments(parser)
-
-
-def add_encrypt_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--encrypt`, `--strength` and where the passphrase comes from."""
-    parser.add_argument(
-        "--encrypt",
-        action="store_true",
-        help="seal the key file(s) with a passphrase (Argon2id + XSalsa20-Poly1305)",
-    )
-    parser.add_argument(
-        "--strength",
-        choices=tuple(STRENGTHS),
-        default=DEFAULT_STRENGTH,
-        help="the passphrase hash's cost (default %(default)s)",
-    )
-    add_passphrase_arguments(parser)
-
-
-def new_passphrase(args: argparse.Namespace) -> bytes | None:
-    """The passphrase to seal new key files with (--encrypt), else None."""
-    if not args.encrypt:
-        return None
-    return passphrase_source(args, confirm=True)()
-
-
-def run_keys(args: argparse.Namespace) -> int:
-    """`echorand keys --out FILE`: make a key pair, save it, print its public key."""
-    keypair = Keypair.generate()
-    try:
-        passphrase = new_passphrase(args)
-        write_keypair(
-            args.out, keypair, overwrite=args.force, passphrase=passphrase, strength=args.strength
-        )
-    except (FileExistsError, OSError, PassphraseError) as e:
-        print(f"echorand keys: {e}", file=sys.stderr)
-        return 1
-    print(keypair.public_key.hex())
-    return 0

@@ -11,13 +11,13 @@ limits are stored, so a file sealed at any strength opens without options. A wro
 passphrase and a damaged file are the same failure (the MAC): `SealError`.
 
 The passphrase comes from an environment variable (`--passphrase-env NAME`), a file
-descriptor (`--passphrase-fd N`, its first line), or a prompt on the terminal; it is asked
-for only when a sealed file is read or written.
+descriptor (`--passphrase-fd N`, its first line), or a prompt on the terminal
+(`passphrase_source`; the options: `echorand.node.launch`); it is asked for only when a
+sealed file is read or written.
 """
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import sys
@@ -32,7 +32,6 @@ __all__ = [
     "STRENGTHS",
     "PassphraseError",
     "SealError",
-    "add_passphrase_arguments",
     "is_sealed",
     "passphrase_source",
     "seal",
@@ -172,25 +171,9 @@ class _Once:
         return self.value
 
 
-def add_passphrase_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--passphrase-env NAME` and `--passphrase-fd N` (else: a prompt on the terminal)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--passphrase-env",
-        metavar="NAME",
-        default=None,
-        help="read the key files' passphrase from this environment variable",
-    )
-    group.add_argument(
-        "--passphrase-fd",
-        metavar="N",
-        type=int,
-        default=None,
-        help="read it from this file descriptor (its first line)",
-    )
-
-
-def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> Passphrase:
-    """The passphrase the options say, asked for only when needed (and once)."""
-    env, fd = getattr(args, "passphrase_env", None), getattr(args, "passphrase_fd", None)
+def passphrase_source(
+    env: str | None = None, fd: int | None = None, *, confirm: bool = False
+) -> Passphrase:
+    """The passphrase of environment variable `env`, else file descriptor `fd`, else a prompt
+    on the terminal (asked twice with `confirm`): asked for only when needed (and once)."""
     return _Once(Source(env, fd, confirm))

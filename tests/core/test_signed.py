@@ -94,8 +94,8 @@ def test_signed_records_survive_a_ledger_reopen_and_are_pruned_with_the_undo_win
 ) -> None:
     from _chain import certificate
 
-    from echorand.ledger.genesis import create_devnet, node_keys_path
     from echorand.ledger.ledger import Ledger
+    from echorand.tools.genesis import create_devnet, node_keys_path
     from echorand.wire.keys import load_node_keys
     from echorand.wire.messages import Block
 

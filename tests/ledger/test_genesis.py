@@ -13,27 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from echorand.ledger.genesis import (
-    ACCOUNTS_FILE,
-    GENESIS_FILE,
-    Genesis,
-    GenesisError,
+from echorand.ledger.genesis import ACCOUNTS_FILE, GENESIS_FILE, Genesis, GenesisError
+from echorand.protocol.params import Params, Rewards
+from echorand.tools.genesis import (
     add_genesis_arguments,
     create_devnet,
     devnet_master,
     node_keys_path,
     run_genesis,
 )
-from echorand.protocol.params import Params, Rewards
+from echorand.tools.keys import add_keys_arguments, run_keys
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import (
     KeyFileError,
     LocalKeys,
     NodeKeys,
-    add_keys_arguments,
     load_keypair,
     load_node_keys,
-    run_keys,
     write_keypair,
 )
 

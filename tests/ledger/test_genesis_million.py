@@ -5,8 +5,9 @@ No timing is asserted (shared machine); `echorand bench ledger` reports the time
 
 from __future__ import annotations
 
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.keys import load_node_keys
 
 ACCOUNTS = 1_000_000

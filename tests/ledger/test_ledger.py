@@ -16,10 +16,11 @@ from _chain import certificate, proposed_block
 from _ledger_model import Model
 from _sortition_model import model_committee, model_weights
 
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger, LedgerError
 from echorand.protocol.seeds import next_seed
 from echorand.protocol.sortition import StakeTable
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import NO_LEADER, Block, Certificate

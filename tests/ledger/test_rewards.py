@@ -11,11 +11,12 @@ import pytest
 from _chain import certificate, proposed_block
 
 from echorand.core.consensus import Tip
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger, LedgerError
 from echorand.node.node import ledger_tip
 from echorand.protocol.params import Params, Rewards
 from echorand.protocol.sortition import verifiers
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import NO_LEADER, Block, Certificate

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from _chain import certificate, proposed_block
 
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger, LedgerError
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.params import Params, Rewards
 from echorand.protocol.sortition import StakeTable
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import Block

@@ -24,11 +24,11 @@ import pytest
 from _helpers import DEADLINE, stop_cleanly, tip, until
 from attack import FRACTION, RSS_CEILING, rss, status, window
 
-from echorand.ledger.genesis import devnet_master
 from echorand.net.network import run
 from echorand.node.config import load_config
 from echorand.node.node import Node
 from echorand.tools.devnet import Devnet, http_json
+from echorand.tools.genesis import devnet_master
 from echorand.wire.crypto import Keypair
 from echorand.wire.messages import Transaction
 from echorand.wire.transactions import devnet_seeds, transfer

@@ -12,7 +12,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from echorand.ledger.genesis import create_devnet, node_keys_path
 from echorand.node.api import Api
 from echorand.node.backpressure import (
     DECREASE,
@@ -33,6 +32,7 @@ from echorand.tools.client import NodeBusy, NodeClient
 from echorand.tools.client.commands import EXIT_BUSY, _guarded
 from echorand.tools.client.http import request_with_headers, retry_after
 from echorand.tools.devnet import DevnetOptions, LoadStats, _load, sign_transfers
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.messages import Transaction
 
 # --- the bounds --------------------------------------------------------------------------

@@ -14,11 +14,12 @@ import pytest
 from _chain import certificate, proposed_block
 from _helpers import DEADLINE, stop_cleanly, tip, until
 
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import DiskFullError, Ledger
 from echorand.node.node import EXIT_DISK_FULL
 from echorand.tools.chaos.hosts import HostsError, empty, fill, mount_tmpfs, unmount
 from echorand.tools.devnet import Devnet
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.keys import load_node_keys
 
 DISK = 4 << 20

@@ -21,13 +21,13 @@ from echorand.core.consensus import Consensus
 from echorand.core.events import CertifiedBlocksReceived, Committed, ForkEvidence, MessagesReceived
 from echorand.core.executor import Executor, Host
 from echorand.core.validate import DropReason
-from echorand.ledger.genesis import create_devnet, node_keys_path
 from echorand.net.peer import Peer
 from echorand.node.config import NodeConfig
 from echorand.node.node import Node
 from echorand.protocol.finality import FinalCertificate
 from echorand.sim.simulation import SimConfig, Simulation
 from echorand.tools.devnet import DEVNET_PARAMS
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.messages import Block, Certificate, ConsensusMessage, decode
 
 ROUNDS = 3

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from _helpers import DEADLINE, stop_cleanly, until
 
-from echorand.ledger.genesis import devnet_master
 from echorand.tools.client import http_json
 from echorand.tools.devnet import Devnet, sign_transfers
+from echorand.tools.genesis import devnet_master
 from echorand.wire.crypto import Keypair
 from echorand.wire.messages import Block
 from echorand.wire.transactions import Transaction, devnet_seeds, transfer

@@ -11,12 +11,12 @@ from _chain import certificate, proposed_block
 from echorand.core.consensus import ledger_delegates
 from echorand.core.events import Send, TimerKind
 from echorand.core.round import Round
-from echorand.ledger.genesis import create_devnet, node_keys_path
 from echorand.ledger.ledger import Ledger
 from echorand.node.config import NodeConfig
 from echorand.node.node import Node
 from echorand.protocol.certificate import CertificateError, check_certificate
 from echorand.protocol.delegation import GcSubstitute, Mode
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import NO_LEADER, Block, Certificate

@@ -14,12 +14,12 @@ import pytest
 from _chain import proposed_block
 
 from echorand.core.consensus import tip_context
-from echorand.ledger.genesis import create_devnet, node_keys_path
 from echorand.node.config import NodeConfig
 from echorand.node.node import Node, ledger_tip
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.signing import sign_final
 from echorand.tools.devnet import DEVNET_PARAMS
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import (

@@ -17,9 +17,10 @@ import lmdb
 import pytest
 from _helpers import tip, until
 
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import LEDGER_FORMAT, Ledger
 from echorand.tools.devnet import Devnet
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.keys import load_node_keys, write_node_keys
 
 SEED = "test-startup"

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from echorand.ledger.genesis import Genesis, GenesisError, add_genesis_arguments, run_genesis
+from echorand.ledger.genesis import Genesis, GenesisError
 from echorand.protocol.params import Params
 from echorand.protocol.security import BOUND, analyse, binomial_tail, log2, scientific
+from echorand.tools.genesis import add_genesis_arguments, run_genesis
 
 
 def tail_by_definition(n: int, f: Fraction, t: int) -> Fraction:

@@ -18,7 +18,7 @@ from test_round import certificate_for
 
 from echorand._native import GrindingStudy
 from echorand.core.events import Commit
-from echorand.ledger.genesis import Genesis, create_devnet, node_keys_path
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger, LedgerError
 from echorand.node.config import NodeConfig
 from echorand.node.node import Node
@@ -26,6 +26,7 @@ from echorand.protocol.certificate import SeedProofError, check_certificate
 from echorand.protocol.seeds import next_seed, seed_credential, seed_signing_bytes
 from echorand.protocol.signing import NO_SIGNATURE
 from echorand.protocol.sortition import StakeTable
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire import vrf
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from _helpers import DEADLINE, stop_cleanly
 
-from echorand.ledger.genesis import devnet_master
 from echorand.tools.cli import main
 from echorand.tools.client import NodeClient
 from echorand.tools.devnet import Devnet
+from echorand.tools.genesis import devnet_master
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_keypair, write_keypair
 from echorand.wire.transactions import devnet_seeds

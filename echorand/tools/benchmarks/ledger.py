@@ -25,10 +25,11 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from echorand.ledger.genesis import DEFAULT_BALANCE, Genesis, create_devnet, devnet_master
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger
 from echorand.protocol.seeds import seed_signing_bytes
 from echorand.tools.benchmarks import Report, Row, best_time
+from echorand.tools.genesis import DEFAULT_BALANCE, create_devnet, devnet_master
 from echorand.wire.crypto import Keypair, is_valid_account_key
 from echorand.wire.messages import Block, Certificate, Transaction
 from echorand.wire.transactions import (

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from echorand._native import devnet_seeds
-from echorand.ledger.genesis import DEFAULT_BALANCE, Genesis
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger
 from echorand.protocol.params import Params
 from echorand.tools.benchmarks import Report, Row
+from echorand.tools.genesis import DEFAULT_BALANCE
 from echorand.wire.columns import interleave
 from echorand.wire.constants import KEY_SIZE, SIGNATURE_SIZE
 from echorand.wire.messages import NO_LEADER, Block, Certificate, Transaction

@@ -161,11 +161,12 @@ def run_block(args: argparse.Namespace) -> int:
 
 
 def _keypair(args: argparse.Namespace) -> Keypair:
+    from echorand.node.launch import passphrase_from_args
     from echorand.wire.keys import KeyFileError, load_keypair
-    from echorand.wire.seal import PassphraseError, passphrase_source
+    from echorand.wire.seal import PassphraseError
 
     try:
-        return load_keypair(args.key_file, passphrase=passphrase_source(args))
+        return load_keypair(args.key_file, passphrase=passphrase_from_args(args))
     except (KeyFileError, PassphraseError) as e:
         raise CommandError(str(e)) from None
 
@@ -367,7 +368,7 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def _add_send_options(p: argparse.ArgumentParser) -> None:
-    from echorand.wire.seal import add_passphrase_arguments
+    from echorand.node.launch import add_passphrase_arguments
 
     p.add_argument(
         "--from", dest="key_file", required=True, metavar="KEYFILE", help="the sender's key file"
