@@ -38,8 +38,8 @@ def keys() -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(scope="module")
-def block(keys: tuple[bytes, bytes]) -> list[Transaction]:
-    return _block_txs(*keys, TRANSACTIONS)
+def block(keys: tuple[bytes, bytes], genesis: Genesis) -> list[Transaction]:
+    return _block_txs(*keys, TRANSACTIONS, genesis.hash)
 
 
 @pytest.fixture(scope="module")
