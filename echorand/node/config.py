@@ -40,7 +40,8 @@ budget_ms = 0                 # ms a block may cost (build, check, apply); 0: Λ
 ```
 
 Relative paths are relative to the file's directory. Every error names the
-file and the field (`ConfigError`).
+file and the field (`ConfigError`). `load_keys`: the accounts whose keys the
+files it names hold.
 """
 
 from __future__ import annotations
