@@ -24,13 +24,7 @@ from echorand.protocol.params import Params
 from echorand.protocol.signing import Leader
 from echorand.protocol.tally import empty_value
 from echorand.sim.byzantine import Behaviour, Known
-from echorand.wire.messages import (
-    Block,
-    Certificate,
-    ConsensusMessage,
-    FinalProof,
-    GcBlock,
-)
+from echorand.wire.messages import Block, Certificate, ConsensusMessage, FinalProof, GcBlock
 
 if TYPE_CHECKING:
     from echorand.sim.simulation import Simulation
@@ -141,9 +135,9 @@ class SimNode:
 
     def receive(self, msg: ConsensusMessage, src: int) -> None:
         """A message arrives (from neighbour `src`); all that arrive at the same instant form
-        one batch. A producer's message of a round we could roll back to (or of our next one)
-        on another H(B_{r-1}) than ours means `src`
-        may hold another chain: compare them (PROTOCOL §6)."""
+        one batch. A producer's message of a round we could roll back to (or of our next
+        one) on another H(B_{r-1}) than ours means `src` may hold another chain: compare
+        them (PROTOCOL §6)."""
         if self.core is None:
             return
         if self.fork_choice.another_chain(msg):
