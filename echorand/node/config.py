@@ -40,7 +40,8 @@ budget_ms = 0                 # ms a block may cost (build, check, apply); 0: Λ
 ```
 
 Relative paths are relative to the file's directory. Every error names the
-file and the field (`ConfigError`).
+file and the field (`ConfigError`). `load_keys`: the accounts whose keys the
+files it names hold.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from echorand.ledger.genesis import Genesis
 from echorand.ledger.mempool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, DEFAULT_MAX_PER_SENDER
 from echorand.net.network import parse_peer
 from echorand.node.backpressure import DEFAULT_BACKLOG_SECONDS
+from echorand.wire.crypto import Keypair
+from echorand.wire.keys import LocalKeys, is_sealed_file, load_keypair, load_node_keys
 from echorand.wire.messages import MAX_BLOCK_TXS
+from echorand.wire.seal import Passphrase
 
-__all__ = ["ApiConfig", "ConfigError", "NodeConfig", "load_config"]
+__all__ = ["ApiConfig", "ConfigError", "NodeConfig", "load_config", "load_keys"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_BLOCK_TXS = 5000
@@ -293,3 +298,36 @@ def _positive(table: _Table, key: str, default: float) -> float:
     if value <= 0:
         raise table.error(key, "must be positive")
     return value
+
+
+def load_keys(
+    config: NodeConfig, genesis: Genesis, passphrase: Passphrase | None = None
+) -> tuple[LocalKeys, list[str]]:
+    """The node's accounts (id -> key pair) from its node key file and key pair files, and
+    the files that are not sealed with a passphrase (echorand.wire.seal). The node key file's
+    pairs are made, and checked against the genesis keys, at first use."""
+    node_keys = None
+    plaintext: list[str] = []
+    if config.keys is not None:
+        if not is_sealed_file(config.keys):
+            plaintext.append(str(config.keys))
+        node_keys = load_node_keys(config.keys, passphrase=passphrase)
+        if node_keys.genesis_hash != genesis.hash:
+            raise ValueError(f"{config.keys}: made for another genesis")
+        if len(node_keys) and node_keys.ids[-1] >= genesis.count:
+            raise ValueError(
+                f"{config.keys}: account {node_keys.ids[-1]}: not in the genesis"
+                f" ({genesis.count} accounts)"
+            )
+    extra: dict[int, Keypair] = {}
+    if config.key_files:
+        state = genesis.account_state(check_keys=False)
+        for path in config.key_files:
+            if not is_sealed_file(path):
+                plaintext.append(str(path))
+            pair = load_keypair(path, passphrase=passphrase)
+            account = state.id_of(pair.public_key)
+            if account is None:
+                raise ValueError(f"{path}: its public key has no account in the genesis")
+            extra[account] = pair
+    return LocalKeys(node_keys, genesis.public_key, extra, where=str(config.keys)), plaintext

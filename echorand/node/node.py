@@ -7,15 +7,17 @@
   monotonic clock, commits to the LMDB ledger, fork evidence, final blocks, the halt).
 - `echorand.node.admission`: transactions from peers and the API into the mempool.
 - `echorand.node.payloads`: a producer's payload, and the check of a proposed block's.
-- `echorand.node.chains`: certified blocks from peers, the suspicion of another chain, the
-  fork choice (PROTOCOL §6).
+- `echorand.core.forkchoice`: certified blocks from peers, the suspicion of another chain, the
+  fork choice (PROTOCOL §6): the one driver, shared with the simulator, run through the
+  node's `echorand.node.chains.NodeChains` on its ledger.
 - `echorand.node.status`: `GET /status` and `/metrics`.
 - `echorand.node.launch`: the `echorand node` command.
 
 Here: the ledger, reopened at its last committed block after a crash and read by the core
-through `LedgerView`; the consensus messages of the network, verified in batches (large
-ones off the event loop, into a bounded cache the core's own check then finds), those of
-the next rounds held in `Held` (bounded in bytes per peer and in all); the sync loop.
+through `LedgerView` (`echorand.node.view`); the consensus messages of the network,
+verified in batches (large ones off the event loop, into a bounded cache the core's own
+check then finds), those of the next rounds held in `Held` (bounded in bytes per peer and
+in all); the sync loop.
 Start-up: open the ledger, listen and dial, sync to the peers' tip, wait (a bounded time)
 for `min_peers` peers, then join consensus at the tip. Without configured peers the node
 starts alone at once. Stop: within a bounded time (STOP_TIMEOUT per part).
@@ -31,9 +33,10 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
-from echorand.core.consensus import Consensus, Tip, tip_context
+from echorand.core.consensus import Consensus
 from echorand.core.events import CertifiedBlocksReceived, Event, ForkEvidence, MessagesReceived
 from echorand.core.executor import Executor
+from echorand.core.forkchoice import ForkChoice
 from echorand.core.signed import SignedLog
 from echorand.core.validate import (
     ACCEPTED,
@@ -54,20 +57,18 @@ from echorand.net.peer import Peer
 from echorand.net.sync import CertifiedBlock, ForkSuspected, Syncer
 from echorand.node.admission import Admission, VerifiedTxs
 from echorand.node.backpressure import Backpressure, Busy
-from echorand.node.chains import Chains
-from echorand.node.config import NodeConfig
+from echorand.node.chains import NodeChains
+from echorand.node.chains import log as chains_log
+from echorand.node.config import NodeConfig, load_keys
 from echorand.node.host import NodeHost
 from echorand.node.metrics import Metric
 from echorand.node.payloads import Payloads
 from echorand.node.status import metrics, status
+from echorand.node.view import LedgerView, ledger_tip, round_context
 from echorand.protocol.committee import RoundContext
-from echorand.protocol.delegation import ACTIVE_WINDOW
-from echorand.protocol.params import Params
-from echorand.protocol.proposers import policy_for
-from echorand.protocol.sortition import StakeTable
 from echorand.wire import crypto
 from echorand.wire.crypto import Keypair
-from echorand.wire.keys import LocalKeys, is_sealed_file, load_keypair, load_node_keys
+from echorand.wire.keys import load_keypair
 from echorand.wire.messages import (
     Block,
     Certificate,
@@ -107,112 +108,6 @@ def _malicious(reason: str) -> bool:
         return False
 
 
-class LedgerView:
-    """The ledger as the core (`consensus.Ledger`) and the sync server (`BlockSource`) see it."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def stake_table(self, round: int) -> StakeTable:
-        return self.ledger.stake_table(round)
-
-    def delegate(self, round: int, account: int) -> int | None:
-        """The account's delegate in the stake snapshot of `round` (§16)."""
-        return self.ledger.delegate(round, account)
-
-    def public_key(self, account: int) -> bytes | None:
-        state = self.ledger.state
-        return state.public_key(account) if 0 <= account < len(state) else None
-
-    def tip(self) -> int:
-        return self.ledger.tip
-
-    def encoded_blocks(
-        self, from_round: int, count: int, max_bytes: int | None = None
-    ) -> list[tuple[bytes, bytes]]:
-        return self.ledger.encoded_blocks(from_round, count, max_bytes)
-
-    def final_proof(self, first: int, last: int) -> bytes | None:
-        final = self.ledger.final_round
-        if not first <= final <= last:
-            return None
-        cert = self.ledger.final_certificate(final)
-        return None if cert is None else cert.proof().encode()
-
-
-def _last(items: tuple[int, ...], count: int) -> tuple[int, ...]:
-    return items[max(0, len(items) - count) :]
-
-
-def ledger_tip(ledger: Ledger, params: Params, at: int | None = None) -> Tip:
-    """The chain tip as the core sees it, from the ledger: what `Tip.after` would have made
-    from the genesis on (recent authors and producers, CERT_tip for the next block to carry,
-    and the tip before it, §16), without replaying the chain. `at`: as it was at that round
-    (the blocks up to it held; the context of round `at + 1` then needs its stake snapshot,
-    which reaches back `undo_rounds`)."""
-    depth = policy_for(params).lock_depth
-    chain = ledger.genesis.hash
-    top = ledger.tip if at is None else at
-    carried = ledger.proposed_certificate(top)
-    recent = ledger.recent_authors(max(depth, ACTIVE_WINDOW) + 1, upto=top)
-    previous = None
-    if top >= 1:
-        before = recent if carried is None else recent[:-1]
-        r = top - 1
-        seed, block_hash = ledger.seed(r), ledger.hash(r)
-        assert seed is not None and block_hash is not None
-        cert = ledger.proposed_certificate(r)
-        producer = None if cert is None else cert.leader
-        authors, producers = _last(before, depth), before[-ACTIVE_WINDOW:]
-        previous = Tip(r, seed, block_hash, authors, producers, producer, cert, chain=chain)
-    seed, block_hash = ledger.seed(top), ledger.hash(top)
-    assert seed is not None and block_hash is not None, f"block {top} is held"
-    return Tip(
-        top,
-        seed,
-        block_hash,
-        _last(recent, depth),
-        recent[-ACTIVE_WINDOW:],
-        None if carried is None else carried.leader,
-        carried,
-        previous,
-        chain,
-    )
-
-
-def load_keys(
-    config: NodeConfig, genesis: Genesis, passphrase: Passphrase | None = None
-) -> tuple[LocalKeys, list[str]]:
-    """The node's accounts (id -> key pair) from its node key file and key pair files, and
-    the files that are not sealed with a passphrase (echorand.wire.seal). The node key file's
-    pairs are made, and checked against the genesis keys, at first use."""
-    node_keys = None
-    plaintext: list[str] = []
-    if config.keys is not None:
-        if not is_sealed_file(config.keys):
-            plaintext.append(str(config.keys))
-        node_keys = load_node_keys(config.keys, passphrase=passphrase)
-        if node_keys.genesis_hash != genesis.hash:
-            raise ValueError(f"{config.keys}: made for another genesis")
-        if len(node_keys) and node_keys.ids[-1] >= genesis.count:
-            raise ValueError(
-                f"{config.keys}: account {node_keys.ids[-1]}: not in the genesis"
-                f" ({genesis.count} accounts)"
-            )
-    extra: dict[int, Keypair] = {}
-    if config.key_files:
-        state = genesis.account_state(check_keys=False)
-        for path in config.key_files:
-            if not is_sealed_file(path):
-                plaintext.append(str(path))
-            pair = load_keypair(path, passphrase=passphrase)
-            account = state.id_of(pair.public_key)
-            if account is None:
-                raise ValueError(f"{path}: its public key has no account in the genesis")
-            extra[account] = pair
-    return LocalKeys(node_keys, genesis.public_key, extra, where=str(config.keys)), plaintext
-
-
 class Node:
     """One node: `await Node(config).run()` until `stop()` (or SIGTERM/SIGINT)."""
 
@@ -235,7 +130,12 @@ class Node:
         self.host = NodeHost(self.ledger, self.admission, self.payloads, self._fail, self.counters)
         self.host.on_halt = self._on_halt
         self.verifier = CachingVerifier(NativeVerifier(), capacity=SIGNATURE_CACHE)
-        self.chains = Chains(self)
+        chains = NodeChains(
+            self.ledger, self.params, self.view, self.verifier, self.host, self.admission, self
+        )
+        self.fork_choice: ForkChoice[Peer | None] = ForkChoice(chains, self.counters, chains_log)
+        """The fork choice against peers' chains, and certified blocks applied before the
+        core runs (`echorand.core.forkchoice`)."""
         self.executor: Executor | None = None
         """The driver of the running core (None: not joined, switching chains, stopped)."""
         self.fatal: BaseException | None = None
@@ -380,7 +280,7 @@ class Node:
         """Stop every part, each within STOP_TIMEOUT, and close the ledger. A commit is never
         cut short: it runs on the loop, between two awaits."""
         log.info("shutting down at round %d", self.ledger.tip)
-        self._drive(None)  # no more events for the core: timers and late answers find nothing
+        self.stop_consensus()  # no more events for the core: timers and late answers find nothing
         side = list(self.payloads.tasks)
         await cancel_and_wait([*self._tasks, *side], timeout=STOP_TIMEOUT)
         parts = [self.syncer.close() if self.syncer is not None else None]
@@ -432,21 +332,16 @@ class Node:
                         cfg.join_timeout,
                     )
         try:
-            self._start_consensus()
+            self.start_consensus()
         except Exception as e:
             log.exception("joining consensus failed")
             self._fail(e)
 
-    def _ledger_tip(self, at: int | None = None) -> Tip:
-        """The tip as the core sees it (`ledger_tip`; `at`: as it was at that round)."""
-        return ledger_tip(self.ledger, self.params, at)
-
-    def _round_context(self, round: int) -> RoundContext:
-        """The context of `round` = tip + 1 from the ledger: stake table, delegates (§16) and
-        the round before (whose sortition weighs the certificate its blocks carry)."""
-        tip = self._ledger_tip()
-        assert round == tip.round + 1
-        return tip_context(self.params, self.view, tip)
+    def round_context(self, round: int) -> RoundContext:
+        """The context of `round` (at most tip + 1) on the ledger's chain: stake table,
+        delegates (§16) and the round before (whose sortition weighs the certificate its
+        blocks carry)."""
+        return round_context(self.view, self.params, round)
 
     def _payload(self, round: int) -> list[Transaction]:
         """PAY_r (`Payloads.select`; a test may put a producer of its own here)."""
@@ -461,8 +356,14 @@ class Node:
         self.executor = None if core is None else Executor(core, self.host)
         self.host.joined = self.executor is not None
 
-    def _start_consensus(self) -> None:
-        tip = self._ledger_tip()
+    def stop_consensus(self) -> None:
+        """No core runs (until `start_consensus`): its timers and late answers find nothing."""
+        self._drive(None)
+
+    def start_consensus(self) -> None:
+        """A new core on the ledger's tip (it re-sends what it signed in its round and signs
+        nothing new in a slot it filled: the signed log)."""
+        tip = ledger_tip(self.ledger, self.params)
         self._drive(
             Consensus(
                 self.params,
@@ -621,10 +522,10 @@ class Node:
         if self.core is not None:
             self._feed(CertifiedBlocksReceived(self.now_ms(), ((block, cert),)))
             return self.ledger.tip >= block.round
-        return self.chains.apply_certified([(block, cert)], "sync") == 1
+        return self.fork_choice.apply_certified([(block, cert)], "sync") == 1
 
     def _on_another_chain(self, msg: object) -> bool:
-        return self.chains.on_another_chain(msg)
+        return self.fork_choice.another_chain(msg)
 
     def _on_fork(
         self, peer: Peer, blocks: list[CertifiedBlock], proof: FinalProof | None = None
@@ -633,7 +534,7 @@ class Node:
         default the one it sent, `Syncer.final_of`)."""
         if proof is None and self.syncer is not None:
             proof = self.syncer.final_of(peer)
-        return self.chains.on_fork(peer, blocks, proof)
+        return self.fork_choice.on_fork(peer, blocks, proof)
 
     def _on_halt(self, reason: str) -> None:
         """The host halted: the core stops too."""

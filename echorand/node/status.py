@@ -162,7 +162,7 @@ def metrics(node: Node) -> list[Metric]:
         Metric(
             "rollbacks_total",
             "counter",
-            "switches to another chain by the fork choice",
+            "rollbacks to a fork point by the fork choice (switches, and trials undone)",
             node.counters["rollbacks"],
         ),
         Metric(

@@ -1,28 +1,38 @@
 """A simulated node: the real consensus core, driven by the simulated clock and network.
 
 `SimNode` is the core's `Host` (`echorand.core.executor`) in the simulator: the same executor
-as the real node's carries out the core's actions through it."""
+as the real node's carries out the core's actions through it. A peer's chain goes through
+the node's fork choice too (`echorand.core.forkchoice.ForkChoice`), whose host here is
+`SimChains`, on `SimNode.chain`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from echorand.core.consensus import Consensus, Ledger, Tip
+from echorand.core.consensus import Consensus, Ledger, Tip, tip_context
 from echorand.core.events import CertifiedBlocksReceived, Event, ForkEvidence, MessagesReceived
 from echorand.core.executor import Executor
+from echorand.core.forkchoice import ForkChoice, OutOfReach
 from echorand.core.signed import Signed, SignedLog
 from echorand.core.validate import DropReason, Verifier
-from echorand.protocol import forks
+from echorand.protocol.committee import RoundContext
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.params import Params
 from echorand.protocol.signing import Leader
 from echorand.protocol.tally import empty_value
 from echorand.sim.byzantine import Behaviour, Known
-from echorand.wire.messages import Block, Certificate, ConsensusMessage, GcBlock, GcSignature
+from echorand.wire.messages import Block, Certificate, ConsensusMessage, FinalProof, GcBlock
 
 if TYPE_CHECKING:
     from echorand.sim.simulation import Simulation
+
+log = logging.getLogger(__name__)
+"""The fork choice's log lines: nowhere unless the program configures logging (a run has
+many nodes, and its summary says what happened)."""
+log.addHandler(logging.NullHandler())
 
 
 class SimNode:
@@ -42,6 +52,8 @@ class SimNode:
         self.behaviour = behaviour
         self.honest = honest
         self.chain: list[tuple[Block, Certificate]] = []
+        self.tips: list[Tip] = [sim.genesis]
+        """The core's tip after each block of `chain` (index 0: the genesis)."""
         self.commit_ms: list[int] = []
         self.round_ms: list[int] = []
         """Simulated time each round took at this node (start of round to commit)."""
@@ -49,17 +61,13 @@ class SimNode:
         self.evidence: list[ForkEvidence] = []
         """Two certificates for different values of one round that this node saw."""
         self.finals: dict[int, bytes] = {}
-        self.final_certs: dict[int, FinalCertificate] = {}
-        self.unsticks = 0
-        """Rounds restarted on our tip after deciding a block of the other chain."""
-        self.refused_chains = 0
-        """Peer chains that part from ours below our last final block (never followed)."""
         """Round -> H(B_r) of the blocks this node saw become final (PROTOCOL §6)."""
+        self.final_certs: dict[int, FinalCertificate] = {}
         self.final_round = 0
         """Its last final block: nothing at or below it is ever rolled back."""
         self.halted: str | None = None
-        self.rollbacks = 0
-        self.rolled_back = 0
+        self.fork_choice: ForkChoice[int] = ForkChoice(SimChains(self), Counter(), log)
+        """The node's fork choice (peers are named by their index)."""
         self.disk: list[Signed] = []
         """What the node signed, kept across crashes like the node's LMDB (PROTOCOL §6)."""
         self.executor: Executor | None = None
@@ -77,6 +85,28 @@ class SimNode:
     @property
     def online(self) -> bool:
         return self.executor is not None
+
+    @property
+    def rollbacks(self) -> int:
+        """Rollbacks to a fork point: a switch to another chain (or a trial of one that
+        failed its checks and was undone)."""
+        return self.fork_choice.stats["rollbacks"]
+
+    @property
+    def rolled_back(self) -> int:
+        """Blocks removed by rollbacks."""
+        return self.fork_choice.stats["rolled_back_blocks"]
+
+    @property
+    def unsticks(self) -> int:
+        """Rounds restarted on our tip after deciding a block of the other chain."""
+        return self.fork_choice.stats["unsticks"]
+
+    @property
+    def refused_chains(self) -> int:
+        """Peer chains that do not attach to ours above our last final block (never
+        followed)."""
+        return self.fork_choice.stats["refused_chains"]
 
     def boot(self, params: Params, ledger: Ledger, verifier: Verifier, genesis: Tip) -> None:
         """Start (or restart) from the chain this node has stored."""
@@ -105,14 +135,13 @@ class SimNode:
 
     def receive(self, msg: ConsensusMessage, src: int) -> None:
         """A message arrives (from neighbour `src`); all that arrive at the same instant form
-        one batch. A producer's message of our next round on another H(B_{r-1}) means `src`
-        may hold another chain: compare them (PROTOCOL §6)."""
+        one batch. A producer's message of a round we could roll back to (or of our next
+        one) on another H(B_{r-1}) than ours means `src` may hold another chain: compare
+        them (PROTOCOL §6)."""
         if self.core is None:
             return
-        if isinstance(msg, GcBlock | GcSignature) and 1 <= msg.round <= self.tip + 1:
-            prev = msg.block.prev_hash if isinstance(msg, GcBlock) else msg.prev_hash
-            if prev != self.hash(msg.round - 1):
-                self.sim.check_fork(self, src)
+        if self.fork_choice.another_chain(msg):
+            self.sim.check_fork(self, src)
         if isinstance(msg, GcBlock):
             self.blocks.setdefault(msg.block.hash, msg.block)
         if not self._inbox:
@@ -158,11 +187,8 @@ class SimNode:
         self.sim.sync(self, from_round)
 
     def commit(self, block: Block, certificate: Certificate) -> None:
+        self.append(block, certificate)
         now = self.sim.clock.now_ms
-        self.sim.record_commit(self, block)
-        self.chain.append((block, certificate))
-        self.blocks.setdefault(block.hash, block)
-        self.commit_ms.append(now)
         self.round_ms.append(now - self._round_start)
         self._round_start = now
         self.sim.on_commit(self)
@@ -210,11 +236,16 @@ class SimNode:
         prev = self.chain[round - 2][0].hash if round >= 2 else self.sim.genesis.block_hash
         return Known((), empty_value(round, prev))
 
-    # --- the chain, as the fork choice reads it (forks.ChainView) --------------------------
+    # --- the chain, as the fork choice reads it (forkchoice.Chain) --------------------------
 
     @property
     def tip(self) -> int:
         return len(self.chain)
+
+    @property
+    def rollback_floor(self) -> int:
+        """The simulator keeps every block: only a final one bounds a rollback."""
+        return self.final_round
 
     def hash(self, round: int) -> bytes | None:
         if round == 0:
@@ -226,6 +257,25 @@ class SimNode:
 
     def certificate(self, round: int) -> Certificate | None:
         return self.chain[round - 1][1] if 1 <= round <= self.tip else None
+
+    def final_certificate(self, round: int) -> FinalCertificate | None:
+        return self.final_certs.get(round)
+
+    def append(self, block: Block, certificate: Certificate) -> None:
+        """Add a block to the chain (decided here, synced, or of the chain we switch to)."""
+        self.sim.record_commit(self, block)
+        self.chain.append((block, certificate))
+        self.tips.append(self.tips[-1].after(block, self.sim.params, certificate))
+        self.blocks.setdefault(block.hash, block)
+        self.commit_ms.append(self.sim.clock.now_ms)
+
+    def rollback(self, to: int) -> list[Block]:
+        """Remove the blocks after round `to` (never past the last final block)."""
+        if not self.final_round <= to <= self.tip:
+            raise ValueError(f"rollback to round {to}: final {self.final_round}, tip {self.tip}")
+        removed = [block for block, _ in self.chain[to:]]
+        del self.chain[to:], self.tips[to + 1 :], self.commit_ms[to:]
+        return removed
 
     # --- final blocks and forks (PROTOCOL §6) -------------------------------------------
 
@@ -241,59 +291,81 @@ class SimNode:
         self.deliver(CertifiedBlocksReceived(self.sim.clock.now_ms, blocks))
 
     def on_chain(
-        self, blocks: list[tuple[Block, Certificate]], final: FinalCertificate | None = None
+        self,
+        peer: int,
+        blocks: Sequence[tuple[Block, Certificate]],
+        proof: FinalProof | None = None,
     ) -> None:
-        """A peer's chain from our first round that may be rolled back, and the final
-        certificate of its last final block: the fork choice (`echorand.protocol.forks.plan`)."""
-        if self.core is None or self.halted is not None or not blocks:
-            return
-        first = blocks[0][0].round
-        their_final = self.sim.proven_final(self.chain[: first - 1], blocks, final)
-        try:
-            plan = forks.plan(self, blocks, their_final)
-        except forks.ForkError:
-            self.refused_chains += 1  # it parts from ours below our last final block: theirs
-            self._unstick()  # is the chain that cannot go on, its owner the one to switch
-            return
-        if plan is None:
-            return
-        if plan.choice is forks.Choice.HALT:
-            self.halt(f"round {plan.fork_round}: two final blocks on chains that part there")
-        elif plan.choice is forks.Choice.THEIRS:
-            self._switch(plan)
-        elif self.sim.checked_suffix(self.chain[: plan.fork_round - 1], plan.theirs[:1]):
-            (_, ours), (block, theirs) = plan.ours[0], plan.theirs[0]
-            self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
-            if plan.fork_round in self.finals:
-                self.halt(f"round {plan.fork_round}: a valid certificate against a final block")
-            else:
-                self._unstick()
-        else:
-            self._unstick()
+        """`peer`'s chain from our first round that may be rolled back, and the proof of
+        its last final block: the node's fork choice. A node that is down hears nothing."""
+        if self.core is not None:
+            self.fork_choice.on_fork(peer, blocks, proof)
 
-    def _unstick(self) -> None:
-        """Our chain stays: a round that decided the other chain's block restarts on our tip
-        (as `echorand.node.chains.Chains.unstick`)."""
-        if self.core is not None and self.core.decided_elsewhere:
-            self.unsticks += 1
-            self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
 
-    def _switch(self, plan: forks.ForkPlan) -> None:
-        """Roll back to the fork point, apply the other chain (each certificate checked),
-        and restart the core on it: it abstains in the slots it filled on the old chain."""
-        assert plan.fork_round > self.final_round, "never past the last final block"
-        kept = self.chain[: plan.rollback_to]
-        checked = self.sim.checked_suffix(kept, plan.theirs)
-        if len(checked) < len(plan.theirs):
-            return  # a certificate of theirs failed: keep ours
-        self.rollbacks += 1
-        self.rolled_back += len(self.chain) - len(kept)
-        self.chain = kept + list(checked)
-        self.commit_ms = self.commit_ms[: len(kept)] + [self.sim.clock.now_ms] * len(checked)
-        for block, _ in checked:
-            self.blocks.setdefault(block.hash, block)
-            self.sim.record_commit(self, block)
-        (_, ours), (block, theirs) = plan.ours[0], checked[0]
-        self.evidence.append(ForkEvidence(plan.fork_round, ours, theirs, block))
-        self.boot(self.sim.params, self.sim.ledger, self.sim.verifier, self.sim.genesis)
-        self.sim.on_commit(self)
+class SimChains:
+    """The fork choice's host in the simulator (`echorand.core.forkchoice.ChainHost`): the
+    node's chain, the simulator's static ledger (the same stake table every round), a core
+    restarted by `boot`. No transactions are applied and no peer is scored."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+
+    @property
+    def chain(self) -> SimNode:
+        return self.node
+
+    @property
+    def halted(self) -> str | None:
+        return self.node.halted
+
+    @property
+    def decided_elsewhere(self) -> bool:
+        core = self.node.core
+        return core is not None and core.decided_elsewhere
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return self.node.sim.genesis.chain
+
+    @property
+    def verifier(self) -> Verifier:
+        return self.node.sim.verifier
+
+    def public_key(self, account: int) -> bytes | None:
+        return self.node.sim.ledger.public_key(account)
+
+    def round_context(self, round: int) -> RoundContext:
+        node = self.node
+        if not 1 <= round <= node.tip + 1:
+            raise OutOfReach(f"round {round}: the chain ends at {node.tip}")
+        return tip_context(node.sim.params, node.sim.ledger, node.tips[round - 1])
+
+    def stop_consensus(self) -> None:
+        if self.node.executor is not None:
+            self.node.executor.retire()
+
+    def restart_consensus(self) -> None:
+        node, sim = self.node, self.node.sim
+        node.boot(sim.params, sim.ledger, sim.verifier, sim.genesis)
+        sim.on_commit(node)
+
+    def rollback(self, to: int) -> list[Block]:
+        return self.node.rollback(to)
+
+    def commit(self, block: Block, certificate: Certificate) -> None:
+        self.node.append(block, certificate)
+
+    def record_final(self, certificate: FinalCertificate) -> None:
+        self.node.finalized(certificate)
+
+    def rolled_back(self, blocks: Sequence[Block]) -> None:
+        """The simulator applies no transactions: nothing goes back to a pool."""
+
+    def fork_evidence(self, evidence: ForkEvidence) -> None:
+        self.node.fork_evidence(evidence)
+
+    def halt(self, reason: str) -> None:
+        self.node.halt(reason)
+
+    def penalize(self, peer: int, why: str) -> None:
+        """The simulator has no peer scores."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from echorand.core.consensus import Tip, ledger_delegates
@@ -13,7 +13,6 @@ from echorand.core.events import BlockReceived
 from echorand.core.validate import CachingVerifier, NativeVerifier
 from echorand.protocol.certificate import CertificateError, check_certificate
 from echorand.protocol.committee import RoundContext
-from echorand.protocol.finality import FinalCertificate, FinalityError, check_final_certificate
 from echorand.protocol.params import Params
 from echorand.protocol.sortition import StakeTable
 from echorand.sim.adversary import ADVERSARIES, SplitDecision
@@ -123,7 +122,8 @@ class SimResult:
     final_blocks: int = 0
     """Blocks the honest nodes all saw become final (the lowest final round among them)."""
     rollbacks: int = 0
-    """Switches of an honest node to another chain by the fork choice."""
+    """Rollbacks of honest nodes to a fork point by the fork choice: switches to another
+    chain (and trials of one that failed its checks and were undone)."""
     converged_after_rounds: int | None = None
     """After the first fork: how many rounds the longest honest chain grew until every honest
     chain agreed again (None: no fork, or not converged by the end)."""
@@ -381,7 +381,9 @@ class Simulation:
 
     def check_fork(self, node: SimNode, peer: int) -> None:
         """`node` suspects `peer` holds another chain: fetch it from the first round `node`
-        may roll back (its last final block + 1), at most once per 2λ + Λ per pair."""
+        may roll back (its last final block + 1), with the proof of `peer`'s last final
+        block (as the node's `final_proof` follows its sync response), at most once per
+        2λ + Λ per pair."""
         now, p = self.clock.now_ms, self.params
         last = self._fork_checks.get((node.index, peer))
         if last is not None and now - last < 2 * p.lam_ms + p.big_lam_ms:
@@ -390,59 +392,11 @@ class Simulation:
         source = self.nodes[peer]
         if not source.online or not self.network.connected(peer, node.index):
             return
-        blocks = list(source.chain[node.final_round :])
+        blocks = list(source.chain[node.rollback_floor :])
         final = source.final_certs.get(source.final_round)
+        proof = None if final is None else final.proof()
         delay = self._link_delay(peer, node.index)
-        self.network.send(peer, node.index, lambda: node.on_chain(blocks, final), delay)
-
-    def checked_suffix(
-        self, prefix: list[tuple[Block, Certificate]], blocks: Sequence[tuple[Block, Certificate]]
-    ) -> list[tuple[Block, Certificate]]:
-        """The longest run of `blocks` whose certificates pass on top of `prefix`."""
-        tip, previous = self.genesis, None
-        for block, cert in prefix:
-            previous = self._context(tip, previous)
-            tip = tip.after(block, self.params, cert)
-        out = []
-        for block, cert in blocks:
-            ctx = self._context(tip, previous)
-            try:
-                check_certificate(cert, block, ctx, self.ledger.public_key, self.verifier)
-            except CertificateError:
-                break
-            out.append((block, cert))
-            tip, previous = tip.after(block, self.params, cert), ctx
-        return out
-
-    def proven_final(
-        self,
-        prefix: list[tuple[Block, Certificate]],
-        blocks: Sequence[tuple[Block, Certificate]],
-        cert: FinalCertificate | None,
-    ) -> int:
-        """The round `cert` proves final on the chain `prefix + blocks` (its certificates
-        checked up to that round, then the final votes against that round's committee), or 0."""
-        if (
-            cert is None
-            or not blocks
-            or not blocks[0][0].round <= cert.round <= blocks[-1][0].round
-        ):
-            return 0
-        upto = [b for b in blocks if b[0].round <= cert.round]
-        checked = self.checked_suffix(prefix, upto)
-        block, _ = upto[-1]
-        if len(checked) < len(upto) or block.hash != cert.block_hash:
-            return 0
-        tip, previous = self.genesis, None
-        for b, c in prefix + upto[:-1]:
-            previous = self._context(tip, previous)
-            tip = tip.after(b, self.params, c)
-        try:
-            ctx = self._context(tip, previous)
-            check_final_certificate(cert, ctx, self.ledger.public_key, self.verifier.verify_batch)
-        except FinalityError:
-            return 0
-        return cert.round
+        self.network.send(peer, node.index, lambda: node.on_chain(peer, blocks, proof), delay)
 
     def _context(self, tip: Tip, previous: RoundContext | None) -> RoundContext:
         """The context of round tip.round + 1 in the simulator's ledger."""

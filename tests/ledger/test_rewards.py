@@ -13,7 +13,7 @@ from _chain import certificate, proposed_block
 from echorand.core.consensus import Tip
 from echorand.ledger.genesis import Genesis
 from echorand.ledger.ledger import Ledger, LedgerError
-from echorand.node.node import ledger_tip
+from echorand.node.view import ledger_tip
 from echorand.protocol.params import Params, Rewards
 from echorand.protocol.sortition import verifiers
 from echorand.tools.genesis import create_devnet, node_keys_path

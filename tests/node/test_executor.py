@@ -241,7 +241,7 @@ class NodeHarness:
         return self.node.executor
 
     def start(self) -> None:
-        self.node._start_consensus()
+        self.node.start_consensus()
         self.executor.host = self.recorder
 
     def run_until(self, done: Callable[[], bool]) -> None:
@@ -268,7 +268,7 @@ class NodeHarness:
         return self.node.ledger.final_round
 
     def close(self) -> None:
-        self.node._drive(None)
+        self.node.stop_consensus()
         self.loop.close()
         self.node.ledger.close()
 

@@ -14,6 +14,7 @@ from echorand.core.round import Round
 from echorand.ledger.ledger import Ledger
 from echorand.node.config import NodeConfig
 from echorand.node.node import Node
+from echorand.node.view import ledger_tip
 from echorand.protocol.certificate import CertificateError, check_certificate
 from echorand.protocol.delegation import GcSubstitute, Mode
 from echorand.tools.genesis import create_devnet, node_keys_path
@@ -43,7 +44,7 @@ def apply(ledger: Ledger, keypairs: dict[int, Keypair], producer: int | None, tx
 def substituted(node: Node) -> set[tuple[int, int]]:
     """(principal, signer) of the explicit substitutes the node's core sends at the end of
     step 2 of the next round, no one else having spoken (every account holds seats)."""
-    ctx = node._round_context(node.ledger.tip + 1)
+    ctx = node.round_context(node.ledger.tip + 1)
     assert set(ctx.weights(2)) >= {1, 8}
     rnd = Round(ctx, node.keys, 0, lambda r: ())
     rnd.start()
@@ -85,7 +86,7 @@ def test_a_node_acts_for_the_principals_that_delegated_to_its_accounts(tmp_path:
 
     def seen_by_the_core(node: Node) -> dict[int, int | None]:
         r = node.ledger.tip + 1
-        ctx = node._ledger_tip().context(
+        ctx = ledger_tip(node.ledger, node.params).context(
             node.params, node.view.stake_table(r), ledger_delegates(node.view, r)
         )
         assert ctx.substitutes
@@ -137,7 +138,7 @@ def test_a_synced_certificate_is_checked_with_the_ledgers_delegates(tmp_path: Pa
         apply(node.ledger, keypairs, 0, [delegate])
         apply(node.ledger, keypairs, None)
         block = Block.empty(3, node.ledger.tip_hash)
-        ctx = node._round_context(3)
+        ctx = node.round_context(3)
         weights = dict(ctx.weights(5))
         assert weights.get(1, 0) > 0
         right = substituted_certificate(block, weights, keypairs, signer=0, of=1, chain=chain)

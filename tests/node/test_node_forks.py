@@ -15,7 +15,8 @@ from _chain import proposed_block
 
 from echorand.core.consensus import tip_context
 from echorand.node.config import NodeConfig
-from echorand.node.node import Node, ledger_tip
+from echorand.node.node import Node
+from echorand.node.view import ledger_tip
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.signing import sign_final
 from echorand.tools.devnet import DEVNET_PARAMS
@@ -67,7 +68,7 @@ class Pair:
         committee of that round on its chain (step 4 for a proposed block, 5 for the empty)."""
         ledger = node.ledger
         r = ledger.tip + 1
-        ctx = node._round_context(r)
+        ctx = node.round_context(r)
         if empty:
             block = Block.empty(r, ledger.tip_hash)
             step, b, value = 5, 1, ctx.empty_value
@@ -268,9 +269,9 @@ def test_a_timer_of_the_core_before_a_switch_is_not_fed_to_the_new_one(pair: Pai
     loop = asyncio.new_event_loop()
     try:
         a.host.start(loop)
-        a._start_consensus()
+        a.start_consensus()
         old = a.core
-        a._start_consensus()  # what a switch or an unstick does: a new core, the same round
+        a.start_consensus()  # what a switch or an unstick does: a new core, the same round
         new = a.core
         assert old is not None and new is not None and old is not new
         assert old.round is not None and new.round is not None

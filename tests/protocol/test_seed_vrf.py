@@ -148,7 +148,7 @@ def test_sync_refuses_a_block_with_a_wrong_seed_proof(tmp_path: Path) -> None:
     node = Node(NodeConfig(data_dir=tmp_path / "node0", genesis=genesis_dir))
     try:
         ledger = node.ledger
-        ctx = node._round_context(1)
+        ctx = node.round_context(1)
         producer = min((p, a) for a in keypairs if (p := ctx.priority(a)) is not None)[1]
         kp = keypairs[producer]
 
