@@ -23,10 +23,10 @@ from test_node_forks import gc_signature
 
 from echorand.core.forkchoice import ChainHost, ForkChoice
 from echorand.core.validate import DropReason
-from echorand.ledger.genesis import create_devnet, node_keys_path
 from echorand.protocol.finality import FinalCertificate
 from echorand.protocol.signing import sign_final
 from echorand.tools.devnet import DEVNET_PARAMS
+from echorand.tools.genesis import create_devnet, node_keys_path
 from echorand.wire.crypto import Keypair
 from echorand.wire.keys import load_node_keys
 from echorand.wire.messages import FINAL_STEP, Block, Certificate, FinalProof
