@@ -150,7 +150,7 @@ class Admission:
                 at = admitted_at.pop(tx.id, None)
                 if at is not None:
                     waits.append(now - at)
-                    self.finality_seconds.observe(now - at)
+                    self.finality_seconds.observe(waits[-1])
             if waits:
                 self.backpressure.observe_delay(statistics.median_low(waits))
         return self.mempool.recheck({tx.sender for tx in block.transactions})

@@ -61,7 +61,8 @@ LAMBDA_BYTES = 1 << 20
 LAMBDA_TXS = LAMBDA_BYTES // TX_SIZE
 """Transactions in a block that Λ covers (6 853)."""
 DEFAULT_BACKLOG_SECONDS = 0.5
-"""Seconds of the commit rate the mempool may hold before the API says busy."""
+"""Seconds of the admission pace the mempool may hold, and the most that what it holds may
+queue, before the API says busy."""
 MIN_BLOCK = 100
 """An empty round under load halves the block size (`Backpressure.cap`) down to this."""
 MEASURED_BLOCK = 500
@@ -242,10 +243,6 @@ class Backpressure:
         if self.tx_ms is None or self.tx_ms.value <= 0:
             return most
         return max(min(1, most), min(most, int(self.budget_ms / self.tx_ms.value)))
-
-    def commit_rate(self) -> float:
-        """The pace the node admits at, transactions a second: what it expects to commit."""
-        return self.rate
 
     def limit(self) -> int:
         """Transactions the mempool may hold before the API refuses more."""

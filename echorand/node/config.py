@@ -110,7 +110,8 @@ class NodeConfig:
     mempool_min_fee: int = 0
     block_max_txs: int = DEFAULT_BLOCK_TXS
     mempool_backlog_seconds: float = DEFAULT_BACKLOG_SECONDS
-    """Seconds of the node's commit rate the mempool holds before the API says busy (429)."""
+    """Seconds of the admission pace the mempool holds, and the time its transactions may
+    queue, before the API says busy (429)."""
     admission: bool = True
     """Whether admission control is on (`echorand.node.backpressure`); off only for comparisons."""
     block_budget_ms: float = 0.0

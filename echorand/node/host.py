@@ -198,7 +198,8 @@ class NodeHost:
 
     def _observe_round(self, block: Block, certificate: Certificate) -> None:
         """The round's length and deciding step (blocks applied before the node joined
-        consensus are sync, not rounds), and the commit rate admission control reads."""
+        consensus are sync, not rounds), which admission control reads (the block size, and
+        the round it takes off a transaction's wait)."""
         if not self.joined:
             return
         now = time.monotonic()

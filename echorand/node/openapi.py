@@ -291,8 +291,9 @@ PATHS: dict[str, Schema] = {
                 },
                 "413": _error("the body is larger than a batch"),
                 "429": {
-                    "description": "busy: the mempool holds more than the node commits in its "
-                    "next `[mempool] backlog_seconds` at its commit rate; nothing was read. Retry "
+                    "description": "busy: the mempool holds `[mempool] backlog_seconds` of the "
+                    "admission pace, or the pace has no room yet for the request's length; "
+                    "nothing was read. Retry "
                     "after the `Retry-After` header's seconds (`retry_after_ms` is finer)",
                     "headers": {
                         "Retry-After": {

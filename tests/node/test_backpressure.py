@@ -60,7 +60,7 @@ def test_a_block_is_capped_by_its_maximum_lambda_and_the_time_budget() -> None:
 def test_the_backlog_bound_is_seconds_of_the_pace() -> None:
     bp = Backpressure(block_max_txs=1000, budget_ms=100, round_ms=500, backlog_seconds=0.5)
     # Nothing measured: a block a round, 2 000/s; half a second of it.
-    assert bp.commit_rate() == 2000 and bp.limit() == 1000
+    assert bp.rate == 2000 and bp.limit() == 1000
     assert bp.busy(0) is None and bp.busy(999) is None and bp.room(400) == 600
     busy = bp.busy(1000)
     assert busy == Busy(queued=1000, limit=1000, retry_after_ms=500)  # one round at least
@@ -71,7 +71,7 @@ def test_the_backlog_bound_is_seconds_of_the_pace() -> None:
     bp.observe_commit(100, 0.3, queued=0)  # what rounds commit does not set the pace
     for _ in range(100):
         bp.observe_commit(300, 0.3, queued=1200)
-    assert bp.commit_rate() == 2000 and bp.round_ms.value == pytest.approx(300)
+    assert bp.rate == 2000 and bp.round_ms.value == pytest.approx(300)
     bp.observe_commit(10, 0.0, queued=800)  # no length: nothing learnt
     assert bp.round_ms.value == pytest.approx(300)
     assert bp.busy(999, slack=2) is None and bp.busy(2000, slack=2) is not None
