@@ -327,9 +327,11 @@ class Mempool:
     def recheck(self, senders: Iterable[bytes] | None = None) -> int:
         """Drop what the state no longer accepts (after a block); return how many.
 
-        One native check of the queued transactions, sender by sender in
-        nonce order: included ones fail ("nonce too low"), and so does
-        anything a block made invalid, with the rest of its sender's chain.
+        One native check of the queued transactions, each sender's chain in
+        nonce order and alone (no credit from another sender's queued
+        transaction counts, as at admission): included ones fail ("nonce too
+        low"), and so does anything a block made invalid, with the rest of its
+        sender's chain.
         With `senders` (the senders of the block just applied), only their
         chains are checked: a block lowers the balance and raises the nonce of
         its senders alone (recipients and the producer only gain), so no
@@ -343,7 +345,9 @@ class Mempool:
         entries = [e for chain in chains for e in chain]
         if not entries:
             return 0
-        reasons = self._state.check([e.tx for e in entries])
+        alone = PendingState()
+        alone.rebuild(self._state, ())
+        reasons = alone.check_and_add(self._state, [e.tx for e in entries])
         dropped = [e for e, r in zip(entries, reasons, strict=True) if r is not None]
         if not dropped:
             return 0
