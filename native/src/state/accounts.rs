@@ -938,6 +938,17 @@ impl Layer {
     pub fn forget(&mut self, id: u64) {
         self.changed.remove(&id);
     }
+
+    /// Account `id` as the layer has it, None when unchanged (the base's).
+    pub fn account(&self, id: u64) -> Option<Account> {
+        self.changed.get(&id).copied()
+    }
+
+    /// Start account `id` from `account`: its state after transactions
+    /// stepped earlier on a layer over the same base (a mempool's cache).
+    pub fn insert(&mut self, id: u64, account: Account) {
+        self.changed.insert(id, account);
+    }
 }
 
 impl Accounts {
@@ -1312,9 +1323,6 @@ mod tests {
         assert_eq!(state.step_layer(&mut layer, &small), vec![None]);
         // `check` (a block's rules) still sums the fees it will credit.
         let both = cat(&[big, tx(TRANSFER, &k[1], &k[2], 1, u64::MAX - 1, 0)]);
-        assert_eq!(
-            state.check(&[], &both),
-            vec![None, Some(Reason::Overflow)]
-        );
+        assert_eq!(state.check(&[], &both), vec![None, Some(Reason::Overflow)]);
     }
 }
