@@ -21,7 +21,9 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::chain::args::{describe, int_arg, type_name};
 use crate::codec::wire::Put;
 use crate::codec::{Block, Transaction};
-pub(crate) use accounts::{Account, Accounts, Key, Layer, Reason, Tx, KEY_SIZE, TX_SIZE};
+pub(crate) use accounts::{
+    Account, Accounts, Key, Layer, Reason, Tx, DELEGATION, KEY_SIZE, TX_SIZE,
+};
 use accounts::{Delta, RecordParts, GENESIS_ENTRY, NO_DELEGATE, RECORD_SIZE, UNDO_ENTRY};
 
 /// Work below this many items is not worth releasing the GIL for.

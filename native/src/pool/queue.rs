@@ -18,7 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
-use crate::state::{Account, Accounts, Key, Layer, Reason, Tx, TX_SIZE};
+use crate::state::{Account, Accounts, Key, Layer, Reason, Tx, DELEGATION, TX_SIZE};
 
 /// A transaction id: the SHA-256 of its encoding.
 pub type TxId = [u8; 32];
@@ -137,7 +137,19 @@ struct Chain<T> {
     account: u64,
     /// Consecutive nonces.
     entries: VecDeque<Entry<T>>,
+    /// How many of them are delegations.
+    delegations: usize,
     pending: Option<Pending>,
+}
+
+fn is_delegation(raw: &[u8; TX_SIZE]) -> bool {
+    Tx(raw).kind() == DELEGATION
+}
+
+/// What a transaction takes from its sender's balance.
+fn debit(raw: &[u8; TX_SIZE]) -> u128 {
+    let tx = Tx(raw);
+    u128::from(tx.amount()) + u128::from(tx.fee())
 }
 
 impl<T: Item> Chain<T> {
@@ -170,6 +182,50 @@ impl<T: Item> Chain<T> {
     /// The sender's account after the chain, when cached for `base`.
     fn after(&self, base: Account) -> Option<Account> {
         self.pending.filter(|p| p.base == base).map(|p| p.after)
+    }
+
+    /// After a block moved the sender's account to `base`, when the cache
+    /// answers without stepping the chain: how many of its first
+    /// transactions have used nonces, and the account after the others.
+    ///
+    /// That is when the cached step accepted the whole chain (so its debits
+    /// are known: the cached balance before less the one after) and `base`
+    /// covers the debits of the rest: each of them then passes, as the
+    /// balance before each covers its own and the later ones' (the other
+    /// rules do not depend on the account, and accounts are never removed),
+    /// and the account after them is `base` less their debits. Else None:
+    /// step the chain.
+    fn advanced(&self, base: Account) -> Option<(usize, Account)> {
+        let cached = self.pending?;
+        let first = self.first_nonce()?;
+        let len = self.entries.len();
+        let end = first.checked_add(u64::try_from(len).ok()?)?;
+        if cached.base.nonce != first || cached.after.nonce != end {
+            return None;
+        }
+        let used = usize::try_from(base.nonce.checked_sub(first)?)
+            .ok()
+            .filter(|&k| k <= len)?;
+        let (mut spent, mut delegations) = (0u128, 0usize);
+        for e in self.entries.iter().take(used) {
+            spent += debit(e.item.raw());
+            delegations += usize::from(is_delegation(e.item.raw()));
+        }
+        let rest = u128::from(cached.base.balance)
+            .checked_sub(u128::from(cached.after.balance))?
+            .checked_sub(spent)?;
+        let balance = u64::try_from(u128::from(base.balance).checked_sub(rest)?).ok()?;
+        let delegate = if self.delegations > delegations {
+            cached.after.delegate // the chain's last delegation is among the rest
+        } else {
+            base.delegate
+        };
+        let after = Account {
+            balance,
+            nonce: end,
+            delegate,
+        };
+        Some((used, after))
     }
 }
 
@@ -438,9 +494,11 @@ impl<T: Item> Queue<T> {
         let chain = self.chains.entry(sender).or_insert_with(|| Chain {
             account,
             entries: VecDeque::new(),
+            delegations: 0,
             pending: None,
         });
         let old = chain.tail();
+        chain.delegations += usize::from(is_delegation(item.raw()));
         chain.entries.push_back(Entry { item, fee, seq });
         retail(&mut self.tails, sender, old, chain.tail());
     }
@@ -466,6 +524,7 @@ impl<T: Item> Queue<T> {
         };
         let old = chain.tail();
         if let Some(e) = chain.entries.pop_back() {
+            chain.delegations -= usize::from(is_delegation(e.item.raw()));
             self.ids.remove(e.item.id());
         }
         retail(&mut self.tails, *sender, old, chain.tail());
@@ -503,10 +562,14 @@ impl<T: Item> Queue<T> {
     }
 
     /// After a block: drop what the state no longer accepts from the chains
-    /// of `senders` (all chains when None), each chain stepped alone from
-    /// its sender's account (no credit from another sender's); returns how
+    /// of `senders` (all chains when None), each chain alone from its
+    /// sender's account (no credit from another sender's counts); returns how
     /// many were dropped. Included transactions fail ("nonce too low"), and
     /// so does anything the block made invalid, with the rest of its chain.
+    ///
+    /// A chain whose cache shows it still valid past its used nonces (the
+    /// common case: the block included its first transactions) loses those
+    /// without being stepped, O(used); the others are stepped, O(chain).
     pub fn recheck<R: Rules>(&mut self, rules: &R, senders: Option<&[Key]>) -> usize {
         let keys: Vec<Key> = match senders {
             None => self.chains.keys().copied().collect(),
@@ -519,20 +582,49 @@ impl<T: Item> Queue<T> {
                     .collect()
             }
         };
+        let mut dropped = 0;
+        let mut stepped = Vec::new();
         let mut raw = Vec::new();
-        for key in &keys {
-            if let Some(chain) = self.chains.get(key) {
+        for key in keys {
+            let Some(chain) = self.chains.get_mut(&key) else {
+                continue;
+            };
+            let base = rules.account(chain.account);
+            let Some((used, after)) = base.and_then(|b| chain.advanced(b)) else {
                 chain.raws(&mut raw);
+                stepped.push(key);
+                continue;
+            };
+            let old = chain.tail();
+            for e in chain.entries.drain(..used) {
+                chain.delegations -= usize::from(is_delegation(e.item.raw()));
+                self.ids.remove(e.item.id());
+                dropped += 1;
+            }
+            chain.pending = base.map(|base| Pending { base, after });
+            retail(&mut self.tails, key, old, chain.tail());
+            if chain.entries.is_empty() {
+                self.chains.remove(&key);
             }
         }
-        if raw.is_empty() {
-            return 0;
+        if !raw.is_empty() {
+            dropped += self.step_chains(rules, &stepped, &raw);
         }
+        if dropped > 0 && self.ids.len() < self.limits.capacity / 2 {
+            self.tails = None; // room again: admissions need no eviction order
+        }
+        dropped
+    }
+
+    /// Step the chains of `keys` (`raw`: their transactions, chain after
+    /// chain) each from its sender's account, and drop what fails; returns
+    /// how many were dropped.
+    fn step_chains<R: Rules>(&mut self, rules: &R, keys: &[Key], raw: &[u8]) -> usize {
         let mut layer = Layer::default();
-        let reasons = rules.step(&mut layer, &raw);
+        let reasons = rules.step(&mut layer, raw);
         let mut verdicts = reasons.iter();
         let mut dropped = 0;
-        for key in &keys {
+        for key in keys {
             let Some(chain) = self.chains.get_mut(key) else {
                 continue;
             };
@@ -542,6 +634,7 @@ impl<T: Item> Queue<T> {
                 if verdicts.next().copied().flatten().is_none() {
                     chain.entries.push_back(e);
                 } else {
+                    chain.delegations -= usize::from(is_delegation(e.item.raw()));
                     self.ids.remove(e.item.id());
                     dropped += 1;
                 }
@@ -554,9 +647,6 @@ impl<T: Item> Queue<T> {
             if chain.entries.is_empty() {
                 self.chains.remove(key);
             }
-        }
-        if dropped > 0 && self.ids.len() < self.limits.capacity / 2 {
-            self.tails = None; // room again: admissions need no eviction order
         }
         dropped
     }
@@ -708,5 +798,135 @@ mod tests {
         assert_eq!(q.recheck(&s, None), 3);
         assert_eq!(q.len(), 0);
         assert!(q.pending(&key(1)).is_empty());
+    }
+
+    /// A small deterministic generator (xorshift64*).
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+    }
+
+    fn contents(q: &Queue<Raw>, senders: u8) -> Vec<Vec<TxId>> {
+        (0..senders)
+            .map(|s| q.pending(&key(s)).iter().map(|t| t.id).collect())
+            .collect()
+    }
+
+    fn delegate(from: u8, to: u8, fee: u64, nonce: u64) -> Raw {
+        let mut tx = transfer(from, to, 0, fee, nonce, 5);
+        tx.raw[0] = DELEGATION;
+        tx.id[11] = 1;
+        tx
+    }
+
+    #[test]
+    fn a_recheck_from_the_cache_drops_and_keeps_what_stepping_the_chains_does() {
+        const SENDERS: u8 = 6;
+        let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+        let (mut fast, mut slow) = (0, 0);
+        for round in 0..200 {
+            let mut s = state(SENDERS, 100);
+            let (mut cached, mut stepped) = (Queue::new(limits(64, 8)), Queue::new(limits(64, 8)));
+            for step in 0..12u8 {
+                let mut batch = Vec::new();
+                for _ in 0..draw.below(6) {
+                    let from = draw.below(u64::from(SENDERS)) as u8;
+                    let id = s.id_of(&key(from)).unwrap();
+                    let nonce = s.get(id).unwrap().nonce + cached.pending(&key(from)).len() as u64;
+                    let fee = draw.below(4);
+                    let to = draw.below(u64::from(SENDERS)) as u8;
+                    batch.push(if draw.below(5) == 0 {
+                        delegate(from, to, fee, nonce)
+                    } else {
+                        transfer(from, to, 1 + draw.below(40), fee, nonce, step)
+                    });
+                }
+                let copy = batch
+                    .iter()
+                    .map(|t| Raw {
+                        raw: t.raw,
+                        id: t.id,
+                    })
+                    .collect();
+                assert_eq!(add(&mut cached, &s, batch), add(&mut stepped, &s, copy));
+                // A block: the queue's best, what of it applies, then a transfer of
+                // another sender's next nonce (a spend the queue did not expect, or a
+                // credit to a queued sender).
+                let mut block: Vec<u8> = Vec::new();
+                for t in cached.select(draw.below(8) as usize) {
+                    if s.check(&block, &t.raw) == vec![None] {
+                        block.extend_from_slice(&t.raw);
+                    }
+                }
+                let from = draw.below(u64::from(SENDERS)) as u8;
+                let id = s.id_of(&key(from)).unwrap();
+                let queued = block
+                    .chunks_exact(TX_SIZE)
+                    .filter(|c| c[1..33] == key(from))
+                    .count() as u64;
+                let extra = transfer(
+                    from,
+                    draw.below(u64::from(SENDERS)) as u8,
+                    1 + draw.below(60),
+                    0,
+                    s.get(id).unwrap().nonce + queued,
+                    99,
+                );
+                if s.check(&block, &extra.raw) == vec![None] && draw.below(2) == 0 {
+                    block.extend_from_slice(&extra.raw);
+                }
+                s.commit(&s.prepare(&block, Some(0), &[]).unwrap()).unwrap();
+                // Where the cache answers, it answers as stepping the chain does.
+                for chain in cached.chains.values() {
+                    let base = s.get(chain.account).unwrap();
+                    let mut raw = Vec::new();
+                    chain.raws(&mut raw);
+                    let mut layer = Layer::default();
+                    let reasons = s.step_layer(&mut layer, &raw);
+                    let Some((used, after)) = chain.advanced(base) else {
+                        slow += 1;
+                        continue;
+                    };
+                    fast += usize::from(used > 0);
+                    assert!(reasons[..used]
+                        .iter()
+                        .all(|r| *r == Some(Reason::NonceTooLow)));
+                    assert!(reasons[used..].iter().all(Option::is_none));
+                    assert_eq!(layer.account(chain.account).unwrap_or(base), after);
+                }
+                for chain in stepped.chains.values_mut() {
+                    chain.pending = None; // every chain stepped again
+                }
+                let senders: Vec<Key> = block.chunks_exact(TX_SIZE).map(sender_of).collect();
+                let which = if draw.below(3) == 0 {
+                    None
+                } else {
+                    Some(&senders[..])
+                };
+                assert_eq!(
+                    cached.recheck(&s, which),
+                    stepped.recheck(&s, which),
+                    "round {round} step {step}"
+                );
+                assert_eq!(contents(&cached, SENDERS), contents(&stepped, SENDERS));
+                for (sender, chain) in &cached.chains {
+                    assert_eq!(chain.delegations, stepped.chains[sender].delegations);
+                }
+            }
+        }
+        assert!(
+            fast > 1000 && slow > 100,
+            "both ways are covered: {fast}, {slow}"
+        );
+    }
+
+    fn sender_of(c: &[u8]) -> Key {
+        c[1..33].try_into().unwrap()
     }
 }

@@ -31,7 +31,8 @@ pub const NO_DELEGATE: u64 = u64::MAX;
 pub const SUPPLY_LIMIT: u64 = 1 << 63;
 
 const TRANSFER: u8 = 0;
-const DELEGATION: u8 = 1;
+/// The kind of a delegation (docs/protocol.md §13).
+pub const DELEGATION: u8 = 1;
 const SENDER: usize = 1;
 const RECIPIENT: usize = SENDER + KEY_SIZE;
 const AMOUNT: usize = RECIPIENT + KEY_SIZE;
