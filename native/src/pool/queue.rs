@@ -11,9 +11,11 @@
 //!   arrival), nonce order within each; [`Queue::recheck`] after a block.
 //!
 //! Each chain caches its sender's account after it (the pending state),
-//! stamped with the account it was computed from: a block that changes the
-//! account (its senders, recipients, the producer) makes the next admission
-//! step that chain again, O(chain); nothing is rebuilt for the whole pool.
+//! stamped with the account it was computed from, so nothing is rebuilt for
+//! the whole pool after a block. When a block changed the account (its
+//! senders, recipients, the producer), the cache still answers if the new
+//! balance covers what the chain has left past its used nonces
+//! ([`Chain::advanced`], O(used)); else the chain is stepped again, O(chain).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
@@ -368,9 +370,11 @@ impl<T: Item> Queue<T> {
             };
             senders.push((sender, id, base));
             if let Some(chain) = self.chains.get(&sender) {
-                match chain.after(base) {
+                // When a block changed the account since, the chain is stepped again
+                // unless the cache still answers (`Chain::advanced`).
+                let after = chain.after(base).or_else(|| Some(chain.advanced(base)?.1));
+                match after {
                     Some(after) => layer.insert(id, after),
-                    // The account changed since (a block): step the chain again.
                     None => chain.raws(&mut raw),
                 }
             }
