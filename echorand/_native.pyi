@@ -1,6 +1,6 @@
 """Type stubs for the native extension `echorand._native` (Rust, PyO3), one section per module."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, SupportsIndex, final
 
 from typing_extensions import Buffer
@@ -894,3 +894,50 @@ def valid_account_keys(public_keys: Buffer) -> list[bool]:
     """`is_valid_account_key` of each key of an n * 32-byte buffer."""
 
 # --- end state ------------------------------------------------------------------
+
+# --- pool (native/src/pool.rs) ----------------------------------------------------
+
+POOL_REASONS: dict[str, str]
+"""The mempool's own refusals by constant name (`ALREADY_QUEUED`, `FEE_TOO_LOW`,
+`BAD_SIGNATURE`, `SENDER_LIMIT`, `MEMPOOL_FULL`)."""
+
+@final
+class MempoolQueue:
+    """A mempool's queue over an `AccountState` (docs/protocol.md §13): transactions by
+    id, per-sender chains of consecutive nonces, fee-order selection, the limits and
+    eviction; each sender's account after its chain is cached for admission.
+    `echorand.ledger.mempool.Mempool` is its facade."""
+
+    def __init__(
+        self, state: AccountState, *, capacity: int, max_per_sender: int, min_fee: int = 0
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, tx_id: object) -> bool: ...
+    @property
+    def evicted(self) -> int:
+        """Transactions evicted for better-paying ones so far."""
+    def get(self, tx_id: object) -> Transaction | None: ...
+    def pending(self, sender: object) -> list[Transaction]:
+        """The queued transactions of `sender` (a public key), in nonce order."""
+    def add(
+        self,
+        transactions: Iterable[Transaction],
+        verified: Container[bytes] | None,
+        refuted: Container[bytes] | None,
+        verify: Callable[[list[Transaction]], Iterable[bool]],
+    ) -> list[str | None]:
+        """Admit a batch: each one's reason, None when queued. The signatures of those
+        that pass every other check: bad when in `refuted`, good when in `verified`,
+        else one call `verify(transactions)`."""
+    def to_verify(
+        self, transactions: Iterable[Transaction], verified: Container[bytes] | None
+    ) -> list[Transaction]:
+        """What `add` would verify (not queued, not repeated, minimum fee, not in
+        `verified`, not refused by the account state). Nothing changes."""
+    def select(self, limit: int) -> list[Transaction]:
+        """At most `limit` for a block: fee order across senders, nonce order in each."""
+    def recheck(self, senders: Iterable[bytes] | None = None) -> int:
+        """After a block: drop what the state no longer accepts from the chains of
+        `senders` (all when None), each chain alone; how many were dropped."""
+
+# --- end pool -------------------------------------------------------------------

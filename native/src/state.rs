@@ -21,13 +21,13 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::chain::args::{describe, int_arg, type_name};
 use crate::codec::wire::Put;
 use crate::codec::{Block, Transaction};
-use accounts::{
-    Accounts, Delta, Key, Reason, RecordParts, GENESIS_ENTRY, KEY_SIZE, NO_DELEGATE, RECORD_SIZE,
-    TX_SIZE, UNDO_ENTRY,
+pub(crate) use accounts::{
+    Account, Accounts, Key, Layer, Reason, Tx, DELEGATION, KEY_SIZE, TX_SIZE,
 };
+use accounts::{Delta, RecordParts, GENESIS_ENTRY, NO_DELEGATE, RECORD_SIZE, UNDO_ENTRY};
 
 /// Work below this many items is not worth releasing the GIL for.
-const DETACH_MIN: usize = 256;
+pub(crate) const DETACH_MIN: usize = 256;
 
 /// A bytes-like argument: borrowed from `bytes` (immutable, so it may be
 /// read without the GIL), copied from any other buffer.
@@ -45,7 +45,7 @@ fn bytes_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Cow<'a, [u8]
 }
 
 /// Exactly 32 bytes.
-fn key_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Key> {
+pub(crate) fn key_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Key> {
     let bytes = bytes_arg(obj, name)?;
     Key::try_from(&bytes[..]).map_err(|_| {
         PyValueError::new_err(format!(
@@ -99,14 +99,7 @@ fn txs_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Txs<'a>> {
         })?;
         let mut raw = Vec::with_capacity(obj.len().unwrap_or(0) * TX_SIZE);
         for (i, item) in iter.enumerate() {
-            let item = item?;
-            let tx = item.cast::<Transaction>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "{name}[{i}] must be a Transaction, not {}",
-                    type_name(&item)
-                ))
-            })?;
-            raw.put(tx.get().raw());
+            raw.put(tx_item(item?, name, i)?.get().raw());
         }
         Cow::Owned(raw)
     };
@@ -120,6 +113,37 @@ fn txs_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Txs<'a>> {
         bytes,
         block_producer: None,
     })
+}
+
+/// Item `i` of the iterable argument `name`, which must be a `Transaction`.
+fn tx_item<'py>(
+    item: Bound<'py, PyAny>,
+    name: &str,
+    i: usize,
+) -> PyResult<Bound<'py, Transaction>> {
+    item.cast_into::<Transaction>().map_err(|e| {
+        PyTypeError::new_err(format!(
+            "{name}[{i}] must be a Transaction, not {}",
+            type_name(&e.into_inner())
+        ))
+    })
+}
+
+/// The `Transaction` objects of an iterable argument, kept as they are (a
+/// mempool holds them).
+pub(crate) fn tx_objects<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Vec<Bound<'py, Transaction>>> {
+    let iter = obj.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be an iterable of Transaction, not {}",
+            type_name(obj)
+        ))
+    })?;
+    iter.enumerate()
+        .map(|(i, item)| tx_item(item?, name, i))
+        .collect()
 }
 
 /// Reward credits from an iterable of `(account, units)` pairs.
@@ -181,6 +205,13 @@ fn undo_args(undos: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
 #[pyclass(module = "echorand._native", name = "AccountState")]
 pub struct AccountState {
     inner: Accounts,
+}
+
+impl AccountState {
+    /// The accounts, for the other native modules (the mempool's queue).
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.inner
+    }
 }
 
 /// An `Accounts` method giving one field of every account before some blocks' undo records.

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from echorand._native import PendingState
 from echorand.ledger.mempool import Mempool
+from echorand.tools.benchmarks.mempool_model import PyMempool
 from echorand.wire import transactions as T
 from echorand.wire.crypto import Keypair
 from echorand.wire.messages import Transaction
@@ -39,8 +40,9 @@ def pay(sender: int, amount: int = 10, *, fee: int = 1, nonce: int = 0, to: int 
     return transfer(KEYPAIRS[sender], KEYS[to], amount, fee=fee, nonce=nonce, chain=CHAIN)
 
 
-class SenderBySender(Mempool):
-    """The reference: each batch sender's queue re-checked with `AccountState.check`."""
+class SenderBySender(PyMempool):
+    """The reference: the Python model (tests/ledger/test_mempool_native.py), each batch
+    sender's queue re-checked with `AccountState.check`."""
 
     def _check(self, batch: list[Transaction]) -> list[str | None]:
         out: list[str | None] = [None] * len(batch)

@@ -31,7 +31,8 @@ pub const NO_DELEGATE: u64 = u64::MAX;
 pub const SUPPLY_LIMIT: u64 = 1 << 63;
 
 const TRANSFER: u8 = 0;
-const DELEGATION: u8 = 1;
+/// The kind of a delegation (docs/protocol.md §13).
+pub const DELEGATION: u8 = 1;
 const SENDER: usize = 1;
 const RECIPIENT: usize = SENDER + KEY_SIZE;
 const AMOUNT: usize = RECIPIENT + KEY_SIZE;
@@ -824,7 +825,13 @@ impl<'a> Overlay<'a> {
         }
         from.nonce = from.nonce.checked_add(1).ok_or(Reason::Overflow)?;
         let fee = tx.fee();
-        let fees = self.fees.checked_add(fee).ok_or(Reason::Overflow)?;
+        // A layer credits no one, so it sums no fees: there, an answer never depends on
+        // another sender's transactions, or on refused ones (`Layer::forget`).
+        let fees = if self.credits {
+            self.fees.checked_add(fee).ok_or(Reason::Overflow)?
+        } else {
+            0
+        };
         let recipient_key = tx.recipient();
         if kind == DELEGATION {
             let delegate = self
@@ -910,17 +917,15 @@ impl<'a> Overlay<'a> {
     }
 }
 
-/// Lower-case hex, for error messages.
 /// What an [`Overlay`] has changed, owned and kept apart from its base: a
 /// layer that outlives one call, a mempool's pending state. Accepted
 /// transactions count for their sender only (nonce and balance): no credit
 /// or account creation, which a block may include without the transaction
-/// that spends it (docs/protocol.md §13, Mempool). It is only meaningful
-/// over the state version it was built on.
+/// that spends it (docs/protocol.md §13, Mempool), and no sum of fees. It
+/// is only meaningful over the state version it was built on.
 #[derive(Default, Debug)]
 pub struct Layer {
     changed: HashMap<u64, Account>,
-    fees: u64,
 }
 
 impl Layer {
@@ -934,6 +939,17 @@ impl Layer {
     pub fn forget(&mut self, id: u64) {
         self.changed.remove(&id);
     }
+
+    /// Account `id` as the layer has it, None when unchanged (the base's).
+    pub fn account(&self, id: u64) -> Option<Account> {
+        self.changed.get(&id).copied()
+    }
+
+    /// Start account `id` from `account`: its state after transactions
+    /// stepped earlier on a layer over the same base (a mempool's cache).
+    pub fn insert(&mut self, id: u64, account: Account) {
+        self.changed.insert(id, account);
+    }
 }
 
 impl Accounts {
@@ -946,7 +962,6 @@ impl Accounts {
         let all: Vec<Tx<'_>> = transactions(txs).collect();
         let (mut overlay, known) = Overlay::new(self, &all);
         overlay.changed = std::mem::take(&mut layer.changed);
-        overlay.fees = layer.fees;
         overlay.credits = false;
         let reasons = all
             .iter()
@@ -954,11 +969,11 @@ impl Accounts {
             .map(|(tx, k)| overlay.step(*tx, k).err())
             .collect();
         layer.changed = overlay.changed;
-        layer.fees = overlay.fees;
         reasons
     }
 }
 
+/// Lower-case hex, for error messages.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -1284,5 +1299,31 @@ mod tests {
         }
         // `check` credits: the same stream accepts k1's first transfer.
         assert_eq!(state.check(&[], &cat(&txs))[1], None);
+    }
+
+    #[test]
+    fn a_layer_sums_no_fees_so_forgotten_ones_change_no_answer() {
+        let k = keys(3);
+        let rich = 1u64 << 61;
+        let state = genesis(&k, rich);
+        let big = tx(TRANSFER, &k[0], &k[1], 1, rich - 1, 0);
+        let mut layer = Layer::default();
+        // Accepted, then forgotten (a refused signature): many times over, whose fees
+        // would sum past 2^64 if the layer kept them.
+        for _ in 0..10 {
+            assert_eq!(state.step_layer(&mut layer, &big), vec![None]);
+            layer.forget(0);
+        }
+        let honest = tx(TRANSFER, &k[1], &k[2], 1, u64::MAX - 1, 0);
+        assert_eq!(
+            state.step_layer(&mut layer, &honest),
+            vec![Some(Reason::InsufficientBalance)],
+            "refused for its own balance, not an overflow of others' fees"
+        );
+        let small = tx(TRANSFER, &k[1], &k[2], 1, 1, 0);
+        assert_eq!(state.step_layer(&mut layer, &small), vec![None]);
+        // `check` (a block's rules) still sums the fees it will credit.
+        let both = cat(&[big, tx(TRANSFER, &k[1], &k[2], 1, u64::MAX - 1, 0)]);
+        assert_eq!(state.check(&[], &both), vec![None, Some(Reason::Overflow)]);
     }
 }
