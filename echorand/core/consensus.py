@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from echorand.core.events import (
+    OTHER_PARENT,
+    PAST_MU,
     Action,
     BlockReceived,
     BlockValidated,
@@ -286,7 +288,7 @@ class Consensus:
                     # Past mu without a decision: the usual cause beyond a partition is a fork
                     # whose other side waits for us. Compare chains with the peers, once.
                     self._suspected = True
-                    out.append(SuspectFork(round, self.round.ctx.prev_hash))
+                    out.append(SuspectFork(round, self.round.ctx.prev_hash, PAST_MU))
             case BlockValidated(now_ms, block_hash, ok):
                 self.round.on_block_validated(block_hash, ok, now_ms)
             case BlockReceived(now_ms, block):
@@ -351,7 +353,7 @@ class Consensus:
                 elif verdict.reason == DropReason.WRONG_PREVIOUS_BLOCK and not self._suspected:
                     # a producer of this round builds on another chain: compare (PROTOCOL §6)
                     self._suspected = True
-                    out.append(SuspectFork(rnd.ctx.round, rnd.ctx.prev_hash))
+                    out.append(SuspectFork(rnd.ctx.round, rnd.ctx.prev_hash, OTHER_PARENT))
                 elif verdict.reason == DropReason.STEP_AHEAD and isinstance(msg, BbaSignature):
                     ahead.append(msg)
                 continue

@@ -180,6 +180,12 @@ class SuspectFork:
     round: int
     block_hash: bytes
     """The decided block of another chain, or our H(B_{r-1}) they do not build on."""
+    why: str = "the round decided a block of another chain"
+    """What raised the suspicion, for the log: that, `PAST_MU` or `OTHER_PARENT`."""
+
+
+PAST_MU = "past step mu without a decision"
+OTHER_PARENT = "a producer of the round builds on another block"
 
 
 @dataclass(frozen=True, slots=True)

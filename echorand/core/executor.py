@@ -88,8 +88,9 @@ class Host(Protocol):
         """Keep and report two valid certificates for different values of one round."""
         ...
 
-    def suspect_fork(self, round: int, block_hash: bytes) -> None:
-        """Compare chains with the peers (the fork choice, PROTOCOL §6)."""
+    def suspect_fork(self, round: int, block_hash: bytes, why: str) -> None:
+        """Compare chains with the peers (the fork choice, PROTOCOL §6); `why`: what raised
+        the suspicion, for the log."""
         ...
 
     def finalized(self, certificate: FinalCertificate) -> None:
@@ -158,8 +159,8 @@ class Executor:
                     host.disconnect(message, reason)
                 case ForkEvidence() as evidence:
                     host.fork_evidence(evidence)
-                case SuspectFork(round, block_hash):
-                    host.suspect_fork(round, block_hash)
+                case SuspectFork(round, block_hash, why):
+                    host.suspect_fork(round, block_hash, why)
                 case Finalized(certificate):
                     host.finalized(certificate)
                 case Halted(reason, evidence):

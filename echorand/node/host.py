@@ -229,10 +229,11 @@ class NodeHost:
             evidence.theirs.step,
         )
 
-    def suspect_fork(self, round: int, block_hash: bytes) -> None:
+    def suspect_fork(self, round: int, block_hash: bytes, why: str) -> None:
         log.warning(
-            "round %d decided block %s.. of another chain: comparing chains",
+            "round %d: %s (block %s..): comparing chains with the peers",
             round,
+            why,
             block_hash.hex()[:16],
         )
         if self.syncer is not None and self.outlet is not None:

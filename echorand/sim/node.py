@@ -199,7 +199,7 @@ class SimNode:
     def fork_evidence(self, evidence: ForkEvidence) -> None:
         self.evidence.append(evidence)
 
-    def suspect_fork(self, round: int, block_hash: bytes) -> None:
+    def suspect_fork(self, round: int, block_hash: bytes, why: str) -> None:
         for peer in self.sim.network.neighbours[self.index]:
             self.sim.check_fork(self, peer)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from _sandbox import EMPTY_VALUE, PARAMS, Sandbox
 
 from echorand.core.bba import Vote
-from echorand.core.events import Commit, Relay, Send, SuspectFork
+from echorand.core.events import PAST_MU, Commit, Relay, Send, SuspectFork
 from echorand.wire.messages import BbaSignature, Block
 
 GONE = PARAMS.n_c - PARAMS.t_h
@@ -52,7 +52,7 @@ def test_votes_far_ahead_from_more_than_n_c_minus_t_h_move_the_node_there() -> N
     assert [a for a in acts if not isinstance(a, SuspectFork)] == sb.my_votes(
         DECIDING, 1, EMPTY_VALUE
     )
-    assert acts.count(SuspectFork(1, sb.genesis.block_hash)) == 1  # past mu: compare chains
+    assert acts.count(SuspectFork(1, sb.genesis.block_hash, PAST_MU)) == 1  # compare chains
     sb.assert_state(1, DECIDING + 1)
 
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from _sandbox import CHAIN, EMPTY_VALUE, PARAMS, Sandbox, key
 
-from echorand.core.events import Disconnect, Relay, SuspectFork
+from echorand.core.events import OTHER_PARENT, Disconnect, Relay, SuspectFork
 from echorand.core.validate import CachingVerifier, DropReason, NativeVerifier, should_relay
 from echorand.protocol.signing import NO_SIGNATURE, sign_proposal, sign_vote
 from echorand.protocol.tally import empty_value
@@ -123,7 +123,7 @@ def test_block_on_another_previous_block_is_dropped(sb: Sandbox) -> None:
     before = sb.node.stats["wrong previous block"]
     sb.recv(sign_gc_block(key(p), CHAIN, p, block))
     # dropped, and its producer holds another chain: compare chains (PROTOCOL §6), once
-    assert sb.take() == [SuspectFork(1, sb.ctx.prev_hash)]
+    assert sb.take() == [SuspectFork(1, sb.ctx.prev_hash, OTHER_PARENT)]
     assert sb.node.stats["wrong previous block"] == before + 1
     other = sign_block(key(p), CHAIN, 1, b"\x0a" * 32, p, sb.ctx.seed, ())
     sb.recv(sign_gc_block(key(p), CHAIN, p, other))

@@ -82,9 +82,9 @@ class Recorder:
         self.calls.append(("fork_evidence", evidence))
         self.host.fork_evidence(evidence)
 
-    def suspect_fork(self, round: int, block_hash: bytes) -> None:
+    def suspect_fork(self, round: int, block_hash: bytes, why: str) -> None:
         self.calls.append(("suspect_fork", round))
-        self.host.suspect_fork(round, block_hash)
+        self.host.suspect_fork(round, block_hash, why)
 
     def finalized(self, certificate: FinalCertificate) -> None:
         self.calls.append(("finalized", certificate))
