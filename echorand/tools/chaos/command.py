@@ -65,7 +65,10 @@ class ChaosOptions:
     drain: float = 60.0
     """Seconds after the last heal for the client to get what it had acknowledged committed."""
     converge: float = 60.0
-    """Seconds after the drain for every node to reach the highest tip of the final heal."""
+    """Seconds after the drain for every node to commit past the highest tip of the final
+    heal: the recovery the checker asks of each node after each heal, given time to show
+    after the last one too (a run once ended 7 s after the final heal, as soon as the
+    drain was done, before a node healed then had committed)."""
     ready_timeout: float = 120.0
     block_txs: int = 1000
     params: Params = DEVNET_PARAMS
@@ -156,7 +159,8 @@ async def _drive(
             say(f"{clock():7.1f} s  load over, all healed at round {history.caught_up_round}")
             await lanes
             drained = all(lane.settled for lane in client.lanes)
-            caught_up = await _converge(client, history.caught_up_round, clock() + options.converge)
+            past = history.caught_up_round + 1
+            caught_up = await _converge(client, past, clock() + options.converge)
             say(
                 f"{clock():7.1f} s  {'drained' if drained else 'drain timed out'},"
                 f" {'every node caught up' if caught_up else 'not every node caught up'}"
