@@ -227,6 +227,11 @@ class Peer(asyncio.Protocol):
     def is_open(self) -> bool:
         return self.ready and self.close_reason is None
 
+    def reading(self, code: int) -> bool:
+        """Whether a frame of message type `code` is partly read from this peer: its head
+        is in, its end is not (a large answer on a slow link)."""
+        return self.ready and len(self._buf) > 4 and self._buf[4] == code
+
     @property
     def queued(self) -> int:
         """Bytes waiting in our send buffer for this peer."""

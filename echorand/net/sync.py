@@ -13,8 +13,14 @@ A claim is a hint, believed only as far as the peer serves certified blocks: a p
 answers a request with nothing while it claims more (`false_tip`) loses its claim, and
 one that does not answer in time (`sync_timeout`) is not counted for the timeout (it
 neither keeps the node from being caught up nor is asked); both are charged for it
-(`Network.penalize`). A peer that claims round 2^62 and never answers delays the node by
-one timeout, and is banned at its second.
+(`Network.penalize`). A peer that claims round 2^62 and never answers is banned at its
+second timeout.
+
+A slow peer does not hold the catch-up for a timeout: a request unanswered for `hedge`
+seconds is asked of the next peer ahead too, and the first answer is taken. The other
+request stays open until its peer answers (the answer is dropped unread) or its timeout
+(charged as any). A link that crawls (a full `tbf` queue, a congested path) then costs
+the node `hedge`, not `sync_timeout`, per request: docs/protocol.md §12.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from echorand.core.validate import DropReason
@@ -47,7 +54,7 @@ log = logging.getLogger(__name__)
 CertifiedBlock = tuple[Block, Certificate]
 COOLDOWN_SLACK = 0.01
 """Seconds after a peer's cool-down that the syncer looks again."""
-SYNC_RESPONSE_CODE = 0x22
+SYNC_RESPONSE_CODE = SyncResponse.CODE
 RESPONSE_HEAD = 5
 """`0x22 || count u32` before the blocks of a `sync_response` (docs/protocol.md §6)."""
 
@@ -55,6 +62,19 @@ FORK_CHECK_INTERVAL = 5.0
 """Seconds between two fork checks with one peer."""
 MAX_FORK_BLOCKS = 1024
 """Blocks of a peer's chain fetched for one fork check (the undo window is far shorter)."""
+
+
+@dataclass(slots=True)
+class _Ask:
+    """A request in flight to one peer: `future` is its answer, or None when the peer is
+    gone or `timer` (its timeout) fired first. `abandoned`: another peer answered it; the
+    answer, when it comes, is dropped unread."""
+
+    first: int
+    count: int
+    future: asyncio.Future[SyncResponse | None]
+    timer: asyncio.TimerHandle | None = None
+    abandoned: bool = field(default=False)
 
 
 class ForkSuspected(Exception):
@@ -165,16 +185,20 @@ class Syncer:
         hash_at: Callable[[int], bytes | None] | None = None,
         batch: int = MAX_SYNC_BLOCKS,
         timeout: float = 20.0,
+        hedge: float = 2.0,
     ) -> None:
         """`on_fork(peer, blocks)`: the certified blocks of `peer` from `fork_start()` (the
         first round the node could roll back) to its tip, when it may hold another chain;
         True when the node follows that chain afterwards, False when it kept its own.
         `hash_at(round)`: the hash of our block of that round, to compare a fetched block
-        that consensus applied meanwhile."""
+        that consensus applied meanwhile. `hedge`: seconds a catch-up request waits before
+        the next peer ahead is asked too."""
         if not 1 <= batch <= MAX_SYNC_BLOCKS:
             raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
         if timeout <= 0:
             raise ValueError(f"timeout: must be positive, got {timeout}")
+        if hedge <= 0:
+            raise ValueError(f"hedge: must be positive, got {hedge}")
         self.net = net
         self.check_and_apply = check_and_apply
         self.tip = tip
@@ -185,11 +209,13 @@ class Syncer:
         self.hash_at = hash_at
         self.batch = batch
         self.timeout = timeout
+        self.hedge = hedge
         self.applied = 0
         """Blocks applied by sync since the start."""
         self._claims: dict[Peer, int] = {}
         self._cooldown: dict[Peer, float] = {}
-        self._pending: tuple[Peer, int, asyncio.Future[SyncResponse | None]] | None = None
+        self._asks: dict[Peer, _Ask] = {}
+        """The requests in flight, at most one per peer."""
         self._late: dict[Peer, int] = {}
         """Per peer, requests that timed out and may still be answered."""
         self._wake = asyncio.Event()
@@ -213,6 +239,10 @@ class Syncer:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
+        for ask in self._asks.values():
+            if ask.timer is not None:
+                ask.timer.cancel()
+        self._asks.clear()
 
     @property
     def target(self) -> int:
@@ -268,10 +298,10 @@ class Syncer:
         self._claims.pop(peer, None)
         self._cooldown.pop(peer, None)
         self._late.pop(peer, None)
-        if self._pending is not None and self._pending[0] is peer:
-            fut = self._pending[2]
-            if not fut.done():
-                fut.set_result(None)
+        ask = self._asks.pop(peer, None)
+        if ask is not None:
+            self._settle(ask, None)
+        self.wake()
 
     def response(self, peer: Peer, response: SyncResponse) -> None:
         """A response from `peer`: the answer to our request, a late one, or unsolicited.
@@ -279,11 +309,15 @@ class Syncer:
         Responses carry no request id: one is the answer when it comes from the peer we
         asked and starts at the round we asked for (or is empty).
         """
-        pending = self._pending
-        if pending is not None and pending[0] is peer and not pending[2].done():
+        ask = self._asks.get(peer)
+        if ask is not None:
             blocks = response.blocks
-            if not blocks or blocks[0][0].round == pending[1] or not self._late.get(peer):
-                pending[2].set_result(response)
+            if not blocks or blocks[0][0].round == ask.first or not self._late.get(peer):
+                del self._asks[peer]
+                if ask.abandoned:
+                    self.net.counters["sync_hedged_late"] += 1  # answered elsewhere first
+                    self.wake()  # the peer may be asked again
+                self._settle(ask, None if ask.abandoned else response)
                 return
         if self._late.get(peer):
             self._late[peer] -= 1  # the answer to a request that timed out: too late
@@ -330,50 +364,113 @@ class Syncer:
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
 
-    def _pick(self) -> tuple[Peer | None, float]:
-        """The next peer ahead of us in turn, or None and how long until one cools down."""
+    def _pick(self) -> tuple[Peer | None, float | None]:
+        """The next peer ahead of us in turn that has no request of ours in flight; else None
+        and how long until one cools down (None: until a request in flight ends)."""
         tip = self.tip()
         now = asyncio.get_running_loop().time()
         ahead = sorted(
             (p for p, c in self._claims.items() if c > tip and p.is_open), key=lambda p: p.id
         )
-        ready = [p for p in ahead if self._cooldown.get(p, 0.0) <= now]
+        ready = [p for p in ahead if self._cooldown.get(p, 0.0) <= now and p not in self._asks]
         if not ready:
-            return None, max(0.0, min(self._cooldown[p] for p in ahead) - now)
+            cooling = [self._cooldown[p] for p in ahead if self._cooldown.get(p, 0.0) > now]
+            return None, max(0.0, min(cooling) - now) if cooling else None
         self._turn += 1
         return ready[self._turn % len(ready)], 0.0
 
     async def _fetch(self, peer: Peer) -> None:
+        """The next blocks after our tip from `peer`, and from the next peer ahead too each
+        time no answer came for `hedge` seconds (or a request ended unanswered); the first
+        answer is applied, the others are left to come and be dropped."""
         first = self.tip() + 1
-        count = min(self.batch, self._claims[peer] - first + 1)
-        blocks = await self._request(peer, first, count)
-        if blocks is not None:
-            await self._apply(peer, blocks, first, count)
+        asks: dict[asyncio.Future[SyncResponse | None], tuple[Peer, _Ask]] = {}
+        nxt: Peer | None = peer
+        while True:
+            claim = -1 if nxt is None else self._claims.get(nxt, -1)
+            if nxt is not None and claim >= first:
+                ask = self._ask(nxt, first, min(self.batch, claim - first + 1))
+                if ask is not None:
+                    if asks:
+                        self.net.counters["sync_hedges"] += 1
+                    asks[ask.future] = (nxt, ask)
+            if not asks:
+                return
+            done, _ = await asyncio.wait(
+                set(asks), timeout=self.hedge, return_when=asyncio.FIRST_COMPLETED
+            )
+            ended = [asks.pop(f) for f in done]
+            answered = [(p, a) for p, a in ended if a.future.result() is not None]
+            if answered:
+                for _other, pending in asks.values():
+                    pending.abandoned = True
+                (peer, ask), *_ = answered
+                response = ask.future.result()
+                assert response is not None
+                await self._apply(peer, response.blocks, first, ask.count)
+                return
+            nxt, _wait = self._pick()
 
     async def _request(self, peer: Peer, first: int, count: int) -> Sequence[CertifiedBlock] | None:
-        """Ask `peer` for `count` blocks from `first`; its answer, None when it has none for
-        us (gone, or silent until the timeout)."""
-        fut: asyncio.Future[SyncResponse | None] = asyncio.get_running_loop().create_future()
-        self._pending = (peer, first, fut)
-        try:
-            if not peer.send(SyncRequest(first, count)):
-                self._claims.pop(peer, None)  # gone; the network tells us soon
-                return None
-            response = await asyncio.wait_for(fut, self.timeout)
-        except TimeoutError:
-            log.info("sync: %r did not answer for rounds %d.. in %ss", peer, first, self.timeout)
-            self.net.counters["sync_timeouts"] += 1
-            loop = asyncio.get_running_loop()
-            self._cooldown[peer] = loop.time() + self.timeout
-            # Its claim counts again then (the kick a little later: a timer may fire a
-            # millisecond before the clock reads its time, and find it still cooling).
-            loop.call_later(self.timeout + COOLDOWN_SLACK, self.wake)
-            self._late[peer] = self._late.get(peer, 0) + 1
-            self.net.penalize(peer, DropReason.SYNC_TIMEOUT, f"rounds {first}.. unanswered")
+        """Ask `peer` for `count` blocks from `first` (after the request of ours it may still
+        have in flight); its answer, None when it has none for us (gone, or silent until
+        the timeout)."""
+        while (pending := self._asks.get(peer)) is not None:
+            await asyncio.wait({pending.future})  # never cancels it
+        ask = self._ask(peer, first, count)
+        if ask is None:
             return None
-        finally:
-            self._pending = None
+        await asyncio.wait({ask.future})  # a cancelled wait leaves the ask to its timer
+        response = ask.future.result()
         return None if response is None else response.blocks
+
+    def _ask(self, peer: Peer, first: int, count: int) -> _Ask | None:
+        """Send `peer` a request (its answer: the returned ask's future); None when it is
+        gone or already has a request of ours in flight."""
+        if peer in self._asks:
+            return None
+        loop = asyncio.get_running_loop()
+        ask = _Ask(first, count, loop.create_future())
+        if not peer.send(SyncRequest(first, count)):
+            self._claims.pop(peer, None)  # gone; the network tells us soon
+            return None
+        ask.timer = loop.call_later(self.timeout, self._timed_out, peer, ask)
+        self._asks[peer] = ask
+        return ask
+
+    def _settle(self, ask: _Ask, response: SyncResponse | None) -> None:
+        if ask.timer is not None:
+            ask.timer.cancel()
+        if not ask.future.done():
+            ask.future.set_result(response)
+
+    def _timed_out(self, peer: Peer, ask: _Ask) -> None:
+        """`peer` left the request unanswered for `timeout`: cooled down, its answer, if it
+        still comes, dropped as late, and charged, unless the answer is arriving (partly
+        read): then the link is slow, likely ours, and charging every peer we ask would
+        ban them all."""
+        if self._asks.get(peer) is not ask:
+            return
+        del self._asks[peer]
+        arriving = peer.reading(SYNC_RESPONSE_CODE)
+        log.info(
+            "sync: %r did not answer for rounds %d.. in %ss%s",
+            peer,
+            ask.first,
+            self.timeout,
+            " (its answer was arriving: not charged)" if arriving else "",
+        )
+        self.net.counters["sync_slow_answers" if arriving else "sync_timeouts"] += 1
+        loop = asyncio.get_running_loop()
+        self._cooldown[peer] = loop.time() + self.timeout
+        # Its claim counts again then (the kick a little later: a timer may fire a
+        # millisecond before the clock reads its time, and find it still cooling).
+        loop.call_later(self.timeout + COOLDOWN_SLACK, self.wake)
+        self._late[peer] = self._late.get(peer, 0) + 1
+        if not arriving:
+            self.net.penalize(peer, DropReason.SYNC_TIMEOUT, f"rounds {ask.first}.. unanswered")
+        self._settle(ask, None)
+        self.wake()
 
     async def _check_forks(self) -> None:
         """Fetch the chain of each suspected peer from the node's `fork_start()` to its tip

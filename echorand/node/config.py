@@ -20,6 +20,7 @@ max_inbound = 64              # accepted connections at most, and per IP address
 max_per_address = 8
 idle_timeout = 60.0           # a peer silent this long is dropped
 sync_timeout = 20.0           # a sync request unanswered this long costs the peer its claim
+sync_hedge = 2.0              # a sync request unanswered this long is asked of another peer too
 ban_seconds = 60.0            # an address's first ban (doubles with each later one)
 
 [api]
@@ -102,6 +103,7 @@ class NodeConfig:
     max_per_address: int = 8
     idle_timeout: float = 60.0
     sync_timeout: float = 20.0
+    sync_hedge: float = 2.0
     ban_seconds: float = 60.0
     api: ApiConfig | None = field(default_factory=ApiConfig)
     mempool_max_count: int = DEFAULT_MAX_COUNT
@@ -229,6 +231,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
             "max_per_address",
             "idle_timeout",
             "sync_timeout",
+            "sync_hedge",
             "ban_seconds",
         },
     )
@@ -279,6 +282,7 @@ def _parse(doc: dict[str, Any], where: str, base: Path) -> NodeConfig:
         max_per_address=net.int("max_per_address", 8, 1, 1 << 16),
         idle_timeout=_positive(net, "idle_timeout", 60.0),
         sync_timeout=_positive(net, "sync_timeout", 20.0),
+        sync_hedge=_positive(net, "sync_hedge", 2.0),
         ban_seconds=_positive(net, "ban_seconds", 60.0),
         api=ApiConfig(api.str("host", "127.0.0.1"), api.int("port", 0, 0, 65535))
         if "api" in doc

@@ -86,6 +86,9 @@ NET_COUNTERS: dict[str, tuple[str, str]] = {
     "sync_requests_served": ("sync_requests_served_total", "block requests answered"),
     "sync_requests_ignored": ("sync_requests_ignored_total", "block requests ignored"),
     "sync_timeouts": ("sync_timeouts_total", "block requests of ours that timed out"),
+    "sync_hedges": ("sync_hedges_total", "block requests also sent to a second peer"),
+    "sync_hedged_late": ("sync_hedged_late_total", "answers dropped: another peer was first"),
+    "sync_slow_answers": ("sync_slow_answers_total", "timeouts not charged: answer arriving"),
     "sync_blocks": ("sync_blocks_total", "certified blocks received by sync"),
 }
 """Network counter -> (metric name, help); every one is exposed, 0 until counted."""

@@ -248,6 +248,7 @@ class Node:
             fork_start=lambda: self.ledger.rollback_floor + 1,
             hash_at=self.ledger.hash,
             timeout=cfg.sync_timeout,
+            hedge=cfg.sync_hedge,
         )
         self.admission.net = self.host.outlet = self.net
         self.host.syncer = self.syncer

@@ -388,7 +388,8 @@ def test_a_node_at_the_tip_of_its_peers_is_caught_up_at_once() -> None:
 
 # -- hostile and broken peers
 
-Reply = Callable[[SyncRequest], Awaitable[bytes | None]]
+Reply = Callable[[SyncRequest], Awaitable[bytes | list[bytes | float] | None]]
+"""What the fake sends for a request: bytes, or pieces of bytes and pauses (seconds)."""
 
 
 async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
@@ -408,7 +409,11 @@ async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
                     if isinstance(msg, Hello):
                         writer.write(framed(shake.proof(msg)))
                     elif isinstance(msg, SyncRequest) and (out := await reply(msg)):
-                        writer.write(out)
+                        for piece in [out] if isinstance(out, bytes) else out:
+                            if isinstance(piece, bytes):
+                                writer.write(piece)
+                            else:
+                                await asyncio.sleep(piece)
         except (ConnectionError, asyncio.CancelledError):
             pass
         writer.close()
@@ -506,6 +511,75 @@ def test_a_peer_that_answered_late_once_is_charged_and_kept() -> None:
             await until(lambda: client.ledger.tip() == 300, "the catch-up")
             assert client.ledger.blocks == CHAIN
             assert client.net.counters["sync_timeouts"] == 1
+            assert client.net.counters["drop_unsolicited_sync"] == 0
+            assert len(client.net.peers) == 1
+        fake.close()
+
+    arun(main())
+
+
+@pytest.mark.parametrize("late", [True, False], ids=["answers late", "never answers"])
+def test_a_slow_peer_is_hedged_by_the_next_peer_ahead(late: bool) -> None:
+    """A request the first peer leaves unanswered for `hedge` seconds goes to the next peer
+    ahead too, and the node catches up from it long before the first one's timeout. The
+    slow peer's answer, when it comes, is dropped unread (not an unsolicited response);
+    one that never comes is charged at the timeout as any."""
+    asked: list[SyncRequest] = []
+
+    async def slow(req: SyncRequest) -> bytes | None:
+        asked.append(req)
+        await asyncio.sleep(1.0)
+        return _range(req) if late else None
+
+    async def main() -> None:
+        fake = await fake_peer(300, slow)
+        timeout = 30.0 if late else 5.0
+        async with (
+            Network(config(1), source=Ledger(CHAIN)) as good,
+            Client(3, batch=100, timeout=timeout, hedge=0.2) as client,
+        ):
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: asked, "the first request, to the slow peer")
+            client.net.connect("127.0.0.1", good.port)
+            await until(lambda: client.ledger.tip() == 300, "the catch-up", timeout=timeout / 2)
+            assert client.ledger.blocks == CHAIN
+            assert client.net.counters["sync_hedges"] >= 1
+            assert client.net.counters["sync_timeouts"] == 0
+            if late:
+                await until(lambda: client.net.counters["sync_hedged_late"] == 1, "the answer")
+                assert client.net.counters["drop_unsolicited_sync"] == 0
+                assert client.net.counters["penalty_sync_timeout"] == 0
+                assert len(client.net.peers) == 2
+            else:
+                await until(lambda: client.net.counters["sync_timeouts"] == 1, "the timeout")
+                assert client.net.counters["penalty_sync_timeout"] == 1
+        fake.close()
+
+    arun(main())
+
+
+def test_a_peer_whose_answer_is_arriving_at_the_timeout_is_not_charged() -> None:
+    """A large answer on a slow link (ours, likely: charging every peer we ask would ban
+    them all) is half read at the timeout: the request ends as any timeout, the peer is
+    not charged, and the rest, when it comes, is dropped as a late answer."""
+
+    asked: list[SyncRequest] = []
+
+    async def halting(req: SyncRequest) -> list[bytes | float]:
+        asked.append(req)
+        data = _range(req)
+        if len(asked) > 1:
+            return [data]
+        return [data[: len(data) // 2], 1.0, data[len(data) // 2 :]]
+
+    async def main() -> None:
+        fake = await fake_peer(300, halting)
+        async with Client(3, batch=100, timeout=0.5) as client:
+            client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: client.net.counters["sync_slow_answers"] >= 1, "the timeout")
+            assert client.net.counters["penalty_sync_timeout"] == 0
+            assert client.net.counters["sync_timeouts"] == 0
+            await until(lambda: client.ledger.tip() == 300, "the answers after it")
             assert client.net.counters["drop_unsolicited_sync"] == 0
             assert len(client.net.peers) == 1
         fake.close()
@@ -716,6 +790,8 @@ def test_syncer_rejects_nonsense_options() -> None:
         Syncer(net, Ledger().check_and_apply, tip=lambda: 0, batch=0)
     with pytest.raises(ValueError, match="timeout"):
         Syncer(net, Ledger().check_and_apply, tip=lambda: 0, timeout=0)
+    with pytest.raises(ValueError, match="hedge"):
+        Syncer(net, Ledger().check_and_apply, tip=lambda: 0, hedge=0)
 
 
 def test_network_and_sync_run_on_the_standard_event_loop_too() -> None:
