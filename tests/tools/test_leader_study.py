@@ -309,7 +309,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_json_has_the_required_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_leader(parse(["--blocks", "3000", "--slow-honest", "5", "--json"])) == 0
+    assert run_leader(parse(["--blocks", "3000", "--slow-honest", "5", "--json"]), save_plots) == 0
     out = json.loads(capsys.readouterr().out)
     required = {"honest_share", "position_mean", "position_std", "first_authors"}
     assert required | {"wait_histogram", "max_wait"} <= out.keys()
@@ -343,7 +343,8 @@ def test_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_bad_parameters_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_leader(parse(["--validators", "4", "--byzantine", "4", "--blocks", "10"])) == 2
+    args = parse(["--validators", "4", "--byzantine", "4", "--blocks", "10"])
+    assert run_leader(args, save_plots) == 2
     assert "byzantine must be below n_validators=4" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse(["--seeded", "abcd"])

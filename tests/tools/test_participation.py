@@ -180,7 +180,7 @@ def test_command_prints_a_table_beside_the_whitepaper(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert run_participation(parse(*ARGS[:-2], "--points", "0.7", "--jobs", "1")) == 0
+    assert run_participation(parse(*ARGS[:-2], "--points", "0.7", "--jobs", "1"), save_plot) == 0
     out = capsys.readouterr().out
     assert "paper" in out and "4%, 5.5 s" in out
 
@@ -274,7 +274,7 @@ DELEGATION_ARGS = [
 def test_command_with_delegation_prints_json_per_variant_and_point(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run_participation(parse(*DELEGATION_ARGS, "--json")) == 0
+    assert run_participation(parse(*DELEGATION_ARGS, "--json"), save_plot) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["variant"], r["participation"]) for r in rows] == [
         ("plain", 0.6),
@@ -360,7 +360,7 @@ def test_command_with_delegation_prints_a_table_per_variant(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert run_participation(parse(*DELEGATION_ARGS)) == 0
+    assert run_participation(parse(*DELEGATION_ARGS), save_plot) == 0
     out = capsys.readouterr().out
     plain, deleg = out.index("participation (plain)"), out.index("participation (delegation)")
     assert plain < deleg

@@ -437,9 +437,7 @@ def config_from_args(args: argparse.Namespace) -> GrindingConfig:
     )
 
 
-def run_grinding(
-    args: argparse.Namespace, plot: Callable[[GrindingResult, Path], Path] | None = None
-) -> int:
+def run_grinding(args: argparse.Namespace, plot: Callable[[GrindingResult, Path], Path]) -> int:
     """`echorand sim grinding`: run the sweep, print the table or the JSON, and plot with
     `plot` (`grinding_plots.save_plot`, which the CLI passes: matplotlib only when asked)."""
     err = Console(stderr=True)
@@ -454,8 +452,6 @@ def run_grinding(
     else:
         print_result(result)
     if args.plot is not None:
-        if plot is None:
-            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
         err.print(f"saved {plot(result, args.plot)}")
     return 0
 

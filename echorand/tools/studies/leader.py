@@ -241,9 +241,7 @@ def add_leader_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_leader(
-    args: argparse.Namespace, plot: Callable[[LeaderResult, Path], list[Path]] | None = None
-) -> int:
+def run_leader(args: argparse.Namespace, plot: Callable[[LeaderResult, Path], list[Path]]) -> int:
     """`echorand sim leader`: run, then print the table or the JSON, and plot with `plot`
     (`leader_plots.save_plots`, which the CLI passes: matplotlib only when asked)."""
     byzantine = max_faulty(args.validators) if args.byzantine is None else args.byzantine
@@ -259,8 +257,6 @@ def run_leader(
     else:
         print_result(result)
     if args.plot is not None:
-        if plot is None:
-            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
         for path in plot(result, args.plot):
             err.print(f"saved {path}")
     return 0

@@ -656,9 +656,7 @@ def config_from(args: argparse.Namespace) -> SweepConfig:
     )
 
 
-def run_participation(
-    args: argparse.Namespace, plot: Callable[[SweepResult, Path], Path] | None = None
-) -> int:
+def run_participation(args: argparse.Namespace, plot: Callable[[SweepResult, Path], Path]) -> int:
     """`echorand sim participation`: 0 when no run forked or held a bad certificate, else 1.
     Plots with `plot` (`participation_plots.save_plot`, which the CLI passes: matplotlib
     only when asked)."""
@@ -680,8 +678,6 @@ def run_participation(
     else:
         print_result(result)
     if args.plot is not None:
-        if plot is None:
-            raise ValueError("--plot needs the study's plot function (`echorand sim` passes it)")
         err.print(f"saved {plot(result, args.plot)}")
     return 0 if result.safe else 1
 
