@@ -114,11 +114,11 @@ class Admission:
 
     # --- admission control (`echorand.node.backpressure`) -------------------------------
 
-    def busy(self, wanted: int = 1) -> Busy | None:
-        """Whether the API should refuse a request of `wanted` transactions now (429): the
-        mempool holds more than the node commits in the next rounds, or the pace has no
-        room for it yet."""
-        return self.backpressure.busy(len(self.mempool), wanted=wanted)
+    def busy(self, wanted: int = 1, client: str | None = None) -> Busy | None:
+        """Whether the API should refuse a request of `wanted` transactions from `client`
+        now (429): the mempool holds more than the node commits in the next rounds, or the
+        pace has no room for it yet (beside the other clients' shares)."""
+        return self.backpressure.busy(len(self.mempool), wanted=wanted, client=client)
 
     def note_block_seconds(self, key: bytes | int, seconds: float) -> None:
         """Time spent building (key: the round) or checking (key: the hash) a block."""
@@ -173,19 +173,23 @@ class Admission:
     # --- transactions in -------------------------------------------------------------
 
     async def submit(
-        self, transactions: Sequence[Transaction], source: Peer | None = None
+        self,
+        transactions: Sequence[Transaction],
+        source: Peer | None = None,
+        client: str | None = None,
     ) -> list[str | None]:
-        """Admit transactions (from a peer or the API) and relay the admitted ones. From the
-        API, as many as the admission bound has room for (`Backpressure.room`): the rest
-        are refused unread (NODE_BUSY)."""
+        """Admit transactions (from a peer, or the API's `client`) and relay the admitted
+        ones. From the API, as many as the admission bound has room for
+        (`Backpressure.room`, the client's share included): the rest are refused unread
+        (NODE_BUSY)."""
         if not transactions:
             return []
         shed = 0
         if source is None:
-            room = self.backpressure.room(len(self.mempool), len(transactions))
+            room = self.backpressure.room(len(self.mempool), len(transactions), client)
             shed = max(0, len(transactions) - room)
             transactions = transactions[:room]
-            self.backpressure.admitted(len(transactions))
+            self.backpressure.admitted(len(transactions), client)
             if shed:
                 self.refused[NODE_BUSY] += shed
         reasons = await self.admit([(source, transactions)]) if transactions else []

@@ -67,9 +67,11 @@ class NodeView(Protocol):
     @property
     def counters(self) -> Counter[str]: ...
 
-    async def submit(self, transactions: Sequence[Transaction]) -> list[str | None]: ...
+    async def submit(
+        self, transactions: Sequence[Transaction], *, client: str | None = None
+    ) -> list[str | None]: ...
 
-    def busy(self, wanted: int = 1) -> Busy | None: ...
+    def busy(self, wanted: int = 1, client: str | None = None) -> Busy | None: ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -170,7 +172,8 @@ class Api:
     # --- handlers ------------------------------------------------------------------
 
     async def post_tx(self, request: web.Request) -> web.Response:
-        busy = self.node.busy(_request_txs(request))
+        client = request.remote or "?"  # its share of the pace (docs/protocol.md §13)
+        busy = self.node.busy(_request_txs(request), client)
         if busy is not None:
             # Refused before the body is read: a node that is behind spends nothing on it.
             self.node.counters["api_busy"] += 1
@@ -178,7 +181,7 @@ class Api:
             response.headers["Retry-After"] = str(busy.retry_after_s)
             return response
         txs = transactions_from_body(await request.read(), request.content_type)
-        status, doc = tx_answer(txs, await self.node.submit(txs))
+        status, doc = tx_answer(txs, await self.node.submit(txs, client=client))
         return json_response(doc, status)
 
     async def get_status(self, request: web.Request) -> web.Response:

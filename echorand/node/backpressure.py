@@ -28,6 +28,12 @@ Two bounds, from the size of a block and the length of a round:
   excess past the bound, at most MAX_WAIT_ROUNDS rounds. Under a CPU overload the pool
   drains slower than it fills, what it holds waits longer, and the pace falls:
   admission gives way to consensus instead of starving it.
+- **Fair shares** (`Shares`). The pace is shared by the API's clients (by address): while
+  n are active, one that used more than its share (the pace over n, a bucket of a
+  round's worth over n) may not take the bucket's last (n-1)/n of a round's worth, which
+  waits for the others. A client alone, or within its share, sees the pace whole; a
+  flooder (with valid transactions or not: the pace is taken before signatures are
+  checked) gets what the others leave, and cannot hold them at 429.
 
 Each measure is an exponentially weighted average (`Ewma`), so that a burst or a slow
 round moves it without deciding it.
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +61,7 @@ __all__ = [
     "Backpressure",
     "Busy",
     "Ewma",
+    "Shares",
 ]
 
 LAMBDA_BYTES = 1 << 20
@@ -89,6 +97,74 @@ NODE_BUSY = "node busy: past the admission bound; retry later"
 """A transaction of an API batch past the bound's room (the batch's head was admitted)."""
 EWMA_WEIGHT = 0.2
 """The weight of a new observation."""
+ACTIVE_SECONDS = 2.0
+"""An API client counts as active (takes a share of the pace) this long after its last
+request."""
+MAX_CLIENTS = 4096
+"""API clients tracked at once; past it the least recently seen is forgotten."""
+
+
+@dataclass(slots=True)
+class _Client:
+    tokens: float
+    filled_at: float
+    seen: float
+
+
+class Shares:
+    """Each active API client's share of the admission pace (docs/protocol.md §13).
+
+    A client is an address (`request.remote`: behind a proxy, all are one). Each has a
+    bucket filled at the pace over the active clients, holding at most a round's worth
+    over them; it is drawn by what the client is admitted. A client whose bucket does not
+    cover its request is over its share: it may not take the last (n-1)/n of the pace's
+    round's worth (`reserve`), which is left to the others. Work-conserving: when the
+    others take nothing, the reserve is refilled and the heavy client gets the rest.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
+        """Active clients, the least recently seen first."""
+
+    def active(self) -> int:
+        """Clients seen within ACTIVE_SECONDS."""
+        self._forget(self._clock())
+        return len(self._clients)
+
+    def _forget(self, now: float) -> None:
+        clients = self._clients
+        while clients and (
+            next(iter(clients.values())).seen < now - ACTIVE_SECONDS or len(clients) > MAX_CLIENTS
+        ):
+            clients.popitem(last=False)
+
+    def _touch(self, client: str, rate: float, burst: float) -> tuple[_Client, int]:
+        """The client's bucket, filled to now, and the number of active clients."""
+        now = self._clock()
+        c = self._clients.pop(client, None)
+        self._forget(now)
+        n = len(self._clients) + 1
+        if c is None:
+            c = _Client(burst / n, now, now)
+        c.tokens = min(burst / n, c.tokens + max(0.0, now - c.filled_at) * rate / n)
+        c.filled_at = c.seen = now
+        self._clients[client] = c
+        return c, n
+
+    def reserve(self, client: str, wanted: int, rate: float, burst: float) -> float:
+        """Tokens of the pace that `client`, asking for `wanted`, must leave to the others:
+        none while it is alone or within its share, else (n-1)/n of a round's worth."""
+        c, n = self._touch(client, rate, burst)
+        if n == 1 or c.tokens >= min(max(1, wanted), burst / n):
+            return 0.0
+        return burst * (n - 1) / n
+
+    def take(self, client: str, count: int) -> None:
+        """`client` was admitted `count` transactions."""
+        c = self._clients.get(client)
+        if c is not None:
+            c.tokens -= count
 
 
 @dataclass(slots=True)
@@ -171,6 +247,8 @@ class Backpressure:
         self._clock = clock
         self._filled_at = clock()
         self._tokens = self._burst()
+        self.shares = Shares(clock)
+        """The API clients' shares of the pace."""
 
     def _most(self) -> int:
         return min(self.block_max_txs, LAMBDA_TXS)
@@ -259,26 +337,37 @@ class Backpressure:
         self._tokens = min(self._burst(), self._tokens + elapsed * self.rate)
         return self._tokens
 
-    def room(self, queued: int, wanted: int = 0) -> int:
+    def _reserve(self, client: str | None, wanted: int) -> float:
+        if client is None:
+            return 0.0
+        return self.shares.reserve(client, wanted, self.rate, self._burst())
+
+    def room(self, queued: int, wanted: int = 0, client: str | None = None) -> int:
         """How many more transactions the API may admit now: within the bound, and at the
-        pace (a round's worth at once). `wanted`: how many a request asks for (the pace
-        held it back if it gets fewer)."""
+        pace (a round's worth at once), less what `client`, if over its share, must leave
+        to the others. `wanted`: how many a request asks for (the pace held it back if it
+        gets fewer)."""
         if not self.enabled:
             return UNBOUNDED
-        room = max(0, min(self.limit() - queued, int(self._fill())))
+        tokens = self._fill() - self._reserve(client, wanted)
+        room = max(0, min(self.limit() - queued, int(tokens)))
         if room < wanted:
             self._held = True
         return room
 
-    def admitted(self, count: int) -> None:
-        """`count` transactions were let in (`room`)."""
+    def admitted(self, count: int, client: str | None = None) -> None:
+        """`count` transactions were let in (`room`), for `client` if an API client."""
         self._tokens -= count
+        if client is not None:
+            self.shares.take(client, count)
 
-    def busy(self, queued: int, slack: float = 1, wanted: int = 1) -> Busy | None:
+    def busy(
+        self, queued: int, slack: float = 1, wanted: int = 1, client: str | None = None
+    ) -> Busy | None:
         """Busy when `queued` reaches `slack` bounds (wait until the excess is committed),
         or, for the API (`slack` 1), when the pace has no room yet for a request of
-        `wanted` transactions (or for a round's worth, if it is larger): wait until it
-        has."""
+        `wanted` transactions (or for a round's worth, if it is larger), beside what
+        `client`, if over its share, must leave to the others: wait until it has."""
         if not self.enabled:
             return None
         limit = self.limit()
@@ -290,8 +379,9 @@ class Backpressure:
             return Busy(queued, limit, max(1, math.ceil(wait)))
         if slack != 1:
             return None
-        need = min(max(1, wanted), int(self._burst()), limit - queued)
-        tokens = self._fill()
+        reserve = self._reserve(client, wanted)
+        need = min(max(1, wanted), max(1, int(self._burst() - reserve)), limit - queued)
+        tokens = self._fill() - reserve
         if tokens >= need:
             return None
         self._held = True

@@ -193,15 +193,20 @@ class Node:
         """Admission control (`echorand.node.backpressure`)."""
         return self.admission.backpressure
 
-    def busy(self, wanted: int = 1) -> Busy | None:
-        """Whether the API should refuse a request of `wanted` transactions now (429)."""
-        return self.admission.busy(wanted)
+    def busy(self, wanted: int = 1, client: str | None = None) -> Busy | None:
+        """Whether the API should refuse a request of `wanted` transactions from `client`
+        now (429)."""
+        return self.admission.busy(wanted, client)
 
     async def submit(
-        self, transactions: Sequence[Transaction], source: Peer | None = None
+        self,
+        transactions: Sequence[Transaction],
+        source: Peer | None = None,
+        client: str | None = None,
     ) -> list[str | None]:
-        """Admit transactions (from a peer or the API) and relay the admitted ones."""
-        return await self.admission.submit(transactions, source)
+        """Admit transactions (from a peer, or the API's `client`) and relay the admitted
+        ones."""
+        return await self.admission.submit(transactions, source, client)
 
     def now_ms(self) -> int:
         """The core's time: integer ms of the loop's monotonic clock since the start."""

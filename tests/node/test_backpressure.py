@@ -176,6 +176,50 @@ def test_the_api_admits_at_the_pace_and_says_when_a_request_fits() -> None:
     assert bp.busy(950, wanted=900) is None  # the bound leaves room for 50: those go in
 
 
+def test_a_client_over_its_share_leaves_the_others_theirs() -> None:
+    """A flooder drains the pace; a light client beside it still finds room, because the
+    flooder, over its share, may not take the last half of a round's worth; alone, or once
+    the other is gone, the flooder gets the whole pace again (work-conserving). The light
+    client's first request finds the bucket drained: it counts as active from then on."""
+    now = [0.0]
+    bp = Backpressure(block_max_txs=1000, budget_ms=100, round_ms=500, clock=lambda: now[0])
+    # 2 000/s, a burst of a round's worth (1 000).
+    assert bp.room(0, 1000, "flood") == 1000  # alone: the whole pace
+    bp.admitted(1000, "flood")
+    light_got = 0
+    for step in range(1, 101):  # 10 s: the flooder asks for 1 000 ten times each 0.1 s
+        now[0] = step * 0.1
+        for _ in range(10):
+            bp.admitted(min(1000, bp.room(0, 1000, "flood")), "flood")
+        if step % 5 == 0:  # the light client, right after: 20 every 0.5 s, 40/s
+            busy = bp.busy(0, wanted=20, client="light")
+            assert (busy is not None) == (step == 5), now[0]
+            got = min(20, bp.room(0, 20, "light"))
+            bp.admitted(got, "light")
+            light_got += got
+    assert light_got == 19 * 20
+    assert bp.shares.active() == 2
+    # The flooder over its share is told to wait for the room above the reserve.
+    assert bp.busy(0, wanted=1000, client="flood") is not None
+    now[0] += 3.0  # the light client is gone: the flooder takes a whole round's worth again
+    assert bp.shares.active() == 0 and bp.room(0, 1000, "flood") == 1000
+
+
+def test_without_shares_a_flooder_starves_a_light_client() -> None:
+    """The same load with one address for both (behind a proxy they are one client): the
+    light client's requests find the bucket drained (what the shares prevent above)."""
+    now = [0.0]
+    bp = Backpressure(block_max_txs=1000, budget_ms=100, round_ms=500, clock=lambda: now[0])
+    refused = 0
+    for step in range(1, 101):
+        now[0] = step * 0.1
+        for _ in range(10):
+            bp.admitted(min(1000, bp.room(0, 1000, "proxy")), "proxy")
+        if step % 5 == 0:
+            refused += bp.busy(0, wanted=20, client="proxy") is not None
+    assert refused == 20
+
+
 def test_rounds_that_end_empty_under_load_halve_the_block_and_full_ones_grow_it() -> None:
     bp = Backpressure(block_max_txs=1600, budget_ms=1000, round_ms=500)
     bp.observe_commit(0, 0.5, queued=0, empty=True)  # no load: says nothing of the size
