@@ -292,7 +292,8 @@ PATHS: dict[str, Schema] = {
                 "413": _error("the body is larger than a batch"),
                 "429": {
                     "description": "busy: the mempool holds `[mempool] backlog_seconds` of the "
-                    "admission pace, or the pace has no room yet for the request's length; "
+                    "admission pace, or the pace has no room yet for the request's length "
+                    "(beside the other clients' shares, if this one used more than its own); "
                     "nothing was read. Retry "
                     "after the `Retry-After` header's seconds (`retry_after_ms` is finer)",
                     "headers": {
