@@ -58,6 +58,9 @@ SYNC_RESPONSE_CODE = SyncResponse.CODE
 RESPONSE_HEAD = 5
 """`0x22 || count u32` before the blocks of a `sync_response` (docs/protocol.md §6)."""
 
+MAX_ASKS = 3
+"""Requests in flight for one catch-up fetch, hedges included: a node whose own link is
+slow would otherwise pull one answer from every peer ahead over it at once."""
 FORK_CHECK_INTERVAL = 5.0
 """Seconds between two fork checks with one peer."""
 MAX_FORK_BLOCKS = 1024
@@ -381,8 +384,9 @@ class Syncer:
 
     async def _fetch(self, peer: Peer) -> None:
         """The next blocks after our tip from `peer`, and from the next peer ahead too each
-        time no answer came for `hedge` seconds (or a request ended unanswered); the first
-        answer is applied, the others are left to come and be dropped."""
+        time no answer came for `hedge` seconds (or a request ended unanswered), MAX_ASKS
+        in flight at most; the first answer is applied, the others are left to come and be
+        dropped."""
         first = self.tip() + 1
         asks: dict[asyncio.Future[SyncResponse | None], tuple[Peer, _Ask]] = {}
         nxt: Peer | None = peer
@@ -409,7 +413,7 @@ class Syncer:
                 assert response is not None
                 await self._apply(peer, response.blocks, first, ask.count)
                 return
-            nxt, _wait = self._pick()
+            nxt = self._pick()[0] if len(asks) < MAX_ASKS else None
 
     async def _request(self, peer: Peer, first: int, count: int) -> Sequence[CertifiedBlock] | None:
         """Ask `peer` for `count` blocks from `first` (after the request of ours it may still

@@ -28,7 +28,14 @@ from nethelp import (
 )
 
 from echorand.net.network import Network
-from echorand.net.sync import ForkSuspected, Syncer, answer, answered_blocks, shape_problem
+from echorand.net.sync import (
+    MAX_ASKS,
+    ForkSuspected,
+    Syncer,
+    answer,
+    answered_blocks,
+    shape_problem,
+)
 from echorand.wire.crypto import verify, verify_batch
 from echorand.wire.messages import (
     MAX_SYNC_BLOCKS,
@@ -392,12 +399,12 @@ Reply = Callable[[SyncRequest], Awaitable[bytes | list[bytes | float] | None]]
 """What the fake sends for a request: bytes, or pieces of bytes and pauses (seconds)."""
 
 
-async def fake_peer(tip: int, reply: Reply) -> asyncio.Server:
-    """A peer made by hand on HOSTILE_HOST: proves its key, says its tip is `tip` and
-    answers sync requests with `reply`."""
+async def fake_peer(tip: int, reply: Reply, key: int = 9) -> asyncio.Server:
+    """A peer made by hand on HOSTILE_HOST: proves its key (`key`, a seed), says its tip is
+    `tip` and answers sync requests with `reply`."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        shake = handshake(9, tip=tip, outbound=False)
+        shake = handshake(key, tip=tip, outbound=False)
         writer.write(framed(shake.hello()))
         buf = b""
         try:
@@ -554,6 +561,33 @@ def test_a_slow_peer_is_hedged_by_the_next_peer_ahead(late: bool) -> None:
                 await until(lambda: client.net.counters["sync_timeouts"] == 1, "the timeout")
                 assert client.net.counters["penalty_sync_timeout"] == 1
         fake.close()
+
+    arun(main())
+
+
+def test_hedging_keeps_at_most_max_asks_requests_in_flight() -> None:
+    """Four silent peers ahead: a request goes to one, then a hedge to the next each
+    `hedge` seconds, but never more than MAX_ASKS are in flight for one fetch."""
+    asked: list[int] = []
+
+    def silent(i: int) -> Reply:
+        async def reply(_req: SyncRequest) -> None:
+            asked.append(i)
+
+        return reply
+
+    async def main() -> None:
+        fakes = [await fake_peer(300, silent(i), key=9 + i) for i in range(4)]
+        async with Client(3, timeout=30, hedge=0.05) as client:
+            for fake in fakes:
+                client.net.connect(HOSTILE_HOST, _port(fake))
+            await until(lambda: len(client.net.peers) == 4, "the four peers")
+            await until(lambda: len(asked) >= MAX_ASKS, "the hedges")
+            await asyncio.sleep(0.5)  # ten hedge intervals more
+            assert len(asked) == MAX_ASKS and len(set(asked)) == MAX_ASKS
+            assert client.net.counters["sync_hedges"] == MAX_ASKS - 1
+        for fake in fakes:
+            fake.close()
 
     arun(main())
 
