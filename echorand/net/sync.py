@@ -189,13 +189,16 @@ class Syncer:
         batch: int = MAX_SYNC_BLOCKS,
         timeout: float = 20.0,
         hedge: float = 2.0,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         """`on_fork(peer, blocks)`: the certified blocks of `peer` from `fork_start()` (the
         first round the node could roll back) to its tip, when it may hold another chain;
         True when the node follows that chain afterwards, False when it kept its own.
         `hash_at(round)`: the hash of our block of that round, to compare a fetched block
         that consensus applied meanwhile. `hedge`: seconds a catch-up request waits before
-        the next peer ahead is asked too."""
+        the next peer ahead is asked too. `on_error(e)`: the sync loop ended on an error
+        from the node (a full disk while it applied or switched chains): the node must stop
+        or restart it, since a node that is not caught up would wait for it for ever."""
         if not 1 <= batch <= MAX_SYNC_BLOCKS:
             raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
         if timeout <= 0:
@@ -213,6 +216,7 @@ class Syncer:
         self.batch = batch
         self.timeout = timeout
         self.hedge = hedge
+        self.on_error = on_error
         self.applied = 0
         """Blocks applied by sync since the start."""
         self._claims: dict[Peer, int] = {}
@@ -334,6 +338,15 @@ class Syncer:
         self._wake.set()
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except Exception as e:
+            log.exception("sync: stopped by an error")
+            if self.on_error is None:
+                raise
+            self.on_error(e)
+
+    async def _loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()

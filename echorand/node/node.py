@@ -254,6 +254,7 @@ class Node:
             hash_at=self.ledger.hash,
             timeout=cfg.sync_timeout,
             hedge=cfg.sync_hedge,
+            on_error=self._fail,
         )
         self.admission.net = self.host.outlet = self.net
         self.host.syncer = self.syncer

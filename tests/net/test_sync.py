@@ -312,6 +312,41 @@ def test_a_node_behind_a_peer_on_another_chain_compares_that_chain() -> None:
     arun(main())
 
 
+def test_an_error_of_the_node_in_the_sync_loop_is_reported_not_swallowed() -> None:
+    """The fork choice fails (a full disk while switching chains, in a chaos run): the
+    sync loop ends, and says so to the node (`on_error`), which stops. It used to end
+    silently, and the restarted node, not caught up, waited for it for ever."""
+    ours = make_fork(CHAIN, 11, 15)
+    errors: list[Exception] = []
+
+    def failing_fork(_peer: object, _blocks: object) -> bool:
+        raise OSError("no room on the disk")
+
+    async def main() -> None:
+        ledger = ForkAware(ours)
+        async with Network(config(1), source=Ledger(CHAIN[:20])) as server:
+            net = Network(config(2), source=ledger)
+            syncer = Syncer(
+                net,
+                ledger.check_and_apply,
+                tip=ledger.tip,
+                on_fork=failing_fork,
+                fork_start=lambda: 5,
+                on_error=errors.append,
+            )
+            await net.start()
+            syncer.start()
+            try:
+                net.connect("127.0.0.1", server.port)
+                await until(lambda: errors, "the error, reported")
+            finally:
+                await syncer.close()
+                await net.close()
+        assert [str(e) for e in errors] == ["no room on the disk"]
+
+    arun(main())
+
+
 def test_a_fetched_block_that_consensus_applied_meanwhile_is_compared() -> None:
     """The answer to "blocks from round 11" arrives after our consensus committed round 11
     itself, another block than the peer's: a fork to compare, not a block to skip."""
