@@ -190,6 +190,7 @@ class Syncer:
         timeout: float = 20.0,
         hedge: float = 2.0,
         on_error: Callable[[Exception], None] | None = None,
+        local_errors: tuple[type[Exception], ...] = (OSError,),
     ) -> None:
         """`on_fork(peer, blocks)`: the certified blocks of `peer` from `fork_start()` (the
         first round the node could roll back) to its tip, when it may hold another chain;
@@ -198,7 +199,10 @@ class Syncer:
         that consensus applied meanwhile. `hedge`: seconds a catch-up request waits before
         the next peer ahead is asked too. `on_error(e)`: the sync loop ended on an error
         from the node (a full disk while it applied or switched chains): the node must stop
-        or restart it, since a node that is not caught up would wait for it for ever."""
+        or restart it, since a node that is not caught up would wait for it for ever.
+        `local_errors`: what `check_and_apply` raises for a failure of the node's own (its
+        disk), not of the block: it ends the loop as above, and the peer is not blamed (a
+        node whose disk filled dropped and banned every peer it synced from)."""
         if not 1 <= batch <= MAX_SYNC_BLOCKS:
             raise ValueError(f"batch: must be in 1..{MAX_SYNC_BLOCKS}, got {batch}")
         if timeout <= 0:
@@ -217,6 +221,7 @@ class Syncer:
         self.timeout = timeout
         self.hedge = hedge
         self.on_error = on_error
+        self.local_errors = local_errors
         self.applied = 0
         """Blocks applied by sync since the start."""
         self._claims: dict[Peer, int] = {}
@@ -563,6 +568,8 @@ class Syncer:
             self._cooldown[peer] = now + FORK_CHECK_INTERVAL
             self.suspect_fork(peer)
             return False
+        except self.local_errors:
+            raise  # ours, not the peer's: the loop ends and reports it (`on_error`)
         except Exception as e:
             log.exception("sync: checking the block of round %d from %r failed", block.round, peer)
             peer.drop(

@@ -48,7 +48,7 @@ from echorand.core.validate import (
     check_fields,
 )
 from echorand.ledger.genesis import Genesis
-from echorand.ledger.ledger import Ledger
+from echorand.ledger.ledger import DiskFullError, Ledger
 from echorand.ledger.mempool import Mempool
 from echorand.net.aio import cancel_and_wait
 from echorand.net.gossip import Held
@@ -255,6 +255,7 @@ class Node:
             timeout=cfg.sync_timeout,
             hedge=cfg.sync_hedge,
             on_error=self._fail,
+            local_errors=(DiskFullError, OSError),
         )
         self.admission.net = self.host.outlet = self.net
         self.host.syncer = self.syncer

@@ -347,6 +347,33 @@ def test_an_error_of_the_node_in_the_sync_loop_is_reported_not_swallowed() -> No
     arun(main())
 
 
+def test_a_failure_of_the_node_while_applying_is_not_blamed_on_the_peer() -> None:
+    """`check_and_apply` fails for the node's own reason (a full disk: an OSError here):
+    the peer is neither dropped nor charged, and the loop reports the error."""
+    errors: list[Exception] = []
+
+    def full_disk(_block: Block, _cert: Certificate) -> bool:
+        raise OSError("no room on the disk")
+
+    async def main() -> None:
+        async with Network(config(1), source=Ledger(CHAIN[:20])) as server:
+            net = Network(config(2), source=Ledger())
+            syncer = Syncer(net, full_disk, tip=lambda: 0, on_error=errors.append)
+            await net.start()
+            syncer.start()
+            try:
+                net.connect("127.0.0.1", server.port)
+                await until(lambda: errors, "the error, reported")
+                assert len(net.peers) == 1 and net.counters["drop_bad_certificate"] == 0
+                assert net.banned("127.0.0.1") == 0
+            finally:
+                await syncer.close()
+                await net.close()
+        assert [str(e) for e in errors] == ["no room on the disk"]
+
+    arun(main())
+
+
 def test_a_fetched_block_that_consensus_applied_meanwhile_is_compared() -> None:
     """The answer to "blocks from round 11" arrives after our consensus committed round 11
     itself, another block than the peer's: a fork to compare, not a block to skip."""
