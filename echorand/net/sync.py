@@ -289,8 +289,11 @@ class Syncer:
             return
         now = asyncio.get_running_loop().time()
         last = self._suspects.get(peer)
-        if last is None or now - last >= FORK_CHECK_INTERVAL:
-            self._suspects[peer] = -1.0 if last is None else last
+        if last is None or (last >= 0 and now - last >= FORK_CHECK_INTERVAL):
+            # Due (< 0) until `_check_forks` takes it. (It used to keep `last` here, which
+            # is not due: a peer was compared once per connection, and a node that forked
+            # from it after that first check stayed on its own chain for good.)
+            self._suspects[peer] = -1.0
             self.wake()
 
     def final_proof(self, peer: Peer, proof: FinalProof) -> None:

@@ -374,6 +374,41 @@ def test_a_failure_of_the_node_while_applying_is_not_blamed_on_the_peer() -> Non
     arun(main())
 
 
+def test_a_peer_suspected_again_after_the_interval_is_compared_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fork can appear after a first comparison with a peer (a chaos run, seed 42: a
+    node on a slow link committed a tentative block its peers never saw, after it had
+    compared chains with each of them): each suspicion after FORK_CHECK_INTERVAL compares
+    again. A second suspicion used to be ignored for as long as the connection lasted."""
+    monkeypatch.setattr("echorand.net.sync.FORK_CHECK_INTERVAL", 0.2)
+    ours = make_fork(CHAIN, 11, 15)
+
+    async def main() -> None:
+        ledger = ForkAware(ours)
+        async with Network(config(1), source=Ledger(CHAIN[:20])) as server:
+            net = Network(config(2), source=ledger)
+            syncer = Syncer(
+                net, ledger.check_and_apply, tip=ledger.tip, on_fork=ledger.on_fork,
+                fork_start=lambda: 5,
+            )  # fmt: skip
+            await net.start()
+            syncer.start()
+            try:
+                net.connect("127.0.0.1", server.port)
+                await until(lambda: ledger.compared, "the first fork check", timeout=20.0)
+                await asyncio.sleep(0.3)
+                (peer,) = net.peers
+                syncer.suspect_fork(peer)  # e.g. a producer of our round on another parent
+                await until(lambda: len(ledger.compared) == 2, "the second", timeout=20.0)
+            finally:
+                await syncer.close()
+                await net.close()
+        assert ledger.compared[0] == ledger.compared[1] == CHAIN[4:20]
+
+    arun(main())
+
+
 def test_a_fetched_block_that_consensus_applied_meanwhile_is_compared() -> None:
     """The answer to "blocks from round 11" arrives after our consensus committed round 11
     itself, another block than the peer's: a fork to compare, not a block to skip."""
