@@ -1,6 +1,6 @@
 """Helpers shared by the tests: the simulator's safety check (which requires progress), and
 for the tests that run real node processes (`echorand.tools.devnet.Devnet`) one bounded poll, a
-node's tip, and a clean stop.
+node's tip, a running devnet and a clean stop.
 
 No timed assertion: a wait polls its condition under a generous deadline, so a loaded
 machine only makes a test slower; it fails naming what it waited for.
@@ -9,7 +9,8 @@ machine only makes a test slower; it fails naming what it waited for.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from echorand.sim import SimResult
@@ -74,3 +75,16 @@ def stop_cleanly(net: Devnet, timeout: float = STOP_DEADLINE) -> None:
     assert failed == {}, (
         f"exit status on SIGTERM (0 expected; -9: killed after {timeout} s): {failed}"
     )
+
+
+@contextmanager
+def running(net: Devnet) -> Iterator[Devnet]:
+    """`net` created, started and ready (within DEADLINE); on the way out every node must
+    exit 0 on SIGTERM (`stop_cleanly`). After an error inside, `Devnet.__exit__` kills what
+    is left."""
+    net.create()
+    with net:
+        net.start()
+        net.wait_ready(DEADLINE)
+        yield net
+        stop_cleanly(net)

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from _helpers import DEADLINE, stop_cleanly
+from _helpers import running
 
 from echorand.tools.devnet import Devnet, sign_transfers
 from echorand.wire.transactions import Transaction
@@ -37,12 +37,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net = Devnet(
         tmp_path_factory.mktemp("fairness"), nodes=1, accounts=ACCOUNTS, seed=SEED, block_txs=10
     )
-    net.create()
-    with net:
-        net.start()
-        net.wait_ready(DEADLINE)
+    with running(net):
         yield net
-        stop_cleanly(net)
 
 
 def connect(port: int, source: str) -> http.client.HTTPConnection:

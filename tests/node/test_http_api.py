@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from _helpers import DEADLINE, stop_cleanly, until
+from _helpers import running, until
 
 from echorand.tools.client import http_json
 from echorand.tools.devnet import Devnet, sign_transfers
@@ -22,12 +22,8 @@ ACCOUNTS = 8
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net = Devnet(tmp_path_factory.mktemp("api"), nodes=1, accounts=ACCOUNTS, seed=SEED)
-    net.create()
-    with net:
-        net.start()
-        net.wait_ready(DEADLINE)
+    with running(net):
         yield net
-        stop_cleanly(net)
 
 
 def keypair(account: int) -> Keypair:

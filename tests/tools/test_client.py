@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _helpers import DEADLINE, stop_cleanly
+from _helpers import DEADLINE, running
 
 from echorand.tools.cli import main
 from echorand.tools.client import NodeClient
@@ -30,12 +30,8 @@ PASSPHRASE = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net = Devnet(tmp_path_factory.mktemp("client"), nodes=1, accounts=ACCOUNTS, seed=SEED)
-    net.create()
-    with net:
-        net.start()
-        net.wait_ready(DEADLINE)
+    with running(net):
         yield net
-        stop_cleanly(net)
 
 
 def keypair(account: int) -> Keypair:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _helpers import DEADLINE, stop_cleanly, tip, until
+from _helpers import DEADLINE, running, stop_cleanly, tip, until
 
 from echorand.tools.client import http_json
 from echorand.tools.devnet import DEVNET_PARAMS, Devnet, sign_transfers
@@ -32,12 +32,8 @@ def log_text(net: Devnet, k: int) -> str:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net = Devnet(tmp_path_factory.mktemp("devnet"), nodes=NODES, accounts=ACCOUNTS, seed=SEED)
-    net.create()
-    with net:
-        net.start()
-        net.wait_ready(DEADLINE)
+    with running(net):
         yield net
-        stop_cleanly(net)
 
 
 def submit(net: Devnet, k: int, txs: list[bytes]) -> None:
